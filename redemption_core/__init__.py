@@ -1,0 +1,1 @@
+"""promoledger redemption core: campaigns, vouchers, rules, exactly-once redemption, ledger."""

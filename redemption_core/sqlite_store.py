@@ -1,0 +1,631 @@
+"""The embedded ledger: SQLite in WAL mode.
+
+Why SQLite: one file under PROMO_HOME, ACID transactions across processes, readers that
+never block the writer (WAL), and durability that is a pragma away (synchronous=FULL fsyncs
+the WAL on every commit). Writers serialise on BEGIN IMMEDIATE, which is what makes a
+single-use voucher redeemable exactly once under any number of processes.
+
+The events table refuses UPDATE and DELETE through triggers: append-only is enforced by the
+database, not only by this code. The projection tables (campaigns, vouchers, ...) are
+derived state, written only by `_apply`, in the same transaction as the event.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from redemption_core.campaigns import Campaign, CampaignStatus, VoucherKind, campaign_from_dict
+from redemption_core.events import COLUMNS, Event, EventType
+from redemption_core.parsing import from_iso, iso
+from redemption_core.state import CampaignState, HoldState, RedemptionState, VoucherState
+from redemption_core.store import LedgerStore, LedgerTransaction
+
+SCHEMA_VERSION = 1
+
+EVENTS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id        TEXT NOT NULL UNIQUE,
+    event_type      TEXT NOT NULL,
+    occurred_at     TEXT NOT NULL,
+    recorded_at     TEXT NOT NULL,
+    campaign_id     TEXT,
+    voucher_id      TEXT,
+    customer_id     TEXT,
+    order_id        TEXT,
+    channel         TEXT,
+    redemption_id   TEXT,
+    idempotency_key TEXT,
+    device_hash     TEXT,
+    ip_hash         TEXT,
+    payment_hash    TEXT,
+    store_id        TEXT,
+    staff_id        TEXT,
+    sales_channel   TEXT,
+    payload         TEXT NOT NULL CHECK (json_valid(payload))
+);
+CREATE TRIGGER IF NOT EXISTS events_are_never_updated BEFORE UPDATE ON events
+BEGIN SELECT RAISE(ABORT, 'ledger events are append-only: UPDATE refused'); END;
+CREATE TRIGGER IF NOT EXISTS events_are_never_deleted BEFORE DELETE ON events
+BEGIN SELECT RAISE(ABORT, 'ledger events are append-only: DELETE refused'); END;
+"""
+
+# Derived state. Every table here is rebuilt from the events by `promo ledger verify`.
+PROJECTION_SCHEMA = """
+CREATE TABLE IF NOT EXISTS main_campaigns (
+    main_campaign_id TEXT PRIMARY KEY,
+    name             TEXT NOT NULL,
+    definition       TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS campaigns (
+    campaign_id      TEXT PRIMARY KEY,
+    main_campaign_id TEXT,
+    definition       TEXT NOT NULL,
+    status           TEXT NOT NULL,
+    vouchers         INTEGER NOT NULL DEFAULT 0,
+    redemptions      INTEGER NOT NULL DEFAULT 0,
+    budget_used      INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS vouchers (
+    voucher_id   TEXT PRIMARY KEY,
+    code         TEXT NOT NULL UNIQUE,
+    campaign_id  TEXT NOT NULL,
+    kind         TEXT NOT NULL,
+    holder_id    TEXT,
+    disabled     INTEGER NOT NULL DEFAULT 0,
+    published_at TEXT,
+    accepted_at  TEXT,
+    redemptions  INTEGER NOT NULL DEFAULT 0,
+    gift_balance INTEGER,
+    created_at   TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS vouchers_by_campaign ON vouchers (campaign_id);
+CREATE TABLE IF NOT EXISTS campaign_customers (
+    campaign_id TEXT NOT NULL,
+    customer_id TEXT NOT NULL,
+    redemptions INTEGER NOT NULL,
+    PRIMARY KEY (campaign_id, customer_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS customer_orders (
+    customer_id TEXT NOT NULL,
+    order_ref   TEXT NOT NULL,
+    PRIMARY KEY (customer_id, order_ref)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS segment_members (
+    customer_id TEXT NOT NULL,
+    segment_id  TEXT NOT NULL,
+    PRIMARY KEY (customer_id, segment_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS redemptions (
+    redemption_id  TEXT PRIMARY KEY,
+    voucher_id     TEXT NOT NULL,
+    campaign_id    TEXT NOT NULL,
+    customer_id    TEXT,
+    order_id       TEXT,
+    discount       INTEGER NOT NULL,
+    gift_amount    INTEGER NOT NULL,
+    redeemed_at    TEXT NOT NULL,
+    rolled_back_at TEXT
+);
+CREATE TABLE IF NOT EXISTS holds (
+    session_id  TEXT PRIMARY KEY,
+    voucher_id  TEXT NOT NULL,
+    customer_id TEXT,
+    expires_at  TEXT NOT NULL,
+    consumed    INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS holds_by_voucher ON holds (voucher_id, consumed, expires_at);
+CREATE TABLE IF NOT EXISTS idempotency (
+    idempotency_key TEXT PRIMARY KEY,
+    request_hash    TEXT NOT NULL,
+    event_id        TEXT NOT NULL
+) WITHOUT ROWID;
+"""
+
+# Primary keys of the projection tables, for verify's row-by-row comparison.
+PROJECTION_KEYS: dict[str, tuple[str, ...]] = {
+    "main_campaigns": ("main_campaign_id",),
+    "campaigns": ("campaign_id",),
+    "vouchers": ("voucher_id",),
+    "campaign_customers": ("campaign_id", "customer_id"),
+    "customer_orders": ("customer_id", "order_ref"),
+    "segment_members": ("customer_id", "segment_id"),
+    "redemptions": ("redemption_id",),
+    "holds": ("session_id",),
+    "idempotency": ("idempotency_key",),
+}
+
+INSERT_EVENT = f"INSERT INTO events ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+SELECT_EVENT = f"SELECT seq, {', '.join(COLUMNS)} FROM events"
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def event_row(event: Event) -> tuple[Any, ...]:
+    occurred = iso(event.occurred_at)
+    return (
+        event.event_id,
+        str(event.event_type),
+        occurred,
+        iso(event.recorded_at) if event.recorded_at is not None else occurred,
+        event.campaign_id,
+        event.voucher_id,
+        event.customer_id,
+        event.order_id,
+        event.channel,
+        event.redemption_id,
+        event.idempotency_key,
+        event.device_hash,
+        event.ip_hash,
+        event.payment_hash,
+        event.store_id,
+        event.staff_id,
+        event.sales_channel,
+        dumps(event.payload),
+    )
+
+
+def event_from_row(row: Sequence[Any]) -> Event:
+    return Event(
+        seq=row[0],
+        event_id=row[1],
+        event_type=EventType(row[2]),
+        occurred_at=from_iso(row[3]),
+        recorded_at=from_iso(row[4]),
+        campaign_id=row[5],
+        voucher_id=row[6],
+        customer_id=row[7],
+        order_id=row[8],
+        channel=row[9],
+        redemption_id=row[10],
+        idempotency_key=row[11],
+        device_hash=row[12],
+        ip_hash=row[13],
+        payment_hash=row[14],
+        store_id=row[15],
+        staff_id=row[16],
+        sales_channel=row[17],
+        payload=json.loads(row[18]),
+    )
+
+
+def connect(
+    path: Path | str, *, durable: bool = True, read_only: bool = False
+) -> sqlite3.Connection:
+    """A connection with the ledger's pragmas. isolation_level=None: we issue BEGIN ourselves."""
+    if read_only:
+        uri = f"file:{Path(path).resolve()}?mode=ro"
+        connection = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+    else:
+        connection = sqlite3.connect(
+            str(path), isolation_level=None, check_same_thread=False, timeout=60.0
+        )
+    connection.execute("PRAGMA busy_timeout = 60000")
+    if not read_only:
+        connection.execute("PRAGMA journal_mode = WAL")
+        # FULL: every commit fsyncs the WAL, so an acknowledged redemption survives power loss.
+        connection.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
+    connection.execute("PRAGMA cache_size = -65536")
+    return connection
+
+
+class SqliteTransaction(LedgerTransaction):
+    def __init__(self, connection: sqlite3.Connection, campaigns: dict[str, Campaign]) -> None:
+        self._db = connection
+        self._campaigns = campaigns  # definitions are immutable: parse each once per process
+        self._apply_by_type: dict[EventType, Callable[[Event], None]] = {
+            EventType.MAIN_CAMPAIGN_CREATED: self._main_campaign_created,
+            EventType.CAMPAIGN_CREATED: self._campaign_created,
+            EventType.CAMPAIGN_STATUS_CHANGED: self._campaign_status_changed,
+            EventType.VOUCHER_CREATED: self._voucher_created,
+            EventType.VOUCHER_PUBLISHED: self._voucher_published,
+            EventType.VOUCHER_ACCEPTED: self._voucher_accepted,
+            EventType.VOUCHER_DISABLED: self._voucher_disabled,
+            EventType.VOUCHER_ENABLED: self._voucher_enabled,
+            EventType.GIFT_CARD_TOPPED_UP: self._gift_card_topped_up,
+            EventType.SEGMENT_MEMBER_ADDED: self._segment_member_added,
+            EventType.SEGMENT_MEMBER_REMOVED: self._segment_member_removed,
+            EventType.VALIDATION_HOLD_CREATED: self._validation_hold_created,
+            EventType.REDEMPTION_SUCCEEDED: self._redemption_succeeded,
+            EventType.REDEMPTION_ROLLED_BACK: self._redemption_rolled_back,
+        }
+
+    # -- appends ---------------------------------------------------------------------------
+    def append(self, event: Event) -> int:
+        cursor = self._db.execute(INSERT_EVENT, event_row(event))
+        self.apply(event)
+        return cursor.lastrowid or 0
+
+    def append_many(self, events: Sequence[Event]) -> None:
+        self._db.executemany(INSERT_EVENT, [event_row(event) for event in events])
+        for event in events:
+            self.apply(event)
+
+    def apply(self, event: Event) -> None:
+        """Update the projection for one event. Also used to rebuild it from the ledger."""
+        handler = self._apply_by_type.get(event.event_type)
+        if handler is not None:
+            handler(event)
+        if event.idempotency_key is not None:
+            self._db.execute(
+                "INSERT INTO idempotency VALUES (?, ?, ?)",
+                (event.idempotency_key, event.payload["request_hash"], event.event_id),
+            )
+
+    def _main_campaign_created(self, event: Event) -> None:
+        definition = event.payload["definition"]
+        self._db.execute(
+            "INSERT INTO main_campaigns VALUES (?, ?, ?)",
+            (definition["id"], definition["name"], dumps(definition)),
+        )
+
+    def _campaign_created(self, event: Event) -> None:
+        definition = event.payload["definition"]
+        self._db.execute(
+            "INSERT INTO campaigns (campaign_id, main_campaign_id, definition, status)"
+            " VALUES (?, ?, ?, ?)",
+            (
+                event.campaign_id,
+                definition.get("main_campaign"),
+                dumps(definition),
+                definition["status"],
+            ),
+        )
+
+    def _campaign_status_changed(self, event: Event) -> None:
+        self._db.execute(
+            "UPDATE campaigns SET status = ? WHERE campaign_id = ?",
+            (event.payload["status"], event.campaign_id),
+        )
+
+    def _voucher_created(self, event: Event) -> None:
+        payload = event.payload
+        self._db.execute(
+            "INSERT INTO vouchers (voucher_id, code, campaign_id, kind, gift_balance, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                event.voucher_id,
+                payload["code"],
+                event.campaign_id,
+                payload["kind"],
+                payload.get("gift_balance"),
+                iso(event.occurred_at),
+            ),
+        )
+        self._db.execute(
+            "UPDATE campaigns SET vouchers = vouchers + 1 WHERE campaign_id = ?",
+            (event.campaign_id,),
+        )
+
+    def _voucher_published(self, event: Event) -> None:
+        self._db.execute(
+            "UPDATE vouchers SET holder_id = ?, published_at = ?, accepted_at = NULL"
+            " WHERE voucher_id = ?",
+            (event.customer_id, iso(event.occurred_at), event.voucher_id),
+        )
+
+    def _voucher_accepted(self, event: Event) -> None:
+        self._db.execute(
+            "UPDATE vouchers SET accepted_at = ? WHERE voucher_id = ?",
+            (iso(event.occurred_at), event.voucher_id),
+        )
+
+    def _voucher_disabled(self, event: Event) -> None:
+        self._db.execute(
+            "UPDATE vouchers SET disabled = 1 WHERE voucher_id = ?", (event.voucher_id,)
+        )
+
+    def _voucher_enabled(self, event: Event) -> None:
+        self._db.execute(
+            "UPDATE vouchers SET disabled = 0 WHERE voucher_id = ?", (event.voucher_id,)
+        )
+
+    def _gift_card_topped_up(self, event: Event) -> None:
+        self._db.execute(
+            "UPDATE vouchers SET gift_balance = gift_balance + ? WHERE voucher_id = ?",
+            (event.payload["amount"], event.voucher_id),
+        )
+
+    def _segment_member_added(self, event: Event) -> None:
+        self._db.execute(
+            "INSERT OR IGNORE INTO segment_members VALUES (?, ?)",
+            (event.customer_id, event.payload["segment_id"]),
+        )
+
+    def _segment_member_removed(self, event: Event) -> None:
+        self._db.execute(
+            "DELETE FROM segment_members WHERE customer_id = ? AND segment_id = ?",
+            (event.customer_id, event.payload["segment_id"]),
+        )
+
+    def _validation_hold_created(self, event: Event) -> None:
+        self._db.execute(
+            "INSERT INTO holds (session_id, voucher_id, customer_id, expires_at) VALUES (?, ?, ?, ?)",
+            (
+                event.payload["session_id"],
+                event.voucher_id,
+                event.customer_id,
+                event.payload["expires_at"],
+            ),
+        )
+
+    def _redemption_succeeded(self, event: Event) -> None:
+        payload = event.payload
+        discount = payload["discount"]
+        gift_amount = payload["gift_amount"]
+        db = self._db
+        db.execute(
+            "UPDATE vouchers SET redemptions = redemptions + 1,"
+            " gift_balance = gift_balance - ? WHERE voucher_id = ?",
+            (gift_amount, event.voucher_id),
+        )
+        db.execute(
+            "UPDATE campaigns SET redemptions = redemptions + 1, budget_used = budget_used + ?"
+            " WHERE campaign_id = ?",
+            (discount, event.campaign_id),
+        )
+        if event.customer_id is not None:
+            db.execute(
+                "INSERT INTO campaign_customers VALUES (?, ?, 1) ON CONFLICT DO UPDATE"
+                " SET redemptions = redemptions + 1",
+                (event.campaign_id, event.customer_id),
+            )
+            db.execute(
+                "INSERT OR IGNORE INTO customer_orders VALUES (?, ?)",
+                (event.customer_id, event.order_id or event.redemption_id),
+            )
+        db.execute(
+            "INSERT INTO redemptions VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+            (
+                event.redemption_id,
+                event.voucher_id,
+                event.campaign_id,
+                event.customer_id,
+                event.order_id,
+                discount,
+                gift_amount,
+                iso(event.occurred_at),
+            ),
+        )
+        if payload.get("session_id") is not None:
+            db.execute(
+                "UPDATE holds SET consumed = 1 WHERE session_id = ?", (payload["session_id"],)
+            )
+
+    def _redemption_rolled_back(self, event: Event) -> None:
+        payload = event.payload
+        db = self._db
+        db.execute(
+            "UPDATE vouchers SET redemptions = redemptions - 1,"
+            " gift_balance = gift_balance + ? WHERE voucher_id = ?",
+            (payload["gift_amount"], event.voucher_id),
+        )
+        db.execute(
+            "UPDATE campaigns SET redemptions = redemptions - 1, budget_used = budget_used - ?"
+            " WHERE campaign_id = ?",
+            (payload["discount"], event.campaign_id),
+        )
+        if event.customer_id is not None:
+            db.execute(
+                "UPDATE campaign_customers SET redemptions = redemptions - 1"
+                " WHERE campaign_id = ? AND customer_id = ?",
+                (event.campaign_id, event.customer_id),
+            )
+        db.execute(
+            "UPDATE redemptions SET rolled_back_at = ? WHERE redemption_id = ?",
+            (iso(event.occurred_at), event.redemption_id),
+        )
+
+    # -- reads -----------------------------------------------------------------------------
+    def main_campaign_exists(self, main_campaign_id: str) -> bool:
+        row = self._db.execute(
+            "SELECT 1 FROM main_campaigns WHERE main_campaign_id = ?", (main_campaign_id,)
+        ).fetchone()
+        return row is not None
+
+    def campaign_state(self, campaign_id: str) -> CampaignState | None:
+        row = self._db.execute(
+            "SELECT definition, status, redemptions, budget_used, vouchers FROM campaigns"
+            " WHERE campaign_id = ?",
+            (campaign_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        campaign = self._campaigns.get(campaign_id)
+        if campaign is None:
+            campaign = campaign_from_dict(json.loads(row[0]))
+            self._campaigns[campaign_id] = campaign
+        return CampaignState(campaign, CampaignStatus(row[1]), row[2], row[3], row[4])
+
+    def campaign_ids(self) -> list[str]:
+        return [row[0] for row in self._db.execute("SELECT campaign_id FROM campaigns ORDER BY 1")]
+
+    def voucher_by_code(self, code: str) -> VoucherState | None:
+        row = self._db.execute(
+            "SELECT voucher_id, code, campaign_id, kind, holder_id, disabled, published_at,"
+            " accepted_at, redemptions, gift_balance FROM vouchers WHERE code = ?",
+            (code,),
+        ).fetchone()
+        if row is None:
+            return None
+        return VoucherState(
+            voucher_id=row[0],
+            code=row[1],
+            campaign_id=row[2],
+            kind=VoucherKind(row[3]),
+            holder_id=row[4],
+            disabled=bool(row[5]),
+            published_at=from_iso(row[6]) if row[6] else None,
+            accepted_at=from_iso(row[7]) if row[7] else None,
+            redemptions=row[8],
+            gift_balance=row[9],
+        )
+
+    def existing_codes(self, codes: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        for start in range(0, len(codes), 500):
+            chunk = list(codes[start : start + 500])
+            marks = ", ".join("?" * len(chunk))
+            found.update(
+                row[0]
+                for row in self._db.execute(
+                    f"SELECT code FROM vouchers WHERE code IN ({marks})", chunk
+                )
+            )
+        return found
+
+    def vouchers_of_campaign(self, campaign_id: str) -> list[tuple[Any, ...]]:
+        return self._db.execute(
+            "SELECT code, voucher_id, holder_id, disabled, published_at, accepted_at,"
+            " redemptions, gift_balance FROM vouchers WHERE campaign_id = ? ORDER BY rowid",
+            (campaign_id,),
+        ).fetchall()
+
+    def redemption(self, redemption_id: str) -> RedemptionState | None:
+        row = self._db.execute(
+            "SELECT redemption_id, voucher_id, campaign_id, customer_id, order_id, discount,"
+            " gift_amount, rolled_back_at FROM redemptions WHERE redemption_id = ?",
+            (redemption_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        return RedemptionState(*row[:7], rolled_back=row[7] is not None)
+
+    def hold(self, session_id: str) -> HoldState | None:
+        row = self._db.execute(
+            "SELECT session_id, voucher_id, customer_id, expires_at, consumed FROM holds"
+            " WHERE session_id = ?",
+            (session_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        return HoldState(row[0], row[1], row[2], from_iso(row[3]), bool(row[4]))
+
+    def idempotent_event(self, key: str) -> tuple[str, Event] | None:
+        row = self._db.execute(
+            "SELECT request_hash, event_id FROM idempotency WHERE idempotency_key = ?", (key,)
+        ).fetchone()
+        if row is None:
+            return None
+        event_row_ = self._db.execute(f"{SELECT_EVENT} WHERE event_id = ?", (row[1],)).fetchone()
+        return row[0], event_from_row(event_row_)
+
+    def customer_campaign_redemptions(self, campaign_id: str, customer_id: str) -> int:
+        row = self._db.execute(
+            "SELECT redemptions FROM campaign_customers WHERE campaign_id = ? AND customer_id = ?",
+            (campaign_id, customer_id),
+        ).fetchone()
+        return 0 if row is None else row[0]
+
+    def customer_has_orders(self, customer_id: str) -> bool:
+        row = self._db.execute(
+            "SELECT 1 FROM customer_orders WHERE customer_id = ? LIMIT 1", (customer_id,)
+        ).fetchone()
+        return row is not None
+
+    def customer_in_any_segment(self, customer_id: str, segments: frozenset[str]) -> bool:
+        rows = self._db.execute(
+            "SELECT segment_id FROM segment_members WHERE customer_id = ?", (customer_id,)
+        )
+        return any(row[0] in segments for row in rows)
+
+    def holds_by_others(self, voucher_id: str, session_id: str | None, now: datetime) -> int:
+        row = self._db.execute(
+            "SELECT count(*) FROM holds WHERE voucher_id = ? AND consumed = 0"
+            " AND expires_at > ? AND session_id IS NOT ?",
+            (voucher_id, iso(now), session_id),
+        ).fetchone()
+        return row[0]
+
+
+class SqliteLedgerStore(LedgerStore):
+    """One connection per store object; one store per process (or per thread)."""
+
+    def __init__(self, path: Path | str, *, durable: bool = True, read_only: bool = False) -> None:
+        self.path = Path(path) if str(path) != ":memory:" else path
+        if isinstance(self.path, Path) and not read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = connect(path, durable=durable, read_only=read_only)
+        self._lock = threading.RLock()
+        self._campaigns: dict[str, Campaign] = {}
+        self.read_only = read_only
+        if not read_only:
+            self._create_schema()
+
+    def _create_schema(self) -> None:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                version = self._db.execute("PRAGMA user_version").fetchone()[0]
+                if version not in (0, SCHEMA_VERSION):
+                    raise RuntimeError(f"ledger schema {version} is newer than this code")
+                for statement in (EVENTS_SCHEMA + PROJECTION_SCHEMA).split(";\n"):
+                    if statement.strip():
+                        self._db.execute(statement)
+                self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    @contextmanager
+    def write(self) -> Iterator[SqliteTransaction]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield SqliteTransaction(self._db, self._campaigns)
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    @contextmanager
+    def read(self) -> Iterator[SqliteTransaction]:
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                yield SqliteTransaction(self._db, self._campaigns)
+            finally:
+                self._db.execute("COMMIT")
+
+    def events(self, after_seq: int = 0, limit: int | None = None) -> Iterator[Event]:
+        query = f"{SELECT_EVENT} WHERE seq > ? ORDER BY seq"
+        params: tuple[Any, ...] = (after_seq,)
+        if limit is not None:
+            query += " LIMIT ?"
+            params += (limit,)
+        with self._lock:
+            rows = self._db.execute(query, params).fetchall() if limit is not None else None
+        if rows is not None:
+            yield from (event_from_row(row) for row in rows)
+            return
+        # Unbounded: page through by seq so memory stays flat on a large ledger.
+        last = after_seq
+        while True:
+            with self._lock:
+                page = self._db.execute(
+                    f"{SELECT_EVENT} WHERE seq > ? ORDER BY seq LIMIT 10000", (last,)
+                ).fetchall()
+            if not page:
+                return
+            for row in page:
+                yield event_from_row(row)
+            last = page[-1][0]
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The raw connection, for read-only reporting queries (stats, export, verify)."""
+        return self._db
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

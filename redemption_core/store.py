@@ -1,0 +1,83 @@
+"""The ledger port: what the engine needs from an event store, independent of the database.
+
+SqliteLedgerStore (sqlite_store.py) is the embedded adapter. A PostgreSQL adapter would
+implement the same two classes; nothing above this interface knows which one it talks to.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime
+
+from redemption_core.events import Event
+from redemption_core.state import CampaignState, HoldState, RedemptionState, VoucherState
+
+
+class LedgerTransaction(ABC):
+    """Reads of the projection and appends of events, inside one transaction.
+
+    `append` updates the projection in the same transaction, so that state and ledger can
+    never disagree about a committed event.
+    """
+
+    @abstractmethod
+    def append(self, event: Event) -> int:
+        """Append one event, apply it to the projection, return its sequence number."""
+
+    def append_many(self, events: Sequence[Event]) -> None:
+        for event in events:
+            self.append(event)
+
+    @abstractmethod
+    def main_campaign_exists(self, main_campaign_id: str) -> bool: ...
+
+    @abstractmethod
+    def campaign_state(self, campaign_id: str) -> CampaignState | None: ...
+
+    @abstractmethod
+    def voucher_by_code(self, code: str) -> VoucherState | None: ...
+
+    @abstractmethod
+    def existing_codes(self, codes: Sequence[str]) -> set[str]: ...
+
+    @abstractmethod
+    def redemption(self, redemption_id: str) -> RedemptionState | None: ...
+
+    @abstractmethod
+    def hold(self, session_id: str) -> HoldState | None: ...
+
+    @abstractmethod
+    def idempotent_event(self, key: str) -> tuple[str, Event] | None:
+        """The request hash and the event first recorded under this idempotency key."""
+
+    # Facts the rules ask about a customer (see rules.Facts).
+    @abstractmethod
+    def customer_campaign_redemptions(self, campaign_id: str, customer_id: str) -> int: ...
+
+    @abstractmethod
+    def customer_has_orders(self, customer_id: str) -> bool: ...
+
+    @abstractmethod
+    def customer_in_any_segment(self, customer_id: str, segments: frozenset[str]) -> bool: ...
+
+    @abstractmethod
+    def holds_by_others(self, voucher_id: str, session_id: str | None, now: datetime) -> int: ...
+
+
+class LedgerStore(ABC):
+    @abstractmethod
+    def write(self) -> AbstractContextManager[LedgerTransaction]:
+        """An exclusive write transaction: committed on success, rolled back on error."""
+
+    @abstractmethod
+    def read(self) -> AbstractContextManager[LedgerTransaction]:
+        """A consistent read snapshot that never blocks writers."""
+
+    @abstractmethod
+    def events(self, after_seq: int = 0, limit: int | None = None) -> Iterator[Event]:
+        """Events in sequence order, starting after `after_seq`."""
+
+    @abstractmethod
+    def close(self) -> None: ...
