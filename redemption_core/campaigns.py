@@ -235,7 +235,7 @@ def _with_source(campaign: Campaign, original: Mapping[str, Any]) -> Campaign:
     if "rules" in source and isinstance(source["rules"].get("hours"), Mapping):
         rules = dict(source["rules"])
         start, end = campaign.rules.hours  # type: ignore[misc]
-        rules["hours"] = {"from": start.strftime("%H:%M"), "to": end.strftime("%H:%M")}
+        rules["hours"] = {"from": start.isoformat(), "to": end.isoformat()}
         source["rules"] = rules
     object.__setattr__(campaign, "source", source)
     return campaign
@@ -345,6 +345,8 @@ def _discount(value: object, field: str) -> Discount:
 def _clock_time(value: object, field: str) -> time:
     if not isinstance(value, str):
         raise InvalidInput(field, "must be a time like '17:30'")
+    if len(value) == 4 and value[1] == ":":
+        value = "0" + value  # '9:00' is how people write it
     try:
         moment = time.fromisoformat(value)
     except ValueError:

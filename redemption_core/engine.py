@@ -47,7 +47,7 @@ from redemption_core.money import check_amount
 from redemption_core.orders import Order, RequestContext
 from redemption_core.reasons import Code, Reason
 from redemption_core.rules import evaluate
-from redemption_core.sqlite_store import SqliteLedgerStore
+from redemption_core.sqlite_store import SqliteLedgerStore, dumps
 from redemption_core.state import VoucherState
 from redemption_core.store import LedgerStore, LedgerTransaction
 
@@ -272,7 +272,7 @@ class RedemptionEngine:
         hasher = self._hasher
         return _HashedContext(
             device_hash=hasher.hash(context.device_id),
-            ip_hash=hasher.hash_ip(context.ip),
+            ip_hash=hasher.hash(context.ip),
             payment_hash=hasher.hash(context.payment_fingerprint),
             store_id=context.store_id,
             staff_id=context.staff_id,
@@ -281,50 +281,18 @@ class RedemptionEngine:
 
     # -- campaigns ---------------------------------------------------------------------------
     def create_main_campaign(self, main: MainCampaign) -> None:
-        with self.store.write() as tx:
-            if tx.main_campaign_exists(main.id):
-                raise Conflict("main_campaign.id", f"{main.id!r} already exists")
-            self._flush_into(tx)
-            tx.append(
-                Event(
-                    EventType.MAIN_CAMPAIGN_CREATED,
-                    self.now(),
-                    payload={"definition": main.to_dict()},
-                )
-            )
+        self._create(main, [])
 
     def create_campaign(self, campaign: Campaign) -> None:
         """Record a sub-campaign (and, for a standalone code, its one voucher)."""
-        definition = campaign.to_dict()
-        try:
-            json.dumps(definition)
-        except (TypeError, ValueError):
-            raise InvalidInput("campaign.metadata", "must hold only JSON values") from None
-        now = self.now()
-        events = [
-            Event(
-                EventType.CAMPAIGN_CREATED,
-                now,
-                payload={"definition": definition},
-                campaign_id=campaign.id,
-            )
-        ]
-        if campaign.standalone_code is not None:
-            events.append(
-                self._voucher_created(campaign, campaign.standalone_code, now, source="definition")
-            )
-        with self.store.write() as tx:
-            if tx.campaign_state(campaign.id) is not None:
-                raise Conflict("campaign.id", f"{campaign.id!r} already exists")
-            if campaign.main_campaign_id and not tx.main_campaign_exists(campaign.main_campaign_id):
-                raise NotFound("campaign.main_campaign", campaign.main_campaign_id)
-            if campaign.standalone_code and tx.existing_codes([campaign.standalone_code]):
-                raise Conflict("campaign.voucher.code", f"{campaign.standalone_code!r} is taken")
-            self._flush_into(tx)
-            tx.append_many(events)
+        self._create(None, [(campaign, "campaign")])
 
     def create_from_definition(self, data: object) -> list[str]:
-        """A YAML/JSON document: one campaign, or a main campaign with `campaigns: [...]`."""
+        """A YAML/JSON document: one campaign, or a main campaign with `campaigns: [...]`.
+
+        All or nothing: every campaign of the document is checked before any is written,
+        and all are written in one transaction.
+        """
         document = p.mapping(data, "definition")
         if "campaigns" not in document:
             campaign = campaign_from_dict(document)
@@ -336,21 +304,64 @@ class RedemptionEngine:
             raise InvalidInput("main_campaign.campaigns", "must be a non-empty list")
         campaigns = []
         for i, sub in enumerate(subs):
-            sub = dict(p.mapping(sub, f"campaigns[{i}]"))
+            where = f"campaigns[{i}]"
+            sub = dict(p.mapping(sub, where))
             if sub.setdefault("main_campaign", main.id) != main.id:
-                raise InvalidInput(f"campaigns[{i}].main_campaign", f"must be {main.id!r}")
-            campaigns.append(campaign_from_dict(sub, f"campaigns[{i}]"))
-        # Check everything before writing anything.
-        with self.store.read() as tx:
-            if tx.main_campaign_exists(main.id):
+                raise InvalidInput(f"{where}.main_campaign", f"must be {main.id!r}")
+            campaigns.append((campaign_from_dict(sub, where), where))
+        self._create(main, campaigns)
+        return [campaign.id for campaign, _ in campaigns]
+
+    def _create(self, main: MainCampaign | None, campaigns: list[tuple[Campaign, str]]) -> None:
+        now = self.now()
+        events: list[Event] = []
+        if main is not None:
+            events.append(
+                Event(EventType.MAIN_CAMPAIGN_CREATED, now, payload={"definition": main.to_dict()})
+            )
+        for campaign, where in campaigns:
+            definition = campaign.to_dict()
+            try:
+                dumps(definition)
+            except (TypeError, ValueError):
+                raise InvalidInput(f"{where}.metadata", "must hold only JSON values") from None
+            events.append(
+                Event(
+                    EventType.CAMPAIGN_CREATED,
+                    now,
+                    payload={"definition": definition},
+                    campaign_id=campaign.id,
+                )
+            )
+            if campaign.standalone_code is not None:
+                events.append(
+                    self._voucher_created(
+                        campaign, campaign.standalone_code, now, source="definition"
+                    )
+                )
+        with self.store.write() as tx:
+            if main is not None and tx.main_campaign_exists(main.id):
                 raise Conflict("main_campaign.id", f"{main.id!r} already exists")
-            for i, campaign in enumerate(campaigns):
-                if tx.campaign_state(campaign.id) is not None:
-                    raise Conflict(f"campaigns[{i}].id", f"{campaign.id!r} already exists")
-        self.create_main_campaign(main)
-        for campaign in campaigns:
-            self.create_campaign(campaign)
-        return [campaign.id for campaign in campaigns]
+            ids: set[str] = set()
+            codes: set[str] = set()
+            for campaign, where in campaigns:
+                if campaign.id in ids or tx.campaign_state(campaign.id) is not None:
+                    raise Conflict(f"{where}.id", f"{campaign.id!r} already exists")
+                ids.add(campaign.id)
+                parent = campaign.main_campaign_id
+                if (
+                    parent
+                    and not (main and parent == main.id)
+                    and not tx.main_campaign_exists(parent)
+                ):
+                    raise NotFound(f"{where}.main_campaign", parent)
+                code = campaign.standalone_code
+                if code is not None:
+                    if code in codes or tx.existing_codes([code]):
+                        raise Conflict(f"{where}.voucher.code", f"{code!r} is taken")
+                    codes.add(code)
+            self._flush_into(tx)
+            tx.append_many(events)
 
     def set_campaign_status(self, campaign_id: str, status: CampaignStatus | str) -> None:
         try:
@@ -438,8 +449,13 @@ class RedemptionEngine:
     @staticmethod
     def _fresh_codes(tx: LedgerTransaction, generator: CodeGenerator, wanted: int) -> list[str]:
         fresh: dict[str, None] = {}
-        for _attempt in range(20):
-            candidates = [c for c in generator.generate(wanted - len(fresh)) if c not in fresh]
+        space = generator.config.code_space
+        for attempt in range(40):
+            shortfall = wanted - len(fresh)
+            # Draw more than the shortfall as collisions grow, so that a crowded code space
+            # still converges; a full one ends in the Conflict below instead of a hang.
+            draw = min(shortfall * 2 ** min(attempt, 8) + 16, max(space * 4, shortfall))
+            candidates = [c for c in generator.generate(draw) if c not in fresh]
             taken = tx.existing_codes(candidates)
             fresh.update((c, None) for c in candidates if c not in taken)
             if len(fresh) >= wanted:

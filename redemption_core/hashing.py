@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import os
 import secrets
 from pathlib import Path
@@ -23,7 +22,8 @@ class ContextHasher:
     def __init__(self, key: bytes) -> None:
         if len(key) < 16:
             raise InvalidInput("PROMO_HMAC_KEY", "needs at least 16 bytes (32 hex characters)")
-        self._key = key
+        # The keyed inner/outer state is computed once; each hash copies it (cheaper than new).
+        self._keyed = hmac.new(key, digestmod=hashlib.sha256)
 
     @classmethod
     def for_home(cls, home: Path) -> ContextHasher:
@@ -53,9 +53,6 @@ class ContextHasher:
     def hash(self, value: str | None) -> str | None:
         if value is None:
             return None
-        digest = hmac.new(self._key, value.encode("utf-8"), hashlib.sha256)
+        digest = self._keyed.copy()
+        digest.update(value.encode("utf-8"))
         return digest.hexdigest()[:32]
-
-    def hash_ip(self, value: str | None) -> str | None:
-        # Canonical form first, so '::ffff:1.2.3.4'-style spellings of one address agree.
-        return None if value is None else self.hash(str(ipaddress.ip_address(value)))

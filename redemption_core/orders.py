@@ -139,9 +139,11 @@ class RequestContext:
             if not isinstance(self.ip, str) or len(self.ip) > 64:
                 raise InvalidInput("context.ip", "must be an IP address")
             try:
-                ipaddress.ip_address(self.ip)
+                canonical = str(ipaddress.ip_address(self.ip))
             except ValueError:
                 raise InvalidInput("context.ip", f"not an IP address: {p.short(self.ip)}") from None
+            # One spelling per address, so that its hash joins across requests.
+            object.__setattr__(self, "ip", canonical)
         for name in ("store_id", "staff_id", "sales_channel"):
             p.optional_identifier(getattr(self, name), f"context.{name}")
 

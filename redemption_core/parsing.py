@@ -112,7 +112,9 @@ def optional_timestamp(value: object, field: str) -> datetime | None:
 
 def iso(moment: datetime) -> str:
     """The ledger's timestamp format: UTC, microseconds, 'Z'. Sorts as text."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def from_iso(value: str) -> datetime:

@@ -159,7 +159,9 @@ def evaluate(
                 fail(Reason(Code.CUSTOMER_LIMIT_EXCEEDED, f"used {used} of {limits.per_customer}"))
 
     if limits.per_voucher is not None:
-        held = facts.holds_by_others(voucher.voucher_id, session_id, now)
+        held = 0
+        if voucher.held_until is not None and voucher.held_until > now:
+            held = facts.holds_by_others(voucher.voucher_id, session_id, now)
         if voucher.redemptions + held >= limits.per_voucher:
             fail(
                 Reason(

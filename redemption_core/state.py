@@ -33,6 +33,7 @@ class VoucherState:
     accepted_at: datetime | None
     redemptions: int
     gift_balance: int | None
+    held_until: datetime | None = None  # no validation hold on this voucher lasts longer
 
 
 @dataclass(frozen=True, slots=True)

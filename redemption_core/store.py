@@ -23,8 +23,8 @@ class LedgerTransaction(ABC):
     """
 
     @abstractmethod
-    def append(self, event: Event) -> int:
-        """Append one event, apply it to the projection, return its sequence number."""
+    def append(self, event: Event) -> None:
+        """Append one event and apply it to the projection (the store assigns its seq)."""
 
     def append_many(self, events: Sequence[Event]) -> None:
         for event in events:

@@ -70,6 +70,7 @@ def verify_ledger(path: Path) -> VerifyReport:
             for row in rows:
                 rebuild.apply(event_from_row(row))
             count += len(rows)
+        rebuild.flush()
         differences = _trigger_differences(db)
         for table, key_columns in PROJECTION_KEYS.items():
             differences.extend(_table_differences(db, table, key_columns))
