@@ -276,7 +276,10 @@ def _code_config(value: object, field: str) -> CodeConfig:
     for key in ("prefix", "postfix", "pattern"):
         if isinstance(kwargs.get(key), str):
             kwargs[key] = kwargs[key].upper()
-    return CodeConfig(**kwargs)
+    try:
+        return CodeConfig(**kwargs)
+    except InvalidInput as error:  # CodeConfig names its own fields; give the full path
+        raise InvalidInput(field + error.field.removeprefix("code_config"), error.problem) from None
 
 
 def _item_filter(value: object, field: str) -> ItemFilter | None:

@@ -22,7 +22,7 @@ DEFAULT_LENGTH = 13
 MIN_ENTROPY_BITS = 64.0
 MAX_CODE_LENGTH = 64
 # Characters an imported or standalone code may contain (after upper-casing).
-CODE_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9_-]{0,63}$")
+CODE_PATTERN = re.compile(r"[A-Z0-9][A-Z0-9_-]{0,63}")
 PLACEHOLDER = "#"
 
 
@@ -35,7 +35,7 @@ def normalize_code(value: object, field: str = "code") -> str:
         raise InvalidInput(field, "must not be empty")
     if len(code) > MAX_CODE_LENGTH:
         raise InvalidInput(field, f"longer than {MAX_CODE_LENGTH} characters")
-    if not CODE_PATTERN.match(code):
+    if not CODE_PATTERN.fullmatch(code):
         raise InvalidInput(field, "may contain only letters A-Z, digits, '-' and '_'")
     return code
 
@@ -68,7 +68,7 @@ class CodeConfig:
             raise InvalidInput("code_config.pattern", "must contain at least one '#'")
         if len(self.template) > MAX_CODE_LENGTH:
             raise InvalidInput("code_config", f"codes longer than {MAX_CODE_LENGTH} characters")
-        if not CODE_PATTERN.match(self.template.replace(PLACEHOLDER, charset[0])):
+        if not CODE_PATTERN.fullmatch(self.template.replace(PLACEHOLDER, charset[0])):
             raise InvalidInput(
                 "code_config", "prefix, postfix and pattern may use only A-Z, 0-9, '-' and '_'"
             )

@@ -16,7 +16,8 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -253,17 +254,24 @@ class RedemptionEngine:
     def flush(self) -> None:
         """Write buffered validation events now."""
         if self._pending:
-            with self.store.write() as tx:
-                self._flush_into(tx)
+            with self._transaction():
+                pass
 
-    def _flush_into(self, tx: LedgerTransaction) -> None:
-        if self._pending:
-            tx.append_many(self._pending)
-            self._pending = []
+    @contextmanager
+    def _transaction(self) -> Iterator[LedgerTransaction]:
+        """A write transaction that first appends the buffered validation events.
+
+        They leave the buffer only once the transaction has committed: a request refused
+        with an error rolls the transaction back, and the events wait for the next one.
+        """
+        pending = list(self._pending)
+        with self.store.write() as tx:
+            tx.append_many(pending)
+            yield tx
+        del self._pending[: len(pending)]
 
     def _write(self, events: Sequence[Event]) -> None:
-        with self.store.write() as tx:
-            self._flush_into(tx)
+        with self._transaction() as tx:
             tx.append_many(events)
 
     def _hash_context(self, context: RequestContext) -> _HashedContext:
@@ -339,7 +347,7 @@ class RedemptionEngine:
                         campaign, campaign.standalone_code, now, source="definition"
                     )
                 )
-        with self.store.write() as tx:
+        with self._transaction() as tx:
             if main is not None and tx.main_campaign_exists(main.id):
                 raise Conflict("main_campaign.id", f"{main.id!r} already exists")
             ids: set[str] = set()
@@ -360,7 +368,6 @@ class RedemptionEngine:
                     if code in codes or tx.existing_codes([code]):
                         raise Conflict(f"{where}.voucher.code", f"{code!r} is taken")
                     codes.add(code)
-            self._flush_into(tx)
             tx.append_many(events)
 
     def set_campaign_status(self, campaign_id: str, status: CampaignStatus | str) -> None:
@@ -368,12 +375,11 @@ class RedemptionEngine:
             new = CampaignStatus(status)
         except ValueError:
             raise InvalidInput("status", f"unknown status {status!r}") from None
-        with self.store.write() as tx:
+        with self._transaction() as tx:
             state = tx.campaign_state(campaign_id)
             if state is None:
                 raise NotFound("campaign_id", campaign_id)
             check_transition(state.status, new)
-            self._flush_into(tx)
             tx.append(
                 Event(
                     EventType.CAMPAIGN_STATUS_CHANGED,
@@ -433,10 +439,9 @@ class RedemptionEngine:
         created: list[str] = []
         while len(created) < count:
             wanted = min(CODES_PER_TRANSACTION, count - len(created))
-            with self.store.write() as tx:
+            with self._transaction() as tx:
                 codes = self._fresh_codes(tx, generator, wanted)
                 now = self.now()
-                self._flush_into(tx)
                 tx.append_many(
                     [
                         self._voucher_created(campaign, code, now, source="generated")
@@ -497,7 +502,7 @@ class RedemptionEngine:
                     balance = int(balance)
                 balance = check_amount(balance, f"{where}.gift_balance", allow_zero=False)
             parsed.append((code, customer, balance))
-        with self.store.write() as tx:
+        with self._transaction() as tx:
             taken = tx.existing_codes([code for code, _, _ in parsed])
             if taken:
                 first = min(taken, key=seen.__getitem__)
@@ -523,7 +528,6 @@ class RedemptionEngine:
                             customer_id=customer,
                         )
                     )
-            self._flush_into(tx)
             tx.append_many(events)
         return len(parsed)
 
@@ -536,7 +540,7 @@ class RedemptionEngine:
     def publish(self, code: str, customer_id: str, *, channel: str | None = None) -> bool:
         """Assign a unique voucher or gift card to its customer. False: already theirs."""
         customer_id = p.identifier(customer_id, "customer_id")
-        with self.store.write() as tx:
+        with self._transaction() as tx:
             voucher = self._voucher_for_admin(tx, code)
             if voucher.kind is VoucherKind.STANDALONE:
                 raise Conflict(
@@ -546,7 +550,6 @@ class RedemptionEngine:
                 return False
             if voucher.holder_id is not None:
                 raise Conflict("code", "already published to another customer")
-            self._flush_into(tx)
             tx.append(
                 Event(
                     EventType.VOUCHER_PUBLISHED,
@@ -563,13 +566,12 @@ class RedemptionEngine:
     def accept(self, code: str, customer_id: str) -> bool:
         """The holder accepts the voucher in the app. False: it was accepted before."""
         customer_id = p.identifier(customer_id, "customer_id")
-        with self.store.write() as tx:
+        with self._transaction() as tx:
             voucher = self._voucher_for_admin(tx, code)
             if voucher.holder_id != customer_id:
                 raise Conflict("customer_id", "only the voucher's holder can accept it")
             if voucher.accepted_at is not None:
                 return False
-            self._flush_into(tx)
             tx.append(
                 Event(
                     EventType.VOUCHER_ACCEPTED,
@@ -583,11 +585,10 @@ class RedemptionEngine:
         return True
 
     def set_voucher_enabled(self, code: str, enabled: bool, *, note: str = "") -> None:
-        with self.store.write() as tx:
+        with self._transaction() as tx:
             voucher = self._voucher_for_admin(tx, code)
             if voucher.disabled != enabled:
                 return
-            self._flush_into(tx)
             tx.append(
                 Event(
                     EventType.VOUCHER_ENABLED if enabled else EventType.VOUCHER_DISABLED,
@@ -601,12 +602,11 @@ class RedemptionEngine:
     def top_up(self, code: str, amount: int) -> int:
         """Add to a gift card's balance; returns the new balance."""
         amount = check_amount(amount, "amount", allow_zero=False)
-        with self.store.write() as tx:
+        with self._transaction() as tx:
             voucher = self._voucher_for_admin(tx, code)
             if voucher.kind is not VoucherKind.GIFT:
                 raise Conflict("code", "only a gift card can be topped up")
             balance = (voucher.gift_balance or 0) + amount
-            self._flush_into(tx)
             tx.append(
                 Event(
                     EventType.GIFT_CARD_TOPPED_UP,
@@ -656,8 +656,7 @@ class RedemptionEngine:
         hashed = self._hash_context(context)
         if hold_seconds is not None:
             p.integer(hold_seconds, "hold_seconds", minimum=1, maximum=MAX_HOLD_SECONDS)
-            with self.store.write() as tx:
-                self._flush_into(tx)
+            with self._transaction() as tx:
                 result, events = self._validate_in(
                     tx, code, order, customer_id, hashed, context, hold_seconds
                 )
@@ -772,8 +771,7 @@ class RedemptionEngine:
     def redeem(self, request: RedeemRequest) -> RedemptionResult:
         """Redeem in one transaction: re-check everything, append, update the projection."""
         prepared = self._prepare(request)
-        with self.store.write() as tx:
-            self._flush_into(tx)
+        with self._transaction() as tx:
             return self._redeem_in(tx, *prepared)
 
     def redeem_many(self, requests: Sequence[RedeemRequest]) -> list[RedemptionResult | PromoError]:
@@ -789,8 +787,7 @@ class RedemptionEngine:
             except PromoError as error:
                 prepared.append(error)
         results: list[RedemptionResult | PromoError] = []
-        with self.store.write() as tx:
-            self._flush_into(tx)
+        with self._transaction() as tx:
             for item in prepared:
                 if isinstance(item, PromoError):
                     results.append(item)
@@ -920,8 +917,7 @@ class RedemptionEngine:
             request_hash = _request_hash(
                 {"operation": "rollback", "redemption_id": redemption_id, "reason": reason}
             )
-        with self.store.write() as tx:
-            self._flush_into(tx)
+        with self._transaction() as tx:
             if idempotency_key is not None:
                 earlier = tx.idempotent_event(idempotency_key)
                 if earlier is not None:

@@ -7,6 +7,7 @@ after rounding, and a discount never exceeds the amount it applies to.
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal, InvalidOperation
 
 from redemption_core.errors import InvalidInput
@@ -25,6 +26,7 @@ CURRENCY_EXPONENTS: dict[str, int] = {
 MAX_AMOUNT = 10**13
 
 BASIS_POINTS_PER_WHOLE = 10_000
+PERCENT_TEXT = re.compile(r"[0-9]{1,3}(\.[0-9]+)?")
 
 
 def check_currency(value: object, field: str) -> str:
@@ -50,6 +52,8 @@ def parse_percent(value: object, field: str) -> int:
     """A percentage (e.g. 15 or "12.5") as basis points, exact: at most two decimals."""
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise InvalidInput(field, f"must be a number of percent, got {_short(value)}")
+    if isinstance(value, str) and not PERCENT_TEXT.fullmatch(value):
+        raise InvalidInput(field, f"must be a number like 15 or 12.5, got {_short(value)}")
     try:
         decimal = Decimal(str(value))
     except InvalidOperation:

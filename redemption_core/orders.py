@@ -136,7 +136,7 @@ class RequestContext:
                 if not value:
                     raise InvalidInput(f"context.{name}", "must not be empty")
         if self.ip is not None:
-            if not isinstance(self.ip, str) or len(self.ip) > 64:
+            if not isinstance(self.ip, str) or len(self.ip) > 64 or not self.ip.isascii():
                 raise InvalidInput("context.ip", "must be an IP address")
             try:
                 canonical = str(ipaddress.ip_address(self.ip))

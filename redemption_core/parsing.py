@@ -16,7 +16,7 @@ from redemption_core.errors import InvalidInput
 MAX_ID_LENGTH = 128
 MAX_TEXT_LENGTH = 1_000
 MAX_LIST_LENGTH = 1_000
-ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@+-]*$")
+ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@+-]*")
 
 
 def short(value: object) -> str:
@@ -45,7 +45,7 @@ def identifier(value: object, field: str) -> str:
         raise InvalidInput(field, "must not be empty")
     if len(value) > MAX_ID_LENGTH:
         raise InvalidInput(field, f"longer than {MAX_ID_LENGTH} characters")
-    if not ID_PATTERN.match(value):
+    if not ID_PATTERN.fullmatch(value):
         raise InvalidInput(field, "may contain only A-Z, a-z, 0-9 and _ . : @ + -")
     return value
 
@@ -61,6 +61,10 @@ def text(value: object, field: str, *, max_length: int = MAX_TEXT_LENGTH) -> str
         raise InvalidInput(field, f"longer than {max_length} characters")
     if any(ord(c) < 32 and c not in "\t\n" for c in value):
         raise InvalidInput(field, "contains control characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput(field, "is not valid Unicode text (lone surrogate)") from None
     return value
 
 

@@ -87,12 +87,13 @@ CATALOG: dict[Code, tuple[str, str]] = {
     Code.ORDER_BELOW_MINIMUM: (ORDER_RULES, "order.amount is below rules.min_order_amount."),
     Code.REQUIRED_PRODUCT_MISSING: (
         ORDER_RULES,
-        "The order lacks a product of rules.required_products, or the free item of a "
-        "free-item discount.",
+        "The order lacks a product of rules.required_products (each listed product must be "
+        "present), or the free item of a free-item discount.",
     ),
     Code.REQUIRED_CATEGORY_MISSING: (
         ORDER_RULES,
-        "The order has no item in any category of rules.required_categories.",
+        "The order lacks an item of some category in rules.required_categories (each listed "
+        "category must be present, as each listed product must).",
     ),
     Code.MINIMUM_QUANTITY_NOT_MET: (
         ORDER_RULES,
@@ -117,7 +118,8 @@ CATALOG: dict[Code, tuple[str, str]] = {
     ),
     Code.CUSTOMER_NOT_NEW: (
         CUSTOMER_RULES,
-        "rules.new_customers_only is on and the ledger already has an order by this customer id.",
+        "rules.new_customers_only is on and the ledger already has an order by this customer id "
+        "(a rolled-back redemption's order still counts: the order happened).",
     ),
     Code.QUANTITY_EXCEEDED: (
         "quantity_exceeded",

@@ -58,6 +58,9 @@ CREATE TRIGGER IF NOT EXISTS events_are_never_updated BEFORE UPDATE ON events
 BEGIN SELECT RAISE(ABORT, 'ledger events are append-only: UPDATE refused'); END;
 CREATE TRIGGER IF NOT EXISTS events_are_never_deleted BEFORE DELETE ON events
 BEGIN SELECT RAISE(ABORT, 'ledger events are append-only: DELETE refused'); END;
+CREATE TRIGGER IF NOT EXISTS events_are_never_replaced BEFORE INSERT ON events
+WHEN EXISTS (SELECT 1 FROM events WHERE seq = NEW.seq OR event_id = NEW.event_id)
+BEGIN SELECT RAISE(ABORT, 'ledger events are append-only: INSERT OR REPLACE refused'); END;
 """
 
 # Derived state. Every table here is rebuilt from the events by `promo ledger verify`.

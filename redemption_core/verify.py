@@ -20,7 +20,11 @@ from redemption_core.sqlite_store import (
     event_from_row,
 )
 
-REQUIRED_TRIGGERS = ("events_are_never_updated", "events_are_never_deleted")
+REQUIRED_TRIGGERS = (
+    "events_are_never_updated",
+    "events_are_never_deleted",
+    "events_are_never_replaced",
+)
 
 
 @dataclass(frozen=True)

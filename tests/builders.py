@@ -81,7 +81,10 @@ def gift_def(balance: int = 5000, **overrides: Any) -> dict[str, Any]:
 
 
 def item(
-    product_id: str = "sku-1", unit_price: int = 1000, quantity: int = 1, category: str | None = None
+    product_id: str = "sku-1",
+    unit_price: int = 1000,
+    quantity: int = 1,
+    category: str | None = None,
 ) -> OrderItem:
     return OrderItem(product_id, quantity, unit_price, category)
 
