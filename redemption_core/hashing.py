@@ -16,6 +16,7 @@ from pathlib import Path
 from redemption_core.errors import InvalidInput
 
 KEY_FILE = Path("secrets") / "hmac.key"
+CACHE_SIZE = 100_000
 
 
 class ContextHasher:
@@ -24,6 +25,7 @@ class ContextHasher:
             raise InvalidInput("PROMO_HMAC_KEY", "needs at least 16 bytes (32 hex characters)")
         # The keyed inner/outer state is computed once; each hash copies it (cheaper than new).
         self._keyed = hmac.new(key, digestmod=hashlib.sha256)
+        self._cache: dict[str, str] = {}
 
     @classmethod
     def for_home(cls, home: Path) -> ContextHasher:
@@ -53,6 +55,13 @@ class ContextHasher:
     def hash(self, value: str | None) -> str | None:
         if value is None:
             return None
+        cached = self._cache.get(value)
+        if cached is not None:
+            return cached
         digest = self._keyed.copy()
         digest.update(value.encode("utf-8"))
-        return digest.hexdigest()[:32]
+        hashed = digest.hexdigest()[:32]
+        if len(self._cache) >= CACHE_SIZE:
+            self._cache.clear()  # crude but bounded; devices and IPs repeat within minutes
+        self._cache[value] = hashed
+        return hashed

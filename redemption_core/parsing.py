@@ -114,11 +114,19 @@ def optional_timestamp(value: object, field: str) -> datetime | None:
     return None if value is None else timestamp(value, field)
 
 
+_last_iso: tuple[datetime | None, str] = (None, "")
+
+
 def iso(moment: datetime) -> str:
     """The ledger's timestamp format: UTC, microseconds, 'Z'. Sorts as text."""
-    if moment.tzinfo is not UTC:
-        moment = moment.astimezone(UTC)
-    return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    global _last_iso
+    last, text = _last_iso
+    if moment is last:  # the events of one request share one instant: format it once
+        return text
+    utc = moment if moment.tzinfo is UTC else moment.astimezone(UTC)
+    text = utc.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    _last_iso = (moment, text)
+    return text
 
 
 def from_iso(value: str) -> datetime:

@@ -70,12 +70,18 @@ def verify_ledger(path: Path) -> VerifyReport:
         cursor = db.execute(
             SELECT_EVENT.replace("FROM events", "FROM src.events") + " ORDER BY seq"
         )
+        differences = _trigger_differences(db)
         while rows := cursor.fetchmany(10_000):
             for row in rows:
-                rebuild.apply(event_from_row(row))
+                try:
+                    rebuild.apply(event_from_row(row))
+                except (LookupError, ValueError, TypeError, sqlite3.Error) as error:
+                    # An event the projection cannot take (its campaign is gone, its payload
+                    # lacks a field) is itself a finding: report it and keep replaying.
+                    problem = f"event {row[1]} ({row[2]}) cannot be applied: {error!r}"
+                    differences.append(Difference("events", (row[0],), problem))
             count += len(rows)
         rebuild.flush()
-        differences = _trigger_differences(db)
         for table, key_columns in PROJECTION_KEYS.items():
             differences.extend(_table_differences(db, table, key_columns))
     finally:

@@ -1,0 +1,293 @@
+"""The SQLite ledger: append-only in the database itself, a projection that the events explain.
+
+ARCHITECTURE.md: one row per event, never updated or deleted (enforced by the database, not
+only by the code); current state is a projection of the ledger, updated in the same
+transaction as the event, and rebuilding it from the ledger must give the same state.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from reliability_helpers import event_rows, open_engine, order, standalone_def, unique_def
+
+from redemption_core.config import ledger_path
+from redemption_core.engine import RedeemRequest, RedemptionEngine
+from redemption_core.ledger_reports import stats
+from redemption_core.sqlite_store import connect
+from redemption_core.verify import verify_ledger
+
+
+def writable(path: Path) -> sqlite3.Connection:
+    """A raw connection with no help from the engine, as a careless script would open one."""
+    return sqlite3.connect(path, isolation_level=None)
+
+
+def run_mixed_workload(engine: RedemptionEngine) -> dict[str, Any]:
+    """Every kind of act the engine records; returns what a test needs to check the result."""
+    engine.create_from_definition(
+        {"id": "spring", "name": "Spring", "campaigns": [standalone_def("shared", "SHARED10")]}
+    )
+    engine.create_from_definition(
+        unique_def("personal", amount_off=1500, rules={"acceptance_required": True})
+    )
+    engine.create_from_definition(
+        standalone_def("members", "MEMBERS5", amount_off=500, rules={"segments": ["vip"]})
+    )
+    engine.create_from_definition(
+        {
+            "id": "gifts",
+            "currency": "EUR",
+            "status": "active",
+            "voucher": {"kind": "gift", "gift_balance": 3000},
+        }
+    )
+    [personal] = engine.generate_codes("personal", 1)
+    [gift] = engine.generate_codes("gifts", 1)
+
+    engine.publish(personal, "alice", channel="email")
+    engine.accept(personal, "alice")
+    engine.publish(gift, "bob", channel="sms")
+    engine.top_up(gift, 2000)
+    engine.set_segment_membership("vip", "carol", True)
+    engine.set_segment_membership("vip", "dave", True)
+    engine.set_segment_membership("vip", "dave", False)
+
+    hold = engine.validate("SHARED10", order(4000), customer_id="erin", hold_seconds=600)
+    engine.validate("MEMBERS5", order(4000), customer_id="dave")  # buffered, not a member
+    held = engine.redeem(
+        RedeemRequest("SHARED10", order(4000), customer_id="erin", session_id=hold.session_id)
+    )
+    plain = engine.redeem(RedeemRequest("shared10", order(9000, order_id="o-2"), customer_id="x"))
+    mine = engine.redeem(RedeemRequest(personal, order(8000), customer_id="alice"))
+    member = engine.redeem(RedeemRequest("MEMBERS5", order(2000), customer_id="carol"))
+    outsider = engine.redeem(RedeemRequest("MEMBERS5", order(2000), customer_id="dave"))
+    card = engine.redeem(RedeemRequest(gift, order(3500), customer_id="bob", gift_amount=3500))
+    engine.rollback(plain.redemption_id, reason="order cancelled", idempotency_key="rb-1")
+    engine.rollback(plain.redemption_id, reason="again")  # refused: rolled back before
+
+    engine.set_voucher_enabled("SHARED10", False, note="fraud check")
+    disabled = engine.redeem(RedeemRequest("SHARED10", order(4000), customer_id="frank"))
+    engine.set_voucher_enabled("SHARED10", True)
+    engine.set_campaign_status("members", "paused")
+    engine.set_campaign_status("members", "active")
+    engine.flush()
+
+    assert [held.ok, plain.ok, mine.ok, member.ok, card.ok] == [True] * 5
+    assert not outsider.ok and not disabled.ok
+    return {"personal": personal, "gift": gift}
+
+
+def test_the_database_refuses_to_update_a_ledger_event(tmp_path: Path) -> None:
+    with open_engine(tmp_path) as engine:
+        engine.create_from_definition(standalone_def("shared", "SHARED10"))
+        engine.redeem(RedeemRequest("SHARED10", order()))
+    path = ledger_path(tmp_path)
+    db = writable(path)
+    before = db.execute("SELECT * FROM events ORDER BY seq").fetchall()
+
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        db.execute("UPDATE events SET payload = '{\"discount\": 0}' WHERE seq = 3")
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        db.execute(
+            "INSERT INTO events (seq, event_id, event_type, occurred_at, recorded_at, payload)"
+            " SELECT seq, 'evt_upsert', event_type, occurred_at, recorded_at, payload"
+            " FROM events WHERE seq = 3"
+            " ON CONFLICT (seq) DO UPDATE SET event_type = 'redemption_rejected'"
+        )
+
+    assert db.execute("SELECT * FROM events ORDER BY seq").fetchall() == before
+    db.close()
+
+
+def test_the_database_refuses_to_delete_a_ledger_event(tmp_path: Path) -> None:
+    with open_engine(tmp_path) as engine:
+        engine.create_from_definition(standalone_def("shared", "SHARED10"))
+        engine.redeem(RedeemRequest("SHARED10", order()))
+    path = ledger_path(tmp_path)
+    db = writable(path)
+    before = db.execute("SELECT * FROM events ORDER BY seq").fetchall()
+
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        db.execute("DELETE FROM events WHERE event_type = 'redemption_succeeded'")
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        db.execute("DELETE FROM events")
+
+    assert db.execute("SELECT * FROM events ORDER BY seq").fetchall() == before
+    db.close()
+
+
+def test_the_database_refuses_to_replace_a_ledger_event_through_an_insert(
+    tmp_path: Path,
+) -> None:
+    # INSERT OR REPLACE deletes the row it collides with, and SQLite fires no DELETE trigger
+    # for that unless recursive_triggers is on: an UPDATE in all but name.
+    with open_engine(tmp_path) as engine:
+        engine.create_from_definition(standalone_def("shared", "SHARED10"))
+        engine.redeem(RedeemRequest("SHARED10", order()))
+    path = ledger_path(tmp_path)
+    db = writable(path)
+    before = db.execute("SELECT * FROM events ORDER BY seq").fetchall()
+
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        db.execute(
+            "INSERT OR REPLACE INTO events (seq, event_id, event_type, occurred_at, recorded_at,"
+            " payload) SELECT seq, 'evt_forged', 'redemption_rejected', occurred_at, recorded_at,"
+            " '{}' FROM events WHERE event_type = 'redemption_succeeded'"
+        )
+
+    assert db.execute("SELECT * FROM events ORDER BY seq").fetchall() == before
+    db.close()
+
+
+@pytest.mark.parametrize(
+    "tamper, table, key, problem",
+    [
+        (
+            "UPDATE campaigns SET budget_used = budget_used + 7 WHERE campaign_id = 'shared'",
+            "campaigns",
+            ("shared",),
+            "budget_used: ledger says 1000, projection has 1007",
+        ),
+        (
+            "UPDATE vouchers SET redemptions = 0 WHERE code = 'SHARED10'",
+            "vouchers",
+            None,
+            "redemptions: ledger says 1, projection has 0",
+        ),
+        (
+            "UPDATE holds SET consumed = 0",
+            "holds",
+            None,
+            "consumed: ledger says 1, projection has 0",
+        ),
+        (
+            "DELETE FROM redemptions",
+            "redemptions",
+            None,
+            "missing from the projection",
+        ),
+        (
+            "INSERT INTO idempotency VALUES ('forged-key', 'hash', 'evt_none')",
+            "idempotency",
+            ("forged-key",),
+            "not explained by any event",
+        ),
+        (
+            "DROP TRIGGER events_are_never_deleted",
+            "events",
+            ("events_are_never_deleted",),
+            "append-only trigger is missing",
+        ),
+    ],
+    ids=["budget", "voucher uses", "used hold", "lost row", "forged row", "trigger"],
+)
+def test_verify_reports_a_tampered_projection_with_its_table_key_and_field(
+    tmp_path: Path, tamper: str, table: str, key: tuple[str, ...] | None, problem: str
+) -> None:
+    with open_engine(tmp_path) as engine:
+        engine.create_from_definition(standalone_def("shared", "SHARED10"))
+        hold = engine.validate("SHARED10", order(), customer_id="alice", hold_seconds=600)
+        redeemed = engine.redeem(
+            RedeemRequest("SHARED10", order(), customer_id="alice", session_id=hold.session_id)
+        )
+    path = ledger_path(tmp_path)
+    assert verify_ledger(path).clean
+    db = writable(path)
+    db.execute(tamper)
+    db.close()
+
+    report = verify_ledger(path)
+
+    assert not report.clean
+    [difference] = report.differences
+    expected_key = (
+        key
+        or {
+            "vouchers": (redeemed.voucher_id,),
+            "redemptions": (redeemed.redemption_id,),
+            "holds": (hold.session_id,),
+        }[table]
+    )
+    assert (difference.table, difference.key) == (table, expected_key)
+    assert problem in difference.problem
+    assert str(difference).startswith(f"{table}[")
+
+
+def test_verify_reports_events_deleted_behind_its_back_instead_of_crashing(
+    tmp_path: Path,
+) -> None:
+    # Someone with file access drops the trigger and deletes a campaign's creation: exactly
+    # the ledger verify exists for. It must say what is wrong, not stop at the first event
+    # the rebuild cannot place.
+    with open_engine(tmp_path) as engine:
+        engine.create_from_definition(standalone_def("shared", "SHARED10"))
+        engine.redeem(RedeemRequest("SHARED10", order(), customer_id="alice"))
+    path = ledger_path(tmp_path)
+    db = writable(path)
+    db.execute("DROP TRIGGER events_are_never_deleted")
+    db.execute("DELETE FROM events WHERE event_type = 'campaign_created'")
+    db.close()
+
+    report = verify_ledger(path)
+
+    assert not report.clean
+    found = {(difference.table, difference.key) for difference in report.differences}
+    assert ("events", ("events_are_never_deleted",)) in found
+    assert ("campaigns", ("shared",)) in found
+
+
+def test_a_projection_rebuilt_from_the_ledger_equals_the_live_one_after_a_mixed_workload(
+    tmp_path: Path,
+) -> None:
+    with open_engine(tmp_path) as engine:
+        run_mixed_workload(engine)
+    path = ledger_path(tmp_path)
+
+    report = verify_ledger(path)
+
+    assert report.clean, [str(difference) for difference in report.differences]
+    assert report.events == len(event_rows(path))
+    types = Counter(row["event_type"] for row in event_rows(path))
+    for event_type in [
+        "main_campaign_created", "campaign_created", "campaign_status_changed",
+        "voucher_created", "voucher_published", "voucher_accepted", "voucher_disabled",
+        "voucher_enabled", "gift_card_topped_up", "segment_member_added",
+        "segment_member_removed", "voucher_validated", "validation_hold_created",
+        "redemption_succeeded", "redemption_rejected", "redemption_rolled_back",
+        "rollback_rejected",
+    ]:  # fmt: skip
+        assert types[event_type] > 0, f"the workload recorded no {event_type}"
+
+
+def test_stats_count_what_the_ledger_holds(tmp_path: Path) -> None:
+    with open_engine(tmp_path) as engine:
+        run_mixed_workload(engine)
+    path = ledger_path(tmp_path)
+    rows = event_rows(path)
+
+    db = connect(path, read_only=True)
+    report = stats(db)
+    db.close()
+
+    assert report["events"] == len(rows) == report["last_seq"]
+    assert report["events_by_type"] == dict(Counter(row["event_type"] for row in rows))
+    assert report["events_by_type"]["redemption_succeeded"] == 5
+    assert report["redemptions"] == 5
+    assert report["rolled_back"] == 1
+    # 10.00 (hold) + 15.00 (personal) + 5.00 (member) kept; the 10.00 of `plain` came back.
+    assert report["discount_given_net"] == 1000 + 1500 + 500
+    assert report["gift_amount_used_net"] == 3500
+    assert report["rejections_by_reason"] == {"customer_not_in_segment": 1, "voucher_disabled": 1}
+    by_campaign = {campaign["campaign_id"]: campaign for campaign in report["campaigns"]}
+    assert by_campaign["shared"]["redemptions"] == 1
+    assert by_campaign["shared"]["discount_given"] == 1000
+    assert by_campaign["personal"]["vouchers"] == 1
+    assert by_campaign["gifts"]["redemptions"] == 1
+    assert {campaign["currency"] for campaign in report["campaigns"]} == {"EUR"}
+    assert report["first_event_at"] == min(row["occurred_at"] for row in rows)
+    assert report["last_event_at"] == max(row["occurred_at"] for row in rows)
