@@ -896,7 +896,19 @@ class RedemptionEngine:
             **hashed.columns(),
         )
         tx.append(event)
-        return _redemption_result(event, replayed=False)
+        return RedemptionResult(
+            ok=ok,
+            code=code,
+            redemption_id=event.redemption_id,
+            voucher_id=voucher_id,
+            campaign_id=campaign_id,
+            currency=order.currency,
+            order_amount=order.amount,
+            discount=payload["discount"],
+            gift_amount=payload["gift_amount"],
+            reasons=reasons,
+            event_id=event.event_id,
+        )
 
     # -- rollback ----------------------------------------------------------------------------
     def rollback(

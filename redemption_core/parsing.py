@@ -130,4 +130,4 @@ def iso(moment: datetime) -> str:
 
 
 def from_iso(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return datetime.fromisoformat(value)  # Python 3.11 reads the trailing 'Z' as UTC

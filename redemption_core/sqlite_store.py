@@ -147,6 +147,7 @@ PROJECTION_KEYS: dict[str, tuple[str, ...]] = {
 }
 
 INSERT_EVENT = f"INSERT INTO events ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+VOUCHER_KINDS = {kind.value: kind for kind in VoucherKind}
 SELECT_EVENT = f"SELECT seq, {', '.join(COLUMNS)} FROM events"
 SELECT_VOUCHER = (
     "SELECT voucher_id, code, campaign_id, kind, holder_id, disabled, published_at,"
@@ -541,7 +542,7 @@ class SqliteTransaction(LedgerTransaction):
             voucher_id=row[0],
             code=row[1],
             campaign_id=row[2],
-            kind=VoucherKind(row[3]),
+            kind=VOUCHER_KINDS[row[3]],
             holder_id=row[4],
             disabled=bool(row[5]),
             published_at=from_iso(row[6]) if row[6] else None,
