@@ -72,9 +72,10 @@ class RedeemRequest:
     gift_amount: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class ValidationResult:
-    valid: bool
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _PricedAnswer:
+    """What validate and redeem both answer: the code, its campaign, and the money."""
+
     code: str
     voucher_id: str | None
     campaign_id: str | None
@@ -84,16 +85,13 @@ class ValidationResult:
     gift_amount: int
     reasons: tuple[Reason, ...]
     event_id: str
-    session_id: str | None = None
-    session_expires_at: datetime | None = None
 
     @property
     def amount_to_pay(self) -> int:
         return self.order_amount - self.discount - self.gift_amount
 
-    def to_dict(self) -> dict[str, Any]:
+    def _priced_dict(self) -> dict[str, Any]:
         return {
-            "valid": self.valid,
             "code": self.code,
             "voucher_id": self.voucher_id,
             "campaign_id": self.campaign_id,
@@ -103,47 +101,37 @@ class ValidationResult:
             "gift_amount": self.gift_amount,
             "amount_to_pay": self.amount_to_pay,
             "reasons": [reason.to_dict() for reason in self.reasons],
-            "session_id": self.session_id,
-            "session_expires_at": (
-                p.iso(self.session_expires_at) if self.session_expires_at else None
-            ),
             "event_id": self.event_id,
         }
 
 
-@dataclass(frozen=True, slots=True)
-class RedemptionResult:
-    ok: bool
-    code: str
-    redemption_id: str | None
-    voucher_id: str | None
-    campaign_id: str | None
-    currency: str
-    order_amount: int
-    discount: int
-    gift_amount: int
-    reasons: tuple[Reason, ...]
-    event_id: str
-    replayed: bool = False  # True: an idempotent retry answered from the ledger, not re-run
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ValidationResult(_PricedAnswer):
+    valid: bool
+    session_id: str | None = None
+    session_expires_at: datetime | None = None
 
-    @property
-    def amount_to_pay(self) -> int:
-        return self.order_amount - self.discount - self.gift_amount
+    def to_dict(self) -> dict[str, Any]:
+        expires = p.iso(self.session_expires_at) if self.session_expires_at else None
+        return {
+            "valid": self.valid,
+            **self._priced_dict(),
+            "session_id": self.session_id,
+            "session_expires_at": expires,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RedemptionResult(_PricedAnswer):
+    ok: bool
+    redemption_id: str | None
+    replayed: bool = False  # True: an idempotent retry answered from the ledger, not re-run
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
-            "code": self.code,
             "redemption_id": self.redemption_id,
-            "voucher_id": self.voucher_id,
-            "campaign_id": self.campaign_id,
-            "currency": self.currency,
-            "order_amount": self.order_amount,
-            "discount": self.discount,
-            "gift_amount": self.gift_amount,
-            "amount_to_pay": self.amount_to_pay,
-            "reasons": [reason.to_dict() for reason in self.reasons],
-            "event_id": self.event_id,
+            **self._priced_dict(),
             "replayed": self.replayed,
         }
 
