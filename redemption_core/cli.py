@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import sys
 from collections.abc import Sequence
@@ -19,7 +20,7 @@ import yaml
 
 from redemption_core.config import ledger_path
 from redemption_core.engine import RedeemRequest, RedemptionEngine
-from redemption_core.errors import InvalidInput, PromoError
+from redemption_core.errors import InvalidInput, NotFound, PromoError
 from redemption_core.ledger_reports import event_to_dict, stats, tail, voucher_rows
 from redemption_core.money import format_money
 from redemption_core.orders import Order, context_from_dict, order_from_dict
@@ -103,10 +104,32 @@ def build_parser() -> OneLineParser:
     ledger = commands.add_parser("ledger", help="inspect and verify the ledger")
     ledger_cmd = ledger.add_subparsers(dest="action", required=True)
     tail_cmd = ledger_cmd.add_parser("tail", help="the last events")
-    tail_cmd.add_argument("-n", type=int, default=20)
+    tail_cmd.add_argument("-n", type=_positive, default=20, help="how many events (>= 1)")
     ledger_cmd.add_parser("verify", help="rebuild the projection and report differences")
     ledger_cmd.add_parser("stats", help="headline numbers")
+    _accept_json_anywhere(parser)
     return parser
+
+
+def _accept_json_anywhere(parser: argparse.ArgumentParser) -> None:
+    """`promo --json ledger tail` and `promo ledger tail --json` both work."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in set(action.choices.values()):
+                sub.add_argument(
+                    "--json", action="store_true", default=argparse.SUPPRESS, help="JSON output"
+                )
+                _accept_json_anywhere(sub)
+
+
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    return number
 
 
 def _order_arguments(sub: argparse.ArgumentParser) -> None:
@@ -118,17 +141,27 @@ def _order_arguments(sub: argparse.ArgumentParser) -> None:
         sub.add_argument(f"--{name}")
 
 
-def _read_json_argument(value: str, field: str) -> Any:
-    text = value
-    if value.startswith("@"):
-        try:
-            text = Path(value[1:]).read_text()
-        except OSError as error:
-            raise InvalidInput(field, f"cannot read {value[1:]}: {error.strerror}") from None
+def _read_text(path: Path, field: str) -> str:
+    try:
+        return path.read_bytes().decode("utf-8-sig")  # -sig: a BOM as spreadsheets write it
+    except OSError as error:
+        raise InvalidInput(field, f"cannot read {path}: {error.strerror}") from None
+    except UnicodeDecodeError as error:
+        raise InvalidInput(field, f"{path} is not UTF-8 text (byte {error.start})") from None
+
+
+def _parse_json(text: str, field: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:
         raise InvalidInput(field, f"not valid JSON ({error.msg} at position {error.pos})") from None
+    except RecursionError:
+        raise InvalidInput(field, "JSON nested too deeply") from None
+
+
+def _read_json_argument(value: str, field: str) -> Any:
+    text = _read_text(Path(value[1:]), field) if value.startswith("@") else value
+    return _parse_json(text, field)
 
 
 def _order(args: argparse.Namespace) -> Order:
@@ -155,31 +188,41 @@ def _context(args: argparse.Namespace) -> Any:
 
 
 def _load_definition(path: Path) -> Any:
+    text = _read_text(path, "file")
+    if path.suffix.lower() == ".json":
+        return _parse_json(text, "file")
     try:
-        text = path.read_text()
-    except OSError as error:
-        raise InvalidInput("file", f"cannot read {path}: {error.strerror}") from None
-    try:
-        if path.suffix.lower() == ".json":
-            return json.loads(text)
         return yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as error:
-        raise InvalidInput(
-            "file", f"{path} is not valid {path.suffix[1:] or 'YAML'}: {error}"
-        ) from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or "not valid YAML"
+        raise InvalidInput("file", f"{path} is not valid YAML{where}: {problem}") from None
+    except RecursionError:
+        raise InvalidInput("file", f"{path} is nested too deeply") from None
 
 
 def _read_csv(path: Path) -> list[dict[str, str]]:
+    text = _read_text(path, "file")
     try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            if reader.fieldnames is None or "code" not in reader.fieldnames:
-                raise InvalidInput("file", f"{path} needs a header row with a 'code' column")
-            return [{k: v for k, v in row.items() if k is not None} for row in reader]
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        if reader.fieldnames is None or "code" not in reader.fieldnames:
+            raise InvalidInput("file", f"{path} needs a header row with a 'code' column")
+        rows = []
+        for number, row in enumerate(reader, start=1):
+            if None in row:
+                raise InvalidInput(f"row {number}", "has more cells than the header")
+            rows.append(row)
+        return rows
+    except csv.Error as error:
+        raise InvalidInput("file", f"{path} is not valid CSV: {error}") from None
+
+
+def _open_output(path: Path) -> Any:
+    try:
+        return path.open("w", newline="", encoding="utf-8")
     except OSError as error:
-        raise InvalidInput("file", f"cannot read {path}: {error.strerror}") from None
-    except UnicodeDecodeError:
-        raise InvalidInput("file", f"{path} is not UTF-8 text") from None
+        raise InvalidInput("--out", f"cannot write {path}: {error.strerror}") from None
 
 
 class Output:
@@ -226,20 +269,27 @@ def _dispatch(engine: RedemptionEngine, args: argparse.Namespace, out: Output) -
             f"{args.campaign_id}: {args.status}",
         )
     elif command == "codes" and action == "generate":
-        created = engine.generate_codes(args.campaign, args.count)
-        if args.out:
-            with args.out.open("w", newline="") as handle:
+        # Open the output first: a bad --out must fail before any code is created.
+        handle = _open_output(args.out) if args.out else None
+        try:
+            created = engine.generate_codes(args.campaign, args.count)
+            if handle is not None:
                 writer = csv.writer(handle)
                 writer.writerow(["code"])
                 writer.writerows([code] for code in created)
+        finally:
+            if handle is not None:
+                handle.close()
         out.emit({"campaign_id": args.campaign, "codes": created}, "\n".join(created))
     elif command == "codes" and action == "import":
         count = engine.import_codes(args.campaign, _read_csv(args.file))
         out.emit({"campaign_id": args.campaign, "imported": count}, f"imported {count} codes")
     elif command == "codes" and action == "export":
-        with engine.store.read():
+        with engine.store.read() as tx:
+            if tx.campaign_state(args.campaign) is None:
+                raise NotFound("--campaign", args.campaign)
             rows = list(voucher_rows(engine.store.connection, args.campaign))  # type: ignore[attr-defined]
-        handle = args.out.open("w", newline="") if args.out else sys.stdout
+        handle = _open_output(args.out) if args.out else sys.stdout
         try:
             writer = csv.DictWriter(handle, fieldnames=EXPORT_COLUMNS)
             writer.writeheader()

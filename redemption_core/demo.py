@@ -89,7 +89,7 @@ def main() -> None:
     rng = random.Random(7)
     engine = RedemptionEngine.open()
     now = engine.now()
-    run = now.strftime("%Y%m%d%H%M%S")
+    run = now.strftime("%Y%m%d%H%M%S%f")[:17]  # to the millisecond: runs may follow quickly
     print(f"promoledger demo {run}: ledger at {ledger_path()}")
 
     ids = engine.create_from_definition(
