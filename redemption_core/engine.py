@@ -35,6 +35,7 @@ from redemption_core.campaigns import (
 )
 from redemption_core.codes import CodeGenerator, normalize_code
 from redemption_core.config import ledger_path, promo_home
+from redemption_core.engine_customers import CustomerOperations, rollback_event
 from redemption_core.errors import (
     Conflict,
     IdempotencyKeyReused,
@@ -193,7 +194,7 @@ class _HashedContext:
         }
 
 
-class RedemptionEngine:
+class RedemptionEngine(CustomerOperations):
     """One engine per process or thread; any number of them may share one ledger."""
 
     def __init__(
@@ -949,26 +950,20 @@ class RedemptionEngine:
                     "customer_id": redemption.customer_id,
                     "order_id": redemption.order_id,
                 }
+            columns = {"idempotency_key": idempotency_key, **hashed.columns()}
             if rejection is None:
                 assert redemption is not None
-                payload.update(
-                    rollback_id=new_id("rb"),
-                    discount=redemption.discount,
-                    gift_amount=redemption.gift_amount,
-                )
-                event_type = EventType.REDEMPTION_ROLLED_BACK
+                event = rollback_event(redemption, now, payload, **columns)
             else:
                 payload["reasons"] = _reasons_payload([rejection])
-                event_type = EventType.ROLLBACK_REJECTED
-            event = Event(
-                event_type,
-                now,
-                payload=payload,
-                redemption_id=redemption_id,
-                idempotency_key=idempotency_key,
-                **ids,
-                **hashed.columns(),
-            )
+                event = Event(
+                    EventType.ROLLBACK_REJECTED,
+                    now,
+                    payload=payload,
+                    redemption_id=redemption_id,
+                    **ids,
+                    **columns,
+                )
             tx.append(event)
         return _rollback_result(event, replayed=False)
 

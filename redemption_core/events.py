@@ -32,6 +32,13 @@ class EventType(StrEnum):
     REDEMPTION_REJECTED = "redemption_rejected"
     REDEMPTION_ROLLED_BACK = "redemption_rolled_back"
     ROLLBACK_REJECTED = "rollback_rejected"
+    CUSTOMER_CREATED = "customer_created"
+    CUSTOMER_UPDATED = "customer_updated"
+    CONSENT_CHANGED = "consent_changed"
+    ORDER_RECORDED = "order_recorded"
+    ORDER_REFUNDED = "order_refunded"
+    ORDER_CANCELLED = "order_cancelled"
+    SEGMENT_DEFINED = "segment_defined"
 
 
 # The columns every event row has, in ledger order (seq is assigned by the store).

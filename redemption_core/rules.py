@@ -23,7 +23,9 @@ class Facts(Protocol):
 
     def customer_has_orders(self, customer_id: str) -> bool: ...
 
-    def customer_in_any_segment(self, customer_id: str, segments: frozenset[str]) -> bool: ...
+    def customer_in_any_segment(
+        self, customer_id: str, segments: frozenset[str], now: datetime
+    ) -> bool: ...
 
     def holds_by_others(self, voucher_id: str, session_id: str | None, now: datetime) -> int: ...
 
@@ -147,7 +149,7 @@ def evaluate(
             fail(Reason(Code.CUSTOMER_NOT_HOLDER, f"the voucher is published to {whose}"))
         if rules.acceptance_required and voucher.accepted_at is None:
             fail(Reason(Code.ACCEPTANCE_REQUIRED, "the voucher has not been accepted"))
-        if rules.segments and not facts.customer_in_any_segment(customer_id, rules.segments):
+        if rules.segments and not facts.customer_in_any_segment(customer_id, rules.segments, now):
             fail(
                 Reason(Code.CUSTOMER_NOT_IN_SEGMENT, f"not in {', '.join(sorted(rules.segments))}")
             )

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,7 +27,15 @@ import orjson
 from redemption_core.campaigns import Campaign, CampaignStatus, VoucherKind, campaign_from_dict
 from redemption_core.events import COLUMNS, Event, EventType
 from redemption_core.parsing import from_iso, iso
-from redemption_core.state import CampaignState, HoldState, RedemptionState, VoucherState
+from redemption_core.segments import compile_members_query, segment_from_dict
+from redemption_core.state import (
+    CampaignState,
+    CustomerState,
+    HoldState,
+    OrderState,
+    RedemptionState,
+    VoucherState,
+)
 from redemption_core.store import LedgerStore, LedgerTransaction
 
 SCHEMA_VERSION = 1
@@ -119,6 +127,7 @@ CREATE TABLE IF NOT EXISTS redemptions (
     redeemed_at    TEXT NOT NULL,
     rolled_back_at TEXT
 );
+CREATE INDEX IF NOT EXISTS redemptions_by_order ON redemptions (order_id);
 CREATE TABLE IF NOT EXISTS holds (
     session_id  TEXT PRIMARY KEY,
     voucher_id  TEXT NOT NULL,
@@ -127,6 +136,74 @@ CREATE TABLE IF NOT EXISTS holds (
     consumed    INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS holds_by_voucher ON holds (voucher_id, consumed, expires_at);
+CREATE TABLE IF NOT EXISTS customers (
+    customer_id    TEXT PRIMARY KEY,
+    signup_at      TEXT NOT NULL,
+    birthday       TEXT,  -- MM-DD
+    anniversary    TEXT,  -- MM-DD
+    attributes     TEXT NOT NULL,
+    metadata       TEXT NOT NULL,
+    email_hash     TEXT,
+    email_masked   TEXT,
+    phone_hash     TEXT,
+    phone_masked   TEXT,
+    consent_email  INTEGER NOT NULL DEFAULT 0,
+    consent_sms    INTEGER NOT NULL DEFAULT 0,
+    consent_push   INTEGER NOT NULL DEFAULT 0,
+    orders         INTEGER NOT NULL DEFAULT 0,  -- placed and not cancelled
+    spend          INTEGER NOT NULL DEFAULT 0,  -- net of refunds and cancellations
+    first_order_at TEXT,
+    last_order_at  TEXT
+);
+-- History, so that a segment can be evaluated at any past instant.
+CREATE TABLE IF NOT EXISTS customer_versions (
+    event_id    TEXT PRIMARY KEY,
+    customer_id TEXT NOT NULL,
+    valid_from  TEXT NOT NULL,
+    attributes  TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS customer_versions_by_customer ON customer_versions (customer_id, valid_from);
+CREATE TABLE IF NOT EXISTS consent_changes (
+    event_id    TEXT PRIMARY KEY,
+    customer_id TEXT NOT NULL,
+    channel     TEXT NOT NULL,
+    changed_at  TEXT NOT NULL,
+    granted     INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS consent_changes_by_customer ON consent_changes (customer_id, channel, changed_at);
+CREATE TABLE IF NOT EXISTS orders (
+    order_id      TEXT PRIMARY KEY,
+    customer_id   TEXT,
+    amount        INTEGER NOT NULL,
+    currency      TEXT NOT NULL,
+    store_id      TEXT,
+    sales_channel TEXT,
+    ordered_at    TEXT NOT NULL,
+    refunded      INTEGER NOT NULL DEFAULT 0,
+    cancelled_at  TEXT
+);
+CREATE INDEX IF NOT EXISTS orders_by_customer ON orders (customer_id, ordered_at);
+CREATE TABLE IF NOT EXISTS order_lines (
+    order_id    TEXT NOT NULL,
+    line        INTEGER NOT NULL,
+    customer_id TEXT,
+    product_id  TEXT NOT NULL,
+    category    TEXT,
+    quantity    INTEGER NOT NULL,
+    amount      INTEGER NOT NULL,
+    ordered_at  TEXT NOT NULL,
+    PRIMARY KEY (order_id, line)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS order_refunds (
+    event_id    TEXT PRIMARY KEY,
+    order_id    TEXT NOT NULL,
+    amount      INTEGER NOT NULL,
+    refunded_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS segments (
+    segment_id TEXT PRIMARY KEY,
+    definition TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS idempotency (
     idempotency_key TEXT PRIMARY KEY,
     request_hash    TEXT NOT NULL,
@@ -144,9 +221,21 @@ PROJECTION_KEYS: dict[str, tuple[str, ...]] = {
     "redemptions": ("redemption_id",),
     "holds": ("session_id",),
     "idempotency": ("idempotency_key",),
+    "customers": ("customer_id",),
+    "customer_versions": ("event_id",),
+    "consent_changes": ("event_id",),
+    "orders": ("order_id",),
+    "order_lines": ("order_id", "line"),
+    "order_refunds": ("event_id",),
+    "segments": ("segment_id",),
 }
 
 INSERT_EVENT = f"INSERT INTO events ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+# Profile fields a customer_updated event may change (columns of `customers`).
+CUSTOMER_UPDATABLE = (
+    "birthday", "anniversary", "attributes", "metadata",
+    "email_hash", "email_masked", "phone_hash", "phone_masked",
+)  # fmt: skip
 VOUCHER_KINDS = {kind.value: kind for kind in VoucherKind}
 SELECT_EVENT = f"SELECT seq, {', '.join(COLUMNS)} FROM events"
 SELECT_VOUCHER = (
@@ -507,6 +596,166 @@ class SqliteTransaction(LedgerTransaction):
             (iso(event.occurred_at), event.redemption_id),
         )
 
+    # -- customers, orders, segments ---------------------------------------------------------
+    def _customer_created(self, event: Event) -> None:
+        payload = event.payload
+        consent = payload.get("consent", {})
+        self._db.execute(
+            "INSERT INTO customers (customer_id, signup_at, birthday, anniversary, attributes,"
+            " metadata, email_hash, email_masked, phone_hash, phone_masked, consent_email,"
+            " consent_sms, consent_push) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                event.customer_id,
+                payload.get("signup_at") or iso(event.occurred_at),
+                payload.get("birthday"),
+                payload.get("anniversary"),
+                dumps(payload.get("attributes", {})),
+                dumps(payload.get("metadata", {})),
+                payload.get("email_hash"),
+                payload.get("email_masked"),
+                payload.get("phone_hash"),
+                payload.get("phone_masked"),
+                int(bool(consent.get("email"))),
+                int(bool(consent.get("sms"))),
+                int(bool(consent.get("push"))),
+            ),
+        )
+        self._customer_version(event)
+        for channel, granted in consent.items():
+            self._consent_change(event, channel, granted)
+
+    def _customer_updated(self, event: Event) -> None:
+        payload = event.payload
+        changes = {key: payload[key] for key in CUSTOMER_UPDATABLE if key in payload}
+        if not changes:
+            return
+        columns = ", ".join(f"{key} = ?" for key in changes)
+        values = [
+            dumps(v) if key in ("attributes", "metadata") else v for key, v in changes.items()
+        ]
+        self._db.execute(
+            f"UPDATE customers SET {columns} WHERE customer_id = ?", (*values, event.customer_id)
+        )
+        if "attributes" in changes:
+            self._customer_version(event)
+
+    def _customer_version(self, event: Event) -> None:
+        self._db.execute(
+            "INSERT INTO customer_versions VALUES (?, ?, ?, ?)",
+            (
+                event.event_id,
+                event.customer_id,
+                iso(event.occurred_at),
+                dumps(event.payload.get("attributes", {})),
+            ),
+        )
+
+    def _consent_changed(self, event: Event) -> None:
+        channel = event.payload["channel"]
+        granted = event.payload["granted"]
+        if channel not in ("email", "sms", "push"):
+            raise ValueError(f"unknown consent channel {channel!r}")
+        self._db.execute(
+            f"UPDATE customers SET consent_{channel} = ? WHERE customer_id = ?",
+            (int(bool(granted)), event.customer_id),
+        )
+        self._consent_change(event, channel, granted)
+
+    def _consent_change(self, event: Event, channel: str, granted: bool) -> None:
+        self._db.execute(
+            "INSERT INTO consent_changes VALUES (?, ?, ?, ?, ?)",
+            (
+                f"{event.event_id}:{channel}",
+                event.customer_id,
+                channel,
+                iso(event.occurred_at),
+                int(bool(granted)),
+            ),
+        )
+
+    def _order_recorded(self, event: Event) -> None:
+        payload = event.payload
+        at = iso(event.occurred_at)
+        self._db.execute(
+            "INSERT INTO orders (order_id, customer_id, amount, currency, store_id, sales_channel,"
+            " ordered_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                event.order_id,
+                event.customer_id,
+                payload["amount"],
+                payload["currency"],
+                event.store_id,
+                event.sales_channel,
+                at,
+            ),
+        )
+        self._db.executemany(
+            "INSERT INTO order_lines VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    event.order_id,
+                    line,
+                    event.customer_id,
+                    item["product_id"],
+                    item.get("category"),
+                    item["quantity"],
+                    item["quantity"] * item["unit_price"],
+                    at,
+                )
+                for line, item in enumerate(payload.get("items", ()))
+            ],
+        )
+        if event.customer_id is not None:
+            self._db.execute(
+                "UPDATE customers SET orders = orders + 1, spend = spend + ?,"
+                " first_order_at = coalesce(min(first_order_at, ?), ?),"
+                " last_order_at = max(coalesce(last_order_at, ''), ?) WHERE customer_id = ?",
+                (payload["amount"], at, at, at, event.customer_id),
+            )
+
+    def _order_refunded(self, event: Event) -> None:
+        amount = event.payload["amount"]
+        self._db.execute(
+            "UPDATE orders SET refunded = refunded + ? WHERE order_id = ?", (amount, event.order_id)
+        )
+        self._db.execute(
+            "INSERT INTO order_refunds VALUES (?, ?, ?, ?)",
+            (event.event_id, event.order_id, amount, iso(event.occurred_at)),
+        )
+        if event.customer_id is not None:
+            self._db.execute(
+                "UPDATE customers SET spend = spend - ? WHERE customer_id = ?",
+                (amount, event.customer_id),
+            )
+
+    def _order_cancelled(self, event: Event) -> None:
+        db = self._db
+        row = db.execute(
+            "SELECT amount - refunded FROM orders WHERE order_id = ?", (event.order_id,)
+        ).fetchone()
+        db.execute(
+            "UPDATE orders SET cancelled_at = ? WHERE order_id = ?",
+            (iso(event.occurred_at), event.order_id),
+        )
+        if event.customer_id is not None and row is not None:
+            # First and last order dates come back from the orders that still stand.
+            db.execute(
+                "UPDATE customers SET orders = orders - 1, spend = spend - :net,"
+                " first_order_at = (SELECT min(ordered_at) FROM orders"
+                "   WHERE customer_id = :customer AND cancelled_at IS NULL),"
+                " last_order_at = (SELECT max(ordered_at) FROM orders"
+                "   WHERE customer_id = :customer AND cancelled_at IS NULL)"
+                " WHERE customer_id = :customer",
+                {"net": row[0], "customer": event.customer_id},
+            )
+
+    def _segment_defined(self, event: Event) -> None:
+        definition = event.payload["definition"]
+        self._db.execute(
+            "INSERT INTO segments VALUES (?, ?) ON CONFLICT DO UPDATE SET definition = excluded.definition",
+            (definition["id"], dumps(definition)),
+        )
+
     # -- reads -----------------------------------------------------------------------------
     def main_campaign_exists(self, main_campaign_id: str) -> bool:
         row = self._db.execute(
@@ -603,6 +852,56 @@ class SqliteTransaction(LedgerTransaction):
         event_row_ = self._db.execute(f"{SELECT_EVENT} WHERE event_id = ?", (row[1],)).fetchone()
         return row[0], event_from_row(event_row_)
 
+    def customer(self, customer_id: str) -> CustomerState | None:
+        row = self._db.execute(
+            "SELECT customer_id, signup_at, birthday, anniversary, attributes, email_masked,"
+            " phone_masked, consent_email, consent_sms, consent_push, orders, spend,"
+            " first_order_at, last_order_at FROM customers WHERE customer_id = ?",
+            (customer_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        return CustomerState(
+            customer_id=row[0],
+            signup_at=from_iso(row[1]),
+            birthday=row[2],
+            anniversary=row[3],
+            attributes=orjson.loads(row[4]),
+            email_masked=row[5],
+            phone_masked=row[6],
+            consent={"email": bool(row[7]), "sms": bool(row[8]), "push": bool(row[9])},
+            orders=row[10],
+            spend=row[11],
+            first_order_at=from_iso(row[12]) if row[12] else None,
+            last_order_at=from_iso(row[13]) if row[13] else None,
+        )
+
+    def order(self, order_id: str) -> OrderState | None:
+        row = self._db.execute(
+            "SELECT order_id, customer_id, amount, currency, refunded, cancelled_at FROM orders"
+            " WHERE order_id = ?",
+            (order_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        return OrderState(*row[:5], cancelled=row[5] is not None)
+
+    def open_redemptions_of_order(self, order_id: str) -> list[RedemptionState]:
+        self._flush_projection()
+        rows = self._db.execute(
+            "SELECT redemption_id, voucher_id, campaign_id, customer_id, order_id, discount,"
+            " gift_amount FROM redemptions WHERE order_id = ? AND rolled_back_at IS NULL"
+            " ORDER BY redeemed_at",
+            (order_id,),
+        )
+        return [RedemptionState(*row, rolled_back=False) for row in rows]
+
+    def segment_definition(self, segment_id: str) -> dict | None:
+        row = self._db.execute(
+            "SELECT definition FROM segments WHERE segment_id = ?", (segment_id,)
+        ).fetchone()
+        return None if row is None else orjson.loads(row[0])
+
     def customer_campaign_redemptions(self, campaign_id: str, customer_id: str) -> int:
         key = (customer_id, campaign_id)
         pending = self._customer_uses.get(key, 0)
@@ -615,16 +914,38 @@ class SqliteTransaction(LedgerTransaction):
     def customer_has_orders(self, customer_id: str) -> bool:
         if customer_id in self._pending_customers:
             return True
+        placed = self._db.execute(
+            "SELECT orders > 0 FROM customers WHERE customer_id = ?",
+            (customer_id,),
+        ).fetchone()
+        if placed is not None and placed[0]:
+            return True
         row = self._db.execute(
             "SELECT 1 FROM customer_campaigns WHERE customer_id = ? LIMIT 1", (customer_id,)
         ).fetchone()
         return row is not None
 
-    def customer_in_any_segment(self, customer_id: str, segments: frozenset[str]) -> bool:
+    def customer_in_any_segment(
+        self, customer_id: str, segments: frozenset[str], now: datetime
+    ) -> bool:
+        """Listed members (segment_member_added) or a match of the segment's rules at now."""
         rows = self._db.execute(
             "SELECT segment_id FROM segment_members WHERE customer_id = ?", (customer_id,)
         )
-        return any(row[0] in segments for row in rows)
+        if any(row[0] in segments for row in rows):
+            return True
+        for segment_id in sorted(segments):
+            definition = self.segment_definition(segment_id)
+            if definition is None:
+                continue
+            sql, params = compile_members_query(segment_from_dict(definition), one_customer=True)
+            if self.query(sql, {**params, "at": iso(now), "customer": customer_id}):
+                return True
+        return False
+
+    def query(self, sql: str, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        self._flush_projection()
+        return self._db.execute(sql, params).fetchall()
 
     def holds_by_others(self, voucher_id: str, session_id: str | None, now: datetime) -> int:
         row = self._db.execute(
@@ -652,6 +973,13 @@ _APPLY_BY_TYPE: dict[EventType, Callable[[SqliteTransaction, Event], None]] = {
     EventType.VALIDATION_HOLD_CREATED: SqliteTransaction._validation_hold_created,
     EventType.REDEMPTION_SUCCEEDED: SqliteTransaction._redemption_succeeded,
     EventType.REDEMPTION_ROLLED_BACK: SqliteTransaction._redemption_rolled_back,
+    EventType.CUSTOMER_CREATED: SqliteTransaction._customer_created,
+    EventType.CUSTOMER_UPDATED: SqliteTransaction._customer_updated,
+    EventType.CONSENT_CHANGED: SqliteTransaction._consent_changed,
+    EventType.ORDER_RECORDED: SqliteTransaction._order_recorded,
+    EventType.ORDER_REFUNDED: SqliteTransaction._order_refunded,
+    EventType.ORDER_CANCELLED: SqliteTransaction._order_cancelled,
+    EventType.SEGMENT_DEFINED: SqliteTransaction._segment_defined,
 }
 
 

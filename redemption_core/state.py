@@ -55,3 +55,29 @@ class HoldState:
     customer_id: str | None
     expires_at: datetime
     consumed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerState:
+    customer_id: str
+    signup_at: datetime
+    birthday: str | None
+    anniversary: str | None
+    attributes: dict
+    email_masked: str | None
+    phone_masked: str | None
+    consent: dict[str, bool]
+    orders: int
+    spend: int
+    first_order_at: datetime | None
+    last_order_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class OrderState:
+    order_id: str
+    customer_id: str | None
+    amount: int
+    currency: str
+    refunded: int
+    cancelled: bool

@@ -7,12 +7,20 @@ implement the same two classes; nothing above this interface knows which one it 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
+from typing import Any
 
 from redemption_core.events import Event
-from redemption_core.state import CampaignState, HoldState, RedemptionState, VoucherState
+from redemption_core.state import (
+    CampaignState,
+    CustomerState,
+    HoldState,
+    OrderState,
+    RedemptionState,
+    VoucherState,
+)
 
 
 class LedgerTransaction(ABC):
@@ -52,6 +60,23 @@ class LedgerTransaction(ABC):
     def idempotent_event(self, key: str) -> tuple[str, Event] | None:
         """The request hash and the event first recorded under this idempotency key."""
 
+    @abstractmethod
+    def customer(self, customer_id: str) -> CustomerState | None: ...
+
+    @abstractmethod
+    def order(self, order_id: str) -> OrderState | None: ...
+
+    @abstractmethod
+    def open_redemptions_of_order(self, order_id: str) -> list[RedemptionState]:
+        """Redemptions on this order that are not rolled back."""
+
+    @abstractmethod
+    def segment_definition(self, segment_id: str) -> dict | None: ...
+
+    @abstractmethod
+    def query(self, sql: str, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        """A read-only query in the adapter's SQL dialect (segment evaluation, reports)."""
+
     # Facts the rules ask about a customer (see rules.Facts).
     @abstractmethod
     def customer_campaign_redemptions(self, campaign_id: str, customer_id: str) -> int: ...
@@ -60,7 +85,9 @@ class LedgerTransaction(ABC):
     def customer_has_orders(self, customer_id: str) -> bool: ...
 
     @abstractmethod
-    def customer_in_any_segment(self, customer_id: str, segments: frozenset[str]) -> bool: ...
+    def customer_in_any_segment(
+        self, customer_id: str, segments: frozenset[str], now: datetime
+    ) -> bool: ...
 
     @abstractmethod
     def holds_by_others(self, voucher_id: str, session_id: str | None, now: datetime) -> int: ...
