@@ -10,6 +10,7 @@ report: the address is resolved at send time and is not the ledger's business.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import random
 import re
@@ -47,7 +48,9 @@ MESSAGE_ID_PATTERN = re.compile(r"[A-Za-z0-9_+-]+(?:\.[A-Za-z0-9_+-]+)*")
 MAX_MESSAGE_ID_LENGTH = 128
 # Deliberately simpler than RFC 5321: it refuses what would break the envelope or a header
 # (spaces, brackets, commas, several @), and leaves the rest to the receiving server.
-EMAIL_PATTERN = re.compile(r"[^@\s<>()\[\],;:\"\\]+@[^@\s<>()\[\],;:\"\\.]+(?:\.[^@\s<>()\[\],;:\"\\.]+)*")
+EMAIL_PATTERN = re.compile(
+    r"[^@\s<>()\[\],;:\"\\]+@[^@\s<>()\[\],;:\"\\.]+(?:\.[^@\s<>()\[\],;:\"\\.]+)*"
+)
 PHONE_PATTERN = re.compile(r"\+[1-9][0-9]{6,14}")  # E.164
 PUSH_TOKEN_PATTERN = re.compile(r"[!-~]{1,4096}")  # printable ASCII, no spaces
 MAX_ERROR_LENGTH = 300
@@ -156,7 +159,7 @@ class Channel(ABC):
     def send(self, message: Message) -> None:
         """Deliver or raise TransientDeliveryError / PermanentDeliveryError."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - an optional hook: most channels hold nothing open
         """Release what the channel keeps open; most keep nothing between messages."""
 
     def __enter__(self) -> Self:
@@ -249,7 +252,8 @@ class SmtpChannel(Channel):
         self.username = username
         self._password = password
         self.timeout_s = timeout_s
-        self._ssl_context = ssl_context
+        # Built once: loading the system's CA certificates costs more than a short SMTP session.
+        self._ssl_context = ssl_context or (ssl.create_default_context() if starttls else None)
         self._domain = from_address.rpartition("@")[2] or "promoledger.invalid"
 
     def __repr__(self) -> str:  # the password stays out of logs
@@ -275,13 +279,15 @@ class SmtpChannel(Channel):
         except ValueError as error:  # e.g. a line break in the subject (header injection)
             raise PermanentDeliveryError(_clip(f"malformed email: {error}")) from None
         where = f"{self.host}:{self.port}"
-        smtp = smtplib.SMTP(timeout=self.timeout_s)  # no host: connect below, inside the try
+        smtp: smtplib.SMTP | None = None
         try:
-            smtp.connect(self.host, self.port)
+            # Connecting in the constructor also tells smtplib the host name that STARTTLS
+            # checks the certificate against.
+            smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout_s)
             if self.starttls:
                 smtp.ehlo()
                 # Never fall back to plain text when TLS was asked for.
-                smtp.starttls(context=self._ssl_context or ssl.create_default_context())
+                smtp.starttls(context=self._ssl_context)
                 smtp.ehlo()
             if self.username is not None and self._password is not None:
                 smtp.login(self.username, self._password)
@@ -293,21 +299,26 @@ class SmtpChannel(Channel):
         except smtplib.SMTPResponseException as error:
             raise _smtp_failure(error.smtp_code, error.smtp_error, where) from None
         except smtplib.SMTPServerDisconnected as error:
-            smtp.close()
+            _close(smtp)
             raise TransientDeliveryError(_clip(f"{where} closed the connection: {error}")) from None
         except smtplib.SMTPException as error:  # STARTTLS or AUTH not offered: configuration
             raise PermanentDeliveryError(_clip(f"SMTP with {where}: {error}")) from None
         except OSError as error:
-            smtp.close()  # the connection is unusable: do not wait for a QUIT reply too
+            _close(smtp)  # the connection is unusable: do not wait for a QUIT reply too
             raise _network_failure(error, where, self.timeout_s) from None
         finally:
             _quit_quietly(smtp)
 
 
-def _quit_quietly(smtp: smtplib.SMTP) -> None:
+def _close(smtp: smtplib.SMTP | None) -> None:
+    if smtp is not None:
+        smtp.close()
+
+
+def _quit_quietly(smtp: smtplib.SMTP | None) -> None:
     # The message was handed over (or refused) before QUIT: a failing QUIT must not turn a
     # delivered message into a failure that would be retried and arrive twice.
-    if smtp.sock is None:
+    if smtp is None or smtp.sock is None:
         return
     try:
         smtp.quit()
@@ -364,17 +375,21 @@ class HttpProviderChannel(Channel):
         parts = urlsplit(url)
         # urllib also opens file:// and ftp:// URLs; a provider URL must not be one of those.
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"not an http(s) URL: {url!r}")
+            raise ValueError("not an http(s) URL with a host")
+        if parts.username or parts.password:  # it would show in reprs and error messages
+            raise ValueError("credentials in the URL are refused: pass a token")
         self.name = name
         self.channel = channel
         self.url = url
         self._token = token
         self.timeout_s = timeout_s
-        self._where = parts.netloc
+        self._where = parts.hostname if parts.port is None else f"{parts.hostname}:{parts.port}"
         self._opener = urllib.request.build_opener(_RefuseRedirects)
 
     def __repr__(self) -> str:  # the token stays out of logs
-        return f"HttpProviderChannel(name={self.name!r}, channel={self.channel!r}, url={self.url!r})"
+        return (
+            f"HttpProviderChannel(name={self.name!r}, channel={self.channel!r}, url={self.url!r})"
+        )
 
     def send(self, message: Message) -> None:
         self._check(message)
@@ -410,7 +425,9 @@ class HttpProviderChannel(Channel):
                 raise _network_failure(reason, self._where, self.timeout_s) from None
             raise TransientDeliveryError(_clip(f"{self._where}: {reason}")) from None
         except http.client.HTTPException as error:  # a garbled or cut-off response
-            raise TransientDeliveryError(_clip(f"bad response from {self._where}: {error!r}")) from None
+            raise TransientDeliveryError(
+                _clip(f"bad response from {self._where}: {error!r}")
+            ) from None
         except OSError as error:  # a timeout while reading the response is not wrapped
             raise _network_failure(error, self._where, self.timeout_s) from None
 
@@ -490,10 +507,8 @@ class FileSinkChannel(Channel):
 
     def _discard(self) -> None:
         if self._file is not None:
-            try:
+            with contextlib.suppress(OSError):
                 self._file.close()
-            except OSError:
-                pass
             self._file = None
 
 
