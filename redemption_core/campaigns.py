@@ -19,6 +19,7 @@ from redemption_core import parsing as p
 from redemption_core.codes import CodeConfig, normalize_code
 from redemption_core.errors import Conflict, InvalidInput
 from redemption_core.money import check_amount, check_currency, parse_percent
+from redemption_core.offers import Distribution, distribution_from_dict
 
 MAX_LIMIT = 10**9
 E = TypeVar("E", bound=StrEnum)
@@ -139,6 +140,7 @@ class Campaign:
     code_config: CodeConfig = field(default_factory=CodeConfig)
     standalone_code: str | None = None
     gift_balance: int | None = None  # initial balance of each generated gift card
+    distribution: Distribution | None = None  # how it reaches customers (promotion/autopilot)
     metadata: Mapping[str, Any] = field(default_factory=dict)
     source: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -159,7 +161,7 @@ def main_campaign_from_dict(data: object, field: str = "main_campaign") -> MainC
 
 CAMPAIGN_FIELDS = {
     "id", "name", "main_campaign", "currency", "status", "voucher", "discount",
-    "active_from", "active_until", "rules", "limits", "metadata",
+    "active_from", "active_until", "rules", "limits", "metadata", "distribution",
 }  # fmt: skip
 
 
@@ -198,6 +200,13 @@ def campaign_from_dict(data: object, field: str = "campaign") -> Campaign:
     rules = _rules(d.get("rules", {}), f"{field}.rules", kind)
     limits = _limits(d.get("limits", {}), f"{field}.limits", kind)
     metadata = p.mapping(d.get("metadata", {}), f"{field}.metadata")
+    distribution = None
+    if d.get("distribution") is not None:
+        distribution = distribution_from_dict(d["distribution"], f"{field}.distribution")
+        if kind is VoucherKind.STANDALONE:
+            raise InvalidInput(
+                f"{field}.distribution", "personal offers need unique codes or gift cards"
+            )
     campaign = Campaign(
         id=campaign_id,
         name=p.text(d.get("name", campaign_id), f"{field}.name", max_length=200),
@@ -214,6 +223,7 @@ def campaign_from_dict(data: object, field: str = "campaign") -> Campaign:
         standalone_code=standalone_code,
         gift_balance=gift_balance,
         metadata=dict(metadata),
+        distribution=distribution,
     )
     return _with_source(campaign, d)
 

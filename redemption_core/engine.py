@@ -17,7 +17,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -245,6 +245,10 @@ class RedemptionEngine(CustomerOperations):
         if self._pending:
             with self._transaction():
                 pass
+
+    def transaction(self) -> AbstractContextManager[LedgerTransaction]:
+        """A write transaction for collaborators (distribution) that append their own events."""
+        return self._transaction()
 
     @contextmanager
     def _transaction(self) -> Iterator[LedgerTransaction]:

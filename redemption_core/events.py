@@ -39,6 +39,17 @@ class EventType(StrEnum):
     ORDER_REFUNDED = "order_refunded"
     ORDER_CANCELLED = "order_cancelled"
     SEGMENT_DEFINED = "segment_defined"
+    FREQUENCY_CAP_SET = "frequency_cap_set"
+    PROMOTION_STARTED = "promotion_started"
+    PROMOTION_FINISHED = "promotion_finished"
+    TRIGGER_MATCHED = "trigger_matched"
+    TRIGGER_COMPLETED = "trigger_completed"
+    TRIGGER_FAILED = "trigger_failed"
+    CUSTOMER_HELD_OUT = "customer_held_out"
+    OFFER_SKIPPED = "offer_skipped"
+    DELIVERY_ATTEMPTED = "delivery_attempted"
+    VOUCHER_DELIVERED = "voucher_delivered"
+    DELIVERY_FAILED = "delivery_failed"
 
 
 # The columns every event row has, in ledger order (seq is assigned by the store).

@@ -204,6 +204,55 @@ CREATE TABLE IF NOT EXISTS segments (
     segment_id TEXT PRIMARY KEY,
     definition TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS settings (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+-- Vouchers offered by promotions and autopilots: the frequency cap counts these.
+CREATE TABLE IF NOT EXISTS offers (
+    voucher_id  TEXT PRIMARY KEY,
+    campaign_id TEXT NOT NULL,
+    customer_id TEXT NOT NULL,
+    channel     TEXT,
+    source      TEXT NOT NULL,
+    trigger_id  TEXT,
+    offered_at  TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS offers_by_customer ON offers (customer_id, offered_at);
+CREATE INDEX IF NOT EXISTS offers_by_campaign ON offers (campaign_id);
+CREATE INDEX IF NOT EXISTS offers_by_trigger ON offers (trigger_id);
+-- A promotion's decision per customer (published, held_out, skipped): resume sends nobody twice.
+CREATE TABLE IF NOT EXISTS audience (
+    campaign_id TEXT NOT NULL,
+    customer_id TEXT NOT NULL,
+    outcome     TEXT NOT NULL,
+    reason      TEXT,
+    decided_at  TEXT NOT NULL,
+    PRIMARY KEY (campaign_id, customer_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS triggers (
+    trigger_id  TEXT PRIMARY KEY,
+    campaign_id TEXT NOT NULL,
+    customer_id TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    matched_at  TEXT NOT NULL,
+    status      TEXT NOT NULL,  -- pending, completed, held_out, failed
+    reason      TEXT,
+    voucher_id  TEXT,
+    closed_at   TEXT
+);
+CREATE INDEX IF NOT EXISTS triggers_by_customer ON triggers (campaign_id, customer_id, matched_at);
+CREATE INDEX IF NOT EXISTS triggers_by_status ON triggers (status, campaign_id);
+CREATE TABLE IF NOT EXISTS deliveries (
+    voucher_id  TEXT PRIMARY KEY,
+    campaign_id TEXT NOT NULL,
+    customer_id TEXT,
+    channel     TEXT NOT NULL,
+    status      TEXT NOT NULL,  -- delivered or failed (the latest outcome)
+    attempts    INTEGER NOT NULL,
+    last_error  TEXT,
+    updated_at  TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS idempotency (
     idempotency_key TEXT PRIMARY KEY,
     request_hash    TEXT NOT NULL,
@@ -228,6 +277,11 @@ PROJECTION_KEYS: dict[str, tuple[str, ...]] = {
     "order_lines": ("order_id", "line"),
     "order_refunds": ("event_id",),
     "segments": ("segment_id",),
+    "settings": ("key",),
+    "offers": ("voucher_id",),
+    "audience": ("campaign_id", "customer_id"),
+    "triggers": ("trigger_id",),
+    "deliveries": ("voucher_id",),
 }
 
 INSERT_EVENT = f"INSERT INTO events ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
@@ -236,6 +290,7 @@ CUSTOMER_UPDATABLE = (
     "birthday", "anniversary", "attributes", "metadata",
     "email_hash", "email_masked", "phone_hash", "phone_masked",
 )  # fmt: skip
+OFFER_SOURCES = ("promotion", "autopilot")  # publications that count as offers
 VOUCHER_KINDS = {kind.value: kind for kind in VoucherKind}
 SELECT_EVENT = f"SELECT seq, {', '.join(COLUMNS)} FROM events"
 SELECT_VOUCHER = (
@@ -484,6 +539,8 @@ class SqliteTransaction(LedgerTransaction):
         self._counters(event).vouchers += 1
 
     def _voucher_published(self, event: Event) -> None:
+        if event.payload.get("source") in OFFER_SOURCES:
+            self._offer_published(event)
         self._db.execute(
             "UPDATE vouchers SET holder_id = ?, published_at = ?, accepted_at = NULL"
             " WHERE voucher_id = ?",
@@ -756,6 +813,93 @@ class SqliteTransaction(LedgerTransaction):
             (definition["id"], dumps(definition)),
         )
 
+    # -- distribution --------------------------------------------------------------------------
+    def _frequency_cap_set(self, event: Event) -> None:
+        self._db.execute(
+            "INSERT INTO settings VALUES ('frequency_cap', ?)"
+            " ON CONFLICT DO UPDATE SET value = excluded.value",
+            (dumps(event.payload),),
+        )
+
+    def _audience(self, event: Event, outcome: str, reason: str | None) -> None:
+        if event.payload.get("source") == "promotion":
+            self._db.execute(
+                "INSERT INTO audience VALUES (?, ?, ?, ?, ?)",
+                (event.campaign_id, event.customer_id, outcome, reason, iso(event.occurred_at)),
+            )
+
+    def _customer_held_out(self, event: Event) -> None:
+        self._audience(event, "held_out", None)
+
+    def _offer_skipped(self, event: Event) -> None:
+        self._audience(event, "skipped", event.payload["reason"])
+
+    def _offer_published(self, event: Event) -> None:
+        payload = event.payload
+        self._db.execute(
+            "INSERT INTO offers VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                event.voucher_id,
+                event.campaign_id,
+                event.customer_id,
+                event.channel,
+                payload["source"],
+                payload.get("trigger_id"),
+                iso(event.occurred_at),
+            ),
+        )
+        self._audience(event, "published", None)
+
+    def _trigger_matched(self, event: Event) -> None:
+        payload = event.payload
+        self._db.execute(
+            "INSERT INTO triggers (trigger_id, campaign_id, customer_id, kind, matched_at, status)"
+            " VALUES (?, ?, ?, ?, ?, 'pending')",
+            (
+                payload["trigger_id"],
+                event.campaign_id,
+                event.customer_id,
+                payload["trigger"],
+                iso(event.occurred_at),
+            ),
+        )
+
+    def _trigger_closed(self, event: Event) -> None:
+        payload = event.payload
+        failed = event.event_type is EventType.TRIGGER_FAILED
+        status = "failed" if failed else payload.get("outcome", "completed")
+        self._db.execute(
+            "UPDATE triggers SET status = ?, reason = ?, voucher_id = ?, closed_at = ?"
+            " WHERE trigger_id = ?",
+            (
+                status,
+                payload.get("reason"),
+                event.voucher_id,
+                iso(event.occurred_at),
+                payload["trigger_id"],
+            ),
+        )
+
+    def _delivery_outcome(self, event: Event) -> None:
+        payload = event.payload
+        delivered = event.event_type is EventType.VOUCHER_DELIVERED
+        self._db.execute(
+            "INSERT INTO deliveries VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET"
+            " channel = excluded.channel, status = excluded.status,"
+            " attempts = deliveries.attempts + excluded.attempts,"
+            " last_error = excluded.last_error, updated_at = excluded.updated_at",
+            (
+                event.voucher_id,
+                event.campaign_id,
+                event.customer_id,
+                event.channel,
+                "delivered" if delivered else "failed",
+                payload["attempts"],
+                None if delivered else payload.get("error"),
+                iso(event.occurred_at),
+            ),
+        )
+
     # -- reads -----------------------------------------------------------------------------
     def main_campaign_exists(self, main_campaign_id: str) -> bool:
         row = self._db.execute(
@@ -902,6 +1046,66 @@ class SqliteTransaction(LedgerTransaction):
         ).fetchone()
         return None if row is None else orjson.loads(row[0])
 
+    # -- distribution reads ----------------------------------------------------------------------
+    def frequency_cap(self) -> tuple[int, int] | None:
+        row = self._db.execute("SELECT value FROM settings WHERE key = 'frequency_cap'").fetchone()
+        if row is None:
+            return None
+        cap = orjson.loads(row[0])
+        return cap["max_offers"], cap["days"]
+
+    def offers_since(self, customer_id: str, since: datetime) -> int:
+        return self._db.execute(
+            "SELECT count(*) FROM offers WHERE customer_id = ? AND offered_at > ?",
+            (customer_id, iso(since)),
+        ).fetchone()[0]
+
+    def audience_decided(self, campaign_id: str, customer_ids: Sequence[str]) -> set[str]:
+        decided: set[str] = set()
+        for start in range(0, len(customer_ids), 500):
+            chunk = list(customer_ids[start : start + 500])
+            decided.update(
+                row[0]
+                for row in self._db.execute(
+                    "SELECT customer_id FROM audience WHERE campaign_id = ?"
+                    f" AND customer_id IN ({', '.join('?' * len(chunk))})",
+                    [campaign_id, *chunk],
+                )
+            )
+        return decided
+
+    def pending_triggers(self, campaign_id: str, *, limit: int) -> list[tuple[str, str]]:
+        rows = self._db.execute(
+            "SELECT trigger_id, customer_id FROM triggers WHERE status = 'pending'"
+            " AND campaign_id = ? AND NOT EXISTS (SELECT 1 FROM offers o"
+            " WHERE o.trigger_id = triggers.trigger_id) ORDER BY matched_at, trigger_id LIMIT ?",
+            (campaign_id, limit),
+        )
+        return [(row[0], row[1]) for row in rows]
+
+    def undelivered_offers(self, campaign_id: str) -> list[tuple[str, str, str, str, str | None]]:
+        rows = self._db.execute(
+            "SELECT o.voucher_id, v.code, o.customer_id, o.channel, o.trigger_id FROM offers o"
+            " JOIN vouchers v USING (voucher_id)"
+            " LEFT JOIN deliveries d USING (voucher_id)"
+            " WHERE o.campaign_id = ? AND d.voucher_id IS NULL ORDER BY o.offered_at, o.voucher_id",
+            (campaign_id,),
+        )
+        return [tuple(row) for row in rows]
+
+    def failed_deliveries(
+        self, campaign_id: str | None
+    ) -> list[tuple[str, str, str, str, str, str | None]]:
+        rows = self._db.execute(
+            "SELECT d.campaign_id, d.voucher_id, v.code, d.customer_id, d.channel, o.trigger_id"
+            " FROM deliveries d JOIN vouchers v USING (voucher_id)"
+            " LEFT JOIN offers o USING (voucher_id)"
+            " WHERE d.status = 'failed' AND (?1 IS NULL OR d.campaign_id = ?1)"
+            " ORDER BY d.updated_at, d.voucher_id",
+            (campaign_id,),
+        )
+        return [tuple(row) for row in rows]
+
     def customer_campaign_redemptions(self, campaign_id: str, customer_id: str) -> int:
         key = (customer_id, campaign_id)
         pending = self._customer_uses.get(key, 0)
@@ -980,6 +1184,14 @@ _APPLY_BY_TYPE: dict[EventType, Callable[[SqliteTransaction, Event], None]] = {
     EventType.ORDER_REFUNDED: SqliteTransaction._order_refunded,
     EventType.ORDER_CANCELLED: SqliteTransaction._order_cancelled,
     EventType.SEGMENT_DEFINED: SqliteTransaction._segment_defined,
+    EventType.FREQUENCY_CAP_SET: SqliteTransaction._frequency_cap_set,
+    EventType.CUSTOMER_HELD_OUT: SqliteTransaction._customer_held_out,
+    EventType.OFFER_SKIPPED: SqliteTransaction._offer_skipped,
+    EventType.TRIGGER_MATCHED: SqliteTransaction._trigger_matched,
+    EventType.TRIGGER_COMPLETED: SqliteTransaction._trigger_closed,
+    EventType.TRIGGER_FAILED: SqliteTransaction._trigger_closed,
+    EventType.VOUCHER_DELIVERED: SqliteTransaction._delivery_outcome,
+    EventType.DELIVERY_FAILED: SqliteTransaction._delivery_outcome,
 }
 
 

@@ -77,6 +77,35 @@ class LedgerTransaction(ABC):
     def query(self, sql: str, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         """A read-only query in the adapter's SQL dialect (segment evaluation, reports)."""
 
+    # Distribution (see distribution.py).
+    @abstractmethod
+    def campaign_ids(self) -> list[str]: ...
+
+    @abstractmethod
+    def frequency_cap(self) -> tuple[int, int] | None:
+        """(max offers, per days), or None when no cap is set."""
+
+    @abstractmethod
+    def offers_since(self, customer_id: str, since: datetime) -> int: ...
+
+    @abstractmethod
+    def audience_decided(self, campaign_id: str, customer_ids: Sequence[str]) -> set[str]:
+        """Which of these customers a promotion has already decided about."""
+
+    @abstractmethod
+    def pending_triggers(self, campaign_id: str, *, limit: int) -> list[tuple[str, str]]:
+        """(trigger_id, customer_id) of pending triggers with no voucher yet, oldest first."""
+
+    @abstractmethod
+    def undelivered_offers(self, campaign_id: str) -> list[tuple[str, str, str, str, str | None]]:
+        """(voucher_id, code, customer_id, channel, trigger_id) published but never delivered."""
+
+    @abstractmethod
+    def failed_deliveries(
+        self, campaign_id: str | None
+    ) -> list[tuple[str, str, str, str, str, str | None]]:
+        """(campaign_id, voucher_id, code, customer_id, channel, trigger_id), last attempt failed."""
+
     # Facts the rules ask about a customer (see rules.Facts).
     @abstractmethod
     def customer_campaign_redemptions(self, campaign_id: str, customer_id: str) -> int: ...
