@@ -18,6 +18,7 @@ from typing import Any, NoReturn
 
 import yaml
 
+from redemption_core import cli_distribution
 from redemption_core.config import ledger_path
 from redemption_core.engine import RedeemRequest, RedemptionEngine
 from redemption_core.errors import InvalidInput, NotFound, PromoError
@@ -80,10 +81,7 @@ def build_parser() -> OneLineParser:
     topup.add_argument("code")
     topup.add_argument("amount", type=int, help="minor units")
 
-    segment = commands.add_parser("segment", help="add or remove a customer from a segment")
-    segment.add_argument("action", choices=["add", "remove"])
-    segment.add_argument("segment_id")
-    segment.add_argument("customer_id")
+    cli_distribution.add_parsers(commands, _order_arguments)
 
     for name in ("validate", "redeem"):
         sub = commands.add_parser(name, help=f"{name} a code against an order")
@@ -245,7 +243,8 @@ def run(args: argparse.Namespace) -> int:
     out = Output(args.json)
     if args.command == "ledger":
         return _ledger(args, out)
-    with RedemptionEngine.open() as engine:
+    clock = cli_distribution.clock_for(args)
+    with RedemptionEngine.open(**({"clock": clock} if clock else {})) as engine:
         return _dispatch(engine, args, out)
 
 
@@ -299,12 +298,8 @@ def _dispatch(engine: RedemptionEngine, args: argparse.Namespace, out: Output) -
                 handle.close()
     elif command == "voucher":
         return _voucher(engine, args, out)
-    elif command == "segment":
-        engine.set_segment_membership(args.segment_id, args.customer_id, args.action == "add")
-        out.emit(
-            {"segment_id": args.segment_id, "customer_id": args.customer_id, "action": args.action},
-            "done",
-        )
+    elif command in cli_distribution.COMMANDS:
+        return cli_distribution.dispatch(engine, args, out.emit, _load_definition, _order, _context)
     elif command == "validate":
         result = engine.validate(
             args.code,

@@ -317,6 +317,24 @@ class Distributor:
             matched = [customer for customer in matched if customer in members]
         return matched
 
+    def autopilots(self) -> list[dict[str, Any]]:
+        """Every autopilot campaign with its status and trigger."""
+        with self.engine.store.read() as tx:
+            states = [tx.campaign_state(cid) for cid in tx.campaign_ids()]
+        return [
+            {
+                "campaign_id": state.campaign.id,
+                "status": str(state.status),
+                "trigger": state.campaign.distribution.trigger.__dict__,
+                "channels": list(state.campaign.distribution.channels),
+                "control_share": state.campaign.distribution.control_share,
+            }
+            for state in states
+            if state is not None
+            and state.campaign.distribution is not None
+            and state.campaign.distribution.trigger is not None
+        ]
+
     def pending_triggers(self) -> list[dict[str, Any]]:
         """Triggers matched but not completed, oldest first, with their age."""
         now = self.engine.now()

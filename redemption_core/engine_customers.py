@@ -8,7 +8,7 @@ every redemption on it, in the same transaction.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any
@@ -67,24 +67,43 @@ class CustomerOperations:
 
     # -- customers ---------------------------------------------------------------------------
     def add_customer(self, profile: CustomerProfile | Mapping[str, Any]) -> None:
-        if not isinstance(profile, CustomerProfile):
-            profile = profile_from_dict(profile)
+        self.add_customers([profile])
+
+    def add_customers(self, profiles: Sequence[CustomerProfile | Mapping[str, Any]]) -> int:
+        """Add customers in one transaction: all of them, or none if any is refused."""
+        checked = [
+            profile
+            if isinstance(profile, CustomerProfile)
+            else profile_from_dict(profile, f"customers[{i}]" if len(profiles) > 1 else "customer")
+            for i, profile in enumerate(profiles)
+        ]
         now = self.now()
-        payload: dict[str, Any] = {
-            "signup_at": p.iso(profile.signup_at or now),
-            "birthday": profile.birthday,
-            "anniversary": profile.anniversary,
-            "attributes": dict(profile.attributes),
-            "metadata": dict(profile.metadata),
-            "consent": dict(profile.consent),
-            **self._contact_fields(profile.email, profile.phone),
-        }
-        with self._transaction() as tx:
-            if tx.customer(profile.id) is not None:
-                raise Conflict("customer.id", f"{profile.id!r} already exists")
-            tx.append(
-                Event(EventType.CUSTOMER_CREATED, now, payload=payload, customer_id=profile.id)
+        events = [
+            Event(
+                EventType.CUSTOMER_CREATED,
+                now,
+                payload={
+                    "signup_at": p.iso(profile.signup_at or now),
+                    "birthday": profile.birthday,
+                    "anniversary": profile.anniversary,
+                    "attributes": dict(profile.attributes),
+                    "metadata": dict(profile.metadata),
+                    "consent": dict(profile.consent),
+                    **self._contact_fields(profile.email, profile.phone),
+                },
+                customer_id=profile.id,
             )
+            for profile in checked
+        ]
+        seen: set[str] = set()
+        with self._transaction() as tx:
+            for i, profile in enumerate(checked):
+                where = f"customers[{i}].id" if len(checked) > 1 else "customer.id"
+                if profile.id in seen or tx.customer(profile.id) is not None:
+                    raise Conflict(where, f"{profile.id!r} already exists")
+                seen.add(profile.id)
+            tx.append_many(events)
+        return len(events)
 
     def _contact_fields(self, email: str | None, phone: str | None) -> dict[str, Any]:
         fields: dict[str, Any] = {}
@@ -171,29 +190,45 @@ class CustomerOperations:
         context: RequestContext | None = None,
     ) -> None:
         """Record a placed order, with or without a voucher. The order needs its id."""
-        if not isinstance(order, Order):
-            raise InvalidInput("order", "must be an Order")
-        if order.id is None:
-            raise InvalidInput("order.id", "required to record an order")
-        customer_id = p.optional_identifier(customer_id, "customer_id")
-        hashed = self._hash_context(context or RequestContext())
-        document = order.to_dict()
-        payload = {"amount": order.amount, "currency": order.currency, "items": document["items"]}
-        with self._transaction() as tx:
-            if tx.order(order.id) is not None:
-                raise Conflict("order.id", f"{order.id!r} was recorded before")
-            if customer_id is not None and tx.customer(customer_id) is None:
-                raise NotFound("customer_id", customer_id)
-            tx.append(
+        self.record_orders([(order, customer_id, context)])
+
+    def record_orders(
+        self, orders: Sequence[tuple[Order, str | None, RequestContext | None]]
+    ) -> int:
+        """Record orders in one transaction: all, or none if any is refused."""
+        now = self.now()
+        events = []
+        for i, (order, customer_id, context) in enumerate(orders):
+            where = "order" if len(orders) == 1 else f"orders[{i}]"
+            if not isinstance(order, Order):
+                raise InvalidInput(where, "must be an Order")
+            if order.id is None:
+                raise InvalidInput(f"{where}.id", "required to record an order")
+            p.optional_identifier(customer_id, "customer_id")
+            hashed = self._hash_context(context or RequestContext())
+            items = [item.to_dict() for item in order.items]
+            events.append(
                 Event(
                     EventType.ORDER_RECORDED,
-                    self.now(),
-                    payload=payload,
+                    now,
+                    payload={"amount": order.amount, "currency": order.currency, "items": items},
                     customer_id=customer_id,
                     order_id=order.id,
                     **hashed.columns(),
                 )
             )
+        seen: set[str] = set()
+        with self._transaction() as tx:
+            for i, event in enumerate(events):
+                where = "order" if len(events) == 1 else f"orders[{i}]"
+                assert event.order_id is not None
+                if event.order_id in seen or tx.order(event.order_id) is not None:
+                    raise Conflict(f"{where}.id", f"{event.order_id!r} was recorded before")
+                seen.add(event.order_id)
+                if event.customer_id is not None and tx.customer(event.customer_id) is None:
+                    raise NotFound("customer_id", event.customer_id)
+            tx.append_many(events)
+        return len(events)
 
     def refund_order(self, order_id: str, amount: int, *, reason: str = "") -> int:
         """Refund part or all of an order; returns what remains refundable."""
