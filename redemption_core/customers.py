@@ -129,3 +129,19 @@ def profile_from_dict(data: object, field: str = "customer") -> CustomerProfile:
         phone=None if d.get("phone") is None else normalize_phone(d["phone"], f"{field}.phone"),
         consent=consent_from(d.get("consent") or {}, f"{field}.consent"),
     )
+
+
+def profile_to_dict(profile: CustomerProfile) -> dict[str, Any]:
+    """The dict form of a profile object, to be checked by profile_from_dict."""
+    document: dict[str, Any] = {
+        "id": profile.id,
+        "attributes": dict(profile.attributes),
+        "metadata": dict(profile.metadata),
+        "consent": dict(profile.consent),
+    }
+    if profile.signup_at is not None:
+        document["signup_at"] = profile.signup_at
+    for name in ("birthday", "anniversary", "email", "phone"):
+        if getattr(profile, name) is not None:
+            document[name] = getattr(profile, name)
+    return document

@@ -23,6 +23,7 @@ from redemption_core.customers import (
     normalize_email,
     normalize_phone,
     profile_from_dict,
+    profile_to_dict,
 )
 from redemption_core.errors import Conflict, InvalidInput, NotFound
 from redemption_core.events import Event, EventType, new_id
@@ -71,10 +72,12 @@ class CustomerOperations:
 
     def add_customers(self, profiles: Sequence[CustomerProfile | Mapping[str, Any]]) -> int:
         """Add customers in one transaction: all of them, or none if any is refused."""
+        # Profile objects are checked and normalised exactly like dicts: one path for both.
         checked = [
-            profile
-            if isinstance(profile, CustomerProfile)
-            else profile_from_dict(profile, f"customers[{i}]" if len(profiles) > 1 else "customer")
+            profile_from_dict(
+                profile_to_dict(profile) if isinstance(profile, CustomerProfile) else profile,
+                f"customers[{i}]" if len(profiles) > 1 else "customer",
+            )
             for i, profile in enumerate(profiles)
         ]
         now = self.now()
@@ -284,7 +287,9 @@ class CustomerOperations:
     # -- segments ----------------------------------------------------------------------------
     def define_segment(self, definition: Segment | Mapping[str, Any]) -> None:
         """Create a segment, or replace its rules (the ledger keeps every version)."""
-        segment = definition if isinstance(definition, Segment) else segment_from_dict(definition)
+        # A Segment object is checked like a definition before it can reach the ledger.
+        document = definition.to_dict() if isinstance(definition, Segment) else definition
+        segment = segment_from_dict(document)
         self._write_events(
             [
                 Event(

@@ -118,8 +118,8 @@ CATALOG: dict[Code, tuple[str, str]] = {
     ),
     Code.CUSTOMER_NOT_NEW: (
         CUSTOMER_RULES,
-        "rules.new_customers_only is on and the ledger already has an order by this customer id "
-        "(a rolled-back redemption's order still counts: the order happened).",
+        "rules.new_customers_only is on and this customer id has an order that stands (recorded "
+        "and not cancelled) or a redemption that stands (not rolled back).",
     ),
     Code.QUANTITY_EXCEEDED: (
         "quantity_exceeded",

@@ -102,7 +102,7 @@ def _condition(data: object, field: str) -> Condition:
     elif name.startswith("attributes."):
         p.identifier(name[len("attributes.") :], f"{field}.field")
         for item in items:
-            if not (item is None or isinstance(item, str | int | float | bool)):
+            if not isinstance(item, str | int | float | bool):
                 raise InvalidInput(f"{field}.value", "must be text, a number or true/false")
     else:
         known = ", ".join(
@@ -189,13 +189,13 @@ CTES = {
                max(CASE WHEN channel = 'sms' THEN granted END) AS sms,
                max(CASE WHEN channel = 'push' THEN granted END) AS push
         FROM (SELECT customer_id, channel, granted, row_number() OVER (
-                  PARTITION BY customer_id, channel ORDER BY changed_at DESC, event_id DESC) AS rank
+                  PARTITION BY customer_id, channel ORDER BY changed_at DESC, rowid DESC) AS rank
               FROM consent_changes WHERE changed_at <= :at)
         WHERE rank = 1 GROUP BY customer_id)""",
     "attrs": """attrs AS (
         SELECT customer_id, attributes FROM (
             SELECT customer_id, attributes, row_number() OVER (
-                PARTITION BY customer_id ORDER BY valid_from DESC, event_id DESC) AS rank
+                PARTITION BY customer_id ORDER BY valid_from DESC, rowid DESC) AS rank
             FROM customer_versions WHERE valid_from <= :at)
         WHERE rank = 1)""",
 }

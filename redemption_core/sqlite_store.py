@@ -1116,18 +1116,16 @@ class SqliteTransaction(LedgerTransaction):
         return pending + (0 if row is None else row[0])
 
     def customer_has_orders(self, customer_id: str) -> bool:
+        """An order that stands (recorded, not cancelled) or a redemption that stands."""
         if customer_id in self._pending_customers:
             return True
-        placed = self._db.execute(
-            "SELECT orders > 0 FROM customers WHERE customer_id = ?",
+        row = self._db.execute(
+            "SELECT EXISTS (SELECT 1 FROM customers WHERE customer_id = ?1 AND orders > 0)"
+            " OR EXISTS (SELECT 1 FROM customer_campaigns WHERE customer_id = ?1"
+            " AND redemptions > 0)",
             (customer_id,),
         ).fetchone()
-        if placed is not None and placed[0]:
-            return True
-        row = self._db.execute(
-            "SELECT 1 FROM customer_campaigns WHERE customer_id = ? LIMIT 1", (customer_id,)
-        ).fetchone()
-        return row is not None
+        return bool(row[0])
 
     def customer_in_any_segment(
         self, customer_id: str, segments: frozenset[str], now: datetime

@@ -6,11 +6,19 @@ reads as the one condition it is about.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import random
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from redemption_core.delivery import Channel, ChannelKind, DeliveryError, Message
+from redemption_core.distribution import (
+    ContactBook,
+    Distributor,
+    RetryPolicy,
+    SyntheticContactBook,
+)
 from redemption_core.engine import (
     RedeemRequest,
     RedemptionEngine,
@@ -175,3 +183,178 @@ def campaign(engine: RedemptionEngine, campaign_id: str) -> CampaignState:
 def events(engine: RedemptionEngine, *types: EventType) -> list[Event]:
     """Committed events, optionally only those of the given types."""
     return [e for e in engine.store.events() if not types or e.event_type in types]
+
+
+# -- customers, orders and segments -------------------------------------------------------------
+
+
+def moment(month: int, day: int, hour: int = 12) -> datetime:
+    """An instant of 2026, UTC: the customer and segment tests tell their stories in 2026."""
+    return datetime(2026, month, day, hour, tzinfo=UTC)
+
+
+PROFILE_COLUMNS = (
+    "email_hash", "email_masked", "phone_hash", "phone_masked",
+    "birthday", "anniversary", "attributes", "metadata",
+)  # fmt: skip
+
+
+def customer_row(engine: RedemptionEngine, customer_id: str) -> dict[str, Any]:
+    """The customer's row of the projection, with the contact hashes CustomerState leaves out."""
+    with engine.store.read() as tx:
+        [row] = tx.query(
+            f"SELECT {', '.join(PROFILE_COLUMNS)} FROM customers WHERE customer_id = :id",
+            {"id": customer_id},
+        )
+    return dict(zip(PROFILE_COLUMNS, row, strict=True))
+
+
+def ledger_bytes(engine: RedemptionEngine) -> bytes:
+    """Every byte of the ledger's files (database, WAL, shared memory), as a disk would hold."""
+    path = Path(engine.store.path)
+    return b"".join(part.read_bytes() for part in sorted(path.parent.glob(f"{path.name}*")))
+
+
+def rule(field: str, op: str, value: Any) -> dict[str, Any]:
+    return {"field": field, "op": op, "value": value}
+
+
+def segment_def(segment_id: str, *rules: dict[str, Any], match: str = "all") -> dict[str, Any]:
+    return {"id": segment_id, "match": match, "rules": list(rules)}
+
+
+# -- distribution: promotions, autopilots, channels that record what they are given -------------
+
+EVERYONE = "everyone"
+NO_WAIT = RetryPolicy(max_attempts=3, base_delay_s=0, max_delay_s=0)
+
+
+def everyone(engine: RedemptionEngine, segment_id: str = EVERYONE) -> str:
+    """Define a segment every signed-up customer belongs to; returns its id."""
+    engine.define_segment(segment_def(segment_id, rule("days_since_signup", ">=", 0)))
+    return segment_id
+
+
+def promotion_def(
+    campaign_id: str = "promo",
+    *,
+    segment: str = EVERYONE,
+    channels: Iterable[str] = ("email",),
+    control_share: float = 0.0,
+    **overrides: Any,
+) -> dict[str, Any]:
+    """An active unique-code campaign sent once to `segment`, default over email."""
+    distribution = {
+        "mode": "promotion",
+        "segment": segment,
+        "channels": list(channels),
+        "control_share": control_share,
+        "message": {"subject": "A voucher for {campaign}", "body": "Your code: {code}"},
+    }
+    return unique_def(id=campaign_id, name=campaign_id, distribution=distribution, **overrides)
+
+
+def autopilot_def(
+    campaign_id: str = "auto",
+    trigger: dict[str, Any] | None = None,
+    *,
+    channels: Iterable[str] = ("email",),
+    control_share: float = 0.0,
+    segment: str | None = None,
+    **overrides: Any,
+) -> dict[str, Any]:
+    """An active unique-code autopilot; the default trigger is a spend of 10.00 or more."""
+    distribution: dict[str, Any] = {
+        "mode": "autopilot",
+        "channels": list(channels),
+        "control_share": control_share,
+        "trigger": trigger or {"type": "spend_threshold", "amount": 1000},
+    }
+    if segment is not None:
+        distribution["segment"] = segment
+    return unique_def(id=campaign_id, name=campaign_id, distribution=distribution, **overrides)
+
+
+def add_customers(
+    engine: RedemptionEngine, *customer_ids: str, consent: Iterable[str] = ("email",), **fields: Any
+) -> None:
+    """Customers consenting to the listed channels (and no other), signed up now."""
+    granted = set(consent)
+    for customer_id in customer_ids:
+        engine.add_customer(
+            {
+                "id": customer_id,
+                "consent": {channel: channel in granted for channel in ("email", "sms", "push")},
+                **fields,
+            }
+        )
+
+
+def place_order(
+    engine: RedemptionEngine, customer_id: str, amount: int = 5000, order_id: str | None = None
+) -> str:
+    """Record an order of `amount` for the customer at the engine's now; returns its id."""
+    order_id = order_id or f"o-{customer_id}-{engine.now():%Y%m%d%H%M%S}-{amount}"
+    engine.record_order(order(amount, id=order_id), customer_id=customer_id)
+    return order_id
+
+
+class RecordingChannel(Channel):
+    """A channel that keeps every message it was given; it can fail as a test needs.
+
+    `crash_on` sends: the n-th send (1-based) raises `crash` instead of a delivery result,
+    like a process killed mid-batch. `failure`: every send raises this delivery error.
+    """
+
+    def __init__(
+        self,
+        channel: ChannelKind = "email",
+        *,
+        crash_on: Iterable[int] = (),
+        crash: BaseException | None = None,
+        failure: DeliveryError | None = None,
+        log: list[Message] | None = None,
+    ) -> None:
+        self.name = f"recording-{channel}"
+        self.channel = channel
+        self.sent: list[Message] = [] if log is None else log
+        self.calls = 0
+        self._crash_on = set(crash_on)
+        self._crash = crash or RuntimeError("the process was killed")
+        self.failure = failure
+
+    def send(self, message: Message) -> None:
+        self._check(message)
+        self.calls += 1
+        if self.calls in self._crash_on:
+            raise self._crash
+        if self.failure is not None:
+            raise self.failure
+        self.sent.append(message)
+
+
+def recording_channels(*kinds: ChannelKind) -> dict[str, RecordingChannel]:
+    """One RecordingChannel per kind (default: email, sms and push)."""
+    return {kind: RecordingChannel(kind) for kind in kinds or ("email", "sms", "push")}
+
+
+def distributor(
+    engine: RedemptionEngine,
+    channels: Mapping[str, Channel] | None = None,
+    contacts: ContactBook | None = None,
+    retry: RetryPolicy = NO_WAIT,
+) -> Distributor:
+    """A Distributor whose retries never wait; synthetic contacts unless given."""
+    return Distributor(
+        engine,
+        recording_channels() if channels is None else channels,
+        contacts or SyntheticContactBook(),
+        retry=retry,
+        rng=random.Random(7),
+    )
+
+
+def ledger_rows(engine: RedemptionEngine, sql: str, **params: Any) -> list[tuple[Any, ...]]:
+    """Rows of a query on the projection (offers, audience, triggers, deliveries, ...)."""
+    with engine.store.read() as tx:
+        return tx.query(sql, params)
