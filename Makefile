@@ -5,7 +5,7 @@ export PROMO_HOME ?= $(CURDIR)/data
 UV := python3 -m uv
 RUN := $(UV) run --frozen --no-sync
 
-.PHONY: env demo test lint format bench-core
+.PHONY: env demo test lint format bench-core bench-distribution
 
 env:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -27,3 +27,6 @@ format: env
 
 bench-core: env
 	$(RUN) python bench/core.py
+
+bench-distribution: env
+	$(RUN) python bench/distribution.py
