@@ -1,9 +1,11 @@
-"""`make demo`: a small, complete run of the redemption core on the ledger under PROMO_HOME.
+"""`make demo`: a small, complete run on the ledger under PROMO_HOME.
 
 It creates a main campaign with three sub-campaigns (a personal win-back voucher, a shared
 slow-night code, gift cards), generates and publishes codes, runs validations, redemptions
 (accepted and rejected, with an idempotent retry), a rollback and a refused second rollback,
-uses and tops up a gift card, verifies the ledger and prints a summary. Campaign ids carry
+uses and tops up a gift card; then distribution (demo_distribution.py): customers, orders, a
+promotion and autopilots delivering to file outboxes; finally verifies the ledger and prints a
+summary. Campaign ids carry
 the run's timestamp, so running it again appends a new demo to the same ledger.
 """
 
@@ -14,6 +16,7 @@ from collections import Counter
 from datetime import timedelta
 
 from redemption_core.config import ledger_path
+from redemption_core.demo_distribution import run_distribution_demo
 from redemption_core.engine import RedeemRequest, RedemptionEngine, RedemptionResult
 from redemption_core.ledger_reports import stats
 from redemption_core.money import format_money
@@ -168,6 +171,9 @@ def main() -> None:
     print(f"\n{validations} validations; redemption outcomes:")
     for name, count in sorted(outcomes.items()):
         print(f"  {name:<60} {count:>5}")
+
+    print("\n-- distribution --")
+    run_distribution_demo(run, rng)
     report = verify_ledger(ledger_path())
     print(
         f"\nledger verify: {'clean' if report.clean else 'DIFFERENCES'} over {report.events} events"
@@ -180,7 +186,7 @@ def main() -> None:
         f"  {summary['rolled_back']} rolled back, net discount {format_money(summary['discount_given_net'], 'EUR')}"
     )
     for row in summary["campaigns"]:
-        if row["campaign_id"] in ids:
+        if row["campaign_id"].endswith(run):
             print(
                 f"  {row['campaign_id']:<34} vouchers {row['vouchers']:>5}  redeemed"
                 f" {row['redemptions']:>4}  discount {format_money(row['discount_given'], row['currency'])}"
