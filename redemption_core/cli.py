@@ -69,6 +69,12 @@ def build_parser() -> OneLineParser:
     export.add_argument("--campaign", required=True)
     export.add_argument("--out", type=Path, help="file to write (default: standard output)")
 
+    # The customer's act in the app, also reachable as `promo voucher accept`.
+    accept = commands.add_parser("accept", help="the holder accepts a voucher")
+    accept.add_argument("code")
+    accept.add_argument("--customer", required=True)
+    accept.set_defaults(action="accept")
+
     voucher = commands.add_parser("voucher", help="publish, accept, disable, top up a voucher")
     voucher_cmd = voucher.add_subparsers(dest="action", required=True)
     for name in ("publish", "accept"):
@@ -296,7 +302,7 @@ def _dispatch(engine: RedemptionEngine, args: argparse.Namespace, out: Output) -
         finally:
             if args.out:
                 handle.close()
-    elif command == "voucher":
+    elif command in ("voucher", "accept"):
         return _voucher(engine, args, out)
     elif command in cli_distribution.COMMANDS:
         return cli_distribution.dispatch(engine, args, out.emit, _load_definition, _order, _context)

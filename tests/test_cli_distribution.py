@@ -168,3 +168,21 @@ def test_bad_input_is_one_line_naming_the_field_and_records_nothing(
 
     assert_refused(result, field)
     assert promo.events() == before
+
+
+def test_accept_is_a_command_of_its_own_and_answers_once(promo: Promo, tmp_path: Path) -> None:
+    promo.ok("customer", "add", write(tmp_path / "customers.yaml", CUSTOMERS))
+    promo.ok("order", "record", "--order", order_json("o-1"), "--customer", "ann")
+    promo.ok("segment", "define", write(tmp_path / "segment.yaml", SEGMENT))
+    promo.ok("campaign", "create", write(tmp_path / "promotion.yaml", PROMOTION))
+    promo.ok("promotion", "send", "thanks")
+    (line,) = [
+        json.loads(x)
+        for x in (tmp_path / "home" / "outbox" / "email.jsonl").read_text().splitlines()
+    ]
+
+    first = promo.ok("accept", line["voucher_code"], "--customer", "ann")
+    second = promo.ok("accept", line["voucher_code"], "--customer", "ann")
+
+    assert first.out.strip() == "accepted"
+    assert second.out.strip() == "already accepted"
