@@ -237,19 +237,27 @@ class Distributor:
         report = DistributionReport(campaign.id)
         matches = self._matches(campaign, now)
         report.matched = len(matches)
+        since = now - timedelta(days=trigger.cooldown_days)
         for start in range(0, len(matches), 5000):
-            self._record(
-                [
-                    Event(
-                        EventType.TRIGGER_MATCHED,
-                        now,
-                        payload={"trigger_id": new_id("trg"), "trigger": trigger.type},
-                        campaign_id=campaign.id,
-                        customer_id=customer_id,
-                    )
-                    for customer_id in matches[start : start + 5000]
-                ]
-            )
+            batch = matches[start : start + 5000]
+            with self.engine.transaction() as tx:
+                # Matching read a snapshot; another tick may have matched some of these since.
+                # Re-checked under the write lock, a customer is matched once per cool-down.
+                taken = tx.recently_triggered(campaign.id, batch, since)
+                tx.append_many(
+                    [
+                        Event(
+                            EventType.TRIGGER_MATCHED,
+                            now,
+                            payload={"trigger_id": new_id("trg"), "trigger": trigger.type},
+                            campaign_id=campaign.id,
+                            customer_id=customer_id,
+                        )
+                        for customer_id in batch
+                        if customer_id not in taken
+                    ]
+                )
+            report.matched -= len(taken)
         self._deliver(campaign, self._undelivered(campaign.id), report)
         generator = CodeGenerator(campaign.code_config)
         while True:
@@ -478,7 +486,19 @@ class Distributor:
         distribution = campaign.distribution
         assert distribution is not None
         outcomes: list[tuple[_Offer, DeliveryReport]] = []
+        blocked: list[tuple[_Offer, str]] = []
+        with self.engine.store.read() as tx:
+            consent = {c: tx.customer(c) for c in {offer.customer_id for offer in offers}}
         for offer in offers:
+            # Checked again at send time: a retry or a resume must not reach a customer over a
+            # channel they have opted out of since, nor a channel no longer configured.
+            customer = consent[offer.customer_id]
+            if customer is None or not customer.consent.get(offer.channel):
+                blocked.append((offer, "consent withdrawn"))
+                continue
+            if offer.channel not in self.channels:
+                blocked.append((offer, "no adapter configured for this channel"))
+                continue
             message = Message(
                 customer_id=offer.customer_id,
                 channel=offer.channel,  # type: ignore[arg-type]
@@ -494,18 +514,44 @@ class Distributor:
                 "base_delay_s": self.retry.base_delay_s,
                 "max_delay_s": self.retry.max_delay_s,
                 "rng": self._rng,
+                "now": self.engine.now,  # attempts on the same timeline as every other event
             }
             if self._sleep is not None:
                 kwargs["sleep"] = self._sleep
             outcomes.append(
                 (offer, send_with_retry(self.channels[offer.channel], message, **kwargs))
             )
-        for channel in {offer.channel for offer in offers}:
+        for channel in {offer.channel for offer, _ in outcomes}:
             flush = getattr(self.channels[channel], "flush", None)
             if flush is not None:
                 flush()
         now = self.engine.now()
         events: list[Event] = []
+        for offer, why in blocked:
+            report.failed += 1
+            ids = {
+                "campaign_id": campaign.id,
+                "voucher_id": offer.voucher_id,
+                "customer_id": offer.customer_id,
+            }
+            events.append(
+                Event(
+                    EventType.DELIVERY_FAILED,
+                    now,
+                    payload={"provider": None, "attempts": 0, "latency_ms": 0.0, "error": why},
+                    channel=offer.channel,
+                    **ids,
+                )
+            )
+            if offer.trigger_id:
+                events.append(
+                    Event(
+                        EventType.TRIGGER_FAILED,
+                        now,
+                        payload={"trigger_id": offer.trigger_id, "reason": "delivery_failed"},
+                        **ids,
+                    )
+                )
         for offer, outcome in outcomes:
             ids = {
                 "campaign_id": campaign.id,

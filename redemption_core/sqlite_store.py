@@ -1060,6 +1060,22 @@ class SqliteTransaction(LedgerTransaction):
             (customer_id, iso(since)),
         ).fetchone()[0]
 
+    def recently_triggered(
+        self, campaign_id: str, customer_ids: Sequence[str], since: datetime
+    ) -> set[str]:
+        found: set[str] = set()
+        for start in range(0, len(customer_ids), 500):
+            chunk = list(customer_ids[start : start + 500])
+            found.update(
+                row[0]
+                for row in self._db.execute(
+                    "SELECT customer_id FROM triggers WHERE campaign_id = ? AND matched_at > ?"
+                    f" AND customer_id IN ({', '.join('?' * len(chunk))})",
+                    [campaign_id, iso(since), *chunk],
+                )
+            )
+        return found
+
     def audience_decided(self, campaign_id: str, customer_ids: Sequence[str]) -> set[str]:
         decided: set[str] = set()
         for start in range(0, len(customer_ids), 500):

@@ -89,6 +89,12 @@ class LedgerTransaction(ABC):
     def offers_since(self, customer_id: str, since: datetime) -> int: ...
 
     @abstractmethod
+    def recently_triggered(
+        self, campaign_id: str, customer_ids: Sequence[str], since: datetime
+    ) -> set[str]:
+        """Which of these customers a campaign's trigger matched after `since`."""
+
+    @abstractmethod
     def audience_decided(self, campaign_id: str, customer_ids: Sequence[str]) -> set[str]:
         """Which of these customers a promotion has already decided about."""
 
