@@ -528,37 +528,9 @@ class Distributor:
         now = self.engine.now()
         events: list[Event] = []
         for offer, why in blocked:
-            report.failed += 1
-            ids = {
-                "campaign_id": campaign.id,
-                "voucher_id": offer.voucher_id,
-                "customer_id": offer.customer_id,
-            }
-            events.append(
-                Event(
-                    EventType.DELIVERY_FAILED,
-                    now,
-                    payload={"provider": None, "attempts": 0, "latency_ms": 0.0, "error": why},
-                    channel=offer.channel,
-                    **ids,
-                )
-            )
-            if offer.trigger_id:
-                events.append(
-                    Event(
-                        EventType.TRIGGER_FAILED,
-                        now,
-                        payload={"trigger_id": offer.trigger_id, "reason": "delivery_failed"},
-                        **ids,
-                    )
-                )
+            final = {"provider": None, "attempts": 0, "latency_ms": 0.0, "error": why}
+            events += _outcome_events(campaign.id, offer, now, final, delivered=False)
         for offer, outcome in outcomes:
-            ids = {
-                "campaign_id": campaign.id,
-                "voucher_id": offer.voucher_id,
-                "customer_id": offer.customer_id,
-                "channel": offer.channel,
-            }
             for attempt in outcome.attempts:
                 events.append(
                     Event(
@@ -572,39 +544,21 @@ class Distributor:
                             "outcome": attempt.outcome,
                             "error": attempt.error,
                         },
-                        **ids,
+                        campaign_id=campaign.id,
+                        voucher_id=offer.voucher_id,
+                        customer_id=offer.customer_id,
+                        channel=offer.channel,
                     )
                 )
             final = {
                 "provider": outcome.provider,
                 "attempts": len(outcome.attempts),
                 "latency_ms": round(outcome.total_latency_ms, 3),
-                "error": outcome.error if not outcome.delivered else None,
+                "error": None if outcome.delivered else outcome.error,
             }
-            if outcome.delivered:
-                report.delivered += 1
-                events.append(Event(EventType.VOUCHER_DELIVERED, now, payload=final, **ids))
-                if offer.trigger_id:
-                    events.append(
-                        Event(
-                            EventType.TRIGGER_COMPLETED,
-                            now,
-                            payload={"trigger_id": offer.trigger_id, "outcome": "completed"},
-                            **{k: ids[k] for k in ("campaign_id", "voucher_id", "customer_id")},
-                        )
-                    )
-            else:
-                report.failed += 1
-                events.append(Event(EventType.DELIVERY_FAILED, now, payload=final, **ids))
-                if offer.trigger_id:
-                    events.append(
-                        Event(
-                            EventType.TRIGGER_FAILED,
-                            now,
-                            payload={"trigger_id": offer.trigger_id, "reason": "delivery_failed"},
-                            **{k: ids[k] for k in ("campaign_id", "voucher_id", "customer_id")},
-                        )
-                    )
+            events += _outcome_events(campaign.id, offer, now, final, delivered=outcome.delivered)
+        report.delivered += sum(e.event_type is EventType.VOUCHER_DELIVERED for e in events)
+        report.failed += sum(e.event_type is EventType.DELIVERY_FAILED for e in events)
         self._record(events)
 
     def retry_deliveries(self, campaign_id: str | None = None) -> list[DistributionReport]:
@@ -637,6 +591,27 @@ class Distributor:
         if state.status is not CampaignStatus.ACTIVE:
             raise Conflict("campaign_id", f"{campaign_id!r} is {state.status}, not active")
         return state.campaign
+
+
+def _outcome_events(
+    campaign_id: str, offer: _Offer, now: datetime, final: dict[str, Any], *, delivered: bool
+) -> list[Event]:
+    """A delivery's outcome, and the autopilot trigger it closes."""
+    ids = {
+        "campaign_id": campaign_id,
+        "voucher_id": offer.voucher_id,
+        "customer_id": offer.customer_id,
+    }
+    kind = EventType.VOUCHER_DELIVERED if delivered else EventType.DELIVERY_FAILED
+    events = [Event(kind, now, payload=final, channel=offer.channel, **ids)]
+    if offer.trigger_id:
+        if delivered:
+            closing = {"trigger_id": offer.trigger_id, "outcome": "completed"}
+        else:
+            closing = {"trigger_id": offer.trigger_id, "reason": "delivery_failed"}
+        closed = EventType.TRIGGER_COMPLETED if delivered else EventType.TRIGGER_FAILED
+        events.append(Event(closed, now, payload=closing, **ids))
+    return events
 
 
 def upcoming_month_days(today: date, days_before: int) -> list[str]:
