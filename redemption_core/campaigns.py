@@ -57,6 +57,9 @@ class DiscountType(StrEnum):
     PERCENT = "percent"
     FIXED_PRICE = "fixed_price"
     FREE_ITEM = "free_item"
+    # The reward lives in another system and is not known here (imported history): redeeming
+    # such a voucher through the engine earns no discount.
+    UNSPECIFIED = "unspecified"
 
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -317,6 +320,7 @@ def _discount(value: object, field: str) -> Discount:
         DiscountType.PERCENT: {"percent_off"},
         DiscountType.FIXED_PRICE: {"fixed_price"},
         DiscountType.FREE_ITEM: {"product"},
+        DiscountType.UNSPECIFIED: set(),
     }[kind]
     optional = {"max_discount"} if kind is DiscountType.PERCENT else set()
     for key in sorted(allowed - {"type"}):

@@ -22,6 +22,8 @@ from redemption_core import cli_distribution
 from redemption_core.config import ledger_path
 from redemption_core.engine import RedeemRequest, RedemptionEngine
 from redemption_core.errors import InvalidInput, NotFound, PromoError
+from redemption_core.import_dunnhumby import dunnhumby_events
+from redemption_core.importer import ImportRefused, events_to_rows, import_events, read_rows
 from redemption_core.ledger_reports import event_to_dict, stats, tail, voucher_rows
 from redemption_core.money import format_money
 from redemption_core.orders import Order, context_from_dict, order_from_dict
@@ -104,6 +106,12 @@ def build_parser() -> OneLineParser:
     rollback.add_argument("redemption_id")
     rollback.add_argument("--reason", default="")
     rollback.add_argument("--idempotency-key")
+
+    imported = commands.add_parser(
+        "import", help="import events (ledger schema, .parquet or .csv) or another system's tables"
+    )
+    imported.add_argument("path", type=Path, help="a file of events, or the folder of a mapping")
+    imported.add_argument("--mapping", choices=["dunnhumby"], help="the source system's tables")
 
     ledger = commands.add_parser("ledger", help="inspect and verify the ledger")
     ledger_cmd = ledger.add_subparsers(dest="action", required=True)
@@ -304,6 +312,36 @@ def _dispatch(engine: RedemptionEngine, args: argparse.Namespace, out: Output) -
                 handle.close()
     elif command in ("voucher", "accept"):
         return _voucher(engine, args, out)
+    elif command == "import":
+        if args.mapping == "dunnhumby":
+            rows = events_to_rows(dunnhumby_events(args.path))
+        else:
+            rows = read_rows(args.path)
+        try:
+            report = import_events(engine, rows)
+        except ImportRefused as refused:
+            if out.as_json:
+                print(
+                    json.dumps(
+                        {
+                            "refused": True,
+                            "bad_rows": refused.total,
+                            "errors": [vars(e) for e in refused.errors],
+                        }
+                    )
+                )
+            else:
+                print("\n".join(str(error) for error in refused.errors))
+            print(
+                f"error: import refused, nothing written: {refused.total} bad rows; first: {refused}",
+                file=sys.stderr,
+            )
+            return 2
+        document = report.to_dict()
+        out.emit(
+            document,
+            f"imported {report.imported} of {report.rows} rows ({report.already_present} already in the ledger)",
+        )
     elif command in cli_distribution.COMMANDS:
         return cli_distribution.dispatch(engine, args, out.emit, _load_definition, _order, _context)
     elif command == "validate":

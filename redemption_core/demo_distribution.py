@@ -62,7 +62,10 @@ def run_distribution_demo(run: str, rng: random.Random) -> None:
             engine.record_orders(batch)
     print(f"recorded {len(customers)} customers and {orders} orders over {HISTORY_DAYS} days")
 
-    clock.now = today
+    # Sends go out half a day ago; acceptances and redemptions follow within those hours, so
+    # that every event of the demo lies in the past.
+    sent_at = today - timedelta(hours=12)
+    clock.now = sent_at
     vip, winback, birthday = f"vip-thanks-{run}", f"winback-auto-{run}", f"birthday-{run}"
     engine.define_segment(
         {"id": f"vip-{run}", "rules": [{"field": "total_spend", "op": ">=", "value": 15000}]}
@@ -89,7 +92,7 @@ def run_distribution_demo(run: str, rng: random.Random) -> None:
             engine.accept(code, customer)
             funnel[campaign_id]["accepted"] += 1
             if rng.random() < 0.7:
-                clock.now += timedelta(minutes=rng.randint(1, 60))
+                clock.now = sent_at + timedelta(minutes=rng.randint(1, 600))
                 orders += 1
                 order = _order(rng, f"{customer}-{orders}")
                 result = engine.redeem(

@@ -21,6 +21,8 @@ def discount_base(discount: Discount, order: Order) -> int:
 
 def compute_discount(discount: Discount, order: Order) -> tuple[int, Reason | None]:
     """The discount this order earns, or zero and the reason it earns none."""
+    if discount.type is DiscountType.UNSPECIFIED:
+        return 0, Reason(Code.NO_APPLICABLE_ITEMS, "the campaign's discount is not specified here")
     if discount.type is DiscountType.FREE_ITEM:
         prices = [
             item.unit_price for item in order.items if item.product_id == discount.free_product

@@ -102,8 +102,8 @@ CATALOG: dict[Code, tuple[str, str]] = {
     ),
     Code.NO_APPLICABLE_ITEMS: (
         ORDER_RULES,
-        "The discount applies to matching items and the order has none, or the discount "
-        "comes to zero.",
+        "The discount applies to matching items and the order has none, the discount comes to "
+        "zero, or the campaign's discount is `unspecified` (imported from another system).",
     ),
     Code.MISSING_CUSTOMER: (
         "missing_customer",

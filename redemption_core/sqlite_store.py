@@ -1161,7 +1161,7 @@ class SqliteTransaction(LedgerTransaction):
                 return True
         return False
 
-    def query(self, sql: str, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+    def query(self, sql: str, params: Mapping[str, Any] | Sequence[Any]) -> list[tuple[Any, ...]]:
         self._flush_projection()
         return self._db.execute(sql, params).fetchall()
 

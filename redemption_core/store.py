@@ -74,7 +74,7 @@ class LedgerTransaction(ABC):
     def segment_definition(self, segment_id: str) -> dict | None: ...
 
     @abstractmethod
-    def query(self, sql: str, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+    def query(self, sql: str, params: Mapping[str, Any] | Sequence[Any]) -> list[tuple[Any, ...]]:
         """A read-only query in the adapter's SQL dialect (segment evaluation, reports)."""
 
     # Distribution (see distribution.py).
