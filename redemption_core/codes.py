@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from redemption_core.errors import InvalidInput
@@ -110,8 +111,11 @@ class CodeConfig:
 class CodeGenerator:
     """Draws codes for one CodeConfig, fast: random bytes are filtered and mapped in C."""
 
-    def __init__(self, config: CodeConfig) -> None:
+    def __init__(
+        self, config: CodeConfig, random_bytes: Callable[[int], bytes] = secrets.token_bytes
+    ) -> None:
         self.config = config
+        self._random_bytes = random_bytes  # the OS CSPRNG; only the simulator seeds its own
         size = len(config.charset)
         # Accept only byte values below the largest multiple of the charset size, so that
         # `byte % size` is uniform; reject (delete) the rest.
@@ -126,7 +130,7 @@ class CodeGenerator:
         needed = count * per_code
         pool = b""
         while len(pool) < needed:
-            raw = secrets.token_bytes(max(64, int((needed - len(pool)) * 1.25)))
+            raw = self._random_bytes(max(64, int((needed - len(pool)) * 1.25)))
             pool += raw.translate(None, self._rejected)
         chars = pool[:needed].translate(self._to_chars).decode("ascii")
         if len(self._parts) == 2:  # the usual shape: prefix + random body + postfix

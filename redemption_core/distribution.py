@@ -139,6 +139,7 @@ class Distributor:
         retry: RetryPolicy | None = None,
         sleep: Any = None,
         rng: random.Random | None = None,
+        timer: Any = None,
     ) -> None:
         self.engine = engine
         self.channels = dict(channels)
@@ -146,6 +147,7 @@ class Distributor:
         self.retry = retry or RetryPolicy()
         self._sleep = sleep
         self._rng = rng or random.Random()
+        self._timer = timer  # measures send latency; the simulator passes simulated time
 
     # -- settings ------------------------------------------------------------------------------
     def set_frequency_cap(self, max_offers: int, days: int) -> None:
@@ -186,7 +188,7 @@ class Distributor:
             ]
         )
         self._deliver(campaign, self._undelivered(campaign_id), report)
-        generator = CodeGenerator(campaign.code_config)
+        generator = self.engine.code_generator(campaign)
         for start in range(0, len(audience), BATCH):
             batch = audience[start : start + BATCH]
             with self.engine.transaction() as tx:
@@ -259,7 +261,7 @@ class Distributor:
                 )
             report.matched -= len(taken)
         self._deliver(campaign, self._undelivered(campaign.id), report)
-        generator = CodeGenerator(campaign.code_config)
+        generator = self.engine.code_generator(campaign)
         while True:
             with self.engine.transaction() as tx:
                 pending = tx.pending_triggers(campaign.id, limit=BATCH)
@@ -518,6 +520,8 @@ class Distributor:
             }
             if self._sleep is not None:
                 kwargs["sleep"] = self._sleep
+            if self._timer is not None:
+                kwargs["clock"] = self._timer
             outcomes.append(
                 (offer, send_with_retry(self.channels[offer.channel], message, **kwargs))
             )

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -205,8 +206,10 @@ class RedemptionEngine(CustomerOperations):
         clock: Callable[[], datetime] = utc_now,
         validation_buffer: int = 256,
         validation_max_age_s: float = 1.0,
+        random_bytes: Callable[[int], bytes] = secrets.token_bytes,
     ) -> None:
         self.store = store
+        self._random_bytes = random_bytes
         self._hasher = hasher
         self._clock = clock
         self._pending: list[Event] = []
@@ -419,6 +422,9 @@ class RedemptionEngine(CustomerOperations):
             raise Conflict("campaign_id", "the campaign is finished")
         return state.campaign
 
+    def code_generator(self, campaign: Campaign) -> CodeGenerator:
+        return CodeGenerator(campaign.code_config, self._random_bytes)
+
     def generate_codes(self, campaign_id: str, count: int) -> list[str]:
         """Create `count` new vouchers with fresh codes, unique across the whole ledger.
 
@@ -428,7 +434,7 @@ class RedemptionEngine(CustomerOperations):
         p.integer(count, "count", minimum=1, maximum=MAX_CODES_PER_CALL)
         with self.store.read() as tx:
             campaign = self._campaign_for_codes(tx, campaign_id)
-        generator = CodeGenerator(campaign.code_config)
+        generator = self.code_generator(campaign)
         created: list[str] = []
         while len(created) < count:
             wanted = min(CODES_PER_TRANSACTION, count - len(created))

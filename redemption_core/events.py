@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -85,6 +87,13 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=lambda: setattr(_POOL, "_buffer", b""))
 
 
+def _system_id(prefix: str) -> str:
+    return f"{prefix}_{time.time_ns() // 1_000_000:012x}{_POOL.take8():016x}"
+
+
+_id_source: Callable[[str], str] = _system_id
+
+
 def new_id(prefix: str) -> str:
     """A time-ordered id: 48-bit millisecond timestamp + 64 random bits, hex, with a prefix.
 
@@ -93,7 +102,18 @@ def new_id(prefix: str) -> str:
     random half keeps ids unguessable and unique; the timestamp half reveals when the id was
     made, which is no secret for events, vouchers or redemptions (codes are the secrets).
     """
-    return f"{prefix}_{time.time_ns() // 1_000_000:012x}{_POOL.take8():016x}"
+    return _id_source(prefix)
+
+
+@contextmanager
+def id_source(source: Callable[[str], str]) -> Iterator[None]:
+    """Ids from `source` inside the block: the simulator's seeded ids make runs repeatable."""
+    global _id_source
+    previous, _id_source = _id_source, source
+    try:
+        yield
+    finally:
+        _id_source = previous
 
 
 @dataclass(frozen=True, slots=True)
