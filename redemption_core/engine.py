@@ -564,24 +564,33 @@ class RedemptionEngine(CustomerOperations):
 
     def accept(self, code: str, customer_id: str) -> bool:
         """The holder accepts the voucher in the app. False: it was accepted before."""
-        customer_id = p.identifier(customer_id, "customer_id")
+        return self.accept_many([(code, customer_id)])[0]
+
+    def accept_many(self, acceptances: Sequence[tuple[str, str]]) -> list[bool]:
+        """Acceptances in one transaction; all, or none if one names a voucher not theirs."""
+        checked = [(code, p.identifier(customer, "customer_id")) for code, customer in acceptances]
+        answers = []
         with self._transaction() as tx:
-            voucher = self._voucher_for_admin(tx, code)
-            if voucher.holder_id != customer_id:
-                raise Conflict("customer_id", "only the voucher's holder can accept it")
-            if voucher.accepted_at is not None:
-                return False
-            tx.append(
-                Event(
-                    EventType.VOUCHER_ACCEPTED,
-                    self.now(),
-                    payload={"code": voucher.code},
-                    campaign_id=voucher.campaign_id,
-                    voucher_id=voucher.voucher_id,
-                    customer_id=customer_id,
+            now = self.now()
+            for code, customer_id in checked:
+                voucher = self._voucher_for_admin(tx, code)
+                if voucher.holder_id != customer_id:
+                    raise Conflict("customer_id", "only the voucher's holder can accept it")
+                if voucher.accepted_at is not None:  # also by an earlier line of this batch
+                    answers.append(False)
+                    continue
+                tx.append(
+                    Event(
+                        EventType.VOUCHER_ACCEPTED,
+                        now,
+                        payload={"code": voucher.code},
+                        campaign_id=voucher.campaign_id,
+                        voucher_id=voucher.voucher_id,
+                        customer_id=customer_id,
+                    )
                 )
-            )
-        return True
+                answers.append(True)
+        return answers
 
     def set_voucher_enabled(self, code: str, enabled: bool, *, note: str = "") -> None:
         with self._transaction() as tx:
