@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 import yaml
 
 from redemption_core import cli_distribution
-from redemption_core.config import ledger_path
+from redemption_core.config import ledger_path, promo_home
 from redemption_core.engine import RedeemRequest, RedemptionEngine
 from redemption_core.errors import InvalidInput, NotFound, PromoError
 from redemption_core.import_dunnhumby import dunnhumby_events
@@ -27,6 +27,8 @@ from redemption_core.importer import ImportRefused, events_to_rows, import_event
 from redemption_core.ledger_reports import event_to_dict, stats, tail, voucher_rows
 from redemption_core.money import format_money
 from redemption_core.orders import Order, context_from_dict, order_from_dict
+from redemption_core.parsing import timestamp
+from redemption_core.simulator import SimulationConfig, simulate
 from redemption_core.sqlite_store import SqliteLedgerStore
 from redemption_core.verify import verify_ledger
 
@@ -112,6 +114,15 @@ def build_parser() -> OneLineParser:
     )
     imported.add_argument("path", type=Path, help="a file of events, or the folder of a mapping")
     imported.add_argument("--mapping", choices=["dunnhumby"], help="the source system's tables")
+
+    simulated = commands.add_parser(
+        "simulate", help="run a simulated restaurant through the core into an empty PROMO_HOME"
+    )
+    simulated.add_argument("--customers", type=int, default=2000)
+    simulated.add_argument("--days", type=int, default=90)
+    simulated.add_argument("--start", default="2026-01-05T00:00:00Z", help="first day (ISO 8601)")
+    simulated.add_argument("--seed", type=int, default=1)
+    simulated.add_argument("--fraud-scale", type=float, default=1.0, help="0 for no fraud")
 
     ledger = commands.add_parser("ledger", help="inspect and verify the ledger")
     ledger_cmd = ledger.add_subparsers(dest="action", required=True)
@@ -257,6 +268,20 @@ def run(args: argparse.Namespace) -> int:
     out = Output(args.json)
     if args.command == "ledger":
         return _ledger(args, out)
+    if args.command == "simulate":
+        config = SimulationConfig(
+            customers=args.customers,
+            days=args.days,
+            start=timestamp(args.start, "--start"),
+            seed=args.seed,
+            fraud_scale=args.fraud_scale,
+        )
+        report = simulate(promo_home(), config, progress=None if args.json else sys.stderr)
+        document = report.to_dict()
+        out.emit(
+            document, "\n".join(f"{k:<14} {v}" for k, v in document.items() if k != "outcomes")
+        )
+        return 0
     clock = cli_distribution.clock_for(args)
     with RedemptionEngine.open(**({"clock": clock} if clock else {})) as engine:
         return _dispatch(engine, args, out)
