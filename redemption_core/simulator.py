@@ -33,7 +33,13 @@ from typing import Any, TextIO
 
 from redemption_core import parsing as p
 from redemption_core.config import ledger_path
-from redemption_core.delivery import Channel, FileSinkChannel, Message, TransientDeliveryError
+from redemption_core.delivery import (
+    Channel,
+    FileSinkChannel,
+    Message,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+)
 from redemption_core.distribution import Distributor, RetryPolicy, SyntheticContactBook
 from redemption_core.engine import RedeemRequest, RedemptionEngine, RedemptionResult
 from redemption_core.errors import InvalidInput, PromoError
@@ -139,7 +145,10 @@ class SimulatedChannel(Channel):
 
     def send(self, message: Message) -> None:
         self._timer.advance(self._rng.expovariate(1 / self._latency_ms) / 1000.0)
-        if self._rng.random() < self._failure:
+        draw = self._rng.random()
+        if draw < 0.01:
+            raise PermanentDeliveryError("address bounced (simulated)")
+        if draw < 0.01 + self._failure:
             raise TransientDeliveryError("provider unavailable (simulated)")
         self._sink.send(message)
 
@@ -210,7 +219,7 @@ class Simulation:
         self._truth: list[dict[str, Any]] = []
         self._orders = 0
         self._flyers: list[str] = []
-        self._leaked: list[str] = []
+        self._fraud_schedule: dict[int, list[str]] = {}
 
     # -- ids and time --------------------------------------------------------------------------
     def _new_id(self, prefix: str) -> str:
@@ -352,6 +361,7 @@ class Simulation:
         )
         self.distributor.set_frequency_cap(3, 7)
         self._flyers = self.engine.generate_codes("flyer", max(50, self.config.customers // 20))
+        self._fraud_schedule = self._plan_fraud()
 
     # -- one day -------------------------------------------------------------------------------
     def _day(self, day: int) -> None:
@@ -531,13 +541,25 @@ class Simulation:
 
     # -- fraud ---------------------------------------------------------------------------------
     def _fraud(self, day: int) -> None:
-        rng = self.rng
-        scale = self.config.fraud_scale * self.config.customers / 2000
-        daily = scale * 6 / max(self.config.days, 1)  # about six cases per 2,000 customers
-        cases = int(daily) + (1 if rng.random() < daily - int(daily) else 0)
-        for _ in range(cases):
-            pattern = rng.choice(list(FRAUD_PATTERNS))
-            FRAUD_PATTERNS[pattern](self, day, rng)
+        for pattern in self._fraud_schedule.get(day, ()):
+            FRAUD_PATTERNS[pattern](self, day, self.rng)
+
+    def _plan_fraud(self) -> dict[int, list[str]]:
+        """About six cases per 2,000 customers and run (times the scale); each pattern at least
+        once when the scale is above zero, so every kind is there to be found."""
+        if self.config.fraud_scale <= 0:
+            return {}
+        total = max(
+            len(FRAUD_PATTERNS), round(self.config.fraud_scale * self.config.customers / 2000 * 6)
+        )
+        patterns = sorted(FRAUD_PATTERNS)
+        self.rng.shuffle(patterns)
+        schedule: dict[int, list[str]] = {}
+        for i in range(total):
+            schedule.setdefault(self.rng.randrange(self.config.days), []).append(
+                patterns[i % len(patterns)]
+            )
+        return schedule
 
     def _truth_case(self, pattern: str, started: datetime, **details: Any) -> None:
         self._truth.append(
@@ -628,7 +650,8 @@ class Simulation:
             return
         code, holder = rng.choice(rows)
         started = self.clock.now = self._at(day, rng.uniform(11, 21))
-        strangers = rng.sample(self.personas, k=min(len(self.personas), rng.randint(2, 6)))
+        present = [x for x in self.personas if x.signup_day <= day]
+        strangers = rng.sample(present, k=min(len(present), rng.randint(2, 6)))
         redemptions = []
         for stranger in strangers:
             if stranger.customer_id == holder:
@@ -650,9 +673,7 @@ class Simulation:
         )
 
     def _refund_abuse(self, day: int, rng: random.Random) -> None:
-        abuser = rng.choice(self.personas)
-        if abuser.signup_day > day:
-            return
+        abuser = rng.choice([x for x in self.personas if x.signup_day <= day])
         started = self.clock.now = self._at(day, rng.uniform(11, 20))
         orders = []
         for _ in range(rng.randint(2, 5)):
@@ -703,7 +724,8 @@ class Simulation:
 
     def _velocity(self, day: int, rng: random.Random) -> None:
         started = self.clock.now = self._at(day, rng.uniform(17, 21))
-        crowd = rng.sample(self.personas, k=min(len(self.personas), rng.randint(20, 60)))
+        present = [x for x in self.personas if x.signup_day <= day]
+        crowd = rng.sample(present, k=min(len(present), rng.randint(20, 60)))
         requests = []
         orders = []
         for persona in crowd:
