@@ -5,7 +5,7 @@ export PROMO_HOME ?= $(CURDIR)/data
 UV := python3 -m uv
 RUN := $(UV) run --frozen --no-sync
 
-.PHONY: env demo test lint format bench-core bench-distribution
+.PHONY: env demo test lint format bench-core bench-distribution bench-sim
 
 env:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -30,3 +30,6 @@ bench-core: env
 
 bench-distribution: env
 	$(RUN) python bench/distribution.py
+
+bench-sim: env
+	$(RUN) python bench/sim.py
