@@ -27,10 +27,12 @@ import orjson
 from redemption_core import parsing as p
 from redemption_core.campaigns import campaign_from_dict, main_campaign_from_dict
 from redemption_core.codes import normalize_code
+from redemption_core.customers import consent_from
 from redemption_core.errors import InvalidInput
 from redemption_core.events import COLUMNS, Event, EventType
 from redemption_core.money import MAX_AMOUNT
 from redemption_core.segments import segment_from_dict
+from redemption_core.sqlite_store import SELECT_EVENT, event_from_row
 
 MAX_PAYLOAD_BYTES = 64 * 1024
 EARLIEST = datetime(1990, 1, 1, tzinfo=UTC)
@@ -194,8 +196,8 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
 
 def rows_to_events(
     rows: Sequence[Mapping[str, Any]], *, now: datetime
-) -> tuple[list[Event], list[RowError], int]:
-    """Check every row; the events in order of occurrence, the errors, and how many there were."""
+) -> tuple[list[tuple[int, Event]], list[RowError], int]:
+    """Check every row: (row number, event) in order of occurrence, the errors, their count."""
     errors: list[RowError] = []
     total = 0
     events: list[tuple[datetime, int, Event]] = []
@@ -216,7 +218,7 @@ def rows_to_events(
         seen[event.event_id] = number
         events.append((event.occurred_at, number, event))
     events.sort(key=lambda item: (item[0], item[1]))
-    return [event for _, _, event in events], errors, total
+    return [(number, event) for _, number, event in events], errors, total
 
 
 def _event(row: Mapping[str, Any], now: datetime) -> Event:
@@ -274,7 +276,11 @@ def _payload(value: object, kind: EventType) -> dict[str, Any]:
             raise InvalidInput("payload", "not valid JSON") from None
     if not isinstance(value, dict):
         raise InvalidInput("payload", "must be a JSON object")
-    if len(orjson.dumps(value)) > MAX_PAYLOAD_BYTES:
+    try:
+        size = len(orjson.dumps(value))
+    except (TypeError, RecursionError):  # nested deeper than any real payload
+        raise InvalidInput("payload", "nested too deeply") from None
+    if size > MAX_PAYLOAD_BYTES:
         raise InvalidInput("payload", f"larger than {MAX_PAYLOAD_BYTES} bytes")
     for name, kind_of in PAYLOAD_FIELDS.get(kind, {}).items():
         _check(value.get(name), kind_of, f"payload.{name}")
@@ -284,6 +290,12 @@ def _payload(value: object, kind: EventType) -> dict[str, Any]:
         main_campaign_from_dict(value["definition"], "payload.definition")
     elif kind is EventType.SEGMENT_DEFINED:
         segment_from_dict(value["definition"], "payload.definition")
+    elif kind in (EventType.CUSTOMER_CREATED, EventType.CUSTOMER_UPDATED):
+        if value.get("signup_at") is not None:
+            p.timestamp(value["signup_at"], "payload.signup_at")
+        consent_from(value.get("consent") or {}, "payload.consent")
+        for name in ("attributes", "metadata"):
+            p.mapping(value.get(name) or {}, f"payload.{name}")
     elif kind is EventType.REDEMPTION_SUCCEEDED:
         order = p.mapping(value.get("order"), "payload.order")
         _check(order.get("amount"), "money", "payload.order.amount")
@@ -322,29 +334,25 @@ def import_events(engine: Any, rows: Sequence[Mapping[str, Any]]) -> ImportRepor
         fresh: list[Event] = []
         present = 0
         created: dict[str, set[str]] = {name: set() for name in CREATES}
+        codes: set[str] = set()
         known: dict[tuple[str, str], bool] = {}
-        row_of = {event.event_id: i for i, event in enumerate(events, start=1)}
-        for event in events:
-            stored = tx.query(
-                "SELECT event_type, payload FROM events WHERE event_id = ?", (event.event_id,)
-            )
+        for number, event in events:
+            stored = tx.query(f"{SELECT_EVENT} WHERE event_id = ?", (event.event_id,))
             if stored:
-                if stored[0][0] != event.event_type or orjson.loads(stored[0][1]) != event.payload:
+                if _content(event_from_row(stored[0])) != _content(event):
                     total += 1
                     errors.append(
-                        RowError(
-                            row_of[event.event_id],
-                            "event_id",
-                            "already in the ledger with other content",
-                        )
+                        RowError(number, "event_id", "already in the ledger with other content")
                     )
                 present += 1
                 continue
-            problem = _reference_problem(tx, event, created, known)
+            problem = _reference_problem(tx, event, created, known) or _code_problem(
+                tx, event, codes
+            )
             if problem is not None:
                 total += 1
                 if len(errors) < MAX_REPORTED:
-                    errors.append(RowError(row_of[event.event_id], *problem))
+                    errors.append(RowError(number, *problem))
                 continue
             for name, creator in CREATES.items():
                 if event.event_type is creator:
@@ -360,6 +368,27 @@ def import_events(engine: Any, rows: Sequence[Mapping[str, Any]]) -> ImportRepor
     for event in fresh:
         by_type[str(event.event_type)] = by_type.get(str(event.event_type), 0) + 1
     return ImportReport(len(rows), len(fresh), present, by_type)
+
+
+def _content(event: Event) -> tuple[Any, ...]:
+    """What makes two rows the same event (recorded_at and seq are the ledger's own)."""
+    return (
+        event.event_type,
+        event.occurred_at,
+        *(getattr(event, name) for name in ID_COLUMNS),
+        event.channel,
+        event.payload,
+    )
+
+
+def _code_problem(tx: Any, event: Event, codes: set[str]) -> tuple[str, str] | None:
+    if event.event_type is not EventType.VOUCHER_CREATED:
+        return None
+    code = normalize_code(event.payload["code"])
+    if code in codes or tx.existing_codes([code]):
+        return "payload.code", f"{code!r} already exists"
+    codes.add(code)
+    return None
 
 
 def _reference_problem(
