@@ -53,7 +53,7 @@ def run_distribution_demo(run: str, rng: random.Random) -> None:
                 orders += 1
                 batch.append(
                     (
-                        _order(rng, f"{customer}-{orders}"),
+                        _order(rng, f"o-{run}-{orders}"),
                         customer,
                         RequestContext(sales_channel="app"),
                     )
@@ -94,7 +94,7 @@ def run_distribution_demo(run: str, rng: random.Random) -> None:
             if rng.random() < 0.7:
                 clock.now = sent_at + timedelta(minutes=rng.randint(1, 600))
                 orders += 1
-                order = _order(rng, f"{customer}-{orders}")
+                order = _order(rng, f"o-{run}-{orders}")
                 result = engine.redeem(
                     RedeemRequest(code, order, customer, RequestContext(sales_channel="app"))
                 )

@@ -222,13 +222,17 @@ class CustomerOperations:
             )
         seen: set[str] = set()
         with self._transaction() as tx:
+            # Two queries for the whole batch, not two per order.
+            recorded = tx.existing_ids("orders", [event.order_id or "" for event in events])
+            named = sorted({event.customer_id for event in events if event.customer_id})
+            profiles = tx.existing_ids("customers", named)
             for i, event in enumerate(events):
                 where = "order" if len(events) == 1 else f"orders[{i}]"
                 assert event.order_id is not None
-                if event.order_id in seen or tx.order(event.order_id) is not None:
+                if event.order_id in seen or event.order_id in recorded:
                     raise Conflict(f"{where}.id", f"{event.order_id!r} was recorded before")
                 seen.add(event.order_id)
-                if event.customer_id is not None and tx.customer(event.customer_id) is None:
+                if event.customer_id is not None and event.customer_id not in profiles:
                     raise NotFound("customer_id", event.customer_id)
             tx.append_many(events)
         return len(events)

@@ -402,6 +402,9 @@ class SqliteTransaction(LedgerTransaction):
         self._customer_uses: dict[tuple[str, str], int] = {}
         self._pending_customers: set[str] = set()
         self._redemption_rows: list[tuple[Any, ...]] = []
+        self._order_rows: list[tuple[Any, ...]] = []
+        self._order_line_rows: list[tuple[Any, ...]] = []
+        self._customer_orders: dict[str, list[Any]] = {}  # orders, spend, first, last
         self._campaigns = campaigns  # definitions are immutable: parse each once per process
 
     # -- appends ---------------------------------------------------------------------------
@@ -425,6 +428,25 @@ class SqliteTransaction(LedgerTransaction):
 
     def _flush_projection(self) -> None:
         db = self._db
+        if self._order_rows:
+            db.executemany(
+                "INSERT INTO orders (order_id, customer_id, amount, currency, store_id,"
+                " sales_channel, ordered_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                self._order_rows,
+            )
+            db.executemany(
+                "INSERT INTO order_lines VALUES (?, ?, ?, ?, ?, ?, ?, ?)", self._order_line_rows
+            )
+            db.executemany(
+                "UPDATE customers SET orders = orders + ?, spend = spend + ?,"
+                " first_order_at = coalesce(min(first_order_at, ?), ?),"
+                " last_order_at = max(coalesce(last_order_at, ''), ?) WHERE customer_id = ?",
+                [
+                    (orders, spend, first, first, last, customer)
+                    for customer, (orders, spend, first, last) in self._customer_orders.items()
+                ],
+            )
+            self._order_rows, self._order_line_rows, self._customer_orders = [], [], {}
         if self._voucher_uses:
             db.executemany(
                 "UPDATE vouchers SET redemptions = redemptions + ?,"
@@ -731,11 +753,10 @@ class SqliteTransaction(LedgerTransaction):
         )
 
     def _order_recorded(self, event: Event) -> None:
+        # Written behind, like redemptions: orders come in large batches (see _flush_projection).
         payload = event.payload
         at = iso(event.occurred_at)
-        self._db.execute(
-            "INSERT INTO orders (order_id, customer_id, amount, currency, store_id, sales_channel,"
-            " ordered_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        self._order_rows.append(
             (
                 event.order_id,
                 event.customer_id,
@@ -744,33 +765,33 @@ class SqliteTransaction(LedgerTransaction):
                 event.store_id,
                 event.sales_channel,
                 at,
-            ),
+            )
         )
-        self._db.executemany(
-            "INSERT INTO order_lines VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    event.order_id,
-                    line,
-                    event.customer_id,
-                    item["product_id"],
-                    item.get("category"),
-                    item["quantity"],
-                    item["quantity"] * item["unit_price"],
-                    at,
-                )
-                for line, item in enumerate(payload.get("items", ()))
-            ],
+        self._order_line_rows.extend(
+            (
+                event.order_id,
+                line,
+                event.customer_id,
+                item["product_id"],
+                item.get("category"),
+                item["quantity"],
+                item["quantity"] * item["unit_price"],
+                at,
+            )
+            for line, item in enumerate(payload.get("items", ()))
         )
         if event.customer_id is not None:
-            self._db.execute(
-                "UPDATE customers SET orders = orders + 1, spend = spend + ?,"
-                " first_order_at = coalesce(min(first_order_at, ?), ?),"
-                " last_order_at = max(coalesce(last_order_at, ''), ?) WHERE customer_id = ?",
-                (payload["amount"], at, at, at, event.customer_id),
-            )
+            stats = self._customer_orders.get(event.customer_id)
+            if stats is None:
+                self._customer_orders[event.customer_id] = [1, payload["amount"], at, at]
+            else:
+                stats[0] += 1
+                stats[1] += payload["amount"]
+                stats[2] = min(stats[2], at)
+                stats[3] = max(stats[3], at)
 
     def _order_refunded(self, event: Event) -> None:
+        self._flush_projection()  # rare: write the pending orders first
         amount = event.payload["amount"]
         self._db.execute(
             "UPDATE orders SET refunded = refunded + ? WHERE order_id = ?", (amount, event.order_id)
@@ -786,6 +807,7 @@ class SqliteTransaction(LedgerTransaction):
             )
 
     def _order_cancelled(self, event: Event) -> None:
+        self._flush_projection()
         db = self._db
         row = db.execute(
             "SELECT amount - refunded FROM orders WHERE order_id = ?", (event.order_id,)
@@ -945,6 +967,23 @@ class SqliteTransaction(LedgerTransaction):
             held_until=from_iso(row[10]) if row[10] else None,
         )
 
+    def existing_ids(self, table: str, ids: Sequence[str]) -> set[str]:
+        """Which of these orders or customers exist (one query per 500 ids)."""
+        column = {"orders": "order_id", "customers": "customer_id"}[table]
+        if table == "orders" and self._order_rows:
+            self._flush_projection()
+        found: set[str] = set()
+        for start in range(0, len(ids), 500):
+            chunk = list(ids[start : start + 500])
+            marks = ", ".join("?" * len(chunk))
+            found.update(
+                row[0]
+                for row in self._db.execute(
+                    f"SELECT {column} FROM {table} WHERE {column} IN ({marks})", chunk
+                )
+            )
+        return found
+
     def existing_codes(self, codes: Sequence[str]) -> set[str]:
         found: set[str] = set()
         for start in range(0, len(codes), 500):
@@ -997,6 +1036,8 @@ class SqliteTransaction(LedgerTransaction):
         return row[0], event_from_row(event_row_)
 
     def customer(self, customer_id: str) -> CustomerState | None:
+        if customer_id in self._customer_orders:
+            self._flush_projection()
         row = self._db.execute(
             "SELECT customer_id, signup_at, birthday, anniversary, attributes, email_masked,"
             " phone_masked, consent_email, consent_sms, consent_push, orders, spend,"
@@ -1021,6 +1062,8 @@ class SqliteTransaction(LedgerTransaction):
         )
 
     def order(self, order_id: str) -> OrderState | None:
+        if self._order_rows:
+            self._flush_projection()
         row = self._db.execute(
             "SELECT order_id, customer_id, amount, currency, refunded, cancelled_at FROM orders"
             " WHERE order_id = ?",
@@ -1133,7 +1176,7 @@ class SqliteTransaction(LedgerTransaction):
 
     def customer_has_orders(self, customer_id: str) -> bool:
         """An order that stands (recorded, not cancelled) or a redemption that stands."""
-        if customer_id in self._pending_customers:
+        if customer_id in self._pending_customers or customer_id in self._customer_orders:
             return True
         row = self._db.execute(
             "SELECT EXISTS (SELECT 1 FROM customers WHERE customer_id = ?1 AND orders > 0)"

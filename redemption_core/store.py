@@ -51,6 +51,10 @@ class LedgerTransaction(ABC):
     def existing_codes(self, codes: Sequence[str]) -> set[str]: ...
 
     @abstractmethod
+    def existing_ids(self, table: str, ids: Sequence[str]) -> set[str]:
+        """Which of these ids exist in `orders` or `customers`."""
+
+    @abstractmethod
     def redemption(self, redemption_id: str) -> RedemptionState | None: ...
 
     @abstractmethod
