@@ -31,7 +31,7 @@ from redemption_core.hashing import ContextHasher
 from redemption_core.money import check_amount
 from redemption_core.orders import Order, RequestContext
 from redemption_core.segments import Segment, compile_members_query, segment_from_dict
-from redemption_core.state import CustomerState, RedemptionState
+from redemption_core.state import CustomerState, OrderState, RedemptionState
 from redemption_core.store import LedgerStore, LedgerTransaction
 
 
@@ -55,6 +55,16 @@ def rollback_event(
         order_id=redemption.order_id,
         **columns,
     )
+
+
+def _standing_order(tx: LedgerTransaction, order_id: str) -> OrderState:
+    """The order, if it exists and is not cancelled."""
+    order = tx.order(order_id)
+    if order is None:
+        raise NotFound("order_id", order_id)
+    if order.cancelled:
+        raise Conflict("order_id", "the order is cancelled")
+    return order
 
 
 class CustomerOperations:
@@ -243,11 +253,7 @@ class CustomerOperations:
         amount = check_amount(amount, "amount", allow_zero=False)
         reason = p.text(reason, "reason")
         with self._transaction() as tx:
-            order = tx.order(order_id)
-            if order is None:
-                raise NotFound("order_id", order_id)
-            if order.cancelled:
-                raise Conflict("order_id", "the order is cancelled")
+            order = _standing_order(tx, order_id)
             left = order.amount - order.refunded
             if amount > left:
                 raise InvalidInput("amount", f"{amount} is more than the {left} left to refund")
@@ -267,11 +273,7 @@ class CustomerOperations:
         order_id = p.identifier(order_id, "order_id")
         reason = p.text(reason, "reason")
         with self._transaction() as tx:
-            order = tx.order(order_id)
-            if order is None:
-                raise NotFound("order_id", order_id)
-            if order.cancelled:
-                raise Conflict("order_id", "the order was cancelled before")
+            order = _standing_order(tx, order_id)
             now = self.now()
             redemptions = tx.open_redemptions_of_order(order_id)
             cause = {"reason": reason or "order cancelled", "cause": "order_cancelled"}

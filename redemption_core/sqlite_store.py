@@ -967,35 +967,24 @@ class SqliteTransaction(LedgerTransaction):
             held_until=from_iso(row[10]) if row[10] else None,
         )
 
-    def existing_ids(self, table: str, ids: Sequence[str]) -> set[str]:
-        """Which of these orders or customers exist (one query per 500 ids)."""
-        column = {"orders": "order_id", "customers": "customer_id"}[table]
-        if table == "orders" and self._order_rows:
-            self._flush_projection()
+    def _found(self, sql: str, fixed: Sequence[Any], ids: Sequence[str]) -> set[str]:
+        """The first column of `sql ... IN (ids)`, asked 500 ids at a time."""
         found: set[str] = set()
         for start in range(0, len(ids), 500):
             chunk = list(ids[start : start + 500])
-            marks = ", ".join("?" * len(chunk))
-            found.update(
-                row[0]
-                for row in self._db.execute(
-                    f"SELECT {column} FROM {table} WHERE {column} IN ({marks})", chunk
-                )
-            )
+            query = f"{sql} IN ({', '.join('?' * len(chunk))})"
+            found.update(row[0] for row in self._db.execute(query, [*fixed, *chunk]))
         return found
 
+    def existing_ids(self, table: str, ids: Sequence[str]) -> set[str]:
+        """Which of these orders or customers exist."""
+        column = {"orders": "order_id", "customers": "customer_id"}[table]
+        if table == "orders" and self._order_rows:
+            self._flush_projection()
+        return self._found(f"SELECT {column} FROM {table} WHERE {column}", (), ids)
+
     def existing_codes(self, codes: Sequence[str]) -> set[str]:
-        found: set[str] = set()
-        for start in range(0, len(codes), 500):
-            chunk = list(codes[start : start + 500])
-            marks = ", ".join("?" * len(chunk))
-            found.update(
-                row[0]
-                for row in self._db.execute(
-                    f"SELECT code FROM vouchers WHERE code IN ({marks})", chunk
-                )
-            )
-        return found
+        return self._found("SELECT code FROM vouchers WHERE code", (), codes)
 
     def vouchers_of_campaign(self, campaign_id: str) -> list[tuple[Any, ...]]:
         return self._db.execute(
@@ -1106,32 +1095,19 @@ class SqliteTransaction(LedgerTransaction):
     def recently_triggered(
         self, campaign_id: str, customer_ids: Sequence[str], since: datetime
     ) -> set[str]:
-        found: set[str] = set()
-        for start in range(0, len(customer_ids), 500):
-            chunk = list(customer_ids[start : start + 500])
-            found.update(
-                row[0]
-                for row in self._db.execute(
-                    "SELECT customer_id FROM triggers WHERE campaign_id = ? AND matched_at > ?"
-                    f" AND customer_id IN ({', '.join('?' * len(chunk))})",
-                    [campaign_id, iso(since), *chunk],
-                )
-            )
-        return found
+        return self._found(
+            "SELECT customer_id FROM triggers WHERE campaign_id = ? AND matched_at > ?"
+            " AND customer_id",
+            (campaign_id, iso(since)),
+            customer_ids,
+        )
 
     def audience_decided(self, campaign_id: str, customer_ids: Sequence[str]) -> set[str]:
-        decided: set[str] = set()
-        for start in range(0, len(customer_ids), 500):
-            chunk = list(customer_ids[start : start + 500])
-            decided.update(
-                row[0]
-                for row in self._db.execute(
-                    "SELECT customer_id FROM audience WHERE campaign_id = ?"
-                    f" AND customer_id IN ({', '.join('?' * len(chunk))})",
-                    [campaign_id, *chunk],
-                )
-            )
-        return decided
+        return self._found(
+            "SELECT customer_id FROM audience WHERE campaign_id = ? AND customer_id",
+            (campaign_id,),
+            customer_ids,
+        )
 
     def pending_triggers(self, campaign_id: str, *, limit: int) -> list[tuple[str, str]]:
         rows = self._db.execute(
