@@ -21,6 +21,7 @@ Same configuration and seed, same ledger: ids, codes, hashes and times all come 
 from __future__ import annotations
 
 import hashlib
+import heapq
 import json
 import random
 import sys
@@ -319,20 +320,29 @@ class Simulation:
         }
 
     def _history(self, personas: list[Persona]) -> None:
-        """Orders before the simulated period, so that regulars are regulars on day 0."""
-        by_day: dict[int, list[tuple[Order, str | None, RequestContext | None]]] = {}
-        for persona in personas:
-            day = persona.signup_day
-            while True:
-                day += max(1, round(self.rng.expovariate(1 / persona.every_days)))
-                if day >= 0:
-                    break
-                by_day.setdefault(day, []).append(self._order_for(persona, day))
-                persona.orders += 1
-        for day in sorted(by_day):
+        """Orders before the simulated period, so that regulars are regulars on day 0.
+
+        Generated day by day from a heap of each customer's next order day, so memory holds
+        one day of orders, not the whole history.
+        """
+        upcoming = [(x.signup_day + self._gap(x), i) for i, x in enumerate(personas)]
+        heapq.heapify(upcoming)
+        total = 0
+        while upcoming and upcoming[0][0] < 0:
+            day = upcoming[0][0]
+            batch: list[tuple[Order, str | None, RequestContext | None]] = []
+            while upcoming and upcoming[0][0] == day:
+                _, i = heapq.heappop(upcoming)
+                batch.append(self._order_for(personas[i], day))
+                personas[i].orders += 1
+                heapq.heappush(upcoming, (day + self._gap(personas[i]), i))
             self.clock.now = self._at(day, 19)
-            self.engine.record_orders(by_day[day])
-        self._count("history_orders", sum(len(batch) for batch in by_day.values()))
+            self.engine.record_orders(batch)
+            total += len(batch)
+        self._count("history_orders", total)
+
+    def _gap(self, persona: Persona) -> int:
+        return max(1, round(self.rng.expovariate(1 / persona.every_days)))
 
     def _campaigns(self) -> None:
         days = self.config.days
@@ -414,6 +424,9 @@ class Simulation:
         acceptances = []
         for persona in self.personas:
             for code, (got, accepted) in list(persona.holding.items()):
+                if day - got > 45:  # long expired: forgotten, so memory stays flat over time
+                    del persona.holding[code]
+                    continue
                 if accepted or day - got > 5:
                     continue
                 if rng.random() < 0.35 * (0.5 + persona.responsive):
@@ -477,6 +490,15 @@ class Simulation:
             results = self.engine.redeem_many([request for request, _ in redemptions])
             for result in results:
                 self._tally(result)
+                # Now and then the till voids a redemption it just made (wrong code scanned).
+                if (
+                    isinstance(result, RedemptionResult)
+                    and result.ok
+                    and not result.replayed
+                    and rng.random() < 0.02
+                ):
+                    self.engine.rollback(result.redemption_id or "", reason="voided at the till")
+                    self._count("rolled back at the till")
         if orders:
             self.engine.record_orders(orders)
             self._count("orders", len(orders))
