@@ -174,15 +174,18 @@ CTES = {
         WHERE o.customer_id IS NOT NULL AND o.ordered_at <= :at
           AND (o.cancelled_at IS NULL OR o.cancelled_at > :at)
         GROUP BY o.customer_id)""",
+    # The favourite category: most spend, ties to the first name. One GROUP BY over a key
+    # that sorts that way (inverted spend, then the name), not a window over every order
+    # line, so memory stays bounded on large ledgers.
     "fav": """fav AS (
-        SELECT customer_id, category FROM (
-            SELECT l.customer_id, l.category, row_number() OVER (
-                PARTITION BY l.customer_id ORDER BY sum(l.amount) DESC, l.category) AS rank
+        SELECT customer_id, substr(min(rank_key), 17) AS category FROM (
+            SELECT l.customer_id,
+                   printf('%015d', 999999999999999 - sum(l.amount)) || ' ' || l.category AS rank_key
             FROM order_lines l JOIN orders o USING (order_id)
             WHERE l.customer_id IS NOT NULL AND l.category IS NOT NULL AND l.ordered_at <= :at
               AND (o.cancelled_at IS NULL OR o.cancelled_at > :at)
             GROUP BY l.customer_id, l.category)
-        WHERE rank = 1)""",
+        GROUP BY customer_id)""",
     "consent": """consent AS (
         SELECT customer_id,
                max(CASE WHEN channel = 'email' THEN granted END) AS email,
