@@ -16,6 +16,7 @@ import contextlib
 import csv
 import io
 import itertools
+import os
 import sqlite3
 from collections import Counter
 from collections.abc import Iterator
@@ -52,9 +53,11 @@ from redemption_core.orders import RequestContext
 from redemption_core.parsing import iso
 from redemption_core.verify import verify_ledger
 
+# shared/ lies beside the checkout (the session's and CI's layout); PROMO_SHARED_DIR overrides.
 DUNNHUMBY = (
-    Path(__file__).resolve().parents[1].parent
-    / "shared"
+    Path(
+        os.environ.get("PROMO_SHARED_DIR") or Path(__file__).resolve().parents[1].parent / "shared"
+    )
     / "data"
     / "dunnhumby_complete_journey_partial"
 )
