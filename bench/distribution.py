@@ -34,6 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from redemption_core.config import SettableClock  # noqa: E402
 from redemption_core.delivery_config import default_channels  # noqa: E402
 from redemption_core.distribution import Distributor, SyntheticContactBook  # noqa: E402
 from redemption_core.engine import RedemptionEngine  # noqa: E402
@@ -42,14 +43,6 @@ from redemption_core.parsing import iso  # noqa: E402
 
 NOW = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 BATCH = 20_000
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def populate(engine: RedemptionEngine, customers: int, rng: random.Random) -> int:
@@ -121,7 +114,7 @@ def main() -> None:
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="promo-bench-dist-"))
     rng = random.Random(42)
-    clock = Clock(NOW)
+    clock = SettableClock(NOW)
     try:
         engine = RedemptionEngine.open(home, clock=clock)
         started = time.perf_counter()

@@ -14,7 +14,7 @@ import random
 from collections import Counter
 from datetime import datetime, timedelta
 
-from redemption_core.config import promo_home
+from redemption_core.config import SettableClock, promo_home
 from redemption_core.delivery_config import default_channels
 from redemption_core.distribution import Distributor, SyntheticContactBook
 from redemption_core.engine import RedeemRequest, RedemptionEngine
@@ -25,17 +25,9 @@ DISHES = (("margherita", "pizza", 950), ("diavola", "pizza", 1150), ("carbonara"
 HISTORY_DAYS = 90
 
 
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 def run_distribution_demo(run: str, rng: random.Random) -> None:
     today = datetime.now().astimezone()
-    clock = Clock(today - timedelta(days=HISTORY_DAYS))
+    clock = SettableClock(today - timedelta(days=HISTORY_DAYS))
     engine = RedemptionEngine.open(clock=clock)
     customers = [f"guest-{run}-{i:03d}" for i in range(400)]
     engine.add_customers([_profile(customer, rng) for customer in customers])

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from redemption_core import parsing as p
-from redemption_core.config import ledger_path
+from redemption_core.config import SettableClock, ledger_path
 from redemption_core.delivery import (
     Channel,
     FileSinkChannel,
@@ -120,14 +120,6 @@ class SimulationReport:
         }
 
 
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 class SimulatedChannel(Channel):
     """A provider with a failure rate and a latency per channel, on simulated time.
 
@@ -178,7 +170,7 @@ class Simulation:
         self.home = home
         self.config = config
         self.rng = random.Random(config.seed)
-        self.clock = Clock(config.start)
+        self.clock = SettableClock(config.start)
         self.progress = progress
         seed_bytes = hashlib.sha256(f"promoledger-sim-{config.seed}".encode()).digest()
         code_rng = random.Random(config.seed * 7919 + 1)

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from redemption_core.config import SettableClock
 from redemption_core.delivery import Channel, ChannelKind, DeliveryError, Message
 from redemption_core.distribution import (
     ContactBook,
@@ -38,14 +39,11 @@ NOW = datetime(2026, 3, 4, 12, 0, tzinfo=UTC)
 STANDALONE_CODE = "SPRING10"
 
 
-class Clock:
-    """A clock the test moves by hand; the engine calls it for every `now`."""
+class Clock(SettableClock):
+    """A clock the test moves by hand, starting at NOW."""
 
     def __init__(self, now: datetime = NOW) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
+        super().__init__(now)
 
     def advance(self, **delta: float) -> None:
         self.now += timedelta(**delta)
