@@ -16,7 +16,7 @@ import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import adbc_driver_sqlite.dbapi as adbc
@@ -218,10 +218,13 @@ def write_day(path: Path, table: pa.Table) -> None:
     os.replace(tmp, path)
 
 
-def load_raw(warehouse: Path, lake: Lake, days: Iterable[str]) -> int:
-    """Replace the given days in the warehouse's raw layer (`raw.ledger_events`) with the lake's
-    files for them. Returns the raw layer's row count."""
-    days = sorted(days)
+def load_raw(
+    warehouse: Path, lake: Lake, result: ExtractResult, ledger_high_water: int, run_at: datetime
+) -> int:
+    """Replace the days the extract wrote in the warehouse's raw layer (`raw.ledger_events`) with
+    the lake's files for them, and log the run in `raw.extract_runs` (what system health reads).
+    Returns the raw layer's row count."""
+    days = sorted(result.days_written)
     warehouse.parent.mkdir(parents=True, exist_ok=True)
     with duckdb.connect(str(warehouse)) as db:
         db.execute("CREATE SCHEMA IF NOT EXISTS raw")
@@ -241,6 +244,21 @@ def load_raw(warehouse: Path, lake: Lake, days: Iterable[str]) -> int:
                     [files],
                 )
             db.execute("COMMIT")
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS raw.extract_runs (run_at TIMESTAMP, watermark_before BIGINT, "
+            "watermark_after BIGINT, ledger_high_water BIGINT, new_events BIGINT, late_events BIGINT)"
+        )
+        db.execute(
+            "INSERT INTO raw.extract_runs VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                run_at.astimezone(UTC).replace(tzinfo=None),
+                result.watermark_before,
+                result.watermark_after,
+                ledger_high_water,
+                result.new_events,
+                result.late_events,
+            ],
+        )
         (count,) = db.execute("SELECT count(*) FROM raw.ledger_events").fetchone()
     return int(count)
 

@@ -1,14 +1,17 @@
-"""Build a warehouse from a ledger without Dagster: extract, load raw, `dbt build` in-process.
-For tests of the dbt models; the Dagster wiring has tests of its own."""
+"""Build a warehouse from a ledger without Dagster: extract, load raw, `dbt build`.
+For tests of the dbt models; the Dagster wiring has tests of its own. dbt runs in a child
+process because dbt-duckdb keeps its connection open for the life of the process, and a test
+must be able to open the warehouse afterwards."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
-from dbt.cli.main import dbtRunner
-
-from pipelines.ledger_extract import Lake, load_raw, sync_lake
+from pipelines.ledger_extract import Lake, ledger_high_water, load_raw, sync_lake
 from pipelines.paths import DBT_PROJECT_DIR, PipelinePaths
 
 
@@ -18,10 +21,12 @@ def build_warehouse(home: Path, select: str | None = None) -> Path:
     paths = PipelinePaths(home)
     lake = Lake(paths.lake)
     result = sync_lake(paths.ledger, lake)
-    load_raw(paths.build_warehouse, lake, result.days_written)
-    os.environ["PROMO_WAREHOUSE"] = str(paths.build_warehouse)
-    os.environ["DO_NOT_TRACK"] = "1"
+    load_raw(
+        paths.build_warehouse, lake, result, ledger_high_water(paths.ledger), datetime.now(UTC)
+    )
+    env = dict(os.environ, PROMO_WAREHOUSE=str(paths.build_warehouse), DO_NOT_TRACK="1")
     args = [
+        str(Path(sys.executable).with_name("dbt")),
         "build",
         "--project-dir",
         str(DBT_PROJECT_DIR),
@@ -31,11 +36,10 @@ def build_warehouse(home: Path, select: str | None = None) -> Path:
         str(home / "dbt_target"),
         "--log-path",
         str(home / "dbt_logs"),
-        "--quiet",
     ]
     if select:
         args += ["--select", select]
-    run = dbtRunner().invoke(args)
-    if not run.success:
-        raise AssertionError(f"dbt build failed: {run.exception or run.result}")
+    run = subprocess.run(args, env=env, capture_output=True, text=True)
+    if run.returncode != 0:
+        raise AssertionError(f"dbt build failed:\n{run.stdout[-4000:]}")
     return paths.build_warehouse
