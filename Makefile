@@ -1,18 +1,38 @@
 # Every target installs what it needs: uv from PyPI when it is missing, then the locked environment.
 SHELL := /bin/bash
 export PROMO_HOME ?= $(CURDIR)/data
+# The one variable that names the warehouse for Dagster and dbt alike.
+export PROMO_WAREHOUSE ?= $(PROMO_HOME)/warehouse/build.duckdb
+export DAGSTER_HOME ?= $(PROMO_HOME)/dagster
+# Telemetry off everywhere.
+export DO_NOT_TRACK := 1
+export GX_ANALYTICS_ENABLED := False
 # uv is run as a module of the system Python, so it is found wherever pip put it.
 UV := python3 -m uv
 RUN := $(UV) run --frozen --no-sync
 
-.PHONY: env demo test lint format bench-core bench-distribution bench-sim
+.PHONY: env demo demo-core pipeline dagster test lint format bench-core bench-distribution bench-sim bench-pipeline
 
 env:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
 	@$(UV) sync --frozen --quiet
 
+# Simulate a business into PROMO_HOME, run the whole pipeline, print a summary.
 demo: env
+	$(RUN) python -m pipelines.demo
+
+# The redemption core and distribution walkthrough, on its own.
+demo-core: env
 	$(RUN) python -m redemption_core.demo
+
+# Materialize every asset once (the nightly job), recorded in the Dagster instance.
+pipeline: env
+	$(RUN) python -m pipelines.run
+
+# Dagster webserver and daemon (schedule, sensor) on http://127.0.0.1:3000
+dagster: env
+	$(RUN) python -m pipelines.run --setup-only
+	$(RUN) dagster dev -m pipelines.definitions -h 127.0.0.1 -p 3000
 
 test: env
 	$(RUN) pytest
@@ -33,3 +53,6 @@ bench-distribution: env
 
 bench-sim: env
 	$(RUN) python bench/sim.py
+
+bench-pipeline: env
+	$(RUN) python bench/pipeline.py

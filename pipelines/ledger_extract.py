@@ -148,6 +148,16 @@ def ledger_high_water(ledger: Path) -> int:
     return int(value)
 
 
+def latest_event_day(ledger: Path) -> date | None:
+    """The day of the newest event by seq (None for an empty ledger): the partition a plain run is for."""
+    with adbc.connect(f"file:{ledger}?mode=ro") as connection:
+        cursor = connection.cursor()
+        cursor.execute("SELECT occurred_at FROM events ORDER BY seq DESC LIMIT 1")
+        row = cursor.fetchone()
+        cursor.close()
+    return None if row is None else date.fromisoformat(row[0][:10])
+
+
 def sync_lake(ledger: Path, lake: Lake, rebuild_days: Iterable[str] = ()) -> ExtractResult:
     """Bring the lake up to the ledger: merge every event past the watermark into its day, and
     re-read the `rebuild_days` from the ledger (a partition re-run or a backfill)."""

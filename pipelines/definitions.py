@@ -1,0 +1,23 @@
+"""The Dagster code location: `dagster dev -m pipelines.definitions`."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from pipelines.defs import automation, dbt, ingest, publish, quality
+from pipelines.resources import promo_home_resource
+
+defs = dg.Definitions.merge(
+    ingest.defs,
+    dbt.defs,
+    publish.defs,
+    quality.defs,
+    automation.defs,
+    dg.Definitions(
+        resources={
+            "promo": promo_home_resource(),
+            "dbt": dbt.dbt_resource(),
+            "growth": automation.LedgerGrowthConfig(),
+        }
+    ),
+)

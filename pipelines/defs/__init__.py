@@ -1,0 +1,1 @@
+"""The Dagster definitions, one module per area; pipelines/definitions.py merges them."""

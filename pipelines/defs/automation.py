@@ -1,0 +1,46 @@
+"""The nightly job, its schedule, and a sensor that starts a run when the ledger has grown."""
+
+import dagster as dg
+
+from pipelines.defs.ingest import daily
+from pipelines.ledger_extract import LakeState, ledger_high_water
+from pipelines.resources import PromoHomeResource
+
+nightly_pipeline = dg.define_asset_job(
+    "nightly_pipeline",
+    selection=dg.AssetSelection.all(),
+    partitions_def=daily,
+    executor_def=dg.in_process_executor,  # DuckDB has one writer: steps run one after another
+    description="Ledger → lake → raw → dbt marts (with tests) → quality gates → published warehouse.",
+)
+
+nightly_schedule = dg.build_schedule_from_partitioned_job(
+    nightly_pipeline, hour_of_day=2, minute_of_hour=15, name="nightly_schedule"
+)
+
+
+class LedgerGrowthConfig(dg.ConfigurableResource):
+    """How many new ledger events start an extra run between nightly ones."""
+
+    min_new_events: int = 50_000
+
+
+@dg.sensor(job=nightly_pipeline, minimum_interval_seconds=300, name="ledger_growth_sensor")
+def ledger_growth_sensor(
+    context: dg.SensorEvaluationContext, promo: PromoHomeResource, growth: LedgerGrowthConfig
+) -> dg.RunRequest | dg.SkipReason:
+    paths = promo.paths
+    if not paths.ledger.exists():
+        return dg.SkipReason(f"no ledger at {paths.ledger}")
+    high_water = ledger_high_water(paths.ledger)
+    watermark = LakeState.load(paths.lake / "_state.json").watermark
+    waiting = high_water - watermark
+    if waiting < growth.min_new_events:
+        return dg.SkipReason(f"{waiting} new events, fewer than {growth.min_new_events}")
+    latest = daily.get_last_partition_key()
+    return dg.RunRequest(run_key=f"ledger-seq-{high_water}", partition_key=latest)
+
+
+defs = dg.Definitions(
+    jobs=[nightly_pipeline], schedules=[nightly_schedule], sensors=[ledger_growth_sensor]
+)

@@ -1,0 +1,51 @@
+"""The dbt project as Dagster assets: each model an asset, each dbt test an asset check."""
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+
+from pipelines.dbt_manifest import prepare_manifest
+from pipelines.paths import DBT_PROJECT_DIR
+from pipelines.resources import PromoHomeResource
+
+dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
+prepare_manifest(dbt_project)
+
+
+class PromoDbtTranslator(DagsterDbtTranslator):
+    """Keys by layer (`marts/fct_campaign_funnel`), groups by layer."""
+
+    def get_asset_key(self, dbt_resource_props: dict[str, Any]) -> dg.AssetKey:
+        if dbt_resource_props["resource_type"] == "source":
+            return super().get_asset_key(dbt_resource_props)
+        return dg.AssetKey([dbt_resource_props["config"]["schema"], dbt_resource_props["name"]])
+
+    def get_group_name(self, dbt_resource_props: dict[str, Any]) -> str | None:
+        return dbt_resource_props["config"].get("schema") or "dbt"
+
+
+@dbt_assets(
+    manifest=dbt_project.manifest_path,
+    project=dbt_project,
+    dagster_dbt_translator=PromoDbtTranslator(),
+)
+def warehouse_models(
+    context: dg.AssetExecutionContext, dbt: DbtCliResource, promo: PromoHomeResource
+) -> Iterator[Any]:
+    # dbt's run artefacts go under PROMO_HOME, beside the warehouse they describe
+    target = promo.paths.home / "dbt_target"
+    yield from dbt.cli(["build"], context=context, target_path=target).stream()
+
+
+def dbt_resource() -> DbtCliResource:
+    # the dbt beside this interpreter: the venv's, whether or not it is on PATH
+    return DbtCliResource(
+        project_dir=dbt_project, dbt_executable=str(Path(sys.executable).with_name("dbt"))
+    )
+
+
+defs = dg.Definitions(assets=[warehouse_models])

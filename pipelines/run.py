@@ -1,0 +1,111 @@
+"""`make pipeline`: run the nightly job once, in this process, recorded in the Dagster instance
+under $PROMO_HOME/dagster so the run shows up in the Dagster UI.
+
+    python -m pipelines.run                      # the ledger's latest day, plus every new event
+    python -m pipelines.run --from 2026-01-01 --to 2026-01-31   # backfill: re-read those days
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from contextlib import nullcontext
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+
+from pipelines.ledger_extract import latest_event_day
+from pipelines.paths import PipelinePaths
+
+DAGSTER_YAML = """\
+# Written by promoledger: telemetry off, runs and event logs under this folder.
+telemetry:
+  enabled: false
+"""
+
+
+def prepare_environment(home: Path) -> PipelinePaths:
+    """Set the variables the code location reads (PROMO_HOME, PROMO_WAREHOUSE, DAGSTER_HOME) and
+    write the Dagster instance's settings with telemetry off."""
+    paths = PipelinePaths(home)
+    os.environ["PROMO_HOME"] = str(home)
+    os.environ.setdefault("PROMO_WAREHOUSE", str(paths.build_warehouse))
+    dagster_home = Path(os.environ.setdefault("DAGSTER_HOME", str(paths.dagster_home)))
+    os.environ["DO_NOT_TRACK"] = "1"
+    os.environ["GX_ANALYTICS_ENABLED"] = "False"
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    settings = dagster_home / "dagster.yaml"
+    if not settings.exists():
+        settings.write_text(DAGSTER_YAML)
+    return paths
+
+
+def run_pipeline(
+    home: Path,
+    first: date | None = None,
+    last: date | None = None,
+    instance: dg.DagsterInstance | None = None,
+    quiet: bool = False,
+) -> dg.ExecuteInProcessResult:
+    """Materialize every asset for the days `first`..`last` (default: the ledger's latest day).
+    `quiet` keeps Dagster's console log to warnings and errors."""
+    paths = prepare_environment(home)
+    from pipelines.definitions import defs  # after the environment is set
+
+    if first is None or last is None:
+        latest = latest_event_day(paths.ledger)
+        if latest is None:
+            raise SystemExit(
+                f"the ledger at {paths.ledger} has no events: run `promo simulate` first"
+            )
+        first, last = first or latest, last or latest
+    job = defs.get_job_def("nightly_pipeline")
+    tags = {
+        "dagster/asset_partition_range_start": first.isoformat(),
+        "dagster/asset_partition_range_end": last.isoformat(),
+    }
+    with dg.DagsterInstance.get() if instance is None else nullcontext(instance) as active:
+        return job.execute_in_process(
+            instance=active,
+            tags=tags,
+            raise_on_error=False,
+            run_config={
+                "loggers": {"console": {"config": {"log_level": "WARNING" if quiet else "INFO"}}}
+            },
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m pipelines.run", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--from", dest="first", type=date.fromisoformat, help="first day to re-read (backfill)"
+    )
+    parser.add_argument(
+        "--to", dest="last", type=date.fromisoformat, help="last day to re-read (backfill)"
+    )
+    parser.add_argument(
+        "--setup-only", action="store_true", help="write the Dagster instance settings and stop"
+    )
+    args = parser.parse_args(argv)
+    home = Path(os.environ.get("PROMO_HOME") or "data").resolve()
+    if args.setup_only:
+        prepare_environment(home)
+        print(f"Dagster instance at {os.environ['DAGSTER_HOME']} (telemetry off)")
+        return 0
+    result = run_pipeline(home, args.first, args.last)
+    for event in result.all_events:
+        if event.is_step_failure or (
+            event.event_type_value == "ASSET_CHECK_EVALUATION"
+            and not event.event_specific_data.passed
+        ):
+            print(event.message, file=sys.stderr)
+    print("pipeline:", "succeeded" if result.success else "FAILED", f"(run {result.run_id})")
+    return 0 if result.success else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
