@@ -49,6 +49,7 @@ from redemption_core.hashing import ContextHasher
 from redemption_core.money import check_amount
 from redemption_core.orders import Order, RequestContext
 from redemption_core.reasons import Code, Reason
+from redemption_core.reviews import ReviewOperations
 from redemption_core.rules import evaluate
 from redemption_core.sqlite_store import SqliteLedgerStore, dumps
 from redemption_core.state import VoucherState
@@ -195,7 +196,7 @@ class _HashedContext:
         }
 
 
-class RedemptionEngine(CustomerOperations):
+class RedemptionEngine(CustomerOperations, ReviewOperations):
     """One engine per process or thread; any number of them may share one ledger."""
 
     def __init__(

@@ -52,6 +52,7 @@ class EventType(StrEnum):
     DELIVERY_ATTEMPTED = "delivery_attempted"
     VOUCHER_DELIVERED = "voucher_delivered"
     DELIVERY_FAILED = "delivery_failed"
+    FRAUD_REVIEW_RECORDED = "fraud_review_recorded"
 
 
 # The columns every event row has, in ledger order (seq is assigned by the store).

@@ -78,6 +78,8 @@ PAYLOAD_FIELDS: dict[EventType, dict[str, str]] = {
     EventType.DELIVERY_ATTEMPTED: {"attempt": "int", "outcome": "text"},
     EventType.VOUCHER_DELIVERED: {"attempts": "int"},
     EventType.DELIVERY_FAILED: {"attempts": "int"},
+    EventType.FRAUD_REVIEW_RECORDED: {"flag_id": "text", "entity_type": "text", "entity_id": "text",
+                                      "decision": "text", "reviewer": "text"},
 }  # fmt: skip
 
 # Ids each event type needs, and what each must refer to (created before, here or in the ledger).

@@ -253,6 +253,16 @@ CREATE TABLE IF NOT EXISTS deliveries (
     last_error  TEXT,
     updated_at  TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS fraud_reviews (
+    flag_id     TEXT PRIMARY KEY,  -- the latest decision on each flag
+    entity_type TEXT NOT NULL,
+    entity_id   TEXT NOT NULL,
+    decision    TEXT NOT NULL,
+    reviewer    TEXT NOT NULL,
+    note        TEXT NOT NULL,
+    event_id    TEXT NOT NULL,
+    reviewed_at TEXT NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS idempotency (
     idempotency_key TEXT PRIMARY KEY,
     request_hash    TEXT NOT NULL,
@@ -282,6 +292,7 @@ PROJECTION_KEYS: dict[str, tuple[str, ...]] = {
     "audience": ("campaign_id", "customer_id"),
     "triggers": ("trigger_id",),
     "deliveries": ("voucher_id",),
+    "fraud_reviews": ("flag_id",),
 }
 
 INSERT_EVENT = f"INSERT INTO events ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
@@ -850,6 +861,22 @@ class SqliteTransaction(LedgerTransaction):
                 (event.campaign_id, event.customer_id, outcome, reason, iso(event.occurred_at)),
             )
 
+    def _fraud_review_recorded(self, event: Event) -> None:
+        payload = event.payload
+        self._db.execute(
+            "INSERT OR REPLACE INTO fraud_reviews VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                payload["flag_id"],
+                payload["entity_type"],
+                payload["entity_id"],
+                payload["decision"],
+                payload["reviewer"],
+                payload.get("note", ""),
+                event.event_id,
+                iso(event.occurred_at),
+            ),
+        )
+
     def _customer_held_out(self, event: Event) -> None:
         self._audience(event, "held_out", None)
 
@@ -1225,6 +1252,7 @@ _APPLY_BY_TYPE: dict[EventType, Callable[[SqliteTransaction, Event], None]] = {
     EventType.TRIGGER_FAILED: SqliteTransaction._trigger_closed,
     EventType.VOUCHER_DELIVERED: SqliteTransaction._delivery_outcome,
     EventType.DELIVERY_FAILED: SqliteTransaction._delivery_outcome,
+    EventType.FRAUD_REVIEW_RECORDED: SqliteTransaction._fraud_review_recorded,
 }
 
 
