@@ -13,6 +13,7 @@ import io
 import json
 import sys
 from collections.abc import Sequence
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -92,6 +93,10 @@ def build_parser() -> OneLineParser:
     topup.add_argument("amount", type=int, help="minor units")
 
     cli_distribution.add_parsers(commands, _order_arguments)
+    # Commands from other parts of promoledger (e.g. `promo models` from models_ml), found
+    # through entry points so that the core imports none of them.
+    for plugin in entry_points(group="promoledger.commands"):
+        plugin.load()(commands)
 
     for name in ("validate", "redeem"):
         sub = commands.add_parser(name, help=f"{name} a code against an order")
@@ -266,6 +271,8 @@ def _reasons_text(reasons: list[dict[str, str]]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     out = Output(args.json)
+    if getattr(args, "plugin_run", None) is not None:
+        return int(args.plugin_run(args))
     if args.command == "ledger":
         return _ledger(args, out)
     if args.command == "simulate":
