@@ -43,7 +43,7 @@ def summary(published: Path) -> list[str]:
     """Headline numbers from the published warehouse, as the console will show them."""
     with duckdb.connect(str(published), read_only=True) as db:
         events, campaigns = db.execute(
-            "select (select sum(new_events) from marts.fct_system_health), "
+            "select (select max(ledger_events) from marts.fct_system_health), "
             "(select count(*) from marts.dim_campaigns)"
         ).fetchone()
         ranked = db.execute(

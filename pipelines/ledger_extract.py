@@ -224,7 +224,7 @@ def write_day(path: Path, table: pa.Table) -> None:
     """Write a day's file atomically; identical events give identical bytes."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".parquet.tmp")
-    pq.write_table(table, tmp, compression="zstd", row_group_size=1_000_000)
+    pq.write_table(table.combine_chunks(), tmp, compression="zstd", row_group_size=1_000_000)
     os.replace(tmp, path)
 
 

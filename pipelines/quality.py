@@ -24,6 +24,13 @@ MAX_SECONDS_AFTER_RECORDED = 86_400
 EARLIEST_PLAUSIBLE = "1990-01-01"
 AMOUNT_COLUMNS = ("discount", "gift_amount", "order_amount", "amount", "balance", "latency_ms")
 SAMPLE_ROWS = 20
+# Conversion between funnel steps: shares of a cohort, so never below 0 or above 1.
+FUNNEL_RATES = (
+    "delivered_per_published",
+    "accepted_per_delivered",
+    "redeemed_per_accepted",
+    "redeemed_per_published",
+)
 
 RAW_EVENTS_QUERY = """
 with events as (
@@ -162,15 +169,21 @@ marts as (
     select
         (select count(*) from marts.fct_redemptions) as redemptions,
         (select coalesce(sum(published), 0) from marts.fct_campaign_funnel) as publications,
-        (select coalesce(sum(attributed_discount_net), 0) from marts.fct_campaign_performance) as discount_net,
+        (select coalesce(sum(attributed_discount), 0) from marts.fct_campaign_performance) as discount_net,
 )
 select
-    'redemptions' as figure, ledger.redemptions as ledger_value, marts.redemptions as mart_value
+    'redemptions' as figure,
+    cast(ledger.redemptions as bigint) as ledger_value,
+    cast(marts.redemptions as bigint) as mart_value,
 from ledger, marts
 union all
-select 'publications', ledger.publications, marts.publications from ledger, marts
+select 'publications', cast(ledger.publications as bigint), cast(marts.publications as bigint) from ledger, marts
 union all
-select 'discount_net', ledger.discount_granted - ledger.discount_returned, marts.discount_net from ledger, marts
+select
+    'discount_net',
+    cast(ledger.discount_granted - ledger.discount_returned as bigint),
+    cast(marts.discount_net as bigint),
+from ledger, marts
 """
 
 
@@ -180,8 +193,9 @@ def check_marts(warehouse: Path) -> QualityReport:
     reconciliation = _query(warehouse, MART_RECONCILIATION_QUERY)
     funnel = _query(
         warehouse,
-        "select campaign_id || '|' || coalesce(channel, '') || '|' || cast(day as varchar) as funnel_key, "
-        "delivery_rate, acceptance_rate, redemption_rate from marts.fct_campaign_funnel",
+        "select campaign_id || '|' || coalesce(channel, '') || '|' || cast(cohort_date as varchar) as funnel_key, "
+        + ", ".join(FUNNEL_RATES)
+        + " from marts.fct_campaign_funnel",
     )
     reports = [
         _validate(
@@ -203,7 +217,7 @@ def check_marts(warehouse: Path) -> QualityReport:
                     gx.expectations.ExpectColumnValuesToBeBetween(
                         column=column, min_value=0, max_value=1
                     )
-                    for column in ("delivery_rate", "acceptance_rate", "redemption_rate")
+                    for column in FUNNEL_RATES
                 ],
             ],
             id_columns=["funnel_key"],

@@ -61,7 +61,7 @@ def run_pipeline(
                 f"the ledger at {paths.ledger} has no events: run `promo simulate` first"
             )
         first, last = first or latest, last or latest
-    job = defs.get_job_def("nightly_pipeline")
+    job = defs.resolve_job_def("nightly_pipeline")
     tags = {
         "dagster/asset_partition_range_start": first.isoformat(),
         "dagster/asset_partition_range_end": last.isoformat(),

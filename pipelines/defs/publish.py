@@ -21,7 +21,7 @@ def published_warehouse(
     context: dg.AssetExecutionContext, promo: PromoHomeResource
 ) -> dg.MaterializeResult:
     result = publish_warehouse(
-        promo.build_warehouse, promo.published_warehouse, {"run_id": context.run_id}
+        promo.build_warehouse, promo.published_warehouse, {"run_id": context.run.run_id}
     )
     return dg.MaterializeResult(
         metadata={

@@ -1,0 +1,111 @@
+-- One row per campaign and assigned customer whose outcome window has closed by the ledger's
+-- as-of instant: what the customer did in the `campaign_outcome_window_days` days after
+-- assignment (orders, revenue net of refunds and cancellations, and this campaign's discount
+-- net of rollbacks). Customers whose window is still open are left out, so both arms are
+-- always measured over the same length of time.
+{% set window_days = var('campaign_outcome_window_days', 14) %}
+
+with
+
+assignments as (
+
+    select * from {{ ref('int_customers_assigned') }}
+
+),
+
+orders as (
+
+    select * from {{ ref('int_orders_recorded') }}
+
+),
+
+redemptions as (
+
+    select * from {{ ref('int_redemptions_enriched') }}
+
+),
+
+ledger as (
+
+    select * from {{ ref('int_ledgers_read') }}
+
+),
+
+windows as (
+
+    select
+        assignments.campaign_id,
+        assignments.customer_id,
+        assignments.arm,
+        assignments.assigned_at,
+        {{ window_days }} as window_days,
+        assignments.assigned_at + to_days({{ window_days }}) as window_ends_at,
+
+    from assignments
+    cross join ledger
+    where assignments.assigned_at + to_days({{ window_days }}) <= ledger.as_of
+
+),
+
+orders_in_window as (
+
+    select
+        windows.campaign_id,
+        windows.customer_id,
+        count(*) filter (where not orders.is_cancelled) as orders,
+        coalesce(sum(orders.net_amount), 0) as revenue,
+
+    from windows
+    inner join orders
+        on windows.customer_id = orders.customer_id
+        and orders.ordered_at > windows.assigned_at
+        and orders.ordered_at <= windows.window_ends_at
+    group by windows.campaign_id, windows.customer_id
+
+),
+
+discount_in_window as (
+
+    select
+        windows.campaign_id,
+        windows.customer_id,
+        count(*) filter (where not redemptions.is_rolled_back) as redemptions,
+        sum(redemptions.net_discount) as discount,
+
+    from windows
+    inner join redemptions
+        on windows.customer_id = redemptions.customer_id
+        and windows.campaign_id = redemptions.campaign_id
+        and redemptions.is_succeeded
+        and redemptions.attempted_at > windows.assigned_at
+        and redemptions.attempted_at <= windows.window_ends_at
+    group by windows.campaign_id, windows.customer_id
+
+),
+
+final as (
+
+    select
+        windows.campaign_id,
+        windows.customer_id,
+        windows.arm,
+        windows.assigned_at,
+        windows.window_days,
+        windows.window_ends_at,
+        coalesce(orders_in_window.orders, 0) > 0 as has_ordered,
+        coalesce(orders_in_window.orders, 0) as orders,
+        coalesce(orders_in_window.revenue, 0) as revenue,
+        coalesce(discount_in_window.redemptions, 0) as campaign_redemptions,
+        coalesce(discount_in_window.discount, 0) as campaign_discount,
+
+    from windows
+    left join orders_in_window
+        on windows.campaign_id = orders_in_window.campaign_id
+        and windows.customer_id = orders_in_window.customer_id
+    left join discount_in_window
+        on windows.campaign_id = discount_in_window.campaign_id
+        and windows.customer_id = discount_in_window.customer_id
+
+)
+
+select * from final

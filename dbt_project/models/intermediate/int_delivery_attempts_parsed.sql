@@ -1,0 +1,78 @@
+-- A delivery run is one send of a voucher with its retries. Attempt numbers restart at 1 when
+-- a failed delivery is re-sent (retry_deliveries) or resumed after a crash, so a new run
+-- starts at every attempt numbered 1, in ledger order.
+with
+
+events as (
+
+    select * from {{ ref('stg_ledger__events') }}
+    where event_type = 'delivery_attempted'
+
+),
+
+parsed as (
+
+    select
+        event_id as delivery_attempt_id,
+        event_seq,
+        occurred_at as attempted_at,
+        campaign_id,
+        voucher_id,
+        customer_id,
+        channel,
+        payload->>'provider' as provider,
+        cast(payload->>'attempt' as integer) as attempt_number,
+        cast(payload->>'latency_ms' as double) as latency_ms,
+        cast(payload->>'backoff_ms' as double) as backoff_ms,
+        payload->>'outcome' as attempt_outcome,
+        payload->>'error' as error,
+
+    from events
+
+),
+
+numbered as (
+
+    select
+        *,
+        count(*) filter (where attempt_number = 1) over (
+            partition by voucher_id order by event_seq rows unbounded preceding
+        ) as delivery_run_number,
+
+    from parsed
+
+),
+
+final as (
+
+    select
+        delivery_attempt_id,
+        event_seq,
+        attempted_at,
+        cast(attempted_at as date) as attempted_date,
+        campaign_id,
+        voucher_id,
+        customer_id,
+        channel,
+        provider,
+        attempt_number,
+        latency_ms,
+        backoff_ms,
+        attempt_outcome,
+        error,
+        voucher_id || ':' || delivery_run_number as delivery_run_id,
+        min(attempted_at) over (
+            partition by voucher_id, delivery_run_number
+        ) as run_started_at,
+        cast(min(attempted_at) over (
+            partition by voucher_id, delivery_run_number
+        ) as date) as run_started_date,
+        event_seq = max(event_seq) over (
+            partition by voucher_id, delivery_run_number
+        ) as is_final_attempt,
+
+    from numbered
+
+)
+
+select * from final

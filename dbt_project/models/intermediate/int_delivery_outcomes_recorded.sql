@@ -1,0 +1,37 @@
+-- Blocked deliveries (consent withdrawn or channel unconfigured at send time) have no
+-- provider and no attempts: they never reached a provider.
+with
+
+events as (
+
+    select * from {{ ref('stg_ledger__events') }}
+    where event_type in ('voucher_delivered', 'delivery_failed')
+
+),
+
+final as (
+
+    select
+        event_id as delivery_outcome_id,
+        event_seq,
+        occurred_at as finished_at,
+        cast(occurred_at as date) as finished_date,
+        campaign_id,
+        voucher_id,
+        customer_id,
+        channel,
+        payload->>'provider' as provider,
+        case event_type
+            when 'voucher_delivered' then 'delivered'
+            else 'failed'
+        end as delivery_outcome,
+        cast(payload->>'attempts' as integer) as attempts,
+        cast(payload->>'latency_ms' as double) as latency_ms,
+        payload->>'error' as error,
+        coalesce(cast(payload->>'attempts' as integer), 0) = 0 as is_blocked,
+
+    from events
+
+)
+
+select * from final

@@ -1,0 +1,26 @@
+-- Sequence numbers are AUTOINCREMENT and never reused, so a gap between the lowest and the
+-- highest seq in the warehouse is an event the extract missed.
+with
+
+events as (
+
+    select * from {{ ref('stg_ledger__events') }}
+
+),
+
+final as (
+
+    select
+        count(*) as ledger_events,
+        min(event_seq) as min_event_seq,
+        max(event_seq) as max_event_seq,
+        coalesce(max(event_seq) - min(event_seq) + 1 - count(distinct event_seq), 0)
+            as missing_seqs,
+        max(occurred_at) as last_occurred_at,
+        max(recorded_at) as last_recorded_at,
+
+    from events
+
+)
+
+select * from final

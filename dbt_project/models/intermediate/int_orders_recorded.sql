@@ -1,0 +1,83 @@
+-- One row per order recorded in the ledger, with its refunds and cancellation. Revenue here
+-- is the order amount before any voucher discount; `net_amount` takes refunds off and is zero
+-- for a cancelled order.
+with
+
+events as (
+
+    select * from {{ ref('stg_ledger__events') }}
+
+),
+
+orders as (
+
+    select
+        order_id,
+        customer_id,
+        occurred_at as ordered_at,
+        cast(payload->>'amount' as bigint) as amount,
+        payload->>'currency' as currency,
+        json_array_length(payload->'items') as lines,
+        store_id,
+        sales_channel,
+
+    from events
+    where event_type = 'order_recorded'
+    qualify row_number() over (partition by order_id order by event_seq) = 1
+
+),
+
+refunds as (
+
+    select
+        order_id,
+        sum(cast(payload->>'amount' as bigint))::bigint as refunded_amount,
+        count(*) as refunds,
+
+    from events
+    where event_type = 'order_refunded'
+    group by order_id
+
+),
+
+cancellations as (
+
+    select
+        order_id,
+        min(occurred_at) as cancelled_at,
+
+    from events
+    where event_type = 'order_cancelled'
+    group by order_id
+
+),
+
+final as (
+
+    select
+        orders.order_id,
+        orders.customer_id,
+        orders.ordered_at,
+        orders.amount,
+        orders.currency,
+        orders.lines,
+        orders.store_id,
+        orders.sales_channel,
+        coalesce(refunds.refunds, 0) as refunds,
+        coalesce(refunds.refunded_amount, 0) as refunded_amount,
+        cancellations.cancelled_at,
+        cancellations.cancelled_at is not null as is_cancelled,
+        case
+            when cancellations.cancelled_at is not null then 0
+            else greatest(orders.amount - coalesce(refunds.refunded_amount, 0), 0)
+        end as net_amount,
+
+    from orders
+    left join refunds
+        on orders.order_id = refunds.order_id
+    left join cancellations
+        on orders.order_id = cancellations.order_id
+
+)
+
+select * from final

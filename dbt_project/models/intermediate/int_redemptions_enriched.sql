@@ -1,0 +1,107 @@
+-- One row per redemption attempt, succeeded or rejected, with its order, amounts, reasons,
+-- request context and, for a success, its rollback (at most one: a second is refused).
+with
+
+events as (
+
+    select * from {{ ref('stg_ledger__events') }}
+
+),
+
+attempts as (
+
+    select
+        event_id as attempt_event_id,
+        redemption_id,
+        event_type = 'redemption_succeeded' as is_succeeded,
+        occurred_at as attempted_at,
+        campaign_id,
+        voucher_id,
+        payload->>'code' as voucher_code,
+        customer_id,
+        coalesce(order_id, payload->'order'->>'id') as order_id,
+        cast(payload->'order'->>'amount' as bigint) as order_amount,
+        cast(payload->>'discount' as bigint) as discount,
+        cast(payload->>'gift_amount' as bigint) as gift_amount,
+        coalesce(payload->>'currency', payload->'order'->>'currency') as currency,
+        -- The core lists every failing rule in the order it checks them; the first is the
+        -- primary reason.
+        coalesce(
+            cast(json_extract_string(payload, '$.reasons[*].code') as varchar[]), []
+        ) as reason_codes,
+        idempotency_key,
+        store_id,
+        staff_id,
+        sales_channel,
+        device_hash,
+        ip_hash,
+        payment_hash,
+        -- Imported redemptions (dunnhumby) carry no amounts.
+        coalesce(cast(payload->>'amounts_known' as boolean), true) as are_amounts_known,
+
+    from events
+    where event_type in ('redemption_succeeded', 'redemption_rejected')
+
+),
+
+rollbacks as (
+
+    select
+        redemption_id,
+        payload->>'rollback_id' as rollback_id,
+        occurred_at as rolled_back_at,
+        payload->>'reason' as rollback_reason,
+        payload->>'cause' as rollback_cause,
+        cast(payload->>'discount' as bigint) as rolled_back_discount,
+        cast(payload->>'gift_amount' as bigint) as rolled_back_gift_amount,
+
+    from events
+    where event_type = 'redemption_rolled_back'
+    qualify row_number() over (partition by redemption_id order by event_seq) = 1
+
+),
+
+final as (
+
+    select
+        attempts.attempt_event_id,
+        attempts.redemption_id,
+        attempts.is_succeeded,
+        attempts.attempted_at,
+        attempts.campaign_id,
+        attempts.voucher_id,
+        attempts.voucher_code,
+        attempts.customer_id,
+        attempts.order_id,
+        attempts.order_amount,
+        attempts.discount,
+        attempts.gift_amount,
+        attempts.currency,
+        attempts.reason_codes,
+        attempts.reason_codes[1] as primary_reason_code,
+        attempts.idempotency_key,
+        attempts.store_id,
+        attempts.staff_id,
+        attempts.sales_channel,
+        attempts.device_hash,
+        attempts.ip_hash,
+        attempts.payment_hash,
+        attempts.are_amounts_known,
+        rollbacks.rollback_id,
+        rollbacks.rolled_back_at,
+        rollbacks.rollback_reason,
+        rollbacks.rollback_cause,
+        rollbacks.rolled_back_at is not null as is_rolled_back,
+        coalesce(rollbacks.rolled_back_discount, 0) as rolled_back_discount,
+        coalesce(rollbacks.rolled_back_gift_amount, 0) as rolled_back_gift_amount,
+        attempts.discount - coalesce(rollbacks.rolled_back_discount, 0) as net_discount,
+        attempts.gift_amount - coalesce(rollbacks.rolled_back_gift_amount, 0) as net_gift_amount,
+
+    from attempts
+    left join rollbacks
+        on attempts.is_succeeded
+        and attempts.redemption_id = rollbacks.redemption_id
+
+)
+
+select * from final

@@ -1,0 +1,128 @@
+-- One row per voucher published to a customer, with what happened to it since: delivery,
+-- acceptance and redemptions. A voucher is published at most once (the core refuses to
+-- publish it to a second holder).
+with
+
+events as (
+
+    select * from {{ ref('stg_ledger__events') }}
+
+),
+
+campaigns as (
+
+    select * from {{ ref('int_campaigns_defined') }}
+
+),
+
+published as (
+
+    select
+        voucher_id,
+        campaign_id,
+        customer_id,
+        channel,
+        -- Distribution says promotion/autopilot, `promo import` says import; a publication
+        -- by hand (`promo voucher publish`) carries no source.
+        coalesce(payload->>'source', 'manual') as source,
+        payload->>'trigger_id' as trigger_id,
+        payload->>'code' as voucher_code,
+        occurred_at as published_at,
+
+    from events
+    where event_type = 'voucher_published'
+    qualify row_number() over (partition by voucher_id order by event_seq) = 1
+
+),
+
+voucher_events as (
+
+    select
+        voucher_id,
+        min(occurred_at) filter (where event_type = 'voucher_delivered') as delivered_at,
+        max(occurred_at) filter (where event_type = 'delivery_failed') as last_delivery_failed_at,
+        count(*) filter (where event_type = 'delivery_attempted') as delivery_attempts,
+        min(occurred_at) filter (where event_type = 'voucher_accepted') as accepted_at,
+        min(occurred_at) filter (where event_type = 'redemption_succeeded') as first_redeemed_at,
+        count(*) filter (where event_type = 'redemption_succeeded') as redemptions,
+        count(*) filter (where event_type = 'redemption_rolled_back') as rolled_back_redemptions,
+        count(*) filter (where event_type = 'redemption_rejected') as rejected_attempts,
+        min(occurred_at) filter (where event_type = 'redemption_rejected') as first_rejected_at,
+        max(occurred_at) filter (where event_type = 'voucher_disabled') as last_disabled_at,
+        max(occurred_at) filter (where event_type = 'voucher_enabled') as last_enabled_at,
+
+    from events
+    where
+        voucher_id is not null
+        and event_type in (
+            'voucher_delivered', 'delivery_failed', 'delivery_attempted', 'voucher_accepted',
+            'redemption_succeeded', 'redemption_rolled_back', 'redemption_rejected',
+            'voucher_disabled', 'voucher_enabled'
+        )
+    group by voucher_id
+
+),
+
+joined as (
+
+    select
+        published.voucher_id,
+        published.campaign_id,
+        published.customer_id,
+        published.channel,
+        published.source,
+        published.trigger_id,
+        published.voucher_code,
+        published.published_at,
+        -- Known only where the campaign limits validity after publication; the campaign's own
+        -- end (active_until) bounds it too.
+        least(
+            published.published_at
+            + to_days(campaigns.valid_days_after_publication),
+            campaigns.active_until
+        ) as expires_at,
+        voucher_events.delivered_at,
+        -- Final: a failure later followed by a delivery (a resumed send) is no failure.
+        case
+            when voucher_events.delivered_at is null
+                or voucher_events.last_delivery_failed_at > voucher_events.delivered_at
+                then voucher_events.last_delivery_failed_at
+        end as delivery_failed_at,
+        coalesce(voucher_events.delivery_attempts, 0) as delivery_attempts,
+        voucher_events.accepted_at,
+        voucher_events.first_redeemed_at,
+        coalesce(voucher_events.redemptions, 0) as redemptions,
+        coalesce(voucher_events.rolled_back_redemptions, 0) as rolled_back_redemptions,
+        coalesce(voucher_events.redemptions, 0)
+        - coalesce(voucher_events.rolled_back_redemptions, 0) as standing_redemptions,
+        coalesce(voucher_events.rejected_attempts, 0) as rejected_attempts,
+        voucher_events.first_rejected_at,
+        voucher_events.last_disabled_at is not null
+        and (
+            voucher_events.last_enabled_at is null
+            or voucher_events.last_disabled_at > voucher_events.last_enabled_at
+        ) as is_disabled,
+
+    from published
+    left join voucher_events
+        on published.voucher_id = voucher_events.voucher_id
+    left join campaigns
+        on published.campaign_id = campaigns.campaign_id
+
+),
+
+final as (
+
+    select
+        *,
+        case
+            when delivered_at is not null and delivery_failed_at is null then 'delivered'
+            when delivery_failed_at is not null then 'failed'
+            else 'pending'
+        end as delivery_status,
+
+    from joined
+
+)
+
+select * from final
