@@ -16,7 +16,8 @@ from pathlib import Path
 
 import duckdb
 
-PUBLISHED_SCHEMAS = ("marts",)
+# marts from dbt; ml from the model assets (fraud review queue, next best offers)
+PUBLISHED_SCHEMAS = ("marts", "ml")
 
 
 @dataclass(frozen=True)
