@@ -166,7 +166,9 @@ def sync_lake(ledger: Path, lake: Lake, rebuild_days: Iterable[str] = ()) -> Ext
     new = read_ledger(ledger, "WHERE seq > ?", (before,))
     by_day = split_by_day(new)
     known_days = set(state.days)
-    late = sum(part.num_rows for day, part in by_day.items() if day in known_days)
+    # late: it happened on a day before the newest one the lake had already seen
+    newest = max(known_days, default=None)
+    late = sum(part.num_rows for day, part in by_day.items() if newest is not None and day < newest)
     for day, part in by_day.items():
         seqs = part["seq"]
         low, high = pc.min(seqs).as_py(), pc.max(seqs).as_py()
@@ -231,10 +233,11 @@ def write_day(path: Path, table: pa.Table) -> None:
 def load_raw(
     warehouse: Path, lake: Lake, result: ExtractResult, ledger_high_water: int, run_at: datetime
 ) -> int:
-    """Replace the days the extract wrote in the warehouse's raw layer (`raw.ledger_events`) with
-    the lake's files for them, and log the run in `raw.extract_runs` (what system health reads).
-    Returns the raw layer's row count."""
-    days = sorted(result.days_written)
+    """Bring the warehouse's raw layer (`raw.ledger_events`) in step with the lake: replace the
+    days the extract wrote, and any day whose row count differs from the lake's (a load that
+    failed after the lake was written, a warehouse deleted or rebuilt). Logs the run in
+    `raw.extract_runs` (what system health reads). Returns the raw layer's row count."""
+    lake_counts = {day: entry[2] for day, entry in LakeState.load(lake.state_path).days.items()}
     warehouse.parent.mkdir(parents=True, exist_ok=True)
     with duckdb.connect(str(warehouse)) as db:
         db.execute("CREATE SCHEMA IF NOT EXISTS raw")
@@ -242,6 +245,17 @@ def load_raw(
             ["seq BIGINT"] + [f"{name} VARCHAR" for name in TEXT_COLUMNS] + ["event_date VARCHAR"]
         )
         db.execute(f"CREATE TABLE IF NOT EXISTS raw.ledger_events ({columns})")
+        raw_counts = dict(
+            db.execute("SELECT event_date, count(*) FROM raw.ledger_events GROUP BY ALL").fetchall()
+        )
+        days = sorted(
+            set(result.days_written)
+            | {
+                day
+                for day in lake_counts.keys() | raw_counts.keys()
+                if lake_counts.get(day) != raw_counts.get(day)
+            }
+        )
         if days:
             db.execute("BEGIN")
             db.execute(

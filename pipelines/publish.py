@@ -35,33 +35,42 @@ def publish_warehouse(build: Path, published: Path, info: dict[str, object]) -> 
     for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
         leftover.unlink(missing_ok=True)
     tables: dict[str, int] = {}
-    with duckdb.connect(str(tmp)) as db:
-        db.execute("ATTACH ? AS build (READ_ONLY)", [str(build)])
-        found = db.execute(
-            "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = 'build' "
-            "AND schema_name IN (SELECT unnest(?)) ORDER BY ALL",
-            [list(PUBLISHED_SCHEMAS)],
-        ).fetchall()
-        if not found:
-            raise RuntimeError(
-                f"the build warehouse {build} has no tables in {', '.join(PUBLISHED_SCHEMAS)}"
-            )
-        for schema in sorted({schema for schema, _ in found}):
-            db.execute(f'CREATE SCHEMA "{schema}"')
-        for schema, table in found:
+    try:
+        with duckdb.connect(str(tmp)) as db:
+            db.execute("ATTACH ? AS build (READ_ONLY)", [str(build)])
+            found = db.execute(
+                "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = 'build' "
+                "AND schema_name IN (SELECT unnest(?)) ORDER BY ALL",
+                [list(PUBLISHED_SCHEMAS)],
+            ).fetchall()
+            if not found:
+                raise RuntimeError(
+                    f"the build warehouse {build} has no tables in {', '.join(PUBLISHED_SCHEMAS)}"
+                )
+            for schema in sorted({schema for schema, _ in found}):
+                db.execute(f'CREATE SCHEMA "{schema}"')
+            for schema, table in found:
+                db.execute(
+                    f'CREATE TABLE "{schema}"."{table}" AS SELECT * FROM build."{schema}"."{table}"'
+                )
+                (rows,) = db.execute(f'SELECT count(*) FROM "{schema}"."{table}"').fetchone()
+                tables[f"{schema}.{table}"] = int(rows)
+            db.execute("CREATE TABLE main.published (published_at TIMESTAMP, info JSON)")
             db.execute(
-                f'CREATE TABLE "{schema}"."{table}" AS SELECT * FROM build."{schema}"."{table}"'
+                "INSERT INTO main.published VALUES (?, ?)",
+                [
+                    datetime.now(UTC).replace(tzinfo=None),
+                    json.dumps(info, sort_keys=True, default=str),
+                ],
             )
-            (rows,) = db.execute(f'SELECT count(*) FROM "{schema}"."{table}"').fetchone()
-            tables[f"{schema}.{table}"] = int(rows)
-        db.execute("CREATE TABLE main.published (published_at TIMESTAMP, info JSON)")
-        db.execute(
-            "INSERT INTO main.published VALUES (?, ?)",
-            [datetime.now(UTC).replace(tzinfo=None), json.dumps(info, sort_keys=True, default=str)],
-        )
-        db.execute("DETACH build")
-    _fsync(tmp)
-    os.replace(tmp, published)
+            db.execute("DETACH build")
+        _fsync(tmp)
+        os.replace(tmp, published)
+    except BaseException:
+        # a failed publish leaves the previous warehouse as it was, and nothing beside it
+        for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
+            leftover.unlink(missing_ok=True)
+        raise
     _fsync(published.parent)
     return PublishResult(path=published, tables=tables, bytes=published.stat().st_size)
 

@@ -34,7 +34,9 @@ FUNNEL_RATES = (
 
 RAW_EVENTS_QUERY = """
 with events as (
-    select * from raw.ledger_events
+    -- a payload that is not JSON fails its own expectation instead of stopping the query
+    select *, case when json_valid(payload) then payload end as json_payload
+    from raw.ledger_events
 ),
 vouchers as (
     select distinct voucher_id from events where event_type = 'voucher_created'
@@ -53,12 +55,12 @@ parsed as (
         try_cast(replace(e.occurred_at, 'Z', '') as timestamp) as occurred,
         try_cast(replace(e.recorded_at, 'Z', '') as timestamp) as recorded,
         json_valid(e.payload) as payload_is_json,
-        try_cast(e.payload ->> 'discount' as bigint) as discount,
-        try_cast(e.payload ->> 'gift_amount' as bigint) as gift_amount,
-        try_cast(e.payload -> 'order' ->> 'amount' as bigint) as order_amount,
-        try_cast(e.payload ->> 'amount' as bigint) as amount,
-        try_cast(e.payload ->> 'balance' as bigint) as balance,
-        try_cast(e.payload ->> 'latency_ms' as bigint) as latency_ms,
+        try_cast(e.json_payload ->> 'discount' as bigint) as discount,
+        try_cast(e.json_payload ->> 'gift_amount' as bigint) as gift_amount,
+        try_cast(e.json_payload -> 'order' ->> 'amount' as bigint) as order_amount,
+        try_cast(e.json_payload ->> 'amount' as bigint) as amount,
+        try_cast(e.json_payload ->> 'balance' as bigint) as balance,
+        try_cast(e.json_payload ->> 'latency_ms' as bigint) as latency_ms,
         case
             when e.voucher_id is not null and e.event_type <> 'voucher_created'
                 and v.voucher_id is null then 'voucher ' || e.voucher_id || ' was never created'
@@ -155,15 +157,19 @@ def check_raw_events(warehouse: Path) -> QualityReport:
 
 
 MART_RECONCILIATION_QUERY = """
-with ledger as (
+with events as (
+    select event_type, case when json_valid(payload) then payload end as json_payload
+    from raw.ledger_events
+),
+ledger as (
     select
         count(*) filter (where event_type = 'redemption_succeeded') as redemptions,
         count(*) filter (where event_type = 'voucher_published') as publications,
-        coalesce(sum(try_cast(payload ->> 'discount' as bigint))
+        coalesce(sum(try_cast(json_payload ->> 'discount' as bigint))
             filter (where event_type = 'redemption_succeeded'), 0) as discount_granted,
-        coalesce(sum(try_cast(payload ->> 'discount' as bigint))
+        coalesce(sum(try_cast(json_payload ->> 'discount' as bigint))
             filter (where event_type = 'redemption_rolled_back'), 0) as discount_returned,
-    from raw.ledger_events
+    from events
 ),
 marts as (
     select

@@ -1,0 +1,325 @@
+"""The Great Expectations gates (pipelines/quality.py).
+
+The contract: a clean extract of a real ledger passes; each kind of bad batch fails, and the
+report names the expectation that failed and the offending rows by seq and event_id (the
+marts' reconciliation by the figure that differs). Bad batches are written into a copy of a
+clean warehouse, one kind at a time, so each test shows one condition.
+
+Great Expectations takes seconds to import; it is imported once, on the first suite run, and
+the clean warehouse is built once for the module.
+"""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from pipelines.ledger_extract import Lake, ledger_high_water, load_raw, sync_lake
+from pipelines.quality import FUNNEL_RATES, QualityReport, check_marts, check_raw_events
+from redemption_core.simulator import SimulationConfig, simulate
+
+INJECTED_SEQ = 1_000_000
+
+
+# -- builders ----------------------------------------------------------------------------------
+
+
+def extract_simulated_ledger(home: Path) -> Path:
+    """A warehouse whose raw layer is a clean extract of a small simulated ledger."""
+    simulate(home, SimulationConfig(customers=150, days=10, seed=2), progress=None)
+    ledger, lake, warehouse = home / "ledger.sqlite", Lake(home / "lake"), home / "build.duckdb"
+    result = sync_lake(ledger, lake)
+    load_raw(warehouse, lake, result, ledger_high_water(ledger), datetime.now(UTC))
+    return warehouse
+
+
+@pytest.fixture(scope="module")
+def clean(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return extract_simulated_ledger(tmp_path_factory.mktemp("clean"))
+
+
+def with_injected(clean: Path, tmp_path: Path, replace: str, where: str) -> Path:
+    """A copy of the clean warehouse plus one event: the first event matching `where`, with
+    seq INJECTED_SEQ and the columns in `replace` (DuckDB `* REPLACE (...)` items) changed."""
+    warehouse = tmp_path / "bad.duckdb"
+    shutil.copy(clean, warehouse)
+    with duckdb.connect(str(warehouse)) as db:
+        db.execute(
+            f"INSERT INTO raw.ledger_events SELECT * REPLACE ({INJECTED_SEQ} AS seq, {replace}) "
+            f"FROM raw.ledger_events WHERE {where} ORDER BY seq LIMIT 1"
+        )
+        (added,) = db.execute(
+            "SELECT count(*) FROM raw.ledger_events WHERE seq = ?", [INJECTED_SEQ]
+        ).fetchone()
+    assert added == 1, f"no event matches {where}"
+    return warehouse
+
+
+def injected(warehouse: Path, column: str) -> str:
+    with duckdb.connect(str(warehouse), read_only=True) as db:
+        (value,) = db.execute(
+            f"SELECT {column} FROM raw.ledger_events WHERE seq = ?", [INJECTED_SEQ]
+        ).fetchone()
+    return value
+
+
+def failed(report: QualityReport) -> list[tuple[str, str | None]]:
+    return [(failure.expectation, failure.column) for failure in report.failures]
+
+
+REDEMPTION = "event_type = 'redemption_succeeded'"
+
+
+# -- the raw extract ---------------------------------------------------------------------------
+
+
+def test_a_clean_extract_of_a_simulated_ledger_passes(clean: Path) -> None:
+    with duckdb.connect(str(clean), read_only=True) as db:
+        (events,) = db.execute("SELECT count(*) FROM raw.ledger_events").fetchone()
+
+    report = check_raw_events(clean)
+
+    assert report.passed, report.message()
+    assert report.rows_checked == events
+    assert report.expectations == 17
+    assert "17 expectations passed" in report.message()
+
+
+def test_a_duplicate_event_id_fails_naming_both_rows(clean: Path, tmp_path: Path) -> None:
+    warehouse = with_injected(clean, tmp_path, "event_id AS event_id", REDEMPTION)
+    event_id = injected(warehouse, "event_id")
+
+    report = check_raw_events(warehouse)
+
+    assert failed(report) == [("expect_column_values_to_be_unique", "event_id")]
+    message = report.message()
+    assert "expect_column_values_to_be_unique on event_id: 2 rows" in message
+    assert f"event_id={event_id}, seq={INJECTED_SEQ}" in message
+    assert message.count(f"event_id={event_id}") == 2  # the original and the copy
+
+
+def test_a_negative_discount_in_a_redemption_fails(clean: Path, tmp_path: Path) -> None:
+    warehouse = with_injected(
+        clean,
+        tmp_path,
+        "'evt_negative' AS event_id, "
+        "regexp_replace(payload, '\"discount\":[0-9]+', '\"discount\":-500') AS payload",
+        REDEMPTION,
+    )
+    assert '"discount":-500' in injected(warehouse, "payload")  # the payload really changed
+
+    report = check_raw_events(warehouse)
+
+    assert failed(report) == [("expect_column_values_to_be_between", "discount")]
+    assert f"discount=-500, seq={INJECTED_SEQ}, event_id=evt_negative" in report.message()
+
+
+def test_a_redemption_of_a_voucher_never_created_fails(clean: Path, tmp_path: Path) -> None:
+    warehouse = with_injected(
+        clean, tmp_path, "'evt_ghost' AS event_id, 'v_ghost' AS voucher_id", REDEMPTION
+    )
+
+    report = check_raw_events(warehouse)
+
+    assert failed(report) == [("expect_column_values_to_be_null", "broken_reference")]
+    assert (
+        f"broken_reference=voucher v_ghost was never created, seq={INJECTED_SEQ}, "
+        "event_id=evt_ghost" in report.message()
+    )
+
+
+def test_a_rollback_of_a_redemption_that_never_succeeded_fails(clean: Path, tmp_path: Path) -> None:
+    warehouse = with_injected(
+        clean,
+        tmp_path,
+        "'evt_rollback' AS event_id, 'redemption_rolled_back' AS event_type, "
+        "'r_never' AS redemption_id, "
+        """'{"rollback_id":"rb_1","reason":"test","discount":0,"gift_amount":0}' AS payload""",
+        REDEMPTION,
+    )
+
+    report = check_raw_events(warehouse)
+
+    assert failed(report) == [("expect_column_values_to_be_null", "broken_reference")]
+    assert (
+        f"broken_reference=redemption r_never never succeeded, seq={INJECTED_SEQ}, "
+        "event_id=evt_rollback" in report.message()
+    )
+
+
+def test_an_event_dated_far_after_it_was_recorded_fails(clean: Path, tmp_path: Path) -> None:
+    warehouse = with_injected(
+        clean,
+        tmp_path,
+        "'evt_future' AS event_id, '2030-01-01T00:00:00.000000Z' AS occurred_at",
+        REDEMPTION,
+    )
+
+    report = check_raw_events(warehouse)
+
+    assert failed(report) == [("expect_column_values_to_be_between", "seconds_after_recorded")]
+    assert f"seq={INJECTED_SEQ}, event_id=evt_future" in report.message()
+
+
+def test_an_event_stamped_a_little_after_it_was_recorded_passes(
+    clean: Path, tmp_path: Path
+) -> None:
+    warehouse = with_injected(
+        clean,
+        tmp_path,
+        "'evt_skewed' AS event_id, "
+        "strftime(recorded_at::timestamp + interval 23 hour, '%Y-%m-%dT%H:%M:%S.%fZ') "
+        "AS occurred_at",
+        REDEMPTION,
+    )
+    assert injected(warehouse, "occurred_at") > injected(warehouse, "recorded_at")
+
+    report = check_raw_events(warehouse)
+
+    assert report.passed, report.message()
+
+
+def test_an_event_dated_before_1990_fails(clean: Path, tmp_path: Path) -> None:
+    warehouse = with_injected(
+        clean,
+        tmp_path,
+        "'evt_old' AS event_id, '1989-12-31T23:59:59.000000Z' AS occurred_at, "
+        "'1989-12-31T23:59:59.000000Z' AS recorded_at",
+        REDEMPTION,
+    )
+
+    report = check_raw_events(warehouse)
+
+    assert failed(report) == [("expect_column_values_to_be_between", "occurred")]
+    assert f"seq={INJECTED_SEQ}, event_id=evt_old" in report.message()
+
+
+def test_an_unknown_event_type_fails(clean: Path, tmp_path: Path) -> None:
+    warehouse = with_injected(
+        clean, tmp_path, "'evt_odd' AS event_id, 'voucher_teleported' AS event_type", REDEMPTION
+    )
+
+    report = check_raw_events(warehouse)
+
+    assert failed(report) == [("expect_column_values_to_be_in_set", "event_type")]
+    assert (
+        f"event_type=voucher_teleported, seq={INJECTED_SEQ}, event_id=evt_odd" in report.message()
+    )
+
+
+def test_a_payload_that_is_not_json_fails(clean: Path, tmp_path: Path) -> None:
+    warehouse = with_injected(
+        clean, tmp_path, "'evt_garbled' AS event_id, '{\"code\": \"A' AS payload", REDEMPTION
+    )
+
+    report = check_raw_events(warehouse)
+
+    assert failed(report) == [("expect_column_values_to_be_in_set", "payload_is_json")]
+    assert f"seq={INJECTED_SEQ}, event_id=evt_garbled" in report.message()
+
+
+# -- the marts ---------------------------------------------------------------------------------
+
+
+def marts_warehouse(
+    path: Path,
+    *,
+    redemptions: int = 2,
+    published: int = 3,
+    discount_net: int = 300,
+    rates: dict[str, float] | None = None,
+    funnel_rows: int = 1,
+) -> Path:
+    """A tiny warehouse: a ledger of 3 publications, 2 redemptions (500 + 300 off) and a rollback
+    of the 500, and marts that agree with it unless told otherwise."""
+    with duckdb.connect(str(path)) as db:
+        db.execute("CREATE SCHEMA raw")
+        db.execute(
+            "CREATE TABLE raw.ledger_events AS SELECT * FROM (VALUES "
+            """(1, 'evt_1', 'voucher_published', '{"code":"A"}'),"""
+            """(2, 'evt_2', 'voucher_published', '{"code":"B"}'),"""
+            """(3, 'evt_3', 'voucher_published', '{"code":"C"}'),"""
+            """(4, 'evt_4', 'redemption_succeeded', '{"code":"A","discount":500}'),"""
+            """(5, 'evt_5', 'redemption_succeeded', '{"code":"B","discount":300}'),"""
+            """(6, 'evt_6', 'redemption_rolled_back', '{"discount":500,"gift_amount":0}')"""
+            ") t(seq, event_id, event_type, payload)"
+        )
+        db.execute("CREATE SCHEMA marts")
+        db.execute(
+            "CREATE TABLE marts.fct_redemptions AS SELECT 'r_' || i AS redemption_id FROM range(?) t(i)",
+            [redemptions],
+        )
+        rate_values = {name: 0.5 for name in FUNNEL_RATES} | (rates or {})
+        db.execute(
+            "CREATE TABLE marts.fct_campaign_funnel (campaign_id VARCHAR, channel VARCHAR, "
+            "cohort_date DATE, published BIGINT, "
+            + ", ".join(f"{name} DOUBLE" for name in FUNNEL_RATES)
+            + ")"
+        )
+        db.execute(
+            "INSERT INTO marts.fct_campaign_funnel SELECT 'spring', 'email', DATE '2026-03-04', "
+            f"CASE WHEN i = 0 THEN ? ELSE 0 END, {', '.join('?' for _ in FUNNEL_RATES)} "
+            "FROM range(?) t(i)",
+            [published, *(rate_values[name] for name in FUNNEL_RATES), funnel_rows],
+        )
+        db.execute(
+            "CREATE TABLE marts.fct_campaign_performance AS "
+            "SELECT 'spring' AS campaign_id, ?::BIGINT AS attributed_discount",
+            [discount_net],
+        )
+    return path
+
+
+def test_marts_that_reconcile_with_the_ledger_pass(tmp_path: Path) -> None:
+    warehouse = marts_warehouse(tmp_path / "tiny.duckdb")
+
+    report = check_marts(warehouse)
+
+    assert report.passed, report.message()
+    assert (report.rows_checked, report.expectations) == (4, 2 + len(FUNNEL_RATES))
+
+
+def test_a_redemption_count_that_differs_from_the_ledger_fails_naming_the_figure(
+    tmp_path: Path,
+) -> None:
+    warehouse = marts_warehouse(tmp_path / "tiny.duckdb", redemptions=1)
+
+    report = check_marts(warehouse)
+
+    assert failed(report) == [("expect_column_pair_values_to_be_equal", None)]
+    message = report.message()
+    assert "figure=redemptions" in message
+    assert "figure=publications" not in message
+    assert "figure=discount_net" not in message
+
+
+def test_a_net_discount_that_ignores_rollbacks_fails_naming_the_figure(tmp_path: Path) -> None:
+    warehouse = marts_warehouse(tmp_path / "tiny.duckdb", discount_net=800)
+
+    report = check_marts(warehouse)
+
+    assert failed(report) == [("expect_column_pair_values_to_be_equal", None)]
+    assert "figure=discount_net" in report.message()
+    assert "figure=redemptions" not in report.message()
+
+
+def test_a_rate_above_one_fails_naming_the_funnel_row(tmp_path: Path) -> None:
+    warehouse = marts_warehouse(tmp_path / "tiny.duckdb", rates={"redeemed_per_accepted": 1.25})
+
+    report = check_marts(warehouse)
+
+    assert failed(report) == [("expect_column_values_to_be_between", "redeemed_per_accepted")]
+    assert "redeemed_per_accepted=1.25, funnel_key=spring|email|2026-03-04" in report.message()
+
+
+def test_a_funnel_row_repeated_for_the_same_key_fails(tmp_path: Path) -> None:
+    warehouse = marts_warehouse(tmp_path / "tiny.duckdb", funnel_rows=2)
+
+    report = check_marts(warehouse)
+
+    assert failed(report) == [("expect_column_values_to_be_unique", "funnel_key")]
+    assert "funnel_key=spring|email|2026-03-04" in report.message()
