@@ -1,3 +1,6 @@
+-- reads several models; Dagster shows it as a check on fct_campaign_performance
+{{ config(meta={'dagster': {'ref': {'name': 'fct_campaign_performance'}}}) }}
+
 -- Budget used, attributed discount and the console's discount are one figure, computed
 -- three ways: discount redeemed less discount rolled back.
 with

@@ -1,3 +1,6 @@
+-- reads several models; Dagster shows it as a check on dim_customers
+{{ config(meta={'dagster': {'ref': {'name': 'dim_customers'}}}) }}
+
 -- The Customer 360's wallet summary counts exactly the vouchers listed in the wallet.
 with
 

@@ -1,3 +1,6 @@
+-- reads several models; Dagster shows it as a check on fct_delivery_failures
+{{ config(meta={'dagster': {'ref': {'name': 'fct_delivery_failures'}}}) }}
+
 -- Failed messages by error add up to the failed messages of delivery performance.
 with
 

@@ -1,3 +1,6 @@
+-- reads several models; Dagster shows it as a check on fct_campaign_funnel
+{{ config(meta={'dagster': {'ref': {'name': 'fct_campaign_funnel'}}}) }}
+
 -- Where a campaign requires acceptance the core refuses to redeem an unaccepted voucher, so
 -- within a cohort no more vouchers can be redeemed than were accepted.
 with

@@ -1,0 +1,278 @@
+"""The Dagster code location end to end: what it defines, a run over a small simulated ledger,
+an identical re-run, a bad batch stopped before publishing, and a console that can always read."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+from pipelines.paths import PipelinePaths
+from redemption_core.simulator import SimulationConfig, simulate
+
+REPO = Path(__file__).resolve().parents[1]
+SMALL = SimulationConfig(customers=300, days=30, seed=21, fraud_scale=2)
+# Tables whose rows describe the run itself (when it ran), not the ledger.
+RUN_DESCRIBING = {"marts.fct_system_health"}
+
+
+def pipeline_env(home: Path) -> dict[str, str]:
+    return {
+        "PROMO_HOME": str(home),
+        "PROMO_WAREHOUSE": str(PipelinePaths(home).build_warehouse),
+        "DAGSTER_HOME": str(home / "dagster"),
+        "DO_NOT_TRACK": "1",
+        "GX_ANALYTICS_ENABLED": "False",
+    }
+
+
+@pytest.fixture(scope="module")
+def env_for() -> Iterator[object]:
+    """Point the code location at a PROMO_HOME for the duration of a test module."""
+    patcher = pytest.MonkeyPatch()
+
+    def use(home: Path) -> None:
+        for key, value in pipeline_env(home).items():
+            patcher.setenv(key, value)
+
+    yield use
+    patcher.undo()
+
+
+def run(home: Path) -> dg.ExecuteInProcessResult:
+    from pipelines.run import run_pipeline
+
+    return run_pipeline(home, quiet=True)
+
+
+def mart_digests(warehouse: Path) -> dict[str, str]:
+    digests = {}
+    with duckdb.connect(str(warehouse), read_only=True) as db:
+        tables = db.execute(
+            "select schema_name || '.' || table_name from duckdb_tables() where schema_name = 'marts' order by 1"
+        ).fetchall()
+        for (table,) in tables:
+            if table in RUN_DESCRIBING:
+                continue
+            rows = db.execute(f"select * from {table} order by all").fetchall()
+            digests[table] = hashlib.sha256(repr(rows).encode()).hexdigest()
+    return digests
+
+
+def failure_text(result: dg.ExecuteInProcessResult) -> str:
+    texts = []
+    for event in result.all_events:
+        if event.event_type_value == "ASSET_CHECK_EVALUATION":
+            evaluation = event.event_specific_data
+            if not evaluation.passed:
+                texts.append(str(evaluation.description))
+        elif event.is_step_failure:
+            texts.append(str(event.event_specific_data.error))
+    return "\n".join(texts)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory, env_for) -> Path:
+    home = tmp_path_factory.mktemp("pipeline")
+    simulate(home, SMALL, progress=None)
+    env_for(home)
+    result = run(home)
+    assert result.success, failure_text(result)
+    return home
+
+
+def test_the_code_location_defines_the_expected_assets_checks_jobs_and_schedules(
+    built: Path,
+) -> None:
+    from pipelines.definitions import defs
+
+    repository = defs.get_repository_def()
+    keys = {key.to_user_string() for key in repository.asset_graph.get_all_asset_keys()}
+    checks = {key.name for key in repository.asset_graph.asset_check_keys}
+
+    assert {
+        "raw/ledger_events",
+        "staging/stg_ledger__events",
+        "marts/fct_campaign_funnel",
+        "marts/fct_campaign_performance",
+        "marts/fct_delivery_performance",
+        "marts/dim_customers",
+        "marts/fct_redemptions",
+        "marts/fct_redemption_rejections",
+        "marts/fct_campaign_budget",
+        "marts/fct_campaign_health",
+        "marts/fct_pending_triggers",
+        "marts/fct_system_health",
+        "published/warehouse",
+    } <= keys
+    assert {"great_expectations_raw_events", "great_expectations_key_marts"} <= checks
+    assert any(name.startswith("unique_") for name in checks), "dbt tests are asset checks"
+    assert repository.has_job("nightly_pipeline")
+    assert {s.name for s in repository.schedule_defs} == {"nightly_schedule"}
+    assert {s.name for s in repository.sensor_defs} == {"ledger_growth_sensor"}
+
+
+def test_dagster_validates_the_code_location_from_the_command_line(built: Path) -> None:
+    env = dict(os.environ, **pipeline_env(built))
+
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("dagster")),
+            "definitions",
+            "validate",
+            "-m",
+            "pipelines.definitions",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_a_run_publishes_every_mart_and_the_published_warehouse_matches_the_build(
+    built: Path,
+) -> None:
+    paths = PipelinePaths(built)
+
+    with duckdb.connect(str(paths.published_warehouse), read_only=True) as db:
+        published = dict(
+            db.execute(
+                "select table_name, estimated_size from duckdb_tables() where schema_name = 'marts'"
+            ).fetchall()
+        )
+        redemptions = db.execute("select count(*) from marts.fct_redemptions").fetchone()[0]
+    with sqlite3.connect(paths.ledger) as ledger:
+        succeeded = ledger.execute(
+            "select count(*) from events where event_type = 'redemption_succeeded'"
+        ).fetchone()[0]
+
+    assert {"fct_campaign_funnel", "fct_campaign_performance", "dim_customers"} <= set(published)
+    assert redemptions == succeeded > 0
+    assert mart_digests(paths.published_warehouse) == mart_digests(paths.build_warehouse)
+
+
+def test_running_again_on_the_same_ledger_gives_identical_marts(built: Path) -> None:
+    paths = PipelinePaths(built)
+    before = mart_digests(paths.published_warehouse)
+
+    result = run(built)
+
+    assert result.success, failure_text(result)
+    assert mart_digests(paths.published_warehouse) == before
+
+
+def test_the_growth_sensor_asks_for_a_run_only_when_enough_events_wait(built: Path) -> None:
+    from pipelines.defs.automation import LedgerGrowthConfig, ledger_growth_sensor
+    from pipelines.resources import promo_home_resource
+
+    def evaluate(threshold: int) -> object:
+        context = dg.build_sensor_context(
+            resources={
+                "promo": promo_home_resource(),
+                "growth": LedgerGrowthConfig(min_new_events=threshold),
+            }
+        )
+        return ledger_growth_sensor(context)
+
+    assert isinstance(evaluate(1), dg.SkipReason)  # the lake is up to date after the run
+    copy = built.parent / "growth"
+    shutil.copytree(built, copy)
+    lake_state = copy / "lake" / "_state.json"
+    lake_state.unlink()  # as if nothing had been extracted yet
+    os.environ["PROMO_HOME"] = str(copy)
+    try:
+        request = evaluate(1)
+        skipped = evaluate(10**9)
+    finally:
+        os.environ["PROMO_HOME"] = str(built)
+
+    assert isinstance(request, dg.RunRequest) and request.run_key.startswith("ledger-seq-")
+    assert isinstance(skipped, dg.SkipReason)
+
+
+def test_a_bad_batch_is_stopped_before_publishing_and_the_published_warehouse_is_unchanged(
+    built: Path, env_for
+) -> None:
+    home = built.parent / "bad-batch"
+    shutil.copytree(built, home)
+    env_for(home)
+    published = PipelinePaths(home).published_warehouse
+    before = published.read_bytes()
+    with sqlite3.connect(PipelinePaths(home).ledger) as ledger:
+        template = ledger.execute(
+            "select * from events where event_type = 'redemption_succeeded' order by seq desc limit 1"
+        ).fetchone()
+        columns = [c[1] for c in ledger.execute("pragma table_info(events)")][1:]
+        row = dict(zip(["seq", *columns], template, strict=True))
+        row.update(
+            event_id="evt_0000000000000000000000bad001",
+            voucher_id="v_never_created",
+            idempotency_key=None,
+        )
+        # straight into the table, as a broken upstream system would: the core would refuse it
+        ledger.execute(
+            f"insert into events ({', '.join(columns)}) values ({', '.join('?' * len(columns))})",
+            [row[c] for c in columns],
+        )
+
+    try:
+        result = run(home)
+    finally:
+        env_for(built)
+
+    assert not result.success
+    assert "v_never_created" in failure_text(result)
+    assert "evt_0000000000000000000000bad001" in failure_text(result)
+    assert published.read_bytes() == before
+
+
+def test_the_published_warehouse_stays_readable_while_a_run_is_in_progress(built: Path) -> None:
+    home = built.parent / "readable"
+    shutil.copytree(built, home)
+    published = PipelinePaths(home).published_warehouse
+    errors: list[str] = []
+    reads = 0
+    env = dict(os.environ, **pipeline_env(home))
+    run_process = subprocess.Popen(
+        [sys.executable, "-m", "pipelines.run", "--from", "2026-01-05", "--to", "2026-02-03"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+    def read_while_running() -> None:
+        nonlocal reads
+        while run_process.poll() is None:
+            try:
+                with duckdb.connect(str(published), read_only=True) as db:
+                    db.execute("select count(*) from marts.fct_campaign_performance").fetchone()
+                    db.execute("select count(*) from marts.dim_customers").fetchone()
+                reads += 1
+            except Exception as error:  # any error a console would show is a failure here
+                errors.append(repr(error))
+            time.sleep(0.02)
+
+    reader = threading.Thread(target=read_while_running)
+    reader.start()
+    run_process.wait(timeout=900)
+    reader.join()
+
+    assert run_process.returncode == 0
+    assert errors == []
+    assert reads > 10
