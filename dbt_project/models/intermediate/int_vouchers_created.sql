@@ -1,0 +1,62 @@
+-- One row per voucher the core created (generated, imported or a campaign's standalone code),
+-- published or not, with whether it is disabled now: the latest of voucher_disabled and
+-- voucher_enabled wins.
+with
+
+events as (
+
+    select * from {{ ref('stg_ledger__events') }}
+    where event_type in ('voucher_created', 'voucher_disabled', 'voucher_enabled')
+
+),
+
+created as (
+
+    select
+        voucher_id,
+        campaign_id,
+        payload->>'code' as voucher_code,
+        payload->>'kind' as voucher_kind,
+        payload->>'source' as creation_source,
+        occurred_at as created_at,
+        cast(payload->>'gift_balance' as bigint) as gift_initial_balance,
+
+    from events
+    where event_type = 'voucher_created'
+    qualify row_number() over (partition by voucher_id order by event_seq) = 1
+
+),
+
+switches as (
+
+    select
+        voucher_id,
+        arg_max(event_type, event_seq) = 'voucher_disabled' as is_disabled,
+        max(occurred_at) filter (where event_type = 'voucher_disabled') as last_disabled_at,
+
+    from events
+    where event_type in ('voucher_disabled', 'voucher_enabled')
+    group by voucher_id
+
+),
+
+final as (
+
+    select
+        created.voucher_id,
+        created.campaign_id,
+        created.voucher_code,
+        created.voucher_kind,
+        created.creation_source,
+        created.created_at,
+        created.gift_initial_balance,
+        coalesce(switches.is_disabled, false) as is_disabled,
+        case when switches.is_disabled then switches.last_disabled_at end as disabled_at,
+
+    from created
+    left join switches
+        on created.voucher_id = switches.voucher_id
+
+)
+
+select * from final
