@@ -11,7 +11,7 @@ export GX_ANALYTICS_ENABLED := False
 UV := python3 -m uv
 RUN := $(UV) run --frozen --no-sync
 
-.PHONY: env demo demo-core pipeline dagster test lint format bench-core bench-distribution bench-sim bench-pipeline
+.PHONY: env demo demo-core pipeline dagster console test lint format bench-core bench-distribution bench-sim bench-pipeline bench-ml
 
 env:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -33,6 +33,10 @@ pipeline: env
 dagster: env
 	$(RUN) python -m pipelines.run --setup-only
 	$(RUN) dagster dev -m pipelines.definitions -h 127.0.0.1 -p 3000
+
+# The analysts' console over the published warehouse, on http://127.0.0.1:8501
+console: env
+	$(RUN) streamlit run app_streamlit/streamlit_app.py --server.address 127.0.0.1 --server.headless true --browser.gatherUsageStats false
 
 test: env
 	$(RUN) pytest
@@ -56,3 +60,6 @@ bench-sim: env
 
 bench-pipeline: env
 	$(RUN) python bench/pipeline.py
+
+bench-ml: env
+	$(RUN) python bench/ml.py

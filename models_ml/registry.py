@@ -75,7 +75,7 @@ class Registry:
         cards = []
         for name in kinds:
             _check_kind(name)
-            for path in sorted((self.root / name).glob("*-v*/card.json")):
+            for path in sorted((self.root / name).glob("[!.]*-v*/card.json")):
                 cards.append(ModelCard(**json.loads(path.read_text())))
         return sorted(cards, key=lambda card: (card.kind, self._number(card.version)))
 
@@ -107,7 +107,10 @@ class Registry:
         if current is not None and current.version == version:
             raise RegistryError(f"{version} is already promoted")
         if current is not None and not force:
-            mine, theirs = card.metrics[card.primary_metric], current.metrics.get(card.primary_metric)
+            mine, theirs = (
+                card.metrics[card.primary_metric],
+                current.metrics.get(card.primary_metric),
+            )
             if theirs is not None and mine < theirs:
                 raise RegistryError(
                     f"{version} has {card.primary_metric} {mine:.4f}, below the promoted "
