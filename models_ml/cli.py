@@ -23,8 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from models_ml.registry import KINDS, ModelCard, Registry, RegistryError
-
-DEFAULT_DAYS = 60
+from models_ml.training import DEFAULT_DAYS, train_and_register
 
 
 def register(commands: Any) -> None:
@@ -84,41 +83,8 @@ def run(args: argparse.Namespace) -> int:
 
 # -- actions -----------------------------------------------------------------------------------
 def _train(args: argparse.Namespace, home: Path) -> tuple[Any, str]:
-    from models_ml.data import lake_days
-
-    lake = home / "lake"
-    lake_first, lake_last = lake_days(lake)
-    last = args.last or lake_last
-    first = args.first or max(lake_first, last - timedelta(days=DEFAULT_DAYS - 1))
-    if first > last:
-        raise ValueError(f"empty window: --from {first} is after --to {last}")
-    if args.kind == "fraud":
-        model, card_fields = _train_fraud(home, first, last, args.seed)
-    else:
-        model, card_fields = _train_personalisation(home, first, last, args.seed)
-    card = Registry(home).save(args.kind, model, card_fields)
+    card = train_and_register(home, args.kind, args.first, args.last, args.seed)
     return _card_document(card), _card_text(card, f"trained {card.version} (not promoted)")
-
-
-def _train_fraud(home: Path, first: date, last: date, seed: int) -> tuple[Any, dict[str, Any]]:
-    from models_ml.data import load_ground_truth, load_review_labels
-    from models_ml.fraud import train_fraud
-    from models_ml.fraud_features import load_fraud_events
-
-    lake = home / "lake"
-    events = load_fraud_events(lake, first, last)
-    cases = load_ground_truth(home / "simulation" / "ground_truth.jsonl")
-    return train_fraud(events, first, last, seed, cases, load_review_labels(lake))
-
-
-def _train_personalisation(
-    home: Path, first: date, last: date, seed: int
-) -> tuple[Any, dict[str, Any]]:
-    personalisation = _personalisation()
-    from models_ml.data import load_events
-
-    events = load_events(home / "lake", None, last)
-    return personalisation.train_personalisation(events, first, last, seed)
 
 
 def _personalisation() -> Any:

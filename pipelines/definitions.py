@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import dagster as dg
 
-from pipelines.defs import automation, dbt, ingest, publish, quality
+from pipelines.defs import automation, dbt, ingest, ml, publish, quality
 from pipelines.resources import promo_home_resource
 
 defs = dg.Definitions.merge(
     ingest.defs,
     dbt.defs,
+    ml.defs,
     publish.defs,
     quality.defs,
     automation.defs,

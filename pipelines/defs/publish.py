@@ -4,6 +4,7 @@ import dagster as dg
 
 from pipelines.defs.dbt import warehouse_models
 from pipelines.defs.ingest import RAW_EVENTS
+from pipelines.defs.ml import FRAUD_QUEUE, NEXT_BEST_OFFERS
 from pipelines.publish import publish_warehouse
 from pipelines.resources import PromoHomeResource
 
@@ -12,10 +13,10 @@ PUBLISHED = dg.AssetKey(["published", "warehouse"])
 
 @dg.asset(
     key=PUBLISHED,
-    deps=[*warehouse_models.keys, RAW_EVENTS],
+    deps=[*warehouse_models.keys, RAW_EVENTS, FRAUD_QUEUE, NEXT_BEST_OFFERS],
     group_name="publish",
     kinds={"duckdb"},
-    description="published.duckdb: the marts, replaced atomically; what the console reads.",
+    description="published.duckdb: the marts and model scores, replaced atomically; what the console reads.",
 )
 def published_warehouse(
     context: dg.AssetExecutionContext, promo: PromoHomeResource

@@ -1,0 +1,1 @@
+"""The promoledger console: a Streamlit multipage app over the published warehouse."""

@@ -1,0 +1,215 @@
+"""Fraud review: the flags the fraud model raised, highest score first, with the reasons behind
+each. An analyst marks an item fraud or legitimate with a note; the decision is a ledger event
+(through redemption_core, the console's only write) and the item leaves the queue at once."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from app_streamlit import db, page_state, review_actions, ui
+from app_streamlit import queries_ml as q
+from app_streamlit import record_format as fmt
+from redemption_core.errors import InvalidInput
+
+TYPES_KEY = "fraud_entity_types"
+MIN_SCORE_KEY = "fraud_min_score"
+ITEM_KEY = "fraud_item"
+REVIEWER_KEY = "fraud_reviewer"
+DECISION_KEY = "fraud_decision"
+NOTE_KEY = "fraud_note"
+RESULT_KEY = "fraud_last_result"
+log = logging.getLogger("promoledger.console")
+TRAIN_COMMANDS = (
+    "`promo models train fraud`, then `promo models promote fraud-vN` with the version it "
+    "printed, then `make pipeline`"
+)
+
+
+def render() -> None:
+    if not db.table_exists(q.FRAUD_QUEUE):
+        ui.empty_state(
+            f"No fraud review queue yet: the pipeline publishes `{q.FRAUD_QUEUE}` once a fraud "
+            f"model is promoted. Run {TRAIN_COMMANDS}",
+            None,
+        )
+        return
+    try:
+        reviewed = review_actions.reviewed_flags()
+    except review_actions.NoLedger as missing:
+        st.warning(
+            f"No ledger at {missing}: reviews are recorded in the ledger, so the queue cannot "
+            "be worked from this console. Point PROMO_HOME at the platform's home."
+        )
+        return
+
+    _show_last_result()
+    summary = q.fraud_queue_summary(reviewed)
+    waiting = int(summary["waiting"].sum()) if not summary.empty else 0
+    by_type = [
+        (str(row.entity_type), ui.count(row.waiting), f"Top score {_score(row.top_score)}.")
+        for row in summary.itertuples()
+        if row.waiting
+    ]
+    ui.metrics(
+        [
+            ("Waiting for review", ui.count(waiting)),
+            ("Reviewed", ui.count(len(reviewed)), "All-time decisions in the ledger."),
+            *by_type[:6],
+        ]
+    )
+
+    search = _search(sorted(summary["entity_type"]) if not summary.empty else [])
+    queue = q.fraud_queue(search, reviewed)
+    if queue.empty:
+        st.success("Nothing waiting for review with these filters.", icon=":material/task_alt:")
+        return
+    shown = queue.assign(
+        layers=queue["layers"].map(_semicolons), reasons=queue["reasons"].map(_semicolons)
+    )
+    st.caption(
+        f"{len(queue)} flag(s) shown, highest score first (at most {q.QUEUE_LIMIT}); scored "
+        f"{fmt.when(queue['scored_at'].max())} by {queue['model_version'].iloc[0]}."
+    )
+    ui.table(
+        shown[
+            [
+                "score",
+                "entity_type",
+                "entity_id",
+                "reasons",
+                "layers",
+                "customer_id",
+                "voucher_id",
+                "redemption_id",
+                "store_id",
+                "staff_id",
+                "first_seen",
+                "last_seen",
+                "flag_id",
+            ]
+        ],
+        key="fraud_queue",
+        column_config={
+            "score": st.column_config.ProgressColumn(
+                "Score", min_value=0.0, max_value=1.0, format="%.3f"
+            )
+        },
+    )
+    _review_form(queue)
+
+
+def _search(entity_types: list[str]) -> q.QueueSearch:
+    page_state.restore(TYPES_KEY, [])
+    page_state.restore(MIN_SCORE_KEY, 0.0)
+    st.session_state[TYPES_KEY] = [t for t in st.session_state[TYPES_KEY] if t in entity_types]
+    kind, floor = st.columns([3, 2])
+    kind.multiselect("Entity type", entity_types, key=TYPES_KEY, placeholder="All types")
+    floor.slider("Minimum score", 0.0, 1.0, step=0.05, key=MIN_SCORE_KEY)
+    return q.QueueSearch(
+        entity_types=tuple(page_state.keep(TYPES_KEY) or ()),
+        min_score=float(page_state.keep(MIN_SCORE_KEY) or 0.0),
+    )
+
+
+def _review_form(queue: pd.DataFrame) -> None:
+    st.subheader("Review")
+    flags = list(queue["flag_id"])
+    labels = {
+        row.flag_id: f"{_score(row.score)} · {row.entity_type} {row.entity_id}"
+        for row in queue.itertuples()
+    }
+    # The reviewed item has left the queue: move on to the next one at the top.
+    if st.session_state.get(ITEM_KEY) not in flags:
+        st.session_state[ITEM_KEY] = flags[0]
+    st.selectbox("Item", flags, format_func=labels.get, key=ITEM_KEY)
+    item = queue[queue["flag_id"] == st.session_state[ITEM_KEY]].iloc[0]
+    st.markdown(
+        f"**{item['entity_type']} `{item['entity_id']}`** · score {_score(item['score'])}"
+        f" · seen {fmt.when(item['first_seen'])} → {fmt.when(item['last_seen'])}\n\n"
+        + "\n".join(f"- {reason}" for reason in fmt.listed(item["reasons"]))
+    )
+    page_state.restore(REVIEWER_KEY, "")
+    with st.form("fraud_review_form", clear_on_submit=True):
+        st.text_input("Reviewer", key=REVIEWER_KEY, help="Your name, recorded with the decision.")
+        st.radio(
+            "Decision",
+            ["fraud", "legitimate"],
+            key=DECISION_KEY,
+            horizontal=True,
+            index=None,
+        )
+        st.text_area("Note", key=NOTE_KEY, placeholder="What you checked and why you decided so")
+        st.form_submit_button(
+            "Record decision", type="primary", on_click=_record, args=(_flag(item),)
+        )
+
+
+def _record(flag: review_actions.Flag) -> None:
+    """Runs before the page reruns, so the queue drawn next already leaves the item out."""
+    state = st.session_state
+    reviewer = (state.get(REVIEWER_KEY) or "").strip()
+    decision = state.get(DECISION_KEY)
+    state["_kept_" + REVIEWER_KEY] = reviewer
+    if decision is None:
+        state[RESULT_KEY] = ("warning", "Choose fraud or legitimate before recording.")
+        return
+    if not reviewer:
+        state[RESULT_KEY] = ("warning", "Say who you are in Reviewer: decisions are signed.")
+        return
+    try:
+        review_actions.record(flag, decision, reviewer=reviewer, note=state.get(NOTE_KEY) or "")
+    except InvalidInput as refused:
+        state[RESULT_KEY] = ("warning", f"Not recorded: {refused}")
+        return
+    except Exception:
+        log.exception("recording a fraud review failed")
+        state[RESULT_KEY] = ("error", "The decision could not be recorded; try again.")
+        return
+    state[RESULT_KEY] = (
+        "success",
+        f"Recorded: {flag.entity_type} {flag.entity_id} is {decision}.",
+    )
+
+
+def _show_last_result() -> None:
+    result = st.session_state.pop(RESULT_KEY, None)
+    if result is None:
+        return
+    kind, text = result
+    {"success": st.success, "warning": st.warning, "error": st.error}[kind](text)
+
+
+def _flag(item: pd.Series) -> review_actions.Flag:
+    score = item["score"]
+    return review_actions.Flag(
+        flag_id=str(item["flag_id"]),
+        entity_type=str(item["entity_type"]),
+        entity_id=str(item["entity_id"]),
+        # the ledger takes a probability; a score outside [0, 1] is left out, not clipped
+        score=float(score) if fmt.has(score) and 0 <= float(score) <= 1 else None,
+        model_version=_optional(item["model_version"]),
+        customer_id=_optional(item["customer_id"]),
+        voucher_id=_optional(item["voucher_id"]),
+        redemption_id=_optional(item["redemption_id"]),
+    )
+
+
+def _semicolons(value: Any) -> str:
+    return fmt.joined(value, "; ")
+
+
+def _optional(value: Any) -> str | None:
+    return str(value) if fmt.has(value) and str(value) else None
+
+
+def _score(value: Any) -> str:
+    return f"{float(value):.3f}" if fmt.has(value) else "—"
+
+
+st.title("Fraud review")
+with ui.error_boundary("the fraud review queue"):
+    render()

@@ -1,0 +1,109 @@
+"""System health: is the warehouse on screen fresh and whole, and are error rates normal?"""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import streamlit as st
+
+from app_streamlit import queries_reports as q
+from app_streamlit import ui
+
+
+def render() -> None:
+    st.caption(
+        "The pipeline's own figures for the build this warehouse came from: how far behind the "
+        "ledger it is, whether any event is missing, and error rates up to the latest event. "
+        "The sidebar filters do not apply."
+    )
+    builds = q.system_health()
+    published = q.publications()
+    if builds.empty:
+        ui.empty_state("The warehouse holds no build record yet")
+        return
+    latest = builds.iloc[0]
+
+    lag = latest["lag_events"]
+    missing = latest["missing_seqs"]
+    if (not pd.isna(lag) and lag > 0) or (not pd.isna(missing) and missing > 0):
+        st.warning(
+            f"The warehouse is behind the ledger by {ui.count(lag)} events and misses "
+            f"{ui.count(missing)} sequence numbers: run `{ui.PIPELINE_COMMAND}` again.",
+            icon=":material/warning:",
+        )
+    else:
+        st.success(
+            "The warehouse holds every ledger event up to the last extract.",
+            icon=":material/check_circle:",
+        )
+
+    published_at = published["published_at"].iloc[0] if not published.empty else None
+    ui.metrics(
+        [
+            (
+                "Published",
+                f"{published_at:%Y-%m-%d %H:%M}" if published_at is not None else "—",
+                "When this warehouse file was swapped in (UTC).",
+            ),
+            (
+                "Latest event",
+                f"{latest['as_of']:%Y-%m-%d %H:%M}" if not pd.isna(latest["as_of"]) else "—",
+                "The latest occurred_at in the ledger the warehouse holds: the data's 'as of'.",
+            ),
+            ("Ledger events", ui.count(latest["ledger_events"])),
+            (
+                "Lag (events)",
+                ui.count(lag),
+                "Events in the ledger at the last extract that the warehouse lacks.",
+            ),
+            ("Missing sequence numbers", ui.count(missing)),
+            (
+                "Hours since last extract",
+                _hours(latest["hours_since_last_extract"]),
+                "From the last extract run to this build, wall-clock.",
+            ),
+            (
+                "Redemptions rejected (7 d)",
+                ui.percent(latest["redemption_rejection_rate_7d"]),
+                f"Last day: {ui.percent(latest['redemption_rejection_rate_1d'])} of "
+                f"{ui.count(latest['redemption_attempts_1d'])} attempts.",
+            ),
+            (
+                "Deliveries failed (7 d)",
+                ui.percent(latest["delivery_failure_rate_7d"]),
+                f"Last day: {ui.percent(latest['delivery_failure_rate_1d'])} of "
+                f"{ui.count(latest['deliveries_1d'])} deliveries.",
+            ),
+        ]
+    )
+
+    st.subheader("Builds")
+    ui.table(
+        builds,
+        key="system_health_builds",
+        percent=(
+            "redemption_rejection_rate_1d",
+            "redemption_rejection_rate_7d",
+            "delivery_failure_rate_1d",
+            "delivery_failure_rate_7d",
+        ),
+    )
+
+    st.subheader("Publications")
+    ui.table(published, key="system_health_publications")
+    if not published.empty:
+        with st.expander("What the latest publication recorded"):
+            try:
+                st.json(json.loads(published["info"].iloc[0]))
+            except (TypeError, ValueError):
+                st.code(str(published["info"].iloc[0]))
+
+
+def _hours(value: float | None) -> str:
+    return "—" if value is None or pd.isna(value) else f"{value:,.1f}"
+
+
+st.title("System health")
+with ui.error_boundary("system health"):
+    render()

@@ -1,0 +1,217 @@
+"""Presentation helpers shared by every page: number formats, tables with a CSV download,
+plain-spoken empty states, and the error boundary that keeps stack traces away from users.
+
+Money in the warehouse is integer minor units of a currency (cents for EUR); it is shown in
+major units with the currency code, and never summed across currencies.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from app_streamlit import db
+
+log = logging.getLogger("promoledger.console")
+
+PIPELINE_COMMAND = "make pipeline"
+
+# ISO 4217 minor-unit exponents that differ from the usual 2.
+_EXPONENTS = {
+    **dict.fromkeys(("BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG"), 0),
+    **dict.fromkeys(("RWF", "UGX", "VND", "VUV", "XAF", "XOF", "XPF"), 0),
+    **dict.fromkeys(("BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"), 3),
+}
+
+
+def exponent(currency: str | None) -> int:
+    return _EXPONENTS.get((currency or "").upper(), 2)
+
+
+def to_major(amount: float | None, currency: str | None) -> float | None:
+    """Minor units → major units (1234 EUR cents → 12.34)."""
+    if _missing(amount):
+        return None
+    return float(amount) / 10 ** exponent(currency)
+
+
+def money(amount: float | None, currency: str | None) -> str:
+    """12345 EUR → 'EUR 123.45', -500 → 'EUR -5.00'; a missing amount → '—'."""
+    if _missing(amount):
+        return "—"
+    digits = exponent(currency)
+    return f"{currency or ''} {float(amount) / 10**digits:,.{digits}f}".strip()
+
+
+def money_totals(frame: pd.DataFrame, column: str, currency_column: str = "currency") -> str:
+    """A money column summed per currency: 'EUR 1,234.00' or 'EUR 10.00 · USD 3.00'."""
+    if frame.empty:
+        return "0"
+    if currency_column not in frame:
+        return money(frame[column].sum(), None)
+    sums = frame.groupby(frame[currency_column].fillna(""), sort=True)[column].sum()
+    return " · ".join(money(total, currency or None) for currency, total in sums.items())
+
+
+def percent(share: float | None, digits: int = 1) -> str:
+    """0.1234 → '12.3 %'; a missing share (nothing to divide by) → '—'."""
+    if _missing(share):
+        return "—"
+    return f"{100 * float(share):.{digits}f} %"
+
+
+def count(value: float | None) -> str:
+    """1234 → '1,234'; a missing count → '—'."""
+    if _missing(value):
+        return "—"
+    return f"{int(value):,}"
+
+
+def ratio(numerator: float | None, denominator: float | None) -> float | None:
+    """numerator / denominator, None when there is nothing to divide by."""
+    if _missing(numerator) or _missing(denominator) or not denominator:
+        return None
+    return float(numerator) / float(denominator)
+
+
+def _missing(value: Any) -> bool:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    try:
+        return math.isnan(value)
+    except TypeError:
+        return False
+
+
+def empty_state(what: str, command: str | None = PIPELINE_COMMAND) -> None:
+    """Say plainly what is missing and which command produces it."""
+    st.info(f"{what}: run `{command}`" if command else what, icon=":material/info:")
+
+
+def table(
+    frame: pd.DataFrame,
+    *,
+    key: str,
+    money: Sequence[str] = (),
+    percent: Sequence[str] = (),
+    currency_column: str = "currency",
+    labels: dict[str, str] | None = None,
+    column_config: dict[str, Any] | None = None,
+    empty: str = "Nothing to show for these filters.",
+    height: int | str = "auto",
+) -> None:
+    """Show a table with money in major units and shares as percentages, and offer it as CSV.
+
+    `frame` holds raw warehouse values (money in minor units, shares as fractions); the CSV
+    carries what the table shows: money in major units beside its currency, shares as
+    fractions, so that a spreadsheet can compute with them."""
+    if frame.empty:
+        st.caption(empty)
+        return
+    shown = frame.copy()
+    config: dict[str, Any] = {}
+    currencies = (
+        sorted(shown[currency_column].dropna().unique()) if currency_column in shown else []
+    )
+    digits = exponent(currencies[0]) if len(currencies) == 1 else 2
+    for column in money:
+        if currency_column in shown:
+            shown[column] = [
+                to_major(amount, currency)
+                for amount, currency in zip(shown[column], shown[currency_column], strict=True)
+            ]
+        else:
+            shown[column] = [to_major(amount, None) for amount in shown[column]]
+        suffix = f" ({currencies[0]})" if len(currencies) == 1 else ""
+        config[column] = st.column_config.NumberColumn(
+            _label(column, labels) + suffix, format=f"%.{digits}f"
+        )
+    for column in percent:
+        config[column] = st.column_config.NumberColumn(_label(column, labels), format="percent")
+    for column in shown.columns:
+        config.setdefault(column, _label(column, labels))
+    config.update(column_config or {})
+    st.dataframe(shown, hide_index=True, column_config=config, width="stretch", height=height)
+    download(shown, key=key)
+
+
+def _label(column: str, labels: dict[str, str] | None) -> str:
+    if labels and column in labels:
+        return labels[column]
+    text = column.replace("_", " ")
+    return text[:1].upper() + text[1:]
+
+
+def download(frame: pd.DataFrame, *, key: str, label: str = "Download CSV") -> None:
+    """A download button for `frame` as CSV, named after the table."""
+    st.download_button(
+        label,
+        data=frame.to_csv(index=False).encode("utf-8"),
+        file_name=f"{_slug(key)}.csv",
+        mime="text/csv",
+        key=f"download_{key}",
+        icon=":material/download:",
+        on_click="ignore",
+    )
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_") or "table"
+
+
+def metrics(items: Iterable[tuple[str, str] | tuple[str, str, str]], columns: int = 4) -> None:
+    """A row (or rows) of headline numbers: (label, value) or (label, value, help)."""
+    items = list(items)
+    for offset in range(0, len(items), columns):
+        row = items[offset : offset + columns]
+        for column, item in zip(st.columns(columns), row, strict=False):
+            label, value, *help_text = item
+            column.metric(label, value, help=help_text[0] if help_text else None)
+
+
+@contextmanager
+def error_boundary(page: str) -> Iterator[None]:
+    """Run a page's body; turn a missing warehouse or table into an empty state and anything
+    else into a short apology, logging the detail for whoever runs the console."""
+    # st.stop, st.rerun and st.switch_page raise BaseExceptions, which pass through untouched.
+    try:
+        yield
+    except db.WarehouseMissing:
+        empty_state("No published warehouse yet")
+    except db.TableMissing as missing:
+        empty_state(
+            f"The published warehouse has no table `{missing.table}` yet: it is built by a newer "
+            "pipeline than the one that published this warehouse"
+        )
+    except db.WarehouseUnreadable:
+        log.exception("console page %s could not open the warehouse", page)
+        st.warning(
+            "The published warehouse could not be opened. It may be damaged: run "
+            f"`{PIPELINE_COMMAND}` to publish it again.",
+            icon=":material/warning:",
+        )
+    except Exception:
+        log.exception("console page %s failed", page)
+        st.error(
+            f"Something went wrong while showing {page}. The details are in the console's "
+            "log; try another filter, or reload the page.",
+            icon=":material/error:",
+        )
+
+
+def published_caption() -> None:
+    """When the warehouse on screen was published, and the last ledger event it holds."""
+    try:
+        published = db.query("SELECT max(published_at) AS published_at FROM main.published")
+    except (db.WarehouseMissing, db.TableMissing, db.WarehouseUnreadable):
+        return
+    when = published["published_at"].iloc[0]
+    if not _missing(when):
+        st.caption(f"Warehouse published {when:%Y-%m-%d %H:%M} UTC")

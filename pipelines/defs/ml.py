@@ -1,0 +1,216 @@
+"""The models as assets.
+
+Nightly (in `nightly_pipeline`): score with the promoted models into the warehouse's `ml`
+schema, which is published with the marts. The first night on a new ledger, with nothing
+promoted yet, trains and promotes a first version so the console has something to show.
+
+Weekly (`retrain_models`): train a candidate of each kind on the lake's recent days; a blocking
+check compares it with the promoted version, and only a candidate that is not worse is promoted
+(data scientists can still promote anything with `promo models promote VERSION --force`).
+"""
+
+import time
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import polars as pl
+
+from models_ml.data import DataError
+from models_ml.registry import ModelCard, Registry
+from models_ml.scoring import fraud_review_queue, next_best_offer_table
+from models_ml.training import train_and_register
+from pipelines.defs.dbt import warehouse_models
+from pipelines.defs.ingest import RAW_EVENTS
+from pipelines.resources import PromoHomeResource
+
+FRAUD_QUEUE = dg.AssetKey(["ml", "fraud_review_queue"])
+NEXT_BEST_OFFERS = dg.AssetKey(["ml", "next_best_offers"])
+RETRAIN_GROUP = "retrain"
+
+
+def write_ml_table(warehouse: Path, name: str, frame: pl.DataFrame | None) -> None:
+    """Replace `ml.<name>` in the build warehouse (drop it when there is nothing to score with,
+    so the console says so rather than showing a stale table)."""
+    with duckdb.connect(str(warehouse)) as db:
+        db.execute("CREATE SCHEMA IF NOT EXISTS ml")
+        if frame is None:
+            db.execute(f"DROP TABLE IF EXISTS ml.{name}")
+            return
+        arrow = frame.to_arrow()  # noqa: F841 - read by name in the SQL below
+        db.execute(f"CREATE OR REPLACE TABLE ml.{name} AS SELECT * FROM arrow")
+
+
+def promoted_or_first(home: Path, kind: str, log: dg.DagsterLogManager) -> ModelCard | None:
+    """The promoted model of `kind`; on a ledger that has none, train and promote a first one."""
+    registry = Registry(home)
+    card = registry.promoted(kind)
+    if card is not None:
+        return card
+    try:
+        card = train_and_register(home, kind)
+    except (DataError, ValueError) as error:
+        log.warning(f"no {kind} model promoted and none can be trained yet: {error}")
+        return None
+    log.info(f"no {kind} model was promoted: trained and promoted a first one, {card.version}")
+    return registry.promote(card.version)
+
+
+def _score_metadata(frame: pl.DataFrame, card: ModelCard, started: float) -> dict:
+    return {
+        "rows": frame.height,
+        "model_version": card.version,
+        "model_metrics": dg.MetadataValue.json(card.metrics),
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+
+
+@dg.asset(
+    key=FRAUD_QUEUE,
+    deps=[RAW_EVENTS, *warehouse_models.keys],
+    group_name="ml",
+    kinds={"lightgbm", "duckdb"},
+    description="Flags of the last 14 days ranked by score, with reasons, from the promoted fraud model.",
+)
+def fraud_review_queue_asset(
+    context: dg.AssetExecutionContext, promo: PromoHomeResource
+) -> dg.MaterializeResult:
+    started = time.perf_counter()
+    home = promo.paths.home
+    card = promoted_or_first(home, "fraud", context.log)
+    if card is None:
+        write_ml_table(promo.build_warehouse, "fraud_review_queue", None)
+        return dg.MaterializeResult(metadata={"rows": 0, "model_version": "none"})
+    queue, card = fraud_review_queue(home)
+    write_ml_table(promo.build_warehouse, "fraud_review_queue", queue)
+    metadata = _score_metadata(queue, card, started)
+    metadata["flags_by_entity"] = dg.MetadataValue.json(
+        dict(queue.group_by("entity_type").len().sort("entity_type").iter_rows())
+    )
+    return dg.MaterializeResult(metadata=metadata)
+
+
+@dg.asset(
+    key=NEXT_BEST_OFFERS,
+    deps=[RAW_EVENTS, *warehouse_models.keys],
+    group_name="ml",
+    kinds={"lightgbm", "duckdb"},
+    description="Per customer, the three campaigns offerable now ranked by propensity and uplift.",
+)
+def next_best_offers_asset(
+    context: dg.AssetExecutionContext, promo: PromoHomeResource
+) -> dg.MaterializeResult:
+    started = time.perf_counter()
+    home = promo.paths.home
+    card = promoted_or_first(home, "personalisation", context.log)
+    if card is None:
+        write_ml_table(promo.build_warehouse, "next_best_offers", None)
+        return dg.MaterializeResult(metadata={"rows": 0, "model_version": "none"})
+    table, card = next_best_offer_table(home)
+    write_ml_table(promo.build_warehouse, "next_best_offers", table)
+    with duckdb.connect(str(promo.build_warehouse)) as db:
+        # the console lists offers by name; the model knows campaigns by id
+        db.execute("ALTER TABLE ml.next_best_offers ADD COLUMN campaign_name VARCHAR")
+        db.execute(
+            "UPDATE ml.next_best_offers AS n SET campaign_name = c.campaign_name "
+            "FROM marts.dim_campaigns AS c WHERE c.campaign_id = n.campaign_id"
+        )
+    metadata = _score_metadata(table, card, started)
+    metadata["customers"] = table["customer_id"].n_unique() if table.height else 0
+    return dg.MaterializeResult(metadata=metadata)
+
+
+def _candidate_asset(kind: str) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=dg.AssetKey(["ml", f"{kind}_candidate"]),
+        deps=[RAW_EVENTS],
+        group_name=RETRAIN_GROUP,
+        kinds={"lightgbm"},
+        description=f"A {kind} model trained on the lake's last 60 days, saved in the registry, not promoted.",
+    )
+    def candidate(
+        context: dg.AssetExecutionContext, promo: PromoHomeResource
+    ) -> dg.MaterializeResult:
+        started = time.perf_counter()
+        card = train_and_register(promo.paths.home, kind)
+        return dg.MaterializeResult(
+            metadata={
+                "version": card.version,
+                "training_window": dg.MetadataValue.json(card.training_window),
+                "metrics": dg.MetadataValue.json(card.metrics),
+                card.primary_metric: card.metrics[card.primary_metric],
+                "data_fingerprint": card.data_fingerprint,
+                "seconds": round(time.perf_counter() - started, 3),
+            }
+        )
+
+    return candidate
+
+
+def _not_worse_check(kind: str, candidate: dg.AssetsDefinition) -> dg.AssetChecksDefinition:
+    @dg.asset_check(asset=candidate, blocking=True, name=f"{kind}_candidate_not_worse")
+    def not_worse(promo: PromoHomeResource) -> dg.AssetCheckResult:
+        """The candidate's primary metric is at least the promoted version's."""
+        registry = Registry(promo.paths.home)
+        latest = registry.list(kind)[-1]
+        current = registry.promoted(kind)
+        mine = latest.metrics[latest.primary_metric]
+        theirs = None if current is None else current.metrics.get(latest.primary_metric)
+        passed = theirs is None or mine >= theirs
+        return dg.AssetCheckResult(
+            passed=passed,
+            description=(
+                f"{latest.version} {latest.primary_metric} {mine:.4f} against "
+                + (
+                    f"promoted {current.version} {theirs:.4f}"
+                    if current and theirs is not None
+                    else "nothing promoted"
+                )
+            ),
+            metadata={
+                "candidate": latest.version,
+                "promoted": current.version if current else "none",
+            },
+        )
+
+    return not_worse
+
+
+def _promotion_asset(kind: str, candidate: dg.AssetsDefinition) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=dg.AssetKey(["ml", f"{kind}_promoted"]),
+        deps=[candidate],
+        group_name=RETRAIN_GROUP,
+        description=f"The {kind} candidate, promoted: runs only when its not-worse check passed.",
+    )
+    def promoted(promo: PromoHomeResource) -> dg.MaterializeResult:
+        registry = Registry(promo.paths.home)
+        card = registry.promote(registry.list(kind)[-1].version)
+        return dg.MaterializeResult(metadata={"version": card.version})
+
+    return promoted
+
+
+retrain_assets: list[dg.AssetsDefinition] = []
+retrain_checks: list[dg.AssetChecksDefinition] = []
+for _kind in ("fraud", "personalisation"):
+    _candidate = _candidate_asset(_kind)
+    retrain_assets += [_candidate, _promotion_asset(_kind, _candidate)]
+    retrain_checks.append(_not_worse_check(_kind, _candidate))
+
+retrain_models = dg.define_asset_job(
+    "retrain_models",
+    selection=dg.AssetSelection.groups(RETRAIN_GROUP),
+    executor_def=dg.in_process_executor,
+    description="Train candidates; promote each one whose metrics are not worse than the promoted model's.",
+)
+weekly_retrain = dg.ScheduleDefinition(
+    name="weekly_retrain", job=retrain_models, cron_schedule="30 3 * * 0"
+)
+
+defs = dg.Definitions(
+    assets=[fraud_review_queue_asset, next_best_offers_asset, *retrain_assets],
+    asset_checks=retrain_checks,
+    jobs=[retrain_models],
+    schedules=[weekly_retrain],
+)
