@@ -9,8 +9,9 @@
 3. Supervised (LightGBM): trained on labels from analysts' review decisions and, where present,
    the simulator's ground truth (label mapping in `attempt_labels`).
 
-An attempt's score is max(model probability, RULE_SCORE if a rule fired); it is flagged at or
-above the operating threshold. Flagged attempts are grouped into flags: an attempt whose actor
+An attempt's score is the model probability, or, when a rule fired, RULE_SCORE + (1 -
+RULE_SCORE) x probability: a rule hit is in the queue whatever the model says, and the model
+still orders rule hits among themselves. It is flagged at or above the operating threshold. Flagged attempts are grouped into flags: an attempt whose actor
 set off a rule that day joins that actor's flag (`device:<hash>@<day>`), any other flagged
 attempt is its own flag (`attempt:<event_id>`). Each flag carries its layers, reasons (rule
 values against thresholds, the features that drove the model score) and the ids a reviewer needs.
@@ -408,7 +409,7 @@ def score_attempts(model: FraudModel, features: pl.DataFrame) -> pl.DataFrame:
     mask = np.zeros(rows, np.int64)
     for bit, rule in enumerate(model.rules.values()):
         mask |= (matrix[:, FEATURES.index(rule.feature)] >= rule.threshold).astype(np.int64) << bit
-    score = np.maximum(prob, np.where(mask > 0, RULE_SCORE, 0.0))
+    score = np.where(mask > 0, RULE_SCORE + (1 - RULE_SCORE) * prob, prob)
     return features.with_columns(
         anomaly_score=pl.Series(anomaly),
         anomaly_pct=pl.Series(model.anomaly_pct(anomaly)),
@@ -607,7 +608,7 @@ class FraudScorer:
         self._row[0, -1] = -self.model.fast_forest.score_one(x)
         prob = float(self.model.booster.predict(self._row, num_threads=1)[0])
         if (x[self._rule_index] >= self._rule_threshold).any():
-            return max(prob, RULE_SCORE)
+            return RULE_SCORE + (1 - RULE_SCORE) * prob
         return prob
 
 

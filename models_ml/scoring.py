@@ -15,16 +15,22 @@ QUEUE_DAYS = 14  # the review queue covers the attempts of the lake's last two w
 NEXT_BEST_OFFERS = 3
 
 
-def fraud_review_queue(home: Path) -> tuple[pl.DataFrame, ModelCard]:
-    """Flags over the last QUEUE_DAYS days, scored by the promoted fraud model."""
-    from models_ml.fraud import score_fraud
-    from models_ml.fraud_features import load_fraud_events
+def fraud_attempt_features(home: Path) -> pl.DataFrame:
+    """Features of every attempt of the lake's last QUEUE_DAYS days (no model needed)."""
+    from models_ml.fraud_features import build_attempt_features, load_fraud_events
 
-    model, card = Registry(home).load("fraud")
     lake = home / "lake"
     lake_first, last = lake_days(lake)
     first = max(lake_first, last - timedelta(days=QUEUE_DAYS - 1))
-    queue = score_fraud(model, load_fraud_events(lake, first, last), first, last)
+    return build_attempt_features(load_fraud_events(lake, first, last), first, last)
+
+
+def fraud_review_queue(home: Path, features: pl.DataFrame) -> tuple[pl.DataFrame, ModelCard]:
+    """The attempts' flags, scored by the promoted fraud model and grouped into a queue."""
+    from models_ml.fraud import review_queue, score_attempts
+
+    model, card = Registry(home).load("fraud")
+    queue = review_queue(model, score_attempts(model, features))
     return _stamped(queue.sort("score", "flag_id", descending=[True, False]), card), card
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import duckdb
 
 from pipelines.paths import PipelinePaths
-from pipelines.run import prepare_environment, run_pipeline
+from pipelines.run import failure_messages, prepare_environment, run_pipeline
 from redemption_core.simulator import SimulationConfig, simulate
 
 MARKER = ".made-by-demo"
@@ -88,7 +88,12 @@ def main() -> int:
     print("running the pipeline (extract, dbt marts and tests, quality gates, publish) ...")
     result = run_pipeline(home, quiet=True)
     if not result.success:
-        print("the pipeline FAILED; see the Dagster UI (make dagster) for the run", file=sys.stderr)
+        for message in failure_messages(result):
+            print(message, file=sys.stderr)
+        print(
+            f"the pipeline FAILED; details in {home / 'pipeline.log'} and the Dagster UI (make dagster)",
+            file=sys.stderr,
+        )
         return 1
     print(f"pipeline finished in {time.perf_counter() - started:.0f} s\n")
     for line in summary(paths.published_warehouse):

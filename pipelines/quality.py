@@ -247,9 +247,12 @@ def _validate(
 ) -> QualityReport:
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
     import great_expectations as gx  # slow to import: only when a suite runs
+    from great_expectations.data_context.types.base import ProgressBarsConfig
 
     logging.getLogger("great_expectations").setLevel(logging.ERROR)
     context = gx.get_context(mode="ephemeral")
+    # no progress bars in the pipeline's logs
+    context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
     batch = (
         context.data_sources.add_pandas(suite_name)
         .add_dataframe_asset(suite_name)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from contextlib import nullcontext
+from contextlib import nullcontext, redirect_stdout
 from datetime import date
 from pathlib import Path
 
@@ -66,15 +66,43 @@ def run_pipeline(
         "dagster/asset_partition_range_start": first.isoformat(),
         "dagster/asset_partition_range_end": last.isoformat(),
     }
-    with dg.DagsterInstance.get() if instance is None else nullcontext(instance) as active:
-        return job.execute_in_process(
-            instance=active,
-            tags=tags,
-            raise_on_error=False,
-            run_config={
-                "loggers": {"console": {"config": {"log_level": "WARNING" if quiet else "INFO"}}}
-            },
-        )
+    # quiet: dbt's per-model lines go to $PROMO_HOME/pipeline.log rather than the terminal
+    log = open(paths.home / "pipeline.log", "w") if quiet else None  # noqa: SIM115
+    try:
+        with (
+            dg.DagsterInstance.get() if instance is None else nullcontext(instance) as active,
+            redirect_stdout(log) if log else nullcontext(),
+        ):
+            return job.execute_in_process(
+                instance=active,
+                tags=tags,
+                raise_on_error=False,
+                run_config={
+                    "loggers": {
+                        "console": {"config": {"log_level": "WARNING" if quiet else "INFO"}}
+                    }
+                },
+            )
+    finally:
+        if log:
+            log.close()
+
+
+def failure_messages(result: dg.ExecuteInProcessResult) -> list[str]:
+    """What stopped a run: failed checks (with the rows they name) and failed steps."""
+    messages = []
+    for event in result.all_events:
+        if event.event_type_value == "ASSET_CHECK_EVALUATION":
+            evaluation = event.event_specific_data
+            if not evaluation.passed:
+                name = evaluation.asset_check_key.name
+                messages.append(f"check {name} failed: {evaluation.description}")
+        elif event.is_step_failure:
+            error = event.event_specific_data.error
+            messages.append(
+                f"step {event.step_key} failed: {error.message.strip() if error else ''}"
+            )
+    return messages
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
         "--to", dest="last", type=date.fromisoformat, help="last day to re-read (backfill)"
     )
     parser.add_argument(
+        "--verbose", action="store_true", help="Dagster's and dbt's logs on the terminal"
+    )
+    parser.add_argument(
         "--setup-only", action="store_true", help="write the Dagster instance settings and stop"
     )
     args = parser.parse_args(argv)
@@ -96,13 +127,13 @@ def main(argv: list[str] | None = None) -> int:
         prepare_environment(home)
         print(f"Dagster instance at {os.environ['DAGSTER_HOME']} (telemetry off)")
         return 0
-    result = run_pipeline(home, args.first, args.last)
+    result = run_pipeline(home, args.first, args.last, quiet=not args.verbose)
     for event in result.all_events:
-        if event.is_step_failure or (
-            event.event_type_value == "ASSET_CHECK_EVALUATION"
-            and not event.event_specific_data.passed
-        ):
-            print(event.message, file=sys.stderr)
+        if event.event_type_value == "STEP_SUCCESS":
+            seconds = event.event_specific_data.duration_ms / 1000
+            print(f"  {event.step_key:<60} {seconds:7.1f} s")
+    for message in failure_messages(result):
+        print(message, file=sys.stderr)
     print("pipeline:", "succeeded" if result.success else "FAILED", f"(run {result.run_id})")
     return 0 if result.success else 1
 

@@ -114,12 +114,21 @@ def test_the_code_location_defines_the_expected_assets_checks_jobs_and_schedules
         "marts/fct_campaign_health",
         "marts/fct_pending_triggers",
         "marts/fct_system_health",
+        "ml/fraud_review_queue",
+        "ml/next_best_offers",
+        "ml/fraud_candidate",
+        "ml/personalisation_promoted",
         "published/warehouse",
     } <= keys
-    assert {"great_expectations_raw_events", "great_expectations_key_marts"} <= checks
+    assert {
+        "great_expectations_raw_events",
+        "great_expectations_key_marts",
+        "fraud_candidate_not_worse",
+        "personalisation_candidate_not_worse",
+    } <= checks
     assert any(name.startswith("unique_") for name in checks), "dbt tests are asset checks"
-    assert repository.has_job("nightly_pipeline")
-    assert {s.name for s in repository.schedule_defs} == {"nightly_schedule"}
+    assert repository.has_job("nightly_pipeline") and repository.has_job("retrain_models")
+    assert {s.name for s in repository.schedule_defs} == {"nightly_schedule", "weekly_retrain"}
     assert {s.name for s in repository.sensor_defs} == {"ledger_growth_sensor"}
 
 

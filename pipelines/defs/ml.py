@@ -18,12 +18,13 @@ import polars as pl
 
 from models_ml.data import DataError
 from models_ml.registry import ModelCard, Registry
-from models_ml.scoring import fraud_review_queue, next_best_offer_table
+from models_ml.scoring import fraud_attempt_features, fraud_review_queue, next_best_offer_table
 from models_ml.training import train_and_register
 from pipelines.defs.dbt import warehouse_models
 from pipelines.defs.ingest import RAW_EVENTS
 from pipelines.resources import PromoHomeResource
 
+FRAUD_FEATURES = dg.AssetKey(["ml", "fraud_attempt_features"])
 FRAUD_QUEUE = dg.AssetKey(["ml", "fraud_review_queue"])
 NEXT_BEST_OFFERS = dg.AssetKey(["ml", "next_best_offers"])
 RETRAIN_GROUP = "retrain"
@@ -66,8 +67,34 @@ def _score_metadata(frame: pl.DataFrame, card: ModelCard, started: float) -> dic
 
 
 @dg.asset(
-    key=FRAUD_QUEUE,
+    key=FRAUD_FEATURES,
     deps=[RAW_EVENTS, *warehouse_models.keys],
+    group_name="ml",
+    kinds={"polars", "duckdb"},
+    description="Per attempt of the last 14 days: its features over sliding windows (features.fraud_attempts).",
+)
+def fraud_attempt_features_asset(promo: PromoHomeResource) -> dg.MaterializeResult:
+    started = time.perf_counter()
+    features = fraud_attempt_features(promo.paths.home)
+    with duckdb.connect(str(promo.build_warehouse)) as db:
+        db.execute("CREATE SCHEMA IF NOT EXISTS features")
+        arrow = features.to_arrow()  # noqa: F841 - read by name in the SQL below
+        db.execute("CREATE OR REPLACE TABLE features.fraud_attempts AS SELECT * FROM arrow")
+    return dg.MaterializeResult(
+        metadata={
+            "attempts": features.height,
+            "features": features.width,
+            "attempts_by_kind": dg.MetadataValue.json(
+                dict(features.group_by("event_type").len().sort("event_type").iter_rows())
+            ),
+            "seconds": round(time.perf_counter() - started, 3),
+        }
+    )
+
+
+@dg.asset(
+    key=FRAUD_QUEUE,
+    deps=[FRAUD_FEATURES],
     group_name="ml",
     kinds={"lightgbm", "duckdb"},
     description="Flags of the last 14 days ranked by score, with reasons, from the promoted fraud model.",
@@ -81,7 +108,9 @@ def fraud_review_queue_asset(
     if card is None:
         write_ml_table(promo.build_warehouse, "fraud_review_queue", None)
         return dg.MaterializeResult(metadata={"rows": 0, "model_version": "none"})
-    queue, card = fraud_review_queue(home)
+    with duckdb.connect(str(promo.build_warehouse), read_only=True) as db:
+        features = pl.from_arrow(db.sql("SELECT * FROM features.fraud_attempts").to_arrow_table())
+    queue, card = fraud_review_queue(home, features)
     write_ml_table(promo.build_warehouse, "fraud_review_queue", queue)
     metadata = _score_metadata(queue, card, started)
     metadata["flags_by_entity"] = dg.MetadataValue.json(
@@ -209,7 +238,12 @@ weekly_retrain = dg.ScheduleDefinition(
 )
 
 defs = dg.Definitions(
-    assets=[fraud_review_queue_asset, next_best_offers_asset, *retrain_assets],
+    assets=[
+        fraud_attempt_features_asset,
+        fraud_review_queue_asset,
+        next_best_offers_asset,
+        *retrain_assets,
+    ],
     asset_checks=retrain_checks,
     jobs=[retrain_models],
     schedules=[weekly_retrain],
