@@ -1,12 +1,14 @@
 """Benchmark of the simulator and the importer.
 
-    python bench/sim.py [--sizes 1m,10m]
+    python bench/sim.py [--sizes 1m,10m] [--memory-customers 40000 --memory-days 30]
 
 For each size a simulation runs in a child process (so its peak memory is its own) into a
 fresh PROMO_HOME, with customers and days chosen to give about that many ledger events:
 events per second of simulated business (wall time of the whole run, setup included) and
 peak RSS. Then the 1M ledger's events are exported to Parquet and imported into a fresh
-ledger through `promo import`'s code path: rows per second. The last line is one JSON object.
+ledger through `promo import`'s code path: rows per second. Last, memory as days grow: the
+same customers simulated for N and for 2N days, each in a fresh child, and the ratio of their
+peak RSS (flat memory: close to 1). The last line is one JSON object.
 """
 
 from __future__ import annotations
@@ -48,6 +50,25 @@ def run_simulation(home: Path, customers: int, days: int) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def memory_as_days_grow(work: Path, customers: int, days: int) -> dict:
+    """Peak RSS of N days against 2N days at the same customer count."""
+    peaks = {}
+    for n in (days, 2 * days):
+        result = run_simulation(work / f"memory-{n}", customers, n)
+        peaks[n] = result["peak_rss_mb"]
+        print(json.dumps({"memory_days": n, "customers": customers, **_brief(result)}), flush=True)
+    return {
+        "sim_memory_customers": customers,
+        f"sim_peak_rss_mb_days_{days}": peaks[days],
+        f"sim_peak_rss_mb_days_{2 * days}": peaks[2 * days],
+        "sim_peak_rss_ratio_2n_over_n": round(peaks[2 * days] / peaks[days], 3),
+    }
+
+
+def _brief(result: dict) -> dict:
+    return {k: v for k, v in result.items() if k != "outcomes"}
+
+
 def import_rate(source: Path, work: Path) -> dict:
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -74,19 +95,18 @@ def import_rate(source: Path, work: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--sizes", default="1m,10m", help="comma-separated: 1m, 10m")
+    parser.add_argument("--sizes", default="1m,10m", help="comma-separated: 1m, 10m (or empty)")
+    parser.add_argument("--memory-customers", type=int, default=40_000)
+    parser.add_argument("--memory-days", type=int, default=30, help="N: runs N and 2N days")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="promo-bench-sim-"))
     summary: dict = {}
     try:
-        for size in args.sizes.split(","):
+        for size in filter(None, args.sizes.split(",")):  # --sizes "": memory figure only
             customers, days = SIZES[size]
             home = work / size
             result = run_simulation(home, customers, days)
-            print(
-                json.dumps({"size": size, **{k: v for k, v in result.items() if k != "outcomes"}}),
-                flush=True,
-            )
+            print(json.dumps({"size": size, **_brief(result)}), flush=True)
             summary[f"sim_events_{size}"] = result["events"]
             summary[f"sim_events_per_s_{size}"] = result["events_per_s"]
             summary[f"sim_peak_rss_mb_{size}"] = result["peak_rss_mb"]
@@ -96,6 +116,7 @@ def main() -> None:
                     json.dumps({k: v for k, v in summary.items() if k.startswith("import")}),
                     flush=True,
                 )
+        summary.update(memory_as_days_grow(work, args.memory_customers, args.memory_days))
         summary["target_sim_events_per_s"] = 100_000
         print(json.dumps(summary))
     finally:

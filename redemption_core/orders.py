@@ -6,6 +6,7 @@ ledger, whether it came from JSON, the CLI or Python code.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -138,14 +139,23 @@ class RequestContext:
         if self.ip is not None:
             if not isinstance(self.ip, str) or len(self.ip) > 64 or not self.ip.isascii():
                 raise InvalidInput("context.ip", "must be an IP address")
-            try:
-                canonical = str(ipaddress.ip_address(self.ip))
-            except ValueError:
-                raise InvalidInput("context.ip", f"not an IP address: {p.short(self.ip)}") from None
+            canonical = _canonical_ip(self.ip)
+            if canonical is None:
+                raise InvalidInput("context.ip", f"not an IP address: {p.short(self.ip)}")
             # One spelling per address, so that its hash joins across requests.
             object.__setattr__(self, "ip", canonical)
         for name in ("store_id", "staff_id", "sales_channel"):
             p.optional_identifier(getattr(self, name), f"context.{name}")
+
+
+@functools.lru_cache(maxsize=65_536)
+def _canonical_ip(text: str) -> str | None:
+    """The address's one spelling, or None. Cached: parsing costs microseconds and the same
+    addresses come back request after request (bounded, like the context hasher's cache)."""
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return None
 
 
 CONTEXT_FIELDS = ("device_id", "ip", "payment_fingerprint", "store_id", "staff_id", "sales_channel")

@@ -17,6 +17,7 @@ MAX_ID_LENGTH = 128
 MAX_TEXT_LENGTH = 1_000
 MAX_LIST_LENGTH = 1_000
 ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@+-]*")
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b-\x1f]")  # below 32, except tab and newline
 
 
 def short(value: object) -> str:
@@ -59,7 +60,7 @@ def text(value: object, field: str, *, max_length: int = MAX_TEXT_LENGTH) -> str
         raise InvalidInput(field, f"must be text, got {type(value).__name__}")
     if len(value) > max_length:
         raise InvalidInput(field, f"longer than {max_length} characters")
-    if any(ord(c) < 32 and c not in "\t\n" for c in value):
+    if CONTROL_CHARACTERS.search(value):  # one regex scan, not a Python loop per character
         raise InvalidInput(field, "contains control characters")
     try:
         value.encode("utf-8")

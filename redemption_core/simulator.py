@@ -57,6 +57,12 @@ MENU = (
 )  # fmt: skip
 NEW_DISH = ("truffle-pasta", "pasta", 1690)
 CATEGORIES = sorted({category for _, category, _ in MENU})
+MENU_WITH_NEW_DISH = (*MENU, NEW_DISH)
+# Each favourite's dishes, chosen from for every other item of every order: built once.
+FAVOURITES = {c: tuple(m for m in MENU if m[1] == c) for c in CATEGORIES}
+FAVOURITES_WITH_NEW_DISH = {
+    c: tuple(m for m in MENU_WITH_NEW_DISH if m[1] == c) for c in CATEGORIES
+}
 SLOTS = ((12, 0.35), (13, 0.15), (18, 0.15), (19, 0.25), (20, 0.10))  # hour, share of orders
 ACCEPT_BY_CHANNEL = {"push": 0.55, "email": 0.35, "sms": 0.45}
 STORES = ("store-mitte", "store-kreuzberg", "store-prenzlauer")
@@ -97,6 +103,10 @@ class Persona:
     store: str
     holding: dict[str, tuple[int, bool]] = field(default_factory=dict)  # code -> (day, accepted)
     orders: int = 0
+
+    def accepted_offer(self) -> str | None:
+        """The first accepted code held, if any."""
+        return next((code for code, (_, accepted) in self.holding.items() if accepted), None)
 
 
 @dataclass
@@ -231,7 +241,10 @@ class Simulation:
         with id_source(self._new_id):
             self._setup()
             for day in range(self.config.days):
-                self._day(day)
+                # One commit per simulated day (grouped through the core: every write is
+                # still checked and applied alone); the ledger is rebuilt from the seed.
+                with self.engine.store.batch():
+                    self._day(day)
                 if self.progress is not None:
                     events = self._last_seq() - first_seq
                     rate = events / max(time.perf_counter() - started, 1e-9)
@@ -321,17 +334,24 @@ class Simulation:
         heapq.heapify(upcoming)
         total = 0
         while upcoming and upcoming[0][0] < 0:
-            day = upcoming[0][0]
-            batch: list[tuple[Order, str | None, RequestContext | None]] = []
-            while upcoming and upcoming[0][0] == day:
-                _, i = heapq.heappop(upcoming)
-                batch.append(self._order_for(personas[i], day))
-                personas[i].orders += 1
-                heapq.heappush(upcoming, (day + self._gap(personas[i]), i))
-            self.clock.now = self._at(day, 19)
-            self.engine.record_orders(batch)
-            total += len(batch)
+            week = upcoming[0][0] // 7
+            with self.engine.store.batch():  # a week of history per commit
+                while upcoming and upcoming[0][0] < 0 and upcoming[0][0] // 7 == week:
+                    total += self._history_day(personas, upcoming)
         self._count("history_orders", total)
+
+    def _history_day(self, personas: list[Persona], upcoming: list[tuple[int, int]]) -> int:
+        """Record the orders of the earliest day on the heap; returns how many."""
+        day = upcoming[0][0]
+        batch: list[tuple[Order, str | None, RequestContext | None]] = []
+        while upcoming and upcoming[0][0] == day:
+            _, i = heapq.heappop(upcoming)
+            batch.append(self._order_for(personas[i], day))
+            personas[i].orders += 1
+            heapq.heappush(upcoming, (day + self._gap(personas[i]), i))
+        self.clock.now = self._at(day, 19)
+        self.engine.record_orders(batch)
+        return len(batch)
 
     def _gap(self, persona: Persona) -> int:
         return max(1, round(self.rng.expovariate(1 / persona.every_days)))
@@ -438,9 +458,7 @@ class Simulation:
                 persona.quits_on is not None and day >= persona.quits_on
             ):
                 continue
-            offer = next(
-                (code for code, (_, accepted) in persona.holding.items() if accepted), None
-            )
+            offer = persona.accepted_offer() if persona.holding else None  # most hold nothing
             # The incremental effect: an accepted offer makes a responsive customer come sooner.
             boost = 1 + 1.5 * persona.responsive if offer else 1.0
             if rng.random() >= share * boost / persona.every_days:
@@ -510,12 +528,12 @@ class Simulation:
         rng = self.rng
         self._orders += 1
         count = max(1, round(rng.gauss(persona.basket, 0.8)))
-        menu = [*MENU, NEW_DISH] if day >= self.config.days // 3 else list(MENU)
+        launched = day >= self.config.days // 3
+        menu = MENU_WITH_NEW_DISH if launched else MENU
+        favourites = (FAVOURITES_WITH_NEW_DISH if launched else FAVOURITES)[persona.favourite]
         items: dict[str, OrderItem] = {}
         for _ in range(count):
-            candidates = (
-                [m for m in menu if m[1] == persona.favourite] if rng.random() < 0.5 else menu
-            )
+            candidates = favourites if rng.random() < 0.5 else menu
             product, category, price = rng.choice(candidates or menu)
             quantity = items[product].quantity + 1 if product in items else 1
             items[product] = OrderItem(product, quantity, price, category)

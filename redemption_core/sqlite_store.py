@@ -1256,6 +1256,15 @@ _APPLY_BY_TYPE: dict[EventType, Callable[[SqliteTransaction, Event], None]] = {
 }
 
 
+@dataclass(slots=True)
+class _Batch:
+    broken: bool = False  # a write failed half-way and the batch was rolled back
+
+    def check_usable(self) -> None:
+        if self.broken:
+            raise RuntimeError("a write failed half-way: the whole batch was rolled back")
+
+
 class Checkpointer:
     """Copies committed WAL frames into the database file from a thread of its own.
 
@@ -1303,6 +1312,7 @@ class SqliteLedgerStore(LedgerStore):
         self._db = connect(path, durable=durable, read_only=read_only)
         self._lock = threading.RLock()
         self._campaigns: dict[str, Campaign] = {}
+        self._batch: _Batch | None = None
         self.read_only = read_only
         self._checkpointer: Checkpointer | None = None
         if not read_only:
@@ -1329,6 +1339,10 @@ class SqliteLedgerStore(LedgerStore):
     @contextmanager
     def write(self) -> Iterator[SqliteTransaction]:
         with self._lock:
+            if self._batch is not None:
+                with self._batch_write() as tx:
+                    yield tx
+                return
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 tx = SqliteTransaction(self._db, self._campaigns)
@@ -1340,8 +1354,61 @@ class SqliteLedgerStore(LedgerStore):
             self._db.execute("COMMIT")
 
     @contextmanager
+    def _batch_write(self) -> Iterator[SqliteTransaction]:
+        """A write inside a batch, without a SAVEPOINT of its own.
+
+        A savepoint copies every page the write touches to a statement journal (a temporary
+        file), which cost more than the commits the batch saves. Instead: a write that fails
+        before changing the database (the engine checks before it appends) leaves the batch
+        as it was; one that fails after rolls back the whole batch, so nothing partial is
+        ever committed.
+        """
+        batch = self._batch
+        assert batch is not None
+        batch.check_usable()
+        changes = self._db.total_changes
+        try:
+            tx = SqliteTransaction(self._db, self._campaigns)
+            yield tx
+            tx.flush()
+        except BaseException:
+            if self._db.total_changes != changes:
+                self._db.execute("ROLLBACK")
+                batch.broken = True
+            raise
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """One BEGIN IMMEDIATE ... COMMIT around every write inside (see LedgerStore.batch).
+
+        Every write still reads, checks, appends and applies exactly as alone, and reads see
+        the batch so far; only the commit is shared. Nothing of the batch is durable until
+        it ends, so this is for work that is rebuilt from its input.
+        """
+        with self._lock:
+            if self._batch is not None:  # nested: part of the outer batch
+                yield
+                return
+            self._db.execute("BEGIN IMMEDIATE")
+            batch = self._batch = _Batch()
+            try:
+                yield
+            except BaseException:
+                if not batch.broken:
+                    self._db.execute("ROLLBACK")
+                raise
+            finally:
+                self._batch = None
+            batch.check_usable()
+            self._db.execute("COMMIT")
+
+    @contextmanager
     def read(self) -> Iterator[SqliteTransaction]:
         with self._lock:
+            if self._batch is not None:  # inside the batch's transaction, which it sees
+                self._batch.check_usable()
+                yield SqliteTransaction(self._db, self._campaigns)
+                return
             self._db.execute("BEGIN")
             try:
                 yield SqliteTransaction(self._db, self._campaigns)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 from typing import Any
 
@@ -140,6 +140,15 @@ class LedgerStore(ABC):
     @abstractmethod
     def read(self) -> AbstractContextManager[LedgerTransaction]:
         """A consistent read snapshot that never blocks writers."""
+
+    def batch(self) -> AbstractContextManager[None]:
+        """Writes inside share one commit, each still all-or-nothing on its own.
+
+        For work that is rebuilt from its input if lost (a simulation, an import): fewer
+        commits, and a page changed by many writes is written out once. An adapter without
+        it commits every write alone, which is always correct.
+        """
+        return nullcontext()
 
     @abstractmethod
     def events(self, after_seq: int = 0, limit: int | None = None) -> Iterator[Event]:

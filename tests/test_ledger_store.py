@@ -17,6 +17,8 @@ from reliability_helpers import event_rows, open_engine, order, standalone_def, 
 
 from redemption_core.config import ledger_path
 from redemption_core.engine import RedeemRequest, RedemptionEngine
+from redemption_core.errors import PromoError
+from redemption_core.events import Event, EventType
 from redemption_core.ledger_reports import stats
 from redemption_core.sqlite_store import connect
 from redemption_core.verify import verify_ledger
@@ -291,3 +293,55 @@ def test_stats_count_what_the_ledger_holds(tmp_path: Path) -> None:
     assert {campaign["currency"] for campaign in report["campaigns"]} == {"EUR"}
     assert report["first_event_at"] == min(row["occurred_at"] for row in rows)
     assert report["last_event_at"] == max(row["occurred_at"] for row in rows)
+
+
+def test_writes_in_a_batch_are_checked_as_if_alone_and_committed_together(tmp_path: Path) -> None:
+    with open_engine(tmp_path) as engine:
+        engine.create_from_definition(
+            standalone_def("once", "ONCE10", limits={"campaign_total": 1})
+        )
+        code = "ONCE10"
+        path = ledger_path(tmp_path)
+        before = len(event_rows(path))
+
+        with engine.store.batch():
+            first = engine.redeem(RedeemRequest(code, order(4000, order_id="o-1")))
+            second = engine.redeem(RedeemRequest(code, order(4000, order_id="o-2")))
+            seen_meanwhile = len(event_rows(path))
+
+        assert first.ok and not second.ok  # the use limit saw the first redemption
+        assert seen_meanwhile == before  # another connection sees nothing until the commit
+    assert len(event_rows(path)) == before + 2
+    assert verify_ledger(path).clean
+
+
+def test_a_write_refused_before_it_changes_anything_leaves_the_rest_of_its_batch(
+    tmp_path: Path,
+) -> None:
+    with open_engine(tmp_path) as engine, engine.store.batch():
+        engine.record_order(order(1000, order_id="o-1"))
+        with pytest.raises(PromoError):
+            engine.record_order(order(1000, order_id="o-1"))
+        engine.record_order(order(2000, order_id="o-2"))
+    path = ledger_path(tmp_path)
+
+    recorded = [
+        row["order_id"] for row in event_rows(path) if row["event_type"] == "order_recorded"
+    ]
+
+    assert recorded == ["o-1", "o-2"]
+    assert verify_ledger(path).clean
+
+
+def test_a_write_that_fails_half_way_rolls_back_its_whole_batch(tmp_path: Path) -> None:
+    with open_engine(tmp_path) as engine, pytest.raises(RuntimeError), engine.store.batch():
+        engine.record_order(order(1000, order_id="o-1"))
+        with pytest.raises(ZeroDivisionError), engine.transaction() as tx:
+            tx.append(Event(EventType.SEGMENT_MEMBER_ADDED, engine.now(),
+                            payload={"segment_id": "vip"}, customer_id="c-1"))  # fmt: skip
+            raise ZeroDivisionError  # after the append changed the projection
+        engine.record_order(order(2000, order_id="o-2"))  # refused: the batch is gone
+    path = ledger_path(tmp_path)
+
+    assert not [row for row in event_rows(path) if row["event_type"] == "order_recorded"]
+    assert verify_ledger(path).clean
