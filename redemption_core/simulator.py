@@ -219,6 +219,8 @@ class Simulation:
         )
         self.personas: list[Persona] = []
         self.by_id: dict[str, Persona] = {}
+        # delivered code -> (chance its channel gets it opened, days it stays valid)
+        self.offer_terms: dict[str, tuple[float, int]] = {}
         self.outcomes: dict[str, int] = {}
         self.truth_path = home / "simulation" / "ground_truth.jsonl"
         self._truth: list[dict[str, Any]] = []
@@ -421,15 +423,19 @@ class Simulation:
         # What was delivered today is now in the customers' apps.
         with self.engine.store.read() as tx:
             rows = tx.query(
-                "SELECT v.code, o.customer_id FROM offers o JOIN vouchers v USING (voucher_id)"
-                " JOIN deliveries d USING (voucher_id) WHERE d.status = 'delivered'"
-                " AND o.offered_at >= ? ORDER BY o.offered_at, o.voucher_id",
+                "SELECT v.code, o.customer_id, o.channel, o.campaign_id FROM offers o"
+                " JOIN vouchers v USING (voucher_id) JOIN deliveries d USING (voucher_id)"
+                " WHERE d.status = 'delivered' AND o.offered_at >= ?"
+                " ORDER BY o.offered_at, o.voucher_id",
                 (p.iso(self._at(day, 0)),),
             )
-        for code, customer_id in rows:
+        for code, customer_id, channel, campaign_id in rows:
             persona = self.by_id.get(customer_id)
             if persona is not None and code not in persona.holding:
                 persona.holding[code] = (day, False)
+                valid = statuses[campaign_id].campaign.rules.valid_days_after_publication
+                # how likely the customer opens it, and until when accepting it makes sense
+                self.offer_terms[code] = (ACCEPT_BY_CHANNEL.get(channel, 0.35), valid or 5)
 
     def _accept(self, day: int) -> None:
         rng = self.rng
@@ -438,10 +444,13 @@ class Simulation:
             for code, (got, accepted) in list(persona.holding.items()):
                 if day - got > 45:  # long expired: forgotten, so memory stays flat over time
                     del persona.holding[code]
+                    self.offer_terms.pop(code, None)
                     continue
-                if accepted or day - got > 5:
+                opens, valid_days = self.offer_terms.get(code, (0.35, 5))
+                # accepted within five days of delivery and never once it has expired
+                if accepted or day - got >= min(5, valid_days):
                     continue
-                if rng.random() < 0.35 * (0.5 + persona.responsive):
+                if rng.random() < opens * (0.5 + persona.responsive):
                     acceptances.append((code, persona.customer_id))
                     persona.holding[code] = (got, True)
         self.clock.now = self._at(day, 9)
@@ -469,6 +478,7 @@ class Simulation:
             if offer and rng.random() < 0.85:
                 code = offer
                 del persona.holding[offer]
+                self.offer_terms.pop(offer, None)
             elif persona.orders == 0 and rng.random() < 0.5:
                 code = "WELCOME10"
             elif rng.random() < 0.02 and self._flyers:
@@ -479,6 +489,7 @@ class Simulation:
                 # Honest failures: an old, expired offer tried at the till.
                 code = next(iter(persona.holding))
                 del persona.holding[code]
+                self.offer_terms.pop(code, None)
             persona.orders += 1
             if code is not None:
                 redemptions.append(
