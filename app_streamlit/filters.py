@@ -59,7 +59,7 @@ class Filters:
         return (" AND ".join(clauses) or "TRUE"), params
 
     def describe(self, *, dates: bool = True, campaigns: bool = True, channels: bool = True) -> str:
-        """What the page is showing, in words, for a caption."""
+        """What the page is showing, in words, for a caption (which it may start)."""
         parts = []
         if dates:
             parts.append(f"{self.start:%d %b %Y} - {self.end:%d %b %Y}")
@@ -69,7 +69,8 @@ class Filters:
             )
         if channels:
             parts.append(", ".join(self.channels) if self.channels else "all channels")
-        return " · ".join(parts)
+        text = " · ".join(parts)
+        return text[:1].upper() + text[1:]
 
 
 def _checked(column: str) -> str:

@@ -79,9 +79,10 @@ def vouchers(filters: Filters, search: VoucherSearch) -> pd.DataFrame:
     where, params = _voucher_where(filters, search)
     return db.query(
         f"""
-        SELECT voucher_code, campaign_id, status, voucher_kind, customer_id, channel,
-            published_at, delivery_status, accepted_at, first_redeemed_at, expires_at,
-            redemptions, redemptions_rejected, discount_net, gift_balance, currency, voucher_id,
+        SELECT voucher_code, coalesce(campaign_name, campaign_id) AS campaign, status,
+            voucher_kind, customer_id, channel, published_at, delivery_status, accepted_at,
+            first_redeemed_at, expires_at, redemptions, redemptions_rejected, discount_net,
+            gift_balance, currency, campaign_id, voucher_id,
         FROM marts.dim_vouchers
         WHERE {where}
         ORDER BY coalesce(published_at, created_at) DESC, voucher_id
@@ -248,9 +249,14 @@ def redemptions(filters: Filters, search: RedemptionSearch) -> pd.DataFrame:
         where += " AND is_rolled_back"
     return db.query(
         f"""
-        SELECT redeemed_at, campaign_id, voucher_code, customer_id, order_id, order_amount,
-            discount, gift_amount, net_discount, is_rolled_back, rollback_reason, store_id,
-            staff_id, sales_channel, currency, redemption_id,
+        SELECT redeemed_at, coalesce(
+                (SELECT c.campaign_name FROM marts.dim_campaigns AS c
+                 WHERE c.campaign_id = fct_redemptions.campaign_id),
+                fct_redemptions.campaign_id
+            ) AS campaign,
+            voucher_code, customer_id, order_id, order_amount, discount, gift_amount,
+            net_discount, is_rolled_back, rollback_reason, store_id, staff_id, sales_channel,
+            currency, campaign_id, redemption_id,
         FROM marts.fct_redemptions
         WHERE {where}
         ORDER BY redeemed_at DESC, redemption_id
@@ -281,9 +287,14 @@ def rejections(filters: Filters, search: RedemptionSearch) -> pd.DataFrame:
         params["reasons"] = list(search.reasons)
     return db.query(
         f"""
-        SELECT rejected_at, campaign_id, voucher_code, customer_id, order_id, order_amount,
-            primary_reason_code, array_to_string(reason_codes, ', ') AS reason_codes, store_id,
-            staff_id, sales_channel, currency, rejection_id,
+        SELECT rejected_at, coalesce(
+                (SELECT c.campaign_name FROM marts.dim_campaigns AS c
+                 WHERE c.campaign_id = fct_redemption_rejections.campaign_id),
+                fct_redemption_rejections.campaign_id
+            ) AS campaign,
+            voucher_code, customer_id, order_id, order_amount, primary_reason_code,
+            array_to_string(reason_codes, ', ') AS reason_codes, store_id, staff_id,
+            sales_channel, currency, campaign_id, rejection_id,
         FROM marts.fct_redemption_rejections
         WHERE {where}
         ORDER BY rejected_at DESC, rejection_id

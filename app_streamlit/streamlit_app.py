@@ -69,7 +69,8 @@ def main() -> None:
                 for index, (file, title, icon) in enumerate(entries)
             ]
             for section, entries in SECTIONS.items()
-        }
+        },
+        expanded=True,  # every page listed: no "View N more" hiding Monitoring
     )
     try:
         filters.sidebar()

@@ -42,22 +42,34 @@ def to_major(amount: float | None, currency: str | None) -> float | None:
     return float(amount) / 10 ** exponent(currency)
 
 
-def money(amount: float | None, currency: str | None) -> str:
-    """12345 EUR → 'EUR 123.45', -500 → 'EUR -5.00'; a missing amount → '—'."""
+def money(amount: float | None, currency: str | None, *, compact: bool = False) -> str:
+    """12345 EUR → 'EUR 123.45', -500 → 'EUR -5.00'; a missing amount → '—'. `compact` drops
+    the minor units from 100,000 up, so that a headline number is not cut short."""
     if _missing(amount):
         return "—"
     digits = exponent(currency)
-    return f"{currency or ''} {float(amount) / 10**digits:,.{digits}f}".strip()
+    major = float(amount) / 10**digits
+    if compact and abs(major) >= COMPACT_FROM:
+        digits = 0
+    return f"{currency or ''} {major:,.{digits}f}".strip()
 
 
-def money_totals(frame: pd.DataFrame, column: str, currency_column: str = "currency") -> str:
-    """A money column summed per currency: 'EUR 1,234.00' or 'EUR 10.00 · USD 3.00'."""
+COMPACT_FROM = 100_000  # major units
+
+
+def money_totals(
+    frame: pd.DataFrame, column: str, currency_column: str = "currency", *, compact: bool = True
+) -> str:
+    """A money column summed per currency, for a headline: 'EUR 1,234.00', 'EUR 10.00 · USD
+    3.00', or compact from 100,000 up: 'EUR 111,136'."""
     if frame.empty:
         return "0"
     if currency_column not in frame:
-        return money(frame[column].sum(), None)
+        return money(frame[column].sum(), None, compact=compact)
     sums = frame.groupby(frame[currency_column].fillna(""), sort=True)[column].sum()
-    return " · ".join(money(total, currency or None) for currency, total in sums.items())
+    return " · ".join(
+        money(total, currency or None, compact=compact) for currency, total in sums.items()
+    )
 
 
 def percent(share: float | None, digits: int = 1) -> str:
@@ -106,40 +118,70 @@ def table(
     column_config: dict[str, Any] | None = None,
     empty: str = "Nothing to show for these filters.",
     height: int | str = "auto",
+    hidden: Sequence[str] = (),
 ) -> None:
     """Show a table with money in major units and shares as percentages, and offer it as CSV.
 
     `frame` holds raw warehouse values (money in minor units, shares as fractions); the CSV
     carries what the table shows: money in major units beside its currency, shares as
-    fractions, so that a spreadsheet can compute with them."""
+    fractions, so that a spreadsheet can compute with them. `hidden` columns are left off the
+    screen (to keep the important ones in view) but kept in the CSV."""
     if frame.empty:
         st.caption(empty)
         return
-    shown = frame.copy()
+    exported = frame.copy()
     config: dict[str, Any] = {}
     currencies = (
-        sorted(shown[currency_column].dropna().unique()) if currency_column in shown else []
+        sorted(exported[currency_column].dropna().unique()) if currency_column in exported else []
     )
     digits = exponent(currencies[0]) if len(currencies) == 1 else 2
     for column in money:
-        if currency_column in shown:
-            shown[column] = [
+        if currency_column in exported:
+            exported[column] = [
                 to_major(amount, currency)
-                for amount, currency in zip(shown[column], shown[currency_column], strict=True)
+                for amount, currency in zip(
+                    exported[column], exported[currency_column], strict=True
+                )
             ]
         else:
-            shown[column] = [to_major(amount, None) for amount in shown[column]]
+            exported[column] = [to_major(amount, None) for amount in exported[column]]
         suffix = f" ({currencies[0]})" if len(currencies) == 1 else ""
         config[column] = st.column_config.NumberColumn(
-            _label(column, labels) + suffix, format=f"%.{digits}f"
+            _label(column, labels) + suffix, format=f"%,.{digits}f"
         )
+    shown = exported.copy()
     for column in percent:
-        config[column] = st.column_config.NumberColumn(_label(column, labels), format="percent")
+        # Shown as `percent()` writes them ("12.3 %"); the CSV keeps the fractions.
+        shown[column] = pd.to_numeric(shown[column], errors="coerce") * 100
+        config[column] = st.column_config.NumberColumn(
+            _label(column, labels), format=PERCENT_COLUMN
+        )
     for column in shown.columns:
-        config.setdefault(column, _label(column, labels))
+        if column in config:
+            continue
+        if pd.api.types.is_integer_dtype(shown[column]) and not _is_identifier(column):
+            config[column] = st.column_config.NumberColumn(_label(column, labels), format="%,d")
+        elif pd.api.types.is_object_dtype(shown[column]) or pd.api.types.is_string_dtype(
+            shown[column]
+        ):
+            # Streamlit would write "None" in an empty text cell.
+            shown[column] = shown[column].astype(object).where(shown[column].notna(), "—")
+            config[column] = _label(column, labels)
+        else:
+            config[column] = _label(column, labels)
     config.update(column_config or {})
+    if len(currencies) == 1:
+        hidden = (*hidden, currency_column)  # already in the money columns' headers
+    config.update(dict.fromkeys(hidden))
     st.dataframe(shown, hide_index=True, column_config=config, width="stretch", height=height)
-    download(shown, key=key)
+    download(exported, key=key)
+
+
+PERCENT_COLUMN = "%.1f %%"  # a column of percentages (values x 100), as `percent()` writes them
+
+
+def _is_identifier(column: str) -> bool:
+    return column == "id" or column.endswith(("_id", "_seq")) or column in {"seq", "year"}
 
 
 def _label(column: str, labels: dict[str, str] | None) -> str:
@@ -167,7 +209,8 @@ def _slug(text: str) -> str:
 
 
 def metrics(items: Iterable[tuple[str, str] | tuple[str, str, str]], columns: int = 4) -> None:
-    """A row (or rows) of headline numbers: (label, value) or (label, value, help)."""
+    """A row (or rows) of headline numbers: (label, value) or (label, value, help); at most
+    four to a row, so that a money amount or a timestamp is not cut short."""
     items = list(items)
     for offset in range(0, len(items), columns):
         row = items[offset : offset + columns]

@@ -384,6 +384,10 @@ def test_a_review_writes_a_ledger_event_and_the_item_leaves_the_queue_at_once(
     assert list(table_with(app, "flag_id")["flag_id"]) == ["device:dev-abc", "customer:cust_2"]
     assert metrics(app)["Waiting for review"] == "2"
     assert "Recorded: redemption r3 is fraud." in texts(app)
+    # The next item is blank but still signed: the analyst does not retype their name.
+    assert widget(app, "text_input", "fraud_reviewer").value == "ana"
+    assert widget(app, "radio", "fraud_decision").value is None
+    assert widget(app, "text_area", "fraud_note").value == ""
 
 
 def test_a_review_without_a_decision_is_not_recorded(ledger_home: Path) -> None:

@@ -11,7 +11,10 @@ from app_streamlit import filters, ui
 from app_streamlit import queries_reports as q
 
 STATUS_COLOURS = {"failing": "#c62828", "warning": "#ef6c00", "ok": "#2e7d32"}
-STATUS_BADGES = {"failing": "🔴 failing", "warning": "🟠 warning", "ok": "🟢 ok"}
+# Text, not coloured emoji: Debian's chromium has no emoji font and draws boxes.
+STATUS_LABELS = {"failing": "Failing", "warning": "Warning", "ok": "OK"}
+LEGEND_LABELS = "{'failing': 'Failing', 'warning': 'Warning', 'ok': 'OK'}[datum.label]"
+ROW_HEIGHT = 28  # pixels per campaign in the failure-rate chart
 
 
 def render() -> None:
@@ -31,7 +34,13 @@ def render() -> None:
             ("Failing", ui.count(counts.get("failing", 0))),
             ("Warning", ui.count(counts.get("warning", 0))),
             ("OK", ui.count(counts.get("ok", 0))),
-            ("Active", ui.count(health["is_active"].fillna(False).astype(bool).sum())),
+            (
+                "Distributing",
+                ui.count(health["is_active"].fillna(False).astype(bool).sum()),
+                "Campaigns with status active, inside their active dates and distributed "
+                "through channels. Active campaigns without a distribution mode (a flyer, an "
+                "in-store offer) are not counted: nothing is delivered for them.",
+            ),
         ]
     )
     troubled = health[health["health_status"] != "ok"]
@@ -45,7 +54,7 @@ def render() -> None:
         st.success("Every campaign is running normally.", icon=":material/check_circle:")
 
     st.subheader("All campaigns")
-    shown = health.assign(health_status=health["health_status"].map(STATUS_BADGES))
+    shown = health.assign(health_status=health["health_status"].map(STATUS_LABELS))
     ui.table(
         shown,
         key="campaign_health",
@@ -58,6 +67,7 @@ def render() -> None:
             "delivery_outcomes_7d": "Deliveries, 7 d",
             "delivery_failures_7d": "Failures, 7 d",
             "stale_pending_triggers": "Triggers pending > 24 h",
+            "is_active": "Distributing",
         },
     )
 
@@ -65,29 +75,34 @@ def render() -> None:
     if not rated.empty:
         st.subheader("Delivery failure rate: last 7 days against the baseline")
         st.altair_chart(_failure_rates(rated), width="stretch")
+        st.caption("Bar: failure rate over the last 7 days. Black tick: the baseline.")
 
 
 def _failure_rates(rated: pd.DataFrame) -> alt.LayerChart:
-    base = alt.Chart(rated).encode(y=alt.Y("campaign:N", title=None))
-    recent = base.mark_bar().encode(
+    """A bar per campaign for the last 7 days, a black tick at its baseline."""
+    base = alt.Chart(rated).encode(y=alt.Y("campaign:N", title=None, axis=alt.Axis(labelLimit=240)))
+    recent = base.mark_bar(size=16).encode(
         x=alt.X("failure_rate_7d:Q", title="Failure rate", axis=alt.Axis(format="%")),
         color=alt.Color(
             "health_status:N",
             title=None,
             scale=alt.Scale(domain=list(STATUS_COLOURS), range=list(STATUS_COLOURS.values())),
-            legend=alt.Legend(orient="bottom"),
+            legend=alt.Legend(orient="bottom", labelExpr=LEGEND_LABELS),
         ),
         tooltip=[
-            "campaign:N",
-            "health_status:N",
+            alt.Tooltip("campaign:N", title="Campaign"),
+            alt.Tooltip("health_status:N", title="Health"),
             alt.Tooltip("failure_rate_7d:Q", title="Last 7 days", format=".1%"),
             alt.Tooltip("failure_rate_baseline:Q", title="Baseline", format=".1%"),
         ],
     )
-    baseline = base.mark_tick(color="black", thickness=2, size=18).encode(
+    baseline = base.mark_tick(color="black", thickness=3, size=24).encode(
         x="failure_rate_baseline:Q"
     )
-    return (recent + baseline).properties(height=max(120, 30 * len(rated)))
+    # fit-x: `height` is the plot itself, not the plot squeezed in beside axes and legend.
+    return (recent + baseline).properties(
+        height=ROW_HEIGHT * len(rated), autosize=alt.AutoSizeParams(type="fit-x")
+    )
 
 
 st.title("Campaign health")

@@ -16,6 +16,8 @@ VERDICT_COLOURS = {
     "loses money": "#c62828",
 }
 
+ROW_HEIGHT = 32  # pixels per campaign in the interval chart
+
 SORTS = {
     "Incremental profit": ("incremental_profit", False),
     "Attributed revenue": ("attributed_revenue", False),
@@ -59,7 +61,13 @@ def render() -> None:
     discount = performance["attributed_discount"].sum()
     ui.metrics(
         [
-            ("Attributed revenue", ui.money_totals(performance, "attributed_revenue")),
+            (
+                "Attributed revenue",
+                ui.money_totals(performance, "attributed_revenue"),
+                "Orders that carried a standing redemption, per campaign over its whole life, "
+                "less refunds. The Overview's voucher order amounts follow the date range and "
+                "are before refunds.",
+            ),
             ("Discount given", ui.money_totals(performance, "attributed_discount")),
             (
                 "Return on discount",
@@ -117,25 +125,25 @@ def render() -> None:
             [
                 "campaign",
                 "verdict",
-                "currency",
-                "attributed_redemptions",
-                "attributed_revenue",
-                "attributed_discount",
-                "attributed_net_revenue",
-                "attributed_return_on_discount",
-                "incremental_revenue",
-                "incremental_revenue_ci_low",
-                "incremental_revenue_ci_high",
                 "incremental_profit",
                 "incremental_profit_ci_low",
                 "incremental_profit_ci_high",
+                "attributed_revenue",
+                "attributed_discount",
+                "attributed_return_on_discount",
+                "attributed_redemptions",
+                "incremental_revenue",
                 "incremental_conversion",
-                "incremental_conversion_ci_low",
-                "incremental_conversion_ci_high",
                 "incremental_treated_customers",
                 "incremental_control_customers",
                 "incremental_treated_discount",
+                "attributed_net_revenue",
                 "attributed_gift_card_liability",
+                "incremental_revenue_ci_low",
+                "incremental_revenue_ci_high",
+                "incremental_conversion_ci_low",
+                "incremental_conversion_ci_high",
+                "currency",
                 "campaign_id",
             ]
         ],
@@ -165,8 +173,8 @@ def render() -> None:
             "attributed_net_revenue": "Net revenue",
             "attributed_return_on_discount": "Return on discount",
             "incremental_revenue": "Incremental revenue",
-            "incremental_revenue_ci_low": "… 95 % low",
-            "incremental_revenue_ci_high": "… 95 % high",
+            "incremental_revenue_ci_low": "Revenue 95 % low",
+            "incremental_revenue_ci_high": "Revenue 95 % high",
             "incremental_profit": "Incremental profit",
             "incremental_profit_ci_low": "Profit 95 % low",
             "incremental_profit_ci_high": "Profit 95 % high",
@@ -180,10 +188,21 @@ def render() -> None:
             "campaign_id": "Campaign id",
         },
         column_config={
+            "campaign": st.column_config.TextColumn("Campaign", pinned=True),
             "attributed_return_on_discount": st.column_config.NumberColumn(
                 "Return on discount", format="%.2fx"
             ),
         },
+        # In the CSV, not on screen: the revenue and lift intervals, net revenue (revenue less
+        # discount, both shown) and the id.
+        hidden=(
+            "incremental_revenue_ci_low",
+            "incremental_revenue_ci_high",
+            "incremental_conversion_ci_low",
+            "incremental_conversion_ci_high",
+            "attributed_net_revenue",
+            "campaign_id",
+        ),
     )
     st.caption(
         "Incremental profit = incremental revenue x gross margin - the discount the treated "
@@ -227,7 +246,12 @@ def profit_chart(performance: pd.DataFrame) -> alt.LayerChart:
     )
     order = frame["campaign"].to_list()
     currency = "" if several_currencies else f" ({frame['currency'].iloc[0]})"
-    y = alt.Y("campaign:N", sort=order, title=None)
+    # Every interval and zero inside the axis, with a little room either side.
+    lowest = min(0.0, frame[["low", "profit"]].min().min())
+    highest = max(0.0, frame[["high", "profit"]].max().max())
+    margin = 0.05 * (highest - lowest) or 1.0
+    x_scale = alt.Scale(domain=[lowest - margin, highest + margin], nice=False)
+    y = alt.Y("campaign:N", sort=order, title=None, axis=alt.Axis(labelLimit=240))
     colour = alt.Color(
         "verdict:N",
         title=None,
@@ -235,25 +259,37 @@ def profit_chart(performance: pd.DataFrame) -> alt.LayerChart:
         legend=alt.Legend(orient="bottom"),
     )
     tooltip = [
-        "campaign:N",
+        alt.Tooltip("campaign:N", title="Campaign"),
         alt.Tooltip("profit:Q", title="Incremental profit", format=",.2f"),
         alt.Tooltip("low:Q", title="95 % low", format=",.2f"),
         alt.Tooltip("high:Q", title="95 % high", format=",.2f"),
-        "verdict:N",
+        alt.Tooltip("verdict:N", title="Verdict"),
     ]
     base = alt.Chart(frame)
-    bars = base.mark_rule(strokeWidth=3).encode(
+    bars = base.mark_rule(strokeWidth=4).encode(
         y=y,
-        x=alt.X("low:Q", title=f"Incremental profit{currency}"),
+        x=alt.X(
+            "low:Q",
+            title=f"Incremental profit{currency}",
+            scale=x_scale,
+            axis=alt.Axis(format=",.0f"),
+        ),
         x2="high:Q",
         color=colour,
         tooltip=tooltip,
     )
-    points = base.mark_point(filled=True, size=90).encode(
-        y=y, x="profit:Q", color=colour, tooltip=tooltip
+    points = base.mark_point(filled=True, size=120, opacity=1).encode(
+        y=y, x=alt.X("profit:Q", scale=x_scale), color=colour, tooltip=tooltip
     )
-    zero = alt.Chart(pd.DataFrame({"x": [0]})).mark_rule(strokeDash=[4, 4]).encode(x="x:Q")
-    return (bars + points + zero).properties(height=max(160, 34 * len(frame)))
+    zero = (
+        alt.Chart(pd.DataFrame({"x": [0.0]}))
+        .mark_rule(color="black", strokeDash=[4, 4], strokeWidth=1.5)
+        .encode(x=alt.X("x:Q", scale=x_scale))
+    )
+    # fit-x: `height` is the plot itself, not the plot squeezed in beside axes and legend.
+    return (zero + bars + points).properties(
+        height=ROW_HEIGHT * len(frame), autosize=alt.AutoSizeParams(type="fit-x")
+    )
 
 
 st.title("Campaign performance")

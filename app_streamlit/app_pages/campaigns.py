@@ -42,7 +42,27 @@ def render() -> None:
         "follows the date range and channels."
     )
     ui.table(
-        listing,
+        listing[
+            [
+                "campaign_name",
+                "status",
+                "redemptions",
+                "discount_net",
+                "budget_share_used",
+                "vouchers_published",
+                "vouchers_redeemed",
+                "redemptions_rejected",
+                "redemptions_rolled_back",
+                "budget_cap",
+                "distribution_mode",
+                "voucher_kind",
+                "discount_type",
+                "active_from",
+                "active_until",
+                "currency",
+                "campaign_id",
+            ]
+        ],
         key="campaigns_list",
         money=("discount_net", "budget_cap"),
         percent=("budget_share_used",),
@@ -52,6 +72,7 @@ def render() -> None:
             "budget_share_used": "Budget used",
             "redemptions": "Redemptions (standing)",
         },
+        column_config={"campaign_name": st.column_config.TextColumn("Campaign", pinned=True)},
     )
 
     labels = {

@@ -53,7 +53,7 @@ def detail(customer_id: str) -> None:
     currency = q.currency()
     st.header(customer_id)
     st.caption(
-        f"signed up {fmt.day(c['signup_at'])} · home store {fmt.text(c['home_store'])} · "
+        f"Signed up {fmt.day(c['signup_at'])} · home store {fmt.text(c['home_store'])} · "
         f"birthday {fmt.text(c['birthday'])} · as of {fmt.day(c['as_of'])}"
     )
     ui.metrics(

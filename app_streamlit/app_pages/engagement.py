@@ -86,6 +86,11 @@ def render() -> None:
             "biggest_loss": "Loses most at",
             "campaign_id": "Campaign id",
         },
+        column_config={
+            "campaign": st.column_config.TextColumn("Campaign", pinned=True),
+            "biggest_loss": st.column_config.TextColumn("Loses most at", width="medium"),
+        },
+        hidden=("campaign_id",),
     )
 
     st.subheader("Chosen but never sent")
@@ -141,22 +146,23 @@ def _with_rates(funnel: pd.DataFrame) -> pd.DataFrame:
         table["published"] > 0
     )
     table["biggest_loss"] = [biggest_loss(row) for row in table.to_dict("records")]
+    # Where it loses people and the rates first; the counts behind them after.
     columns = [
         "campaign",
         "channel",
-        "held_out",
-        "skipped",
-        "published",
-        "delivered",
-        "delivery_failed",
-        "delivery_pending",
-        "accepted",
-        "redeemed",
+        "biggest_loss",
+        "redeemed_per_published",
         "delivered_per_published",
         "accepted_per_delivered",
         "redeemed_per_accepted",
-        "redeemed_per_published",
-        "biggest_loss",
+        "published",
+        "delivered",
+        "accepted",
+        "redeemed",
+        "held_out",
+        "skipped",
+        "delivery_failed",
+        "delivery_pending",
         "rejected",
         "rolled_back",
         "campaign_id",

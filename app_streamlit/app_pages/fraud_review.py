@@ -81,22 +81,24 @@ def render() -> None:
                 "entity_type",
                 "entity_id",
                 "reasons",
-                "layers",
                 "customer_id",
+                "first_seen",
+                "last_seen",
+                "layers",
                 "voucher_id",
                 "redemption_id",
                 "store_id",
                 "staff_id",
-                "first_seen",
-                "last_seen",
                 "flag_id",
             ]
         ],
         key="fraud_queue",
         column_config={
             "score": st.column_config.ProgressColumn(
-                "Score", min_value=0.0, max_value=1.0, format="%.3f"
-            )
+                "Score", min_value=0.0, max_value=1.0, format="%.3f", width="small"
+            ),
+            "entity_id": st.column_config.TextColumn("Entity id", width="small"),
+            "reasons": st.column_config.TextColumn("Reasons", width="large"),
         },
     )
     _review_form(queue)
@@ -133,7 +135,9 @@ def _review_form(queue: pd.DataFrame) -> None:
         + "\n".join(f"- {reason}" for reason in fmt.listed(item["reasons"]))
     )
     page_state.restore(REVIEWER_KEY, "")
-    with st.form("fraud_review_form", clear_on_submit=True):
+    # Not clear_on_submit: that would blank the reviewer's name after every decision. `_record`
+    # clears the decision and the note itself once a decision is recorded.
+    with st.form("fraud_review_form"):
         st.text_input("Reviewer", key=REVIEWER_KEY, help="Your name, recorded with the decision.")
         st.radio(
             "Decision",
@@ -173,6 +177,9 @@ def _record(flag: review_actions.Flag) -> None:
         "success",
         f"Recorded: {flag.entity_type} {flag.entity_id} is {decision}.",
     )
+    # The next item starts blank, but signed by the same reviewer.
+    state[DECISION_KEY] = None
+    state[NOTE_KEY] = ""
 
 
 def _show_last_result() -> None:

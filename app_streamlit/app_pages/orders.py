@@ -123,7 +123,7 @@ def detail(order_id: str) -> None:
     currency = o["currency"]
     st.header(f"Order {order_id}")
     st.caption(
-        f"customer {o['customer_id'] if fmt.has(o['customer_id']) else '—'} · "
+        f"Customer {o['customer_id'] if fmt.has(o['customer_id']) else '—'} · "
         f"{fmt.when(o['ordered_at'])} · store {o['store_id'] if fmt.has(o['store_id']) else '—'} · "
         f"{o['lines']} line(s)"
     )

@@ -41,11 +41,12 @@ def render() -> None:
                 "Discount of the redemptions, net of rollbacks.",
             ),
             (
-                "Attributed revenue",
+                "Voucher order amounts",
                 ui.money_totals(totals, "revenue"),
-                "Amounts of the orders that carried a standing redemption, before discount and "
-                "refunds. Campaign performance nets refunds out and estimates what was "
-                "incremental.",
+                "Amounts of the orders in this date range that carried a standing redemption, "
+                "each order once, before discount and before refunds. Not the same figure as "
+                "Campaign performance's attributed revenue, which is per campaign over its whole "
+                "life and less refunds.",
             ),
             (
                 "Customers redeeming",
@@ -89,7 +90,7 @@ def render() -> None:
                 width="stretch",
             )
     with right:
-        st.subheader("Discount and attributed revenue per day")
+        st.subheader("Discount and voucher order amounts per day")
         if by_day.empty:
             st.caption("No redemptions in this range.")
         else:
@@ -122,14 +123,14 @@ def render() -> None:
         q.campaigns_in_range(chosen),
         key="overview_campaigns",
         money=("discount", "revenue"),
-        labels={"revenue": "Attributed revenue", "campaign_id": "Campaign id"},
+        labels={"revenue": "Voucher order amounts", "campaign_id": "Campaign id"},
     )
 
 
 def _money_lines(by_day: pd.DataFrame) -> alt.Chart:
     rows = []
     for row in by_day.itertuples():
-        for measure, label in (("discount", "Discount"), ("revenue", "Attributed revenue")):
+        for measure, label in (("discount", "Discount"), ("revenue", "Order amounts")):
             rows.append(
                 {
                     "day": row.day,

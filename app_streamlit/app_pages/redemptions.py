@@ -53,7 +53,6 @@ def render() -> None:
             ("Discount given", ui.money_totals(totals, "net_discount"), "Net of rollbacks."),
             ("Order amount", ui.money_totals(totals, "order_amount"), "Of standing redemptions."),
         ],
-        columns=6,
     )
     by_day = q.attempts_by_day(chosen, search)
     if not by_day.empty:
@@ -81,6 +80,7 @@ def render() -> None:
         ui.table(
             shown,
             key="redemptions",
+            hidden=("campaign_id",),
             money=("order_amount", "discount", "gift_amount", "net_discount"),
             empty="No redemption matches these filters.",
         )
@@ -110,6 +110,7 @@ def render() -> None:
         ui.table(
             shown,
             key="rejections",
+            hidden=("campaign_id",),
             money=("order_amount",),
             empty="No rejected redemption matches these filters.",
         )

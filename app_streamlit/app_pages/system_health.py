@@ -39,17 +39,19 @@ def render() -> None:
         )
 
     published_at = published["published_at"].iloc[0] if not published.empty else None
+    as_of = latest["as_of"]
     ui.metrics(
         [
             (
                 "Published",
-                f"{published_at:%Y-%m-%d %H:%M}" if published_at is not None else "—",
-                "When this warehouse file was swapped in (UTC).",
+                _short_time(published_at),
+                f"When this warehouse file was swapped in: {_full_time(published_at)} UTC.",
             ),
             (
                 "Latest event",
-                f"{latest['as_of']:%Y-%m-%d %H:%M}" if not pd.isna(latest["as_of"]) else "—",
-                "The latest occurred_at in the ledger the warehouse holds: the data's 'as of'.",
+                _short_time(as_of),
+                f"The latest occurred_at in the ledger the warehouse holds, the data's 'as of': "
+                f"{_full_time(as_of)} UTC.",
             ),
             ("Ledger events", ui.count(latest["ledger_events"])),
             (
@@ -98,6 +100,15 @@ def render() -> None:
                 st.json(json.loads(published["info"].iloc[0]))
             except (TypeError, ValueError):
                 st.code(str(published["info"].iloc[0]))
+
+
+def _short_time(value: pd.Timestamp | None) -> str:
+    """'26 Nov 13:41': short enough for a headline number; the help gives it in full."""
+    return "—" if value is None or pd.isna(value) else f"{value:%d %b %H:%M}"
+
+
+def _full_time(value: pd.Timestamp | None) -> str:
+    return "—" if value is None or pd.isna(value) else f"{value:%Y-%m-%d %H:%M}"
 
 
 def _hours(value: float | None) -> str:

@@ -31,7 +31,6 @@ def render() -> None:
     ui.metrics(
         [("Vouchers", ui.count(sum(by_status.values())))]
         + [(status.capitalize(), ui.count(by_status.get(status, 0))) for status in STATUSES],
-        columns=5,
     )
     listing = q.vouchers(chosen, search)
     if len(listing) >= q.ROWS_LIMIT:
@@ -39,6 +38,7 @@ def render() -> None:
     ui.table(
         listing,
         key="vouchers",
+        hidden=("campaign_id",),
         money=("discount_net", "gift_balance"),
         empty="No voucher matches these filters.",
     )
