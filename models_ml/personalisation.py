@@ -578,7 +578,7 @@ def _already_offered(tables: EventTables, as_of: datetime, label_days: int) -> p
     """(customer, campaign) pairs not to offer again: the customer holds a voucher of it still
     valid and unused, or it is a promotion (one decision per customer) that already sent the
     customer a voucher or held them out."""
-    redeemed = tables.redemptions.filter(pl.col("at") < as_of)["voucher_id"].drop_nulls().implode()
+    redeemed = tables.redemptions.filter(pl.col("at") < as_of)["voucher_id"].drop_nulls()
     valid = tables.campaigns.select("campaign_id", "valid_days", "distribution_mode")
     # A promotion's held-out customers are its control group: offering it to them later would
     # spoil the comparison.

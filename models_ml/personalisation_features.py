@@ -114,6 +114,24 @@ class EventTables:
     cache: dict[str, pl.DataFrame] = field(default_factory=dict, compare=False, repr=False)
 
 
+# The event types build_tables reads: loading only these keeps memory to what is used.
+EVENT_TYPES = (
+    "campaign_created",
+    "campaign_status_changed",
+    "consent_changed",
+    "customer_created",
+    "customer_held_out",
+    "delivery_failed",
+    "order_cancelled",
+    "order_recorded",
+    "order_refunded",
+    "redemption_rolled_back",
+    "redemption_succeeded",
+    "voucher_accepted",
+    "voucher_published",
+)
+
+
 def build_tables(events: pl.DataFrame, categories: tuple[str, ...] | None = None) -> EventTables:
     """Parse the events once. `categories` fixes the item-category vocabulary (a trained model's);
     without it, the most frequent ones in the events are used."""
@@ -196,7 +214,7 @@ def build_tables(events: pl.DataFrame, categories: tuple[str, ...] | None = None
     redemptions = of(
         typed.eq("redemption_succeeded")
         & pl.col("customer_id").is_not_null()
-        & ~pl.col("redemption_id").is_in(rolled_back.implode())
+        & ~pl.col("redemption_id").is_in(rolled_back)
     ).select("customer_id", "at", "voucher_id", "campaign_id")
     held_out = of(typed.eq("customer_held_out") & pl.col("customer_id").is_not_null()).select(
         "customer_id", "at", "campaign_id"
@@ -417,7 +435,8 @@ def _timelines(tables: EventTables) -> dict[str, pl.DataFrame]:
         },
         last="last_offer_at",
     )
-    offered_vouchers = tables.offers["voucher_id"].drop_nulls().implode()
+    # a Series, not an imploded list: a list literal is broadcast to every row (GBs at scale)
+    offered_vouchers = tables.offers["voucher_id"].drop_nulls().unique()
     redemptions = _cumulative(
         redeemed_channel,
         {
@@ -693,7 +712,7 @@ def labelled_offers(tables: EventTables, label_days: int) -> pl.DataFrame:
 def uplift_assignments(tables: EventTables, label_days: int) -> pl.DataFrame:
     """Treatment assignments in campaigns with a control group: each publication (treated = 1)
     and each hold-out (treated = 0), with `converted` = an order within the campaign's horizon."""
-    with_control = tables.held_out["campaign_id"].unique().implode()
+    with_control = tables.held_out["campaign_id"].unique()
     treated = tables.offers.filter(pl.col("campaign_id").is_in(with_control)).select(
         "customer_id", "at", "campaign_id", treated=pl.lit(1)
     )

@@ -39,7 +39,9 @@ def next_best_offer_table(home: Path) -> tuple[pl.DataFrame, ModelCard]:
     from models_ml.personalisation import next_best_offers
 
     model, card = Registry(home).load("personalisation")
-    events = load_events(home / "lake", None, lake_days(home / "lake")[1])
+    from models_ml.personalisation_features import EVENT_TYPES
+
+    events = load_events(home / "lake", None, lake_days(home / "lake")[1], EVENT_TYPES)
     as_of = datetime.fromisoformat(events["occurred_at"].max().replace("Z", "+00:00"))
     table = next_best_offers(model, events, as_of, top_k=NEXT_BEST_OFFERS)
     return _stamped(table, card), card

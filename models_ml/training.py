@@ -35,9 +35,11 @@ def train(home: Path, first: date, last: date, kind: str, seed: int) -> tuple[An
         return train_fraud(events, first, last, seed, cases, load_review_labels(lake))
     if kind == "personalisation":
         from models_ml.personalisation import train_personalisation
+        from models_ml.personalisation_features import EVENT_TYPES
 
         # customer history and campaign definitions come from before the window too
-        return train_personalisation(load_events(lake, None, last), first, last, seed)
+        events = load_events(lake, None, last, EVENT_TYPES)
+        return train_personalisation(events, first, last, seed)
     raise RegistryError(f"unknown model kind {kind!r}: one of {', '.join(KINDS)}")
 
 
