@@ -134,15 +134,16 @@ def main() -> int:
     )
 
     result = {
-        "fraud_train_s_1m": round(train_s, 2),
-        "batch_score_rows_per_s": round(batch_rate),
-        "single_score_p99_ms": round(p99, 4),
-        "single_score_p50_ms": round(p50, 4),
+        "fraud_train_s_1m": round(float(train_s), 2),
+        "batch_score_rows_per_s": round(float(batch_rate)),
+        "single_score_p99_ms": round(float(p99), 4),
+        "single_score_p50_ms": round(float(p50), 4),
         "fraud_train_cpu_s_1m": round(train_cpu, 2),
         "real_attempts": real.height,
         "rows_replicated": True,
         **load(),
-        "targets_met": train_s <= 60 and batch_rate >= 200_000 and p99 < 1.0,
+        # plain bools: numpy's are not JSON
+        "targets_met": bool(train_s <= 60 and batch_rate >= 200_000 and p99 < 1.0),
     }
     say(result)
     return 0
