@@ -11,7 +11,7 @@ export GX_ANALYTICS_ENABLED := False
 UV := python3 -m uv
 RUN := $(UV) run --frozen --no-sync
 
-.PHONY: env demo demo-core pipeline dagster console test lint format bench-core bench-distribution bench-sim bench-pipeline bench-ml
+.PHONY: env demo demo-core pipeline dagster console test lint format bench-core bench-distribution bench-sim bench-pipeline bench-ml bench-console
 
 env:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -60,6 +60,9 @@ bench-sim: env
 
 bench-pipeline: env
 	$(RUN) python bench/pipeline.py
+
+bench-console: env
+	$(RUN) python bench/console.py
 
 bench-ml: env
 	$(RUN) python bench/ml.py
