@@ -18,13 +18,21 @@ import console_fixtures as fixtures
 import duckdb
 import pandas as pd
 import pytest
+from console_apptest import (
+    APOLOGY,
+    ROUTER,
+    assert_no_failure,
+    metrics,
+    open_page,
+    table_with,
+    texts,
+)
 from streamlit.testing.v1 import AppTest
 
 from app_streamlit import db, ui
 from app_streamlit.filters import CAMPAIGNS_KEY, CHANNELS_KEY, DATES_KEY, Filters
 from app_streamlit.streamlit_app import SECTIONS
 
-ROUTER = Path(__file__).resolve().parent.parent / "app_streamlit" / "streamlit_app.py"
 PAGES_DIR = ROUTER.parent / "app_pages"
 MY_PAGES = (
     "overview",
@@ -37,7 +45,6 @@ MY_PAGES = (
     "diagnostics",
     "calendar",
 )
-APOLOGY = "Something went wrong"
 
 
 @pytest.fixture(scope="module")
@@ -51,29 +58,6 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def home(warehouse: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("PROMO_HOME", str(warehouse))
     return warehouse
-
-
-def open_page(page: str) -> AppTest:
-    app = AppTest.from_file(ROUTER, default_timeout=30).run()
-    return app.switch_page(f"app_pages/{page}.py").run()
-
-
-def metrics(app: AppTest) -> dict[str, str]:
-    return {metric.label: metric.value for metric in app.metric}
-
-
-def texts(app: AppTest) -> str:
-    elements = [*app.info, *app.warning, *app.error, *app.success, *app.markdown, *app.caption]
-    return "\n".join(str(element.value) for element in elements)
-
-
-def assert_no_failure(app: AppTest) -> None:
-    assert not app.exception, [e.value for e in app.exception]
-    assert APOLOGY not in texts(app)
-
-
-def table_with(app: AppTest, column: str) -> pd.DataFrame:
-    return next(frame.value for frame in app.dataframe if column in frame.value.columns)
 
 
 # ---- every page ------------------------------------------------------------------------------
