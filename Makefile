@@ -15,7 +15,7 @@ RUN := $(UV) run --frozen --no-sync
 
 env:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
-	@$(UV) sync --frozen --quiet
+	@$(UV) sync --frozen --quiet --compile-bytecode
 
 # Simulate a business into PROMO_HOME, run the whole pipeline, print a summary.
 demo: env

@@ -8,6 +8,7 @@ under $PROMO_HOME/dagster so the run shows up in the Dagster UI.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from contextlib import nullcontext, redirect_stdout
@@ -19,26 +20,39 @@ import dagster as dg
 from pipelines.ledger_extract import latest_event_day
 from pipelines.paths import PipelinePaths
 
+DAGSTER_YAML_HEADER = "# Written by promoledger"
 DAGSTER_YAML = """\
-# Written by promoledger: telemetry off, runs and event logs under this folder.
+# Written by promoledger: telemetry off; runs and event logs under this folder, the event log's
+# SQLite files in WAL mode (pipelines/dagster_storage.py). Rewritten when this text changes.
 telemetry:
   enabled: false
+event_log_storage:
+  module: pipelines.dagster_storage
+  class: WalSqliteEventLogStorage
+  config:
+    base_dir: {storage}
 """
 
 
 def prepare_environment(home: Path) -> PipelinePaths:
     """Set the variables the code location reads (PROMO_HOME, PROMO_WAREHOUSE, DAGSTER_HOME) and
-    write the Dagster instance's settings with telemetry off."""
+    write the Dagster instance's settings with telemetry off (a dagster.yaml someone else wrote
+    is left alone)."""
     paths = PipelinePaths(home)
     os.environ["PROMO_HOME"] = str(home)
     os.environ.setdefault("PROMO_WAREHOUSE", str(paths.build_warehouse))
-    dagster_home = Path(os.environ.setdefault("DAGSTER_HOME", str(paths.dagster_home)))
+    dagster_home = Path(os.environ.setdefault("DAGSTER_HOME", str(paths.dagster_home))).resolve()
     os.environ["DO_NOT_TRACK"] = "1"
     os.environ["GX_ANALYTICS_ENABLED"] = "False"
     dagster_home.mkdir(parents=True, exist_ok=True)
     settings = dagster_home / "dagster.yaml"
-    if not settings.exists():
-        settings.write_text(DAGSTER_YAML)
+    # where Dagster keeps the event log by default, so earlier runs stay listed
+    storage = dagster_home / "history" / "runs"
+    wanted = DAGSTER_YAML.format(storage=json.dumps(str(storage)))
+    if not settings.exists() or (
+        settings.read_text().startswith(DAGSTER_YAML_HEADER) and settings.read_text() != wanted
+    ):
+        settings.write_text(wanted)
     return paths
 
 
