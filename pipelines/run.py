@@ -62,9 +62,11 @@ def run_pipeline(
     last: date | None = None,
     instance: dg.DagsterInstance | None = None,
     quiet: bool = False,
+    full_refresh: bool = False,
 ) -> dg.ExecuteInProcessResult:
     """Materialize every asset for the days `first`..`last` (default: the ledger's latest day).
-    `quiet` keeps Dagster's console log to warnings and errors."""
+    `quiet` keeps Dagster's console log to warnings and errors; `full_refresh` rebuilds dbt's
+    incremental models from the whole raw layer."""
     paths = prepare_environment(home)
     from pipelines.definitions import defs  # after the environment is set
 
@@ -94,7 +96,8 @@ def run_pipeline(
                 run_config={
                     "loggers": {
                         "console": {"config": {"log_level": "WARNING" if quiet else "INFO"}}
-                    }
+                    },
+                    "ops": {"warehouse_models": {"config": {"full_refresh": full_refresh}}},
                 },
             )
     finally:
@@ -133,6 +136,11 @@ def main(argv: list[str] | None = None) -> int:
         "--verbose", action="store_true", help="Dagster's and dbt's logs on the terminal"
     )
     parser.add_argument(
+        "--full-refresh",
+        action="store_true",
+        help="rebuild dbt's incremental models from the whole raw layer (after changing one)",
+    )
+    parser.add_argument(
         "--setup-only", action="store_true", help="write the Dagster instance settings and stop"
     )
     args = parser.parse_args(argv)
@@ -141,7 +149,9 @@ def main(argv: list[str] | None = None) -> int:
         prepare_environment(home)
         print(f"Dagster instance at {os.environ['DAGSTER_HOME']} (telemetry off)")
         return 0
-    result = run_pipeline(home, args.first, args.last, quiet=not args.verbose)
+    result = run_pipeline(
+        home, args.first, args.last, quiet=not args.verbose, full_refresh=args.full_refresh
+    )
     for event in result.all_events:
         if event.event_type_value == "STEP_SUCCESS":
             seconds = event.event_specific_data.duration_ms / 1000

@@ -285,3 +285,62 @@ def test_the_published_warehouse_stays_readable_while_a_run_is_in_progress(built
     assert run_process.returncode == 0
     assert errors == []
     assert reads > 10
+
+
+def _ledger_until(source: Path, target: Path, last_seq: int | None = None) -> None:
+    """`target` gets the source ledger's events table holding the events up to `last_seq` (all
+    when None), or, when it exists already, the source's events after its own last one: a ledger
+    before and after a day of business."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fresh = not target.exists()
+    with sqlite3.connect(target, isolation_level=None) as db:
+        if fresh:
+            with sqlite3.connect(f"file:{source}?mode=ro", uri=True) as src:
+                ddl = src.execute(
+                    "select sql from sqlite_master where name = 'events' and type = 'table'"
+                ).fetchone()[0]
+            db.execute(ddl)
+        db.execute("attach ? as src", (f"file:{source}?mode=ro",))
+        after = db.execute("select coalesce(max(seq), 0) from events").fetchone()[0]
+        db.execute(
+            "insert into events select * from src.events where seq > ? and seq <= ? order by seq",
+            (after, last_seq if last_seq is not None else 2**62),
+        )
+        db.execute("detach src")
+
+
+def test_an_incremental_day_and_a_full_refresh_give_the_marts_of_a_full_build(
+    built: Path, env_for
+) -> None:
+    """The nightly run only takes in what is new (incremental dbt models, the new batch's
+    checks); after a day's events it must publish exactly what a build from scratch publishes,
+    and `--full-refresh` must too."""
+    from pipelines.run import run_pipeline
+
+    ledger = PipelinePaths(built).ledger
+    with sqlite3.connect(f"file:{ledger}?mode=ro", uri=True) as db:
+        (last_day_starts,) = db.execute(
+            "select min(seq) from events where substr(occurred_at, 1, 10) = "
+            "(select max(substr(occurred_at, 1, 10)) from events)"
+        ).fetchone()
+    home = built.parent / "day-by-day"
+    paths = PipelinePaths(home)
+    _ledger_until(ledger, paths.ledger, last_day_starts - 1)
+    env_for(home)
+    try:
+        before_the_day = run_pipeline(home, quiet=True)
+        assert before_the_day.success, failure_text(before_the_day)
+        _ledger_until(ledger, paths.ledger)
+        after_the_day = run_pipeline(home, quiet=True)
+        assert after_the_day.success, failure_text(after_the_day)
+        incremental = mart_digests(paths.published_warehouse)
+        refreshed = run_pipeline(home, quiet=True, full_refresh=True)
+        assert refreshed.success, failure_text(refreshed)
+        full_refresh = mart_digests(paths.published_warehouse)
+    finally:
+        env_for(built)
+
+    from_scratch = mart_digests(PipelinePaths(built).published_warehouse)
+    assert set(incremental) == set(from_scratch)
+    assert [t for t in from_scratch if incremental[t] != from_scratch[t]] == []
+    assert [t for t in from_scratch if full_refresh[t] != from_scratch[t]] == []

@@ -28,17 +28,28 @@ class PromoDbtTranslator(DagsterDbtTranslator):
         return dbt_resource_props["config"].get("schema") or "dbt"
 
 
+class DbtBuildConfig(dg.Config):
+    """`full_refresh` rebuilds the incremental models from the whole raw layer (after a change to
+    one of them, or to repair it); otherwise they only take in events they have not seen."""
+
+    full_refresh: bool = False
+
+
 @dbt_assets(
     manifest=dbt_project.manifest_path,
     project=dbt_project,
     dagster_dbt_translator=PromoDbtTranslator(),
 )
 def warehouse_models(
-    context: dg.AssetExecutionContext, dbt: DbtCliResource, promo: PromoHomeResource
+    context: dg.AssetExecutionContext,
+    dbt: DbtCliResource,
+    promo: PromoHomeResource,
+    config: DbtBuildConfig,
 ) -> Iterator[Any]:
     # dbt's run artefacts go under PROMO_HOME, beside the warehouse they describe
     target = promo.paths.home / "dbt_target"
-    yield from dbt.cli(["build"], context=context, target_path=target).stream()
+    args = ["build", *(["--full-refresh"] if config.full_refresh else [])]
+    yield from dbt.cli(args, context=context, target_path=target).stream()
 
 
 def dbt_resource() -> DbtCliResource:
