@@ -5,7 +5,7 @@ with
 
 events as (
 
-    select * from {{ ref('stg_ledger__events') }}
+    select * from {{ ref('stg_ledger__delivery_events') }}
     where event_type = 'delivery_attempted'
 
 ),
@@ -20,12 +20,12 @@ parsed as (
         voucher_id,
         customer_id,
         channel,
-        payload->>'provider' as provider,
-        cast(payload->>'attempt' as integer) as attempt_number,
-        cast(payload->>'latency_ms' as double) as latency_ms,
-        cast(payload->>'backoff_ms' as double) as backoff_ms,
-        payload->>'outcome' as attempt_outcome,
-        payload->>'error' as error,
+        provider,
+        attempt as attempt_number,
+        latency_ms,
+        backoff_ms,
+        outcome as attempt_outcome,
+        error,
 
     from events
 

@@ -4,7 +4,7 @@ with
 
 events as (
 
-    select * from {{ ref('stg_ledger__events') }}
+    select * from {{ ref('stg_ledger__delivery_events') }}
     where event_type in ('voucher_delivered', 'delivery_failed')
 
 ),
@@ -20,15 +20,15 @@ final as (
         voucher_id,
         customer_id,
         channel,
-        payload->>'provider' as provider,
+        provider,
         case event_type
             when 'voucher_delivered' then 'delivered'
             else 'failed'
         end as delivery_outcome,
-        cast(payload->>'attempts' as integer) as attempts,
-        cast(payload->>'latency_ms' as double) as latency_ms,
-        payload->>'error' as error,
-        coalesce(cast(payload->>'attempts' as integer), 0) = 0 as is_blocked,
+        attempts,
+        latency_ms,
+        error,
+        coalesce(attempts, 0) = 0 as is_blocked,
 
     from events
 

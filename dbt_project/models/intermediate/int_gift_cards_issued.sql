@@ -3,9 +3,15 @@
 -- outstanding balance is what the merchant still owes the holder.
 with
 
-events as (
+vouchers as (
 
-    select * from {{ ref('stg_ledger__events') }}
+    select * from {{ ref('stg_ledger__voucher_events') }}
+
+),
+
+redemptions as (
+
+    select * from {{ ref('stg_ledger__redemption_events') }}
 
 ),
 
@@ -14,13 +20,27 @@ created as (
     select
         voucher_id,
         campaign_id,
-        payload->>'code' as voucher_code,
+        code as voucher_code,
         occurred_at as created_at,
-        cast(payload->>'gift_balance' as bigint) as initial_balance,
+        gift_balance as initial_balance,
 
-    from events
-    where event_type = 'voucher_created' and payload->>'kind' = 'gift'
+    from vouchers
+    where event_type = 'voucher_created' and kind = 'gift'
     qualify row_number() over (partition by voucher_id order by event_seq) = 1
+
+),
+
+movement_events as (
+
+    select voucher_id, event_type, amount,
+    from vouchers
+    where event_type = 'gift_card_topped_up'
+
+    union all
+
+    select voucher_id, event_type, gift_amount as amount,
+    from redemptions
+    where event_type in ('redemption_succeeded', 'redemption_rolled_back')
 
 ),
 
@@ -28,15 +48,11 @@ movements as (
 
     select
         voucher_id,
-        sum(cast(payload->>'amount' as bigint))
-            filter (where event_type = 'gift_card_topped_up') as topped_up,
-        sum(cast(payload->>'gift_amount' as bigint))
-            filter (where event_type = 'redemption_succeeded') as redeemed,
-        sum(cast(payload->>'gift_amount' as bigint))
-            filter (where event_type = 'redemption_rolled_back') as rolled_back,
+        sum(amount) filter (where event_type = 'gift_card_topped_up') as topped_up,
+        sum(amount) filter (where event_type = 'redemption_succeeded') as redeemed,
+        sum(amount) filter (where event_type = 'redemption_rolled_back') as rolled_back,
 
-    from events
-    where event_type in ('gift_card_topped_up', 'redemption_succeeded', 'redemption_rolled_back')
+    from movement_events
     group by voucher_id
 
 ),

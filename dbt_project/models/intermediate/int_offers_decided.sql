@@ -4,9 +4,33 @@
 -- that `delivery_failed` already records.
 with
 
-events as (
+offers as (
 
-    select * from {{ ref('stg_ledger__events') }}
+    select * from {{ ref('stg_ledger__offer_events') }}
+
+),
+
+vouchers as (
+
+    select * from {{ ref('stg_ledger__voucher_events') }}
+
+),
+
+decision_events as (
+
+    select event_id, event_type, campaign_id, customer_id, occurred_at, reason, source,
+        trigger_id, voucher_id, channel,
+    from offers
+    where event_type in ('customer_held_out', 'offer_skipped')
+
+    union all
+
+    select event_id, event_type, campaign_id, customer_id, occurred_at, null as reason,
+        source, trigger_id, voucher_id, channel,
+    from vouchers
+    -- Only publications made by a distribution are decisions; a manual or imported
+    -- publication has no audience behind it.
+    where event_type = 'voucher_published' and source in ('promotion', 'autopilot')
 
 ),
 
@@ -22,21 +46,13 @@ decisions as (
             when 'offer_skipped' then 'skipped'
             else 'published'
         end as decision,
-        case when event_type = 'offer_skipped' then payload->>'reason' end as skip_reason,
-        payload->>'source' as source,
-        payload->>'trigger_id' as trigger_id,
+        case when event_type = 'offer_skipped' then reason end as skip_reason,
+        source,
+        trigger_id,
         voucher_id,
         channel,
 
-    from events
-    where
-        event_type in ('customer_held_out', 'offer_skipped')
-        -- Only publications made by a distribution are decisions; a manual or imported
-        -- publication has no audience behind it.
-        or (
-            event_type = 'voucher_published'
-            and payload->>'source' in ('promotion', 'autopilot')
-        )
+    from decision_events
 
 ),
 

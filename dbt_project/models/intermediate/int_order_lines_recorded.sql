@@ -1,20 +1,26 @@
+-- One row per line of an order_recorded event: lines never change once recorded, so the
+-- table is appended to with each new order instead of being rebuilt.
+{{ config(materialized='incremental', incremental_strategy='append') }}
+
 with
 
 orders as (
 
-    select * from {{ ref('stg_ledger__events') }}
+    select * from {{ ref('stg_ledger__order_events') }}
     where event_type = 'order_recorded'
+    {{ new_ledger_events() }}
 
 ),
 
 unnested as (
 
     select
+        event_seq,
         order_id,
         customer_id,
         occurred_at as ordered_at,
-        unnest(cast(payload->'items' as json[])) as item,
-        generate_subscripts(cast(payload->'items' as json[]), 1) as line_number,
+        unnest(items) as item,
+        generate_subscripts(items, 1) as line_number,
 
     from orders
 
@@ -28,11 +34,13 @@ final as (
         line_number,
         customer_id,
         ordered_at,
-        item->>'product_id' as product_id,
-        item->>'category' as category,
-        cast(item->>'quantity' as integer) as quantity,
-        cast(item->>'unit_price' as bigint) as unit_price,
-        cast(item->>'quantity' as integer) * cast(item->>'unit_price' as bigint) as line_amount,
+        item.product_id,
+        item.category,
+        item.quantity,
+        item.unit_price,
+        item.quantity * item.unit_price as line_amount,
+        -- the high-water mark of the next incremental run
+        event_seq,
 
     from unnested
 

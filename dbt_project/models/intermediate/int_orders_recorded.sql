@@ -5,7 +5,7 @@ with
 
 events as (
 
-    select * from {{ ref('stg_ledger__events') }}
+    select * from {{ ref('stg_ledger__order_events') }}
 
 ),
 
@@ -15,9 +15,10 @@ orders as (
         order_id,
         customer_id,
         occurred_at as ordered_at,
-        cast(payload->>'amount' as bigint) as amount,
-        payload->>'currency' as currency,
-        json_array_length(payload->'items') as lines,
+        amount,
+        currency,
+        -- unsigned, as json_array_length gave it before the payload was parsed upstream
+        cast(len(items) as ubigint) as lines,
         store_id,
         sales_channel,
 
@@ -31,7 +32,7 @@ refunds as (
 
     select
         order_id,
-        sum(cast(payload->>'amount' as bigint))::bigint as refunded_amount,
+        sum(amount)::bigint as refunded_amount,
         count(*) as refunds,
 
     from events

@@ -4,7 +4,7 @@ with
 
 events as (
 
-    select * from {{ ref('stg_ledger__events') }}
+    select * from {{ ref('stg_ledger__redemption_events') }}
 
 ),
 
@@ -17,18 +17,15 @@ attempts as (
         occurred_at as attempted_at,
         campaign_id,
         voucher_id,
-        payload->>'code' as voucher_code,
+        code as voucher_code,
         customer_id,
-        coalesce(order_id, payload->'order'->>'id') as order_id,
-        cast(payload->'order'->>'amount' as bigint) as order_amount,
-        cast(payload->>'discount' as bigint) as discount,
-        cast(payload->>'gift_amount' as bigint) as gift_amount,
-        coalesce(payload->>'currency', payload->'order'->>'currency') as currency,
-        -- The core lists every failing rule in the order it checks them; the first is the
-        -- primary reason.
-        coalesce(
-            cast(json_extract_string(payload, '$.reasons[*].code') as varchar[]), []
-        ) as reason_codes,
+        coalesce(order_id, order_ref) as order_id,
+        order_amount,
+        discount,
+        gift_amount,
+        coalesce(currency, order_currency) as currency,
+        -- The first failing rule is the primary reason.
+        reason_codes,
         idempotency_key,
         store_id,
         staff_id,
@@ -37,7 +34,7 @@ attempts as (
         ip_hash,
         payment_hash,
         -- Imported redemptions (dunnhumby) carry no amounts.
-        coalesce(cast(payload->>'amounts_known' as boolean), true) as are_amounts_known,
+        coalesce(amounts_known, true) as are_amounts_known,
 
     from events
     where event_type in ('redemption_succeeded', 'redemption_rejected')
@@ -48,12 +45,12 @@ rollbacks as (
 
     select
         redemption_id,
-        payload->>'rollback_id' as rollback_id,
+        rollback_id,
         occurred_at as rolled_back_at,
-        payload->>'reason' as rollback_reason,
-        payload->>'cause' as rollback_cause,
-        cast(payload->>'discount' as bigint) as rolled_back_discount,
-        cast(payload->>'gift_amount' as bigint) as rolled_back_gift_amount,
+        reason as rollback_reason,
+        cause as rollback_cause,
+        discount as rolled_back_discount,
+        gift_amount as rolled_back_gift_amount,
 
     from events
     where event_type = 'redemption_rolled_back'

@@ -2,7 +2,7 @@ with
 
 events as (
 
-    select * from {{ ref('stg_ledger__events') }}
+    select * from {{ ref('stg_ledger__offer_events') }}
     where event_type in ('trigger_matched', 'trigger_completed', 'trigger_failed')
 
 ),
@@ -10,10 +10,10 @@ events as (
 matched as (
 
     select
-        payload->>'trigger_id' as trigger_id,
+        trigger_id as trigger_id,
         campaign_id,
         customer_id,
-        payload->>'trigger' as trigger_type,
+        trigger as trigger_type,
         occurred_at as matched_at,
 
     from events
@@ -24,19 +24,19 @@ matched as (
 closed as (
 
     select
-        payload->>'trigger_id' as trigger_id,
+        trigger_id as trigger_id,
         occurred_at as closed_at,
         voucher_id,
         case
             when event_type = 'trigger_failed' then 'failed'
-            else payload->>'outcome'
+            else outcome
         end as trigger_status,
-        case when event_type = 'trigger_failed' then payload->>'reason' end as failure_reason,
+        case when event_type = 'trigger_failed' then reason end as failure_reason,
 
     from events
     where event_type in ('trigger_completed', 'trigger_failed')
     -- A trigger is closed once; should a second closing ever appear, the first one counts.
-    qualify row_number() over (partition by payload->>'trigger_id' order by event_seq) = 1
+    qualify row_number() over (partition by trigger_id order by event_seq) = 1
 
 ),
 

@@ -5,7 +5,7 @@ with
 
 events as (
 
-    select * from {{ ref('stg_ledger__events') }}
+    select * from {{ ref('stg_ledger__voucher_events') }}
     where event_type in ('voucher_created', 'voucher_disabled', 'voucher_enabled')
 
 ),
@@ -15,11 +15,11 @@ created as (
     select
         voucher_id,
         campaign_id,
-        payload->>'code' as voucher_code,
-        payload->>'kind' as voucher_kind,
-        payload->>'source' as creation_source,
+        code as voucher_code,
+        kind as voucher_kind,
+        source as creation_source,
         occurred_at as created_at,
-        cast(payload->>'gift_balance' as bigint) as gift_initial_balance,
+        gift_balance as gift_initial_balance,
 
     from events
     where event_type = 'voucher_created'

@@ -3,9 +3,21 @@
 -- publish it to a second holder).
 with
 
-events as (
+vouchers as (
 
-    select * from {{ ref('stg_ledger__events') }}
+    select * from {{ ref('stg_ledger__voucher_events') }}
+
+),
+
+deliveries as (
+
+    select * from {{ ref('stg_ledger__delivery_events') }}
+
+),
+
+redemptions as (
+
+    select * from {{ ref('stg_ledger__redemption_events') }}
 
 ),
 
@@ -24,14 +36,32 @@ published as (
         channel,
         -- Distribution says promotion/autopilot, `promo import` says import; a publication
         -- by hand (`promo voucher publish`) carries no source.
-        coalesce(payload->>'source', 'manual') as source,
-        payload->>'trigger_id' as trigger_id,
-        payload->>'code' as voucher_code,
+        coalesce(source, 'manual') as source,
+        trigger_id,
+        code as voucher_code,
         occurred_at as published_at,
 
-    from events
+    from vouchers
     where event_type = 'voucher_published'
     qualify row_number() over (partition by voucher_id order by event_seq) = 1
+
+),
+
+later_events as (
+
+    select voucher_id, event_type, occurred_at,
+    from vouchers
+    where event_type in ('voucher_accepted', 'voucher_disabled', 'voucher_enabled')
+
+    union all
+
+    select voucher_id, event_type, occurred_at,
+    from deliveries
+
+    union all
+
+    select voucher_id, event_type, occurred_at,
+    from redemptions
 
 ),
 
@@ -51,14 +81,8 @@ voucher_events as (
         max(occurred_at) filter (where event_type = 'voucher_disabled') as last_disabled_at,
         max(occurred_at) filter (where event_type = 'voucher_enabled') as last_enabled_at,
 
-    from events
-    where
-        voucher_id is not null
-        and event_type in (
-            'voucher_delivered', 'delivery_failed', 'delivery_attempted', 'voucher_accepted',
-            'redemption_succeeded', 'redemption_rolled_back', 'redemption_rejected',
-            'voucher_disabled', 'voucher_enabled'
-        )
+    from later_events
+    where voucher_id is not null
     group by voucher_id
 
 ),

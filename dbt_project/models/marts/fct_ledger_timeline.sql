@@ -1,15 +1,246 @@
 -- One row per ledger event, slim: the ids it concerns and one line of text saying what
 -- happened, for Diagnostics and the detail pages' histories. The payload itself stays in the
 -- build warehouse (one row per event: at scale this is the largest published table).
+-- An event's line never changes once written, so the table is appended to with each new
+-- event. The frequent event families are described from their typed staging tables (payload
+-- parsed once); the rare rest from stg_ledger__events.
+{{ config(materialized='incremental', incremental_strategy='append') }}
+
 with
 
-events as (
+order_events as (
 
-    select * from {{ ref('stg_ledger__events') }}
+    select * from {{ ref('stg_ledger__order_events') }}
+    where true {{ new_ledger_events() }}
 
 ),
 
-described as (
+delivery_events as (
+
+    select * from {{ ref('stg_ledger__delivery_events') }}
+    where true {{ new_ledger_events() }}
+
+),
+
+voucher_events as (
+
+    select * from {{ ref('stg_ledger__voucher_events') }}
+    where true {{ new_ledger_events() }}
+
+),
+
+redemption_events as (
+
+    select * from {{ ref('stg_ledger__redemption_events') }}
+    where true {{ new_ledger_events() }}
+
+),
+
+offer_events as (
+
+    select * from {{ ref('stg_ledger__offer_events') }}
+    where true {{ new_ledger_events() }}
+
+),
+
+other_events as (
+
+    select * from {{ ref('stg_ledger__events') }}
+    where event_type not in {{ ledger_event_types() }}
+    {{ new_ledger_events() }}
+
+),
+
+described_orders as (
+
+    select
+        event_seq,
+        event_id,
+        occurred_at,
+        event_type,
+        campaign_id,
+        voucher_id,
+        customer_id,
+        order_id,
+        channel,
+        redemption_id,
+        store_id,
+        staff_id,
+        case event_type
+            when 'order_recorded'
+                then 'order '
+                || {{ format_money('amount', 'currency') }}
+                || ', ' || coalesce(len(items), 0) || ' lines'
+            when 'order_refunded'
+                then 'refunded ' || {{ format_money('amount', 'null') }}
+                || coalesce(': ' || nullif(reason, ''), '')
+            when 'order_cancelled'
+                then 'cancelled' || coalesce(': ' || nullif(reason, ''), '')
+            else replace(event_type, '_', ' ')
+        end as detail,
+
+    from order_events
+
+),
+
+described_deliveries as (
+
+    select
+        event_seq,
+        event_id,
+        occurred_at,
+        event_type,
+        campaign_id,
+        voucher_id,
+        customer_id,
+        order_id,
+        channel,
+        redemption_id,
+        store_id,
+        staff_id,
+        case event_type
+            when 'delivery_attempted'
+                then 'attempt ' || coalesce(cast(attempt as varchar), '?')
+                || coalesce(' via ' || provider, '') || ': '
+                || coalesce(outcome, '?')
+                || coalesce(' (' || nullif(error, '') || ')', '')
+            when 'voucher_delivered'
+                then 'delivered' || coalesce(' via ' || provider, '')
+                || case
+                    when attempts > 1 then ' after ' || cast(attempts as varchar) || ' attempts'
+                    else ''
+                end
+            when 'delivery_failed'
+                then case
+                    when coalesce(attempts, 0) = 0 then 'delivery blocked'
+                    when attempts = 1 then 'delivery failed after 1 attempt'
+                    else 'delivery failed after ' || cast(attempts as varchar) || ' attempts'
+                end
+                || coalesce(': ' || nullif(error, ''), '')
+            else replace(event_type, '_', ' ')
+        end as detail,
+
+    from delivery_events
+
+),
+
+described_vouchers as (
+
+    select
+        event_seq,
+        event_id,
+        occurred_at,
+        event_type,
+        campaign_id,
+        voucher_id,
+        customer_id,
+        order_id,
+        channel,
+        redemption_id,
+        store_id,
+        staff_id,
+        case event_type
+            when 'voucher_created'
+                then 'created ' || coalesce(kind, '') || ' voucher '
+                || coalesce(code, '?')
+                || coalesce(' (' || source || ')', '')
+            when 'voucher_published'
+                then 'published ' || coalesce(code, '?')
+                || coalesce(' by ' || source, '')
+                || coalesce(' via ' || channel, '')
+            when 'voucher_accepted'
+                then 'accepted ' || coalesce(code, '?')
+            when 'voucher_disabled'
+                then 'disabled ' || coalesce(code, '?')
+                || coalesce(': ' || nullif(note, ''), '')
+            when 'voucher_enabled'
+                then 'enabled ' || coalesce(code, '?')
+                || coalesce(': ' || nullif(note, ''), '')
+            when 'gift_card_topped_up'
+                then 'topped up ' || {{ format_money('amount', 'null') }}
+                || ', balance ' || {{ format_money('balance', 'null') }}
+            else replace(event_type, '_', ' ')
+        end as detail,
+
+    from voucher_events
+
+),
+
+described_redemptions as (
+
+    select
+        event_seq,
+        event_id,
+        occurred_at,
+        event_type,
+        campaign_id,
+        voucher_id,
+        customer_id,
+        order_id,
+        channel,
+        redemption_id,
+        store_id,
+        staff_id,
+        case event_type
+            when 'redemption_succeeded'
+                then 'redeemed: '
+                || case
+                    when coalesce(gift_amount, 0) > 0
+                        then 'gift card ' || {{ format_money('gift_amount', 'currency') }}
+                    else 'discount ' || {{ format_money('discount', 'currency') }}
+                end
+                || coalesce(' on order ' || {{ format_money('order_amount', 'order_currency') }}, '')
+            when 'redemption_rejected'
+                then 'rejected: ' || coalesce(nullif(array_to_string(reason_codes, ', '), ''), '?')
+            when 'redemption_rolled_back'
+                then 'rolled back: '
+                || {{ format_money('discount + coalesce(gift_amount, 0)', 'null') }}
+                || ' given back'
+                || coalesce(' (' || nullif(reason, '') || ')', '')
+            else replace(event_type, '_', ' ')
+        end as detail,
+
+    from redemption_events
+
+),
+
+described_offers as (
+
+    select
+        event_seq,
+        event_id,
+        occurred_at,
+        event_type,
+        campaign_id,
+        voucher_id,
+        customer_id,
+        order_id,
+        channel,
+        redemption_id,
+        store_id,
+        staff_id,
+        case event_type
+            when 'customer_held_out'
+                then 'held out (control group)' || coalesce(' by ' || source, '')
+            when 'offer_skipped'
+                then 'skipped: ' || coalesce(reason, '?')
+            when 'trigger_matched'
+                then 'trigger matched: ' || coalesce(trigger, '?')
+            when 'trigger_completed'
+                then 'trigger completed' || case
+                    when outcome = 'completed' then ''
+                    else coalesce(': ' || outcome, '')
+                end
+            when 'trigger_failed'
+                then 'trigger failed: ' || coalesce(reason, '?')
+            else replace(event_type, '_', ' ')
+        end as detail,
+
+    from offer_events
+
+),
+
+described_others as (
 
     select
         event_seq,
@@ -35,25 +266,6 @@ described as (
             when 'campaign_status_changed'
                 then 'status: ' || coalesce(payload->>'previous', '?')
                 || ' → ' || coalesce(payload->>'status', '?')
-            when 'voucher_created'
-                then 'created ' || coalesce(payload->>'kind', '') || ' voucher '
-                || coalesce(payload->>'code', '?')
-                || coalesce(' (' || (payload->>'source') || ')', '')
-            when 'voucher_published'
-                then 'published ' || coalesce(payload->>'code', '?')
-                || coalesce(' by ' || (payload->>'source'), '')
-                || coalesce(' via ' || channel, '')
-            when 'voucher_accepted'
-                then 'accepted ' || coalesce(payload->>'code', '?')
-            when 'voucher_disabled'
-                then 'disabled ' || coalesce(payload->>'code', '?')
-                || coalesce(': ' || nullif(payload->>'note', ''), '')
-            when 'voucher_enabled'
-                then 'enabled ' || coalesce(payload->>'code', '?')
-                || coalesce(': ' || nullif(payload->>'note', ''), '')
-            when 'gift_card_topped_up'
-                then 'topped up ' || {{ format_money("cast(payload->>'amount' as bigint)", 'null') }}
-                || ', balance ' || {{ format_money("cast(payload->>'balance' as bigint)", 'null') }}
             when 'segment_member_added'
                 then 'joined segment ' || coalesce(payload->>'segment_id', '?')
             when 'segment_member_removed'
@@ -74,33 +286,6 @@ described as (
             when 'validation_hold_created'
                 then 'hold on ' || coalesce(payload->>'code', '?') || ' until '
                 || coalesce(payload->>'expires_at', '?')
-            when 'redemption_succeeded'
-                then 'redeemed: '
-                || case
-                    when coalesce(cast(payload->>'gift_amount' as bigint), 0) > 0
-                        then 'gift card '
-                        || {{ format_money("cast(payload->>'gift_amount' as bigint)", "payload->>'currency'") }}
-                    else 'discount '
-                        || {{ format_money("cast(payload->>'discount' as bigint)", "payload->>'currency'") }}
-                end
-                || coalesce(
-                    ' on order '
-                    || {{ format_money("cast(payload->'order'->>'amount' as bigint)", "payload->'order'->>'currency'") }},
-                    ''
-                )
-            when 'redemption_rejected'
-                then 'rejected: ' || coalesce(
-                    nullif(array_to_string(
-                        cast(json_extract_string(payload, '$.reasons[*].code') as varchar[]),
-                        ', '
-                    ), ''),
-                    '?'
-                )
-            when 'redemption_rolled_back'
-                then 'rolled back: '
-                || {{ format_money("cast(payload->>'discount' as bigint) + coalesce(cast(payload->>'gift_amount' as bigint), 0)", 'null') }}
-                || ' given back'
-                || coalesce(' (' || nullif(payload->>'reason', '') || ')', '')
             when 'rollback_rejected'
                 then 'rollback rejected: ' || coalesce(
                     nullif(array_to_string(
@@ -119,15 +304,6 @@ described as (
                 then 'consent ' || coalesce(payload->>'channel', channel, '?')
                 || case when cast(payload->>'granted' as boolean) then ' granted' else ' withdrawn' end
                 || coalesce(' (' || (payload->>'source') || ')', '')
-            when 'order_recorded'
-                then 'order '
-                || {{ format_money("cast(payload->>'amount' as bigint)", "payload->>'currency'") }}
-                || ', ' || coalesce(json_array_length(payload->'items'), 0) || ' lines'
-            when 'order_refunded'
-                then 'refunded ' || {{ format_money("cast(payload->>'amount' as bigint)", 'null') }}
-                || coalesce(': ' || nullif(payload->>'reason', ''), '')
-            when 'order_cancelled'
-                then 'cancelled' || coalesce(': ' || nullif(payload->>'reason', ''), '')
             when 'segment_defined'
                 then 'segment defined: ' || coalesce(payload->'definition'->>'id', '?')
             when 'frequency_cap_set'
@@ -140,40 +316,6 @@ described as (
                 || ' published, ' || coalesce(payload->>'held_out', '0') || ' held out, '
                 || coalesce(payload->>'delivered', '0') || ' delivered, '
                 || coalesce(payload->>'failed', '0') || ' failed'
-            when 'trigger_matched'
-                then 'trigger matched: ' || coalesce(payload->>'trigger', '?')
-            when 'trigger_completed'
-                then 'trigger completed' || case
-                    when payload->>'outcome' = 'completed' then ''
-                    else coalesce(': ' || (payload->>'outcome'), '')
-                end
-            when 'trigger_failed'
-                then 'trigger failed: ' || coalesce(payload->>'reason', '?')
-            when 'customer_held_out'
-                then 'held out (control group)' || coalesce(' by ' || (payload->>'source'), '')
-            when 'offer_skipped'
-                then 'skipped: ' || coalesce(payload->>'reason', '?')
-            when 'delivery_attempted'
-                then 'attempt ' || coalesce(payload->>'attempt', '?')
-                || coalesce(' via ' || (payload->>'provider'), '') || ': '
-                || coalesce(payload->>'outcome', '?')
-                || coalesce(' (' || nullif(payload->>'error', '') || ')', '')
-            when 'voucher_delivered'
-                then 'delivered' || coalesce(' via ' || (payload->>'provider'), '')
-                || case
-                    when cast(payload->>'attempts' as integer) > 1
-                        then ' after ' || (payload->>'attempts') || ' attempts'
-                    else ''
-                end
-            when 'delivery_failed'
-                then case
-                    when coalesce(cast(payload->>'attempts' as integer), 0) = 0
-                        then 'delivery blocked'
-                    when cast(payload->>'attempts' as integer) = 1
-                        then 'delivery failed after 1 attempt'
-                    else 'delivery failed after ' || (payload->>'attempts') || ' attempts'
-                end
-                || coalesce(': ' || nullif(payload->>'error', ''), '')
             when 'fraud_review_recorded'
                 then 'review: ' || coalesce(payload->>'decision', '?') || ' on '
                 || coalesce(payload->>'entity_type', '?') || ' '
@@ -183,13 +325,23 @@ described as (
             else replace(event_type, '_', ' ')
         end as detail,
 
-    from events
+    from other_events
 
 ),
 
 final as (
 
-    select * from described
+    select * from described_orders
+    union all
+    select * from described_deliveries
+    union all
+    select * from described_vouchers
+    union all
+    select * from described_redemptions
+    union all
+    select * from described_offers
+    union all
+    select * from described_others
 
 )
 
