@@ -6,6 +6,11 @@ already in the lake) and merges it into the file of its own day, so a late-arriv
 in its own day's partition. Rebuilding a day re-reads that day from the ledger, using the seq
 range the state file remembers for it, and writes the same bytes for the same events.
 
+The new events are read in seq ranges (CHUNK_EVENTS at a time, READ_WORKERS ranges in parallel)
+and a day is written once a chunk comes without events for it, so memory stays bounded however
+large the ledger or the batch; a day that gets more events after it was written is merged again,
+and the bytes do not depend on the chunking.
+
 The state file (`lake/_state.json`) is written last: a crash between the Parquet files and the
 state only means the next run re-reads events it already has, and merging de-duplicates by seq.
 """
@@ -14,13 +19,16 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 
 import adbc_driver_sqlite.dbapi as adbc
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -118,11 +126,44 @@ class Lake:
         return [path for path in (self.day_file(day) for day in sorted(days)) if path.exists()]
 
 
+# The extract reads the ledger in seq ranges of CHUNK_EVENTS, READ_WORKERS at a time (the SQLite
+# read is most of the extract's time, and the ADBC reader runs without the GIL, so two ranges read
+# on two cores), and holds at most BUFFER_EVENTS events of days not yet written: memory stays
+# bounded by (READ_WORKERS + 1) chunks plus the buffer plus the largest day, whatever the ledger's
+# size. The files do not depend on these numbers (write_day writes a day's events the same way
+# however they were chunked).
+CHUNK_EVENTS = 250_000
+READ_WORKERS = 2
+BUFFER_EVENTS = 1_000_000
+# Rows per Arrow batch from the ADBC reader (its default, 1024, makes tables of thousands of
+# chunks that every later step pays for).
+_BATCH_ROWS = 65_536
+_BUSY_TIMEOUT_MS = 30_000
+
+
 def read_ledger(ledger: Path, where: str = "", params: tuple = ()) -> pa.Table:
-    """Events of the ledger as Arrow, in seq order, read without blocking the ledger's writer."""
+    """Events of the ledger as Arrow, in seq order, read without blocking the ledger's writer.
+
+    Without `where`, the whole ledger is read in seq ranges on READ_WORKERS threads."""
+    if where:
+        return _read(ledger, where, params)
+    ranges = _seq_ranges(0, ledger_high_water(ledger))
+    if len(ranges) <= 1:
+        return _read(ledger, "WHERE seq > ? AND seq <= ?", ranges[0] if ranges else (0, 0))
+    with ThreadPoolExecutor(READ_WORKERS) as pool:
+        parts = list(pool.map(lambda r: _read(ledger, "WHERE seq > ? AND seq <= ?", r), ranges))
+    return pa.concat_tables(parts)
+
+
+def _read(ledger: Path, where: str, params: tuple) -> pa.Table:
     uri = f"file:{ledger}?mode=ro"
     with adbc.connect(uri) as connection:
         cursor = connection.cursor()
+        # Readers on two threads open connections at the same moment; one may find the other
+        # setting up the WAL index and get SQLITE_BUSY ("database is locked"): wait instead.
+        cursor.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+        cursor.fetchall()
+        cursor.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(_BATCH_ROWS)})
         cursor.execute(f"SELECT {_SELECT} FROM events {where} ORDER BY seq", params)
         table = cursor.fetch_arrow_table()
         cursor.close()
@@ -136,6 +177,30 @@ def read_ledger(ledger: Path, where: str = "", params: tuple = ()) -> pa.Table:
         columns.append(column.cast(LAKE_SCHEMA.field(name).type))
     columns.append(pc.utf8_slice_codeunits(table["occurred_at"], 0, 10))
     return pa.Table.from_arrays(columns, schema=LAKE_SCHEMA)
+
+
+def _seq_ranges(after: int, high: int, size: int | None = None) -> list[tuple[int, int]]:
+    """(low, high] seq ranges of at most `size` covering (after, high]."""
+    size = size or CHUNK_EVENTS
+    return [(low, min(low + size, high)) for low in range(after, high, size)]
+
+
+def read_chunks(ledger: Path, after: int, high: int) -> Iterator[pa.Table]:
+    """The events with after < seq <= high, in seq order, one table per CHUNK_EVENTS seq range;
+    READ_WORKERS ranges are read ahead at a time (no more, so memory stays bounded)."""
+    ranges = _seq_ranges(after, high)
+    with ThreadPoolExecutor(READ_WORKERS) as pool:
+        pending = [pool.submit(_read_range, ledger, r) for r in ranges[:READ_WORKERS]]
+        for i in range(len(ranges)):
+            chunk = pending.pop(0).result()
+            if i + READ_WORKERS < len(ranges):
+                pending.append(pool.submit(_read_range, ledger, ranges[i + READ_WORKERS]))
+            yield chunk
+
+
+def _read_range(ledger: Path, seq_range: tuple[int, int]) -> pa.Table:
+    # through the module's read_ledger, so the benchmark's profile still times the reads
+    return read_ledger(ledger, "WHERE seq > ? AND seq <= ?", seq_range)
 
 
 def ledger_high_water(ledger: Path) -> int:
@@ -160,73 +225,128 @@ def latest_event_day(ledger: Path) -> date | None:
 
 def sync_lake(ledger: Path, lake: Lake, rebuild_days: Iterable[str] = ()) -> ExtractResult:
     """Bring the lake up to the ledger: merge every event past the watermark into its day, and
-    re-read the `rebuild_days` from the ledger (a partition re-run or a backfill)."""
+    re-read the `rebuild_days` from the ledger (a partition re-run or a backfill).
+
+    New events are read chunk by chunk in seq order. A day's events wait in memory until a chunk
+    arrives without any for it (a day's events are mostly contiguous in seq), or until more than
+    BUFFER_EVENTS wait; the day is then merged into its file. A day that gets more events after
+    that is merged again, like any late event: the files come out the same either way."""
     state = LakeState.load(lake.state_path)
     before = state.watermark
-    new = read_ledger(ledger, "WHERE seq > ?", (before,))
-    by_day = split_by_day(new)
     known_days = set(state.days)
+    rebuild = set(rebuild_days)
     # late: it happened on a day before the newest one the lake had already seen
     newest = max(known_days, default=None)
-    late = sum(part.num_rows for day, part in by_day.items() if newest is not None and day < newest)
-    for day, part in by_day.items():
-        seqs = part["seq"]
-        low, high = pc.min(seqs).as_py(), pc.max(seqs).as_py()
-        if day in state.days:
-            old = state.days[day]
-            state.days[day] = [min(old[0], low), max(old[1], high), old[2] + part.num_rows]
-        else:
-            state.days[day] = [low, high, part.num_rows]
+    new_events = late = 0
+    watermark = before
+    written: set[str] = set()
+    waiting: dict[str, list[pa.Table]] = {}
+    waiting_events = 0
 
-    written: list[str] = []
-    for day in sorted(set(rebuild_days) | set(by_day)):
-        if day in set(rebuild_days) and day in known_days:
-            low, high, _ = state.days[day]
-            table = read_ledger(
-                ledger,
-                "WHERE seq BETWEEN ? AND ? AND occurred_at >= ? AND occurred_at < ?",
-                (low, high, day, _next_day(day)),
-            )
-        elif day in by_day:
-            table = _merge(lake.day_file(day), by_day[day])
+    def write_waiting(days: Iterable[str]) -> None:
+        nonlocal waiting_events
+        for day in sorted(days):
+            parts = waiting.pop(day)
+            new = parts[0] if len(parts) == 1 else pa.concat_tables(parts)
+            waiting_events -= new.num_rows
+            table = _merge(lake.day_file(day), new)
+            state.days[day][2] = table.num_rows
+            write_day(lake.day_file(day), table)
+            written.add(day)
+
+    for chunk in read_chunks(ledger, before, ledger_high_water(ledger)):
+        if chunk.num_rows == 0:
+            continue
+        new_events += chunk.num_rows
+        watermark = max(watermark, pc.max(chunk["seq"]).as_py())
+        by_day = split_by_day(chunk)
+        for day, part in by_day.items():
+            if newest is not None and day < newest:
+                late += part.num_rows
+            seqs = part["seq"]
+            low, high = pc.min(seqs).as_py(), pc.max(seqs).as_py()
+            if day in state.days:
+                old = state.days[day]
+                state.days[day] = [min(old[0], low), max(old[1], high), old[2] + part.num_rows]
+            else:
+                state.days[day] = [low, high, part.num_rows]
+            if day in rebuild and day in known_days:
+                continue  # re-read whole from the ledger below
+            waiting.setdefault(day, []).append(part)
+            waiting_events += part.num_rows
+        if waiting_events > BUFFER_EVENTS:
+            write_waiting(list(waiting))
         else:
-            continue  # a day with no events: nothing to write
+            write_waiting([day for day in waiting if day not in by_day])
+    write_waiting(list(waiting))
+
+    for day in sorted(rebuild & known_days):
+        low, high, _ = state.days[day]
+        table = read_ledger(
+            ledger,
+            "WHERE seq BETWEEN ? AND ? AND occurred_at >= ? AND occurred_at < ?",
+            (low, high, day, _next_day(day)),
+        )
         state.days[day][2] = table.num_rows
         write_day(lake.day_file(day), table)
-        written.append(day)
+        written.add(day)
 
-    if new.num_rows:
-        state.watermark = pc.max(new["seq"]).as_py()
+    state.watermark = watermark
     state.save(lake.state_path)
     return ExtractResult(
         watermark_before=before,
         watermark_after=state.watermark,
-        new_events=new.num_rows,
+        new_events=new_events,
         late_events=late,
-        days_written=tuple(written),
+        days_written=tuple(sorted(written)),
         lake_events=sum(v[2] for v in state.days.values()),
     )
 
 
 def split_by_day(table: pa.Table) -> dict[str, pa.Table]:
-    """One table per event date, each in seq order."""
+    """One table per event date, each in seq order (the input is in seq order)."""
     if table.num_rows == 0:
         return {}
-    ordered = table.sort_by([("event_date", "ascending"), ("seq", "ascending")])
-    parts: dict[str, pa.Table] = {}
-    offset = 0
-    for entry in pc.value_counts(ordered["event_date"]).to_pylist():
-        # value_counts keeps the order of first appearance, which is sorted here
-        parts[entry["values"]] = ordered.slice(offset, entry["counts"])
-        offset += entry["counts"]
-    return parts
+    encoded = pc.dictionary_encode(table["event_date"]).combine_chunks()
+    codes = encoded.indices.to_numpy()
+    names = encoded.dictionary.to_pylist()
+    # Runs of one day: a chunk's events mostly come a day at a time, and slicing runs copies
+    # nothing (write_day combines the pieces once). Many short runs (interleaved days) would
+    # make many tiny slices: then one stable sort by day and a single take.
+    starts = np.flatnonzero(np.diff(codes)) + 1
+    if len(starts) + 1 > 2 * len(names) + 64:
+        order = np.argsort(codes, kind="stable")
+        ordered = table.take(order)
+        counts = np.bincount(codes, minlength=len(names))
+        offsets = np.concatenate(([0], np.cumsum(counts)))
+        return {
+            name: ordered.slice(offsets[code], counts[code])
+            for code, name in sorted(enumerate(names), key=lambda item: item[1])
+        }
+    bounds = np.concatenate(([0], starts, [len(codes)]))
+    runs: dict[str, list[pa.Table]] = {}
+    for begin, end in pairwise(bounds.tolist()):
+        runs.setdefault(names[codes[begin]], []).append(table.slice(begin, end - begin))
+    return {
+        name: parts[0] if len(parts) == 1 else pa.concat_tables(parts)
+        for name, parts in sorted(runs.items())
+    }
 
 
 def write_day(path: Path, table: pa.Table) -> None:
     """Write a day's file atomically; identical events give identical bytes."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".parquet.tmp")
-    pq.write_table(table.combine_chunks(), tmp, compression="zstd", row_group_size=1_000_000)
+    # No dictionary pages: most columns are near-unique (ids, timestamps, payloads), where
+    # building a dictionary only to abandon it costs a fifth of the write; zstd takes care of the
+    # repeated values (the files come out slightly smaller, and read faster with pyarrow).
+    pq.write_table(
+        table.combine_chunks(),
+        tmp,
+        compression="zstd",
+        use_dictionary=False,
+        row_group_size=1_000_000,
+    )
     os.replace(tmp, path)
 
 
@@ -240,6 +360,10 @@ def load_raw(
     lake_counts = {day: entry[2] for day, entry in LakeState.load(lake.state_path).days.items()}
     warehouse.parent.mkdir(parents=True, exist_ok=True)
     with duckdb.connect(str(warehouse)) as db:
+        # Rows are inserted in parallel without keeping the files' order (nothing reads the raw
+        # table by its physical order: every model orders or groups by its own keys), which
+        # takes a sixth off the load. Only for this connection.
+        db.execute("SET preserve_insertion_order = false")
         db.execute("CREATE SCHEMA IF NOT EXISTS raw")
         columns = ", ".join(
             ["seq BIGINT"] + [f"{name} VARCHAR" for name in TEXT_COLUMNS] + ["event_date VARCHAR"]

@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 from builders import Clock, engine_at, redeem, standalone
 
+from pipelines import ledger_extract
 from pipelines.ledger_extract import (
     LAKE_SCHEMA,
     NULLABLE_COLUMNS,
@@ -28,6 +29,8 @@ from pipelines.ledger_extract import (
     Lake,
     ledger_high_water,
     load_raw,
+    read_ledger,
+    split_by_day,
     sync_lake,
     write_day,
 )
@@ -354,6 +357,96 @@ def test_a_run_that_died_before_saving_its_state_duplicates_nothing(tmp_path: Pa
     assert sorted(lake_seqs) == list(range(1, total + 1))  # each event once
     assert rerun.lake_events == total
     assert file_bytes(lake) == contents
+
+
+def small_chunks(monkeypatch: pytest.MonkeyPatch, chunk: int, buffer: int) -> None:
+    """Read the ledger `chunk` seqs at a time and keep at most `buffer` events waiting."""
+    monkeypatch.setattr(ledger_extract, "CHUNK_EVENTS", chunk)
+    monkeypatch.setattr(ledger_extract, "BUFFER_EVENTS", buffer)
+
+
+@pytest.mark.parametrize(("chunk", "buffer"), [(7, 1_000_000), (50, 20), (1, 1)])
+def test_the_lake_does_not_depend_on_how_the_ledger_was_chunked(
+    tmp_path: Path, simulated: Path, monkeypatch: pytest.MonkeyPatch, chunk: int, buffer: int
+) -> None:
+    """Chunk boundaries fall inside days, a run reads many chunks, and a tiny buffer writes days
+    that later chunks add to again: the files, the state and the result are the same."""
+    ledger = simulated
+    whole = lake_of(tmp_path / "whole")
+    expected = sync_lake(ledger, whole)
+    small_chunks(monkeypatch, chunk, buffer)
+    chunked = lake_of(tmp_path / "chunked")
+
+    result = sync_lake(ledger, chunked)
+
+    assert expected.new_events > 20 * chunk  # many chunks
+    assert result == expected
+    assert file_bytes(chunked) == file_bytes(whole)
+    assert chunked.state_path.read_bytes() == whole.state_path.read_bytes()
+
+
+def test_late_events_and_rebuilds_with_small_chunks_give_the_same_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine, clock = two_day_engine(tmp_path)
+    ledger, lake = tmp_path / "ledger.sqlite", lake_of(tmp_path)
+    small_chunks(monkeypatch, 1, 1)
+    sync_lake(ledger, lake)
+    clock.advance(hours=1)
+    import_late(engine, "evt_late_day_1", "2026-03-04T09:30:00.000000Z")
+    redeem(engine, "SPRING10", customer_id="cust-afternoon")
+    import_late(engine, "evt_late_day_1b", "2026-03-04T10:30:00.000000Z")
+    engine.flush()
+
+    result = sync_lake(ledger, lake)
+    merged = file_bytes(lake)
+    rebuilt = sync_lake(ledger, lake, rebuild_days=["2026-03-04", "2026-03-05"])
+
+    assert result.days_written == ("2026-03-04", "2026-03-05")
+    assert (result.new_events, result.late_events) == (3, 2)
+    assert rebuilt.days_written == ("2026-03-04", "2026-03-05")
+    assert file_bytes(lake) == merged
+    day_1 = seqs_in(lake.day_file("2026-03-04"))
+    assert day_1 == sorted(day_1)
+    assert seq_of(ledger, "evt_late_day_1b") == day_1[-1]
+
+
+def test_read_ledger_in_parallel_ranges_reads_the_same_table(
+    simulated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    whole = read_ledger(simulated)
+    monkeypatch.setattr(ledger_extract, "CHUNK_EVENTS", 13)
+
+    in_ranges = read_ledger(simulated)
+
+    assert in_ranges.equals(whole)
+    assert in_ranges.schema == LAKE_SCHEMA
+    assert in_ranges["seq"].to_pylist() == [
+        seq for (seq,) in ledger_rows(simulated, "SELECT seq FROM events ORDER BY seq")
+    ]
+
+
+@pytest.mark.parametrize("interleaved", [False, True])
+def test_split_by_day_keeps_each_days_events_in_seq_order(interleaved: bool) -> None:
+    """Days in runs (sliced) and days interleaved event by event (sorted) split alike."""
+    days = ["2026-03-05", "2026-03-04", "2026-03-06"]
+    if interleaved:
+        dates = [days[i % 3] for i in range(300)]
+    else:
+        dates = [days[0]] * 100 + [days[1]] * 50 + [days[0]] * 50 + [days[2]] * 100
+    columns: dict[str, list[Any]] = {"seq": list(range(1, 301))}
+    columns.update({name: [f"{name}-{i}" for i in range(300)] for name in TEXT_COLUMNS})
+    columns["event_date"] = dates
+    table = pa.Table.from_pydict(columns, schema=LAKE_SCHEMA)
+
+    parts = split_by_day(table)
+
+    assert list(parts) == sorted(days)
+    for day, part in parts.items():
+        expected = [seq for seq, date in zip(columns["seq"], dates, strict=True) if date == day]
+        assert part["seq"].to_pylist() == expected
+        assert set(part["event_date"].to_pylist()) == {day}
+        assert part["payload"].to_pylist() == [f"payload-{seq - 1}" for seq in expected]
 
 
 # -- the raw layer -----------------------------------------------------------------------------
