@@ -1,21 +1,28 @@
 """Great Expectations suites that gate the pipeline: one on the raw extract, one on key marts.
 
-DuckDB does the joins (a reference is broken when the voucher, campaign or redemption it names
-was never created) and hands Great Expectations one narrow frame per suite; the expectations
-then say what must hold, and a failure names the offending rows by `seq` and `event_id`.
+DuckDB stages a narrow table per suite in the build warehouse's `quality` schema (private: a
+publish copies only `marts` and `ml`), and Great Expectations validates it through its SQL
+datasource, so every metric is a SQL query DuckDB runs, never a pandas frame of the ledger.
+
+The raw suite checks the batch the raw layer gained since the last time it passed (everything on
+the first run); facts that span batches are computed against the whole raw layer: a batch event
+reusing an older event's seq or event_id is a duplicate (the older row is staged beside it, so
+the failure names both), and a reference is broken only if what it names was never created
+anywhere in the raw layer. A failure names the offending rows by `seq` and `event_id`.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import duckdb
-import pandas as pd
 
 from redemption_core.events import EventType
 
@@ -23,6 +30,15 @@ from redemption_core.events import EventType
 MAX_SECONDS_AFTER_RECORDED = 86_400
 EARLIEST_PLAUSIBLE = "1990-01-01"
 AMOUNT_COLUMNS = ("discount", "gift_amount", "order_amount", "amount", "balance", "latency_ms")
+# where each amount sits in an event's payload, in AMOUNT_COLUMNS order
+AMOUNT_PATHS = (
+    "$.discount",
+    "$.gift_amount",
+    "$.order.amount",
+    "$.amount",
+    "$.balance",
+    "$.latency_ms",
+)
 SAMPLE_ROWS = 20
 # Conversion between funnel steps: shares of a cohort, so never below 0 or above 1.
 FUNNEL_RATES = (
@@ -32,52 +48,94 @@ FUNNEL_RATES = (
     "redeemed_per_published",
 )
 
-RAW_EVENTS_QUERY = """
-with events as (
-    -- a payload that is not JSON fails its own expectation instead of stopping the query
-    select *, case when json_valid(payload) then payload end as json_payload
-    from raw.ledger_events
+QUALITY_SCHEMA = "quality"
+# The raw layer as of the last raw check that passed, per event day: its event count and seq sum
+# (a day re-loaded with the same seqs is the same events: the ledger is append-only and seq is
+# its key) and highest seq. Written only when the suite passes, so a failed batch is checked
+# again on the next run instead of slipping behind the watermark.
+CHECKED_DAYS = f"{QUALITY_SCHEMA}.raw_checked_days"
+PENDING_DAYS = f"{QUALITY_SCHEMA}.raw_pending_days"
+RAW_BATCH = f"{QUALITY_SCHEMA}.raw_batch"
+MART_RECONCILIATION = f"{QUALITY_SCHEMA}.mart_reconciliation"
+FUNNEL_KEYS = f"{QUALITY_SCHEMA}.campaign_funnel_rates"
+
+# A NULL event_date or seq must not let a row fall outside every batch.
+_DAY = "coalesce(event_date, '')"
+
+RAW_BATCH_QUERY = """
+CREATE OR REPLACE TABLE {raw_batch} AS
+WITH batch AS {materialized} (
+    SELECT seq, event_id, event_type, occurred_at, recorded_at, voucher_id, campaign_id,
+        redemption_id, payload
+    FROM raw.ledger_events
+    WHERE {in_batch}
 ),
-vouchers as (
-    select distinct voucher_id from events where event_type = 'voucher_created'
+events AS {materialized} (
+    SELECT *, true AS in_batch FROM batch
+    {witnesses}
 ),
-campaigns as (
-    select distinct campaign_id from events where event_type = 'campaign_created'
+vouchers AS (
+    SELECT DISTINCT voucher_id FROM raw.ledger_events
+    WHERE event_type = 'voucher_created' {voucher_scope}
 ),
-redemptions as (
-    select distinct redemption_id from events where event_type = 'redemption_succeeded'
+campaigns AS (
+    SELECT DISTINCT campaign_id FROM raw.ledger_events
+    WHERE event_type = 'campaign_created' {campaign_scope}
 ),
-parsed as (
-    select
+redemptions AS (
+    SELECT DISTINCT redemption_id FROM raw.ledger_events
+    WHERE event_type = 'redemption_succeeded' {redemption_scope}
+),
+parsed AS (
+    SELECT
         e.seq,
         e.event_id,
         e.event_type,
-        try_cast(replace(e.occurred_at, 'Z', '') as timestamp) as occurred,
-        try_cast(replace(e.recorded_at, 'Z', '') as timestamp) as recorded,
-        json_valid(e.payload) as payload_is_json,
-        try_cast(e.json_payload ->> 'discount' as bigint) as discount,
-        try_cast(e.json_payload ->> 'gift_amount' as bigint) as gift_amount,
-        try_cast(e.json_payload -> 'order' ->> 'amount' as bigint) as order_amount,
-        try_cast(e.json_payload ->> 'amount' as bigint) as amount,
-        try_cast(e.json_payload ->> 'balance' as bigint) as balance,
-        try_cast(e.json_payload ->> 'latency_ms' as bigint) as latency_ms,
-        case
-            when e.voucher_id is not null and e.event_type <> 'voucher_created'
-                and v.voucher_id is null then 'voucher ' || e.voucher_id || ' was never created'
-            when e.campaign_id is not null and e.event_type <> 'campaign_created'
-                and c.campaign_id is null then 'campaign ' || e.campaign_id || ' was never created'
-            when e.event_type = 'redemption_rolled_back'
-                and r.redemption_id is null then 'redemption ' || coalesce(e.redemption_id, '(none)') || ' never succeeded'
-        end as broken_reference,
-    from events as e
-    left join vouchers as v on v.voucher_id = e.voucher_id
-    left join campaigns as c on c.campaign_id = e.campaign_id
-    left join redemptions as r on r.redemption_id = e.redemption_id
+        try_cast(replace(e.occurred_at, 'Z', '') AS timestamp) AS occurred,
+        try_cast(replace(e.recorded_at, 'Z', '') AS timestamp) AS recorded,
+        -- one parse per payload gives all the amounts and says whether it is JSON (a payload
+        -- that is not JSON, or none, gives NULL and fails its own expectation instead of
+        -- stopping the query): parsing is most of the staging's cost
+        try(json_extract_string(e.payload, {amount_paths})) AS amounts,
+        amounts IS NOT NULL AS payload_is_json,
+        CASE
+            WHEN e.voucher_id IS NOT NULL AND e.event_type <> 'voucher_created'
+                AND v.voucher_id IS NULL THEN 'voucher ' || e.voucher_id || ' was never created'
+            WHEN e.campaign_id IS NOT NULL AND e.event_type <> 'campaign_created'
+                AND c.campaign_id IS NULL THEN 'campaign ' || e.campaign_id || ' was never created'
+            WHEN e.event_type = 'redemption_rolled_back'
+                AND r.redemption_id IS NULL THEN 'redemption ' || coalesce(e.redemption_id, '(none)') || ' never succeeded'
+        END AS broken_reference,
+        e.in_batch,
+    FROM events AS e
+    LEFT JOIN vouchers AS v ON v.voucher_id = e.voucher_id
+    LEFT JOIN campaigns AS c ON c.campaign_id = e.campaign_id
+    LEFT JOIN redemptions AS r ON r.redemption_id = e.redemption_id
 )
-select
-    *,
-    date_diff('second', recorded, occurred) as seconds_after_recorded,
-from parsed
+SELECT
+    seq, event_id, event_type, occurred, recorded, payload_is_json,
+    {amount_columns},
+    broken_reference,
+    date_diff('second', recorded, occurred) AS seconds_after_recorded,
+    in_batch,
+FROM parsed
+"""
+
+# Older rows sharing a seq or event_id with the batch, staged beside it (not counted as checked):
+# a duplicate across batches then fails uniqueness like one inside the batch, naming both rows.
+WITNESSES = """
+    UNION ALL
+    SELECT seq, event_id, event_type, occurred_at, recorded_at, voucher_id, campaign_id,
+        redemption_id, payload, false
+    FROM raw.ledger_events
+    -- two semi-joins, not one OR of them (which probes every row twice): the seq one is pruned
+    -- to the batch's seq range
+    WHERE seq IN (SELECT seq FROM batch) AND NOT ({in_batch})
+    UNION
+    SELECT seq, event_id, event_type, occurred_at, recorded_at, voucher_id, campaign_id,
+        redemption_id, payload, false
+    FROM raw.ledger_events
+    WHERE event_id IN (SELECT event_id FROM batch) AND NOT ({in_batch})
 """
 
 
@@ -123,10 +181,21 @@ class QualityReport:
         return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    table: str  # schema.table in the warehouse
+    build: Callable[[Any], list[Any]]  # great_expectations module → expectations
+    id_columns: list[str]
+    rows_checked: int
+
+
 def check_raw_events(warehouse: Path) -> QualityReport:
-    """The raw extract: unique ids, known types, plausible timestamps, no negative money, no
-    reference to a voucher, campaign or redemption the ledger never created."""
-    frame = _query(warehouse, RAW_EVENTS_QUERY)
+    """The raw extract's new batch: unique ids (across batches too), known types, plausible
+    timestamps, JSON payloads, no negative money, no reference to a voucher, campaign or
+    redemption the raw layer never created."""
+    with duckdb.connect(str(warehouse)) as db:
+        rows = stage_raw_batch(db)
     known_types = sorted(member.value for member in EventType)
 
     def build(gx: Any) -> list[Any]:
@@ -139,7 +208,7 @@ def check_raw_events(warehouse: Path) -> QualityReport:
             gx.expectations.ExpectColumnValuesToNotBeNull(column="occurred"),
             gx.expectations.ExpectColumnValuesToNotBeNull(column="recorded"),
             gx.expectations.ExpectColumnValuesToBeBetween(
-                column="occurred", min_value=pd.Timestamp(EARLIEST_PLAUSIBLE)
+                column="occurred", min_value=datetime.fromisoformat(EARLIEST_PLAUSIBLE)
             ),
             gx.expectations.ExpectColumnValuesToBeBetween(
                 column="seconds_after_recorded", max_value=MAX_SECONDS_AFTER_RECORDED
@@ -153,82 +222,177 @@ def check_raw_events(warehouse: Path) -> QualityReport:
         ]
         return expectations
 
-    return _validate("raw_ledger_events", frame, build, id_columns=["seq", "event_id"])
+    (report,) = validate(
+        warehouse,
+        [
+            Suite(
+                "raw_ledger_events",
+                RAW_BATCH,
+                build,
+                id_columns=["seq", "event_id"],
+                rows_checked=rows,
+            )
+        ],
+    )
+    if report.passed:
+        with duckdb.connect(str(warehouse)) as db:
+            db.execute(
+                f"CREATE OR REPLACE TABLE {CHECKED_DAYS} AS "
+                f"SELECT event_day, events, seq_sum, seq_max FROM {PENDING_DAYS}"
+            )
+    return report
 
 
+def stage_raw_batch(db: duckdb.DuckDBPyConnection) -> int:
+    """Replace `quality.raw_batch` with the checked columns of the raw layer's unchecked rows
+    (plus any older rows they duplicate); return how many rows the batch holds.
+
+    The batch: every row past the highest seq of the last passing check, and every row of a day
+    whose already-checked part changed (a re-load that brought different events). If a checked
+    day lost events, references into it may have broken anywhere: everything is checked again.
+    """
+    db.execute(f"CREATE SCHEMA IF NOT EXISTS {QUALITY_SCHEMA}")
+    db.execute(
+        f"CREATE TABLE IF NOT EXISTS {CHECKED_DAYS} "
+        "(event_day VARCHAR, events BIGINT, seq_sum HUGEINT, seq_max BIGINT)"
+    )
+    (checked_up_to,) = db.execute(
+        f"SELECT coalesce(max(seq_max), 0) FROM {CHECKED_DAYS}"
+    ).fetchone()
+    db.execute(
+        f"CREATE OR REPLACE TABLE {PENDING_DAYS} AS "
+        f"SELECT {_DAY} AS event_day, count(*) AS events, sum(seq) AS seq_sum, max(seq) AS seq_max, "
+        "count(*) FILTER (WHERE seq <= $w) AS old_events, "
+        "sum(seq) FILTER (WHERE seq <= $w) AS old_seq_sum "
+        "FROM raw.ledger_events GROUP BY ALL",
+        {"w": checked_up_to},
+    )
+    changed = db.execute(
+        f"SELECT event_day, coalesce(now.old_events, 0) < coalesce(checked.events, 0) AS lost "
+        f"FROM (SELECT * FROM {PENDING_DAYS} WHERE old_events > 0) AS now "
+        f"FULL JOIN {CHECKED_DAYS} AS checked USING (event_day) "
+        "WHERE now.old_events IS DISTINCT FROM checked.events "
+        "OR now.old_seq_sum IS DISTINCT FROM checked.seq_sum"
+    ).fetchall()
+    full = checked_up_to == 0 or any(lost for _, lost in changed)
+    if full:
+        in_batch, witnesses, scope = "true", "", {}
+    else:
+        days = ", ".join(_literal(day) for day, _ in changed)
+        in_batch = f"seq IS NULL OR seq > {int(checked_up_to)}" + (
+            f" OR {_DAY} IN ({days})" if days else ""
+        )
+        witnesses = WITNESSES.format(in_batch=in_batch)
+        # only what the staged events name: a probe of the raw layer, not a set of all its ids
+        scope = {
+            f"{kind}_scope": f"AND {kind}_id IN (SELECT {kind}_id FROM events)"
+            for kind in ("voucher", "campaign", "redemption")
+        }
+    db.execute(
+        RAW_BATCH_QUERY.format(
+            raw_batch=RAW_BATCH,
+            # a small batch is read several times (witnesses, references): once is enough; the
+            # whole layer is read once and must not be held in memory
+            materialized="" if full else "MATERIALIZED",
+            in_batch=in_batch,
+            witnesses=witnesses,
+            amount_paths="[" + ", ".join(_literal(path) for path in AMOUNT_PATHS) + "]",
+            amount_columns=",\n    ".join(
+                f"try_cast(amounts[{i}] AS bigint) AS {column}"
+                for i, column in enumerate(AMOUNT_COLUMNS, start=1)
+            ),
+            **({"voucher_scope": "", "campaign_scope": "", "redemption_scope": ""} | scope),
+        )
+    )
+    (rows,) = db.execute(f"SELECT count(*) FILTER (WHERE in_batch) FROM {RAW_BATCH}").fetchone()
+    return int(rows)
+
+
+# Filtering to the events that carry a discount before parsing any JSON: the reconciliation reads
+# the whole ledger, but only redemptions and rollbacks have a payload worth opening.
 MART_RECONCILIATION_QUERY = """
-with events as (
-    select event_type, case when json_valid(payload) then payload end as json_payload
-    from raw.ledger_events
+CREATE OR REPLACE TABLE {table} AS
+WITH counts AS (
+    SELECT
+        count(*) FILTER (WHERE event_type = 'redemption_succeeded') AS redemptions,
+        count(*) FILTER (WHERE event_type = 'voucher_published') AS publications,
+    FROM raw.ledger_events
 ),
-ledger as (
-    select
-        count(*) filter (where event_type = 'redemption_succeeded') as redemptions,
-        count(*) filter (where event_type = 'voucher_published') as publications,
-        coalesce(sum(try_cast(json_payload ->> 'discount' as bigint))
-            filter (where event_type = 'redemption_succeeded'), 0) as discount_granted,
-        coalesce(sum(try_cast(json_payload ->> 'discount' as bigint))
-            filter (where event_type = 'redemption_rolled_back'), 0) as discount_returned,
-    from events
+discounts AS (
+    SELECT
+        coalesce(sum(CASE WHEN event_type = 'redemption_succeeded' THEN discount ELSE -discount END), 0)
+            AS discount_net,
+    FROM (
+        SELECT
+            event_type,
+            try_cast(CASE WHEN json_valid(payload) THEN payload ->> 'discount' END AS bigint) AS discount,
+        FROM raw.ledger_events
+        WHERE event_type IN ('redemption_succeeded', 'redemption_rolled_back')
+    )
 ),
-marts as (
-    select
-        (select count(*) from marts.fct_redemptions) as redemptions,
-        (select coalesce(sum(published), 0) from marts.fct_campaign_funnel) as publications,
-        (select coalesce(sum(attributed_discount), 0) from marts.fct_campaign_performance) as discount_net,
+marts AS (
+    SELECT
+        (SELECT count(*) FROM marts.fct_redemptions) AS redemptions,
+        (SELECT coalesce(sum(published), 0) FROM marts.fct_campaign_funnel) AS publications,
+        (SELECT coalesce(sum(attributed_discount), 0) FROM marts.fct_campaign_performance) AS discount_net,
 )
-select
-    'redemptions' as figure,
-    cast(ledger.redemptions as bigint) as ledger_value,
-    cast(marts.redemptions as bigint) as mart_value,
-from ledger, marts
-union all
-select 'publications', cast(ledger.publications as bigint), cast(marts.publications as bigint) from ledger, marts
-union all
-select
-    'discount_net',
-    cast(ledger.discount_granted - ledger.discount_returned as bigint),
-    cast(marts.discount_net as bigint),
-from ledger, marts
+SELECT 'redemptions' AS figure, cast(counts.redemptions AS bigint) AS ledger_value,
+    cast(marts.redemptions AS bigint) AS mart_value
+FROM counts, marts
+UNION ALL
+SELECT 'publications', cast(counts.publications AS bigint), cast(marts.publications AS bigint)
+FROM counts, marts
+UNION ALL
+SELECT 'discount_net', cast(discounts.discount_net AS bigint), cast(marts.discount_net AS bigint)
+FROM discounts, marts
 """
 
 
 def check_marts(warehouse: Path) -> QualityReport:
     """Key marts against the ledger: counts and money reconcile with the raw events, rates are
     rates, keys are unique."""
-    reconciliation = _query(warehouse, MART_RECONCILIATION_QUERY)
-    funnel = _query(
+    with duckdb.connect(str(warehouse)) as db:
+        db.execute(f"CREATE SCHEMA IF NOT EXISTS {QUALITY_SCHEMA}")
+        db.execute(MART_RECONCILIATION_QUERY.format(table=MART_RECONCILIATION))
+        db.execute(
+            f"CREATE OR REPLACE TABLE {FUNNEL_KEYS} AS SELECT campaign_id || '|' || "
+            "coalesce(channel, '') || '|' || cast(cohort_date AS varchar) AS funnel_key, "
+            + ", ".join(FUNNEL_RATES)
+            + " FROM marts.fct_campaign_funnel"
+        )
+        (figures,) = db.execute(f"SELECT count(*) FROM {MART_RECONCILIATION}").fetchone()
+        (funnel_rows,) = db.execute(f"SELECT count(*) FROM {FUNNEL_KEYS}").fetchone()
+    reports = validate(
         warehouse,
-        "select campaign_id || '|' || coalesce(channel, '') || '|' || cast(cohort_date as varchar) as funnel_key, "
-        + ", ".join(FUNNEL_RATES)
-        + " from marts.fct_campaign_funnel",
-    )
-    reports = [
-        _validate(
-            "marts_reconcile_with_ledger",
-            reconciliation,
-            lambda gx: [
-                gx.expectations.ExpectColumnPairValuesToBeEqual(
-                    column_A="ledger_value", column_B="mart_value"
-                )
-            ],
-            id_columns=["figure"],
-        ),
-        _validate(
-            "campaign_funnel_rates",
-            funnel,
-            lambda gx: [
-                gx.expectations.ExpectColumnValuesToBeUnique(column="funnel_key"),
-                *[
-                    gx.expectations.ExpectColumnValuesToBeBetween(
-                        column=column, min_value=0, max_value=1
+        [
+            Suite(
+                "marts_reconcile_with_ledger",
+                MART_RECONCILIATION,
+                lambda gx: [
+                    gx.expectations.ExpectColumnPairValuesToBeEqual(
+                        column_A="ledger_value", column_B="mart_value"
                     )
-                    for column in FUNNEL_RATES
                 ],
-            ],
-            id_columns=["funnel_key"],
-        ),
-    ]
+                id_columns=["figure"],
+                rows_checked=int(figures),
+            ),
+            Suite(
+                "campaign_funnel_rates",
+                FUNNEL_KEYS,
+                lambda gx: [
+                    gx.expectations.ExpectColumnValuesToBeUnique(column="funnel_key"),
+                    *[
+                        gx.expectations.ExpectColumnValuesToBeBetween(
+                            column=column, min_value=0, max_value=1
+                        )
+                        for column in FUNNEL_RATES
+                    ],
+                ],
+                id_columns=["funnel_key"],
+                rows_checked=int(funnel_rows),
+            ),
+        ],
+    )
     return QualityReport(
         suite="key_marts",
         rows_checked=sum(report.rows_checked for report in reports),
@@ -237,63 +401,164 @@ def check_marts(warehouse: Path) -> QualityReport:
     )
 
 
-def _query(warehouse: Path, sql: str) -> pd.DataFrame:
-    with duckdb.connect(str(warehouse), read_only=True) as db:
-        return db.execute(sql).df()
+def keep_results_open(engine: Any) -> None:
+    """Make the SQLAlchemy engine's transaction hooks no-ops.
+
+    Great Expectations (1.24) runs a metric's query in `with engine.connect()` and reads the
+    result after the block has ended; SQLAlchemy then rolls the connection back, and DuckDB (whose
+    duckdb-engine cursor is the connection itself) drops the pending result set, so every metric
+    fails with "list index out of range". The validation connection only reads (it is opened
+    read-only) and DuckDB autocommits each statement, so there is nothing to begin, commit or
+    roll back. If an upgrade breaks this, the metrics raise and the suites fail (never pass):
+    tests/test_quality_gates.py checks both.
+    """
+    dialect = engine.dialect
+    dialect.do_begin = dialect.do_rollback = dialect.do_commit = lambda connection: None
 
 
-def _validate(
-    suite_name: str, frame: pd.DataFrame, build: Callable[[Any], list[Any]], id_columns: list[str]
-) -> QualityReport:
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
-    import great_expectations as gx  # slow to import: only when a suite runs
+def validate(warehouse: Path, suites: list[Suite]) -> list[QualityReport]:
+    """Run each suite on its staged table through one read-only SQL datasource."""
+    gx = _gx()
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
-    logging.getLogger("great_expectations").setLevel(logging.ERROR)
     context = gx.get_context(mode="ephemeral")
     # no progress bars in the pipeline's logs
     context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+    source = context.data_sources.add_sql(
+        "warehouse",
+        connection_string=f"duckdb:///{warehouse}",
+        # GX only reads; read-only also keeps it from holding the warehouse's write lock
+        kwargs={"connect_args": {"read_only": True}},
+    )
+    execution_engine = source.get_execution_engine()
+    keep_results_open(execution_engine.engine)
+    try:
+        return [_run(gx, source, suite) for suite in suites]
+    finally:
+        # Both engines (the datasource's own, used to test the connection, and the execution
+        # engine's) pool a connection that keeps the file open, in a configuration (read-only)
+        # that stops this process opening it to write, and the next step (dbt, a publish) must.
+        execution_engine.close()
+        source.get_engine().dispose()
+
+
+def _run(gx: Any, source: Any, suite: Suite) -> QualityReport:
+    # a query asset: GX 1.24 ignores a table asset's schema_name (deprecated)
     batch = (
-        context.data_sources.add_pandas(suite_name)
-        .add_dataframe_asset(suite_name)
-        .add_batch_definition_whole_dataframe(suite_name)
-        .get_batch(batch_parameters={"dataframe": frame})
+        source.add_query_asset(suite.name, query=f"SELECT * FROM {suite.table}")
+        .add_batch_definition_whole_table(suite.name)
+        .get_batch()
     )
-    suite = gx.ExpectationSuite(name=suite_name, expectations=build(gx))
-    result = batch.validate(
-        suite,
-        result_format={
-            "result_format": "SUMMARY",
-            "unexpected_index_column_names": id_columns,
-            "partial_unexpected_count": SAMPLE_ROWS,
-        },
-    )
+    expectations = gx.ExpectationSuite(name=suite.name, expectations=suite.build(gx))
+    # Counting is one query per expectation; naming the offending rows is two more, and the ones
+    # for uniqueness group the whole table again. Only a failure needs names, so the suite runs
+    # counting first and the expectations that failed run again to name their rows.
+    result = batch.validate(expectations, result_format={"result_format": "BOOLEAN_ONLY"})
+    outcomes = list(result.results)  # not necessarily in the suite's order: matched by config
+    failing = {_key(o.expectation_config) for o in outcomes if o.success is not True}
+    if failing:
+        again = batch.validate(
+            gx.ExpectationSuite(
+                name=f"{suite.name}_failures",
+                expectations=[e for e in suite.build(gx) if _key(e.configuration) in failing],
+            ),
+            result_format={
+                "result_format": "SUMMARY",
+                "unexpected_index_column_names": suite.id_columns,
+                "partial_unexpected_count": SAMPLE_ROWS,
+            },
+        )
+        named = {_key(o.expectation_config): o for o in again.results if o.success is not True}
+        # named or not, the first run's verdict stands: a failure stays a failure
+        outcomes = [named.get(_key(o.expectation_config), o) for o in outcomes]
     failures = []
-    for outcome in result.results:
-        if outcome.success:
+    for outcome in outcomes:
+        if outcome.success is True:
             continue
         config = outcome.expectation_config
         details = outcome.result or {}
         rows = details.get("partial_unexpected_index_list") or []
-        if outcome.exception_info and outcome.exception_info.get("raised_exception"):
-            details = {"observed_value": outcome.exception_info.get("exception_message")}
+        error = _exception_message(outcome.exception_info)
+        if error is not None:
+            details, rows = {"observed_value": f"error: {error}"}, []
         failures.append(
             FailedExpectation(
                 expectation=config.type,
                 column=config.kwargs.get("column"),
                 unexpected_count=details.get("unexpected_count"),
                 rows=[
-                    {key: _plain(value) for key, value in row.items()} for row in rows[:SAMPLE_ROWS]
+                    _ordered(row, config.kwargs.get("column"), suite.id_columns)
+                    for row in rows[:SAMPLE_ROWS]
                 ],
                 observed=details.get("observed_value"),
             )
         )
+    if len(outcomes) != len(expectations.expectations):
+        # an expectation without a result was not checked: that is not a pass
+        failures.append(
+            FailedExpectation(
+                expectation="every expectation has a result",
+                column=None,
+                unexpected_count=None,
+                rows=[],
+                observed=f"{len(outcomes)} results for {len(expectations.expectations)}",
+            )
+        )
     return QualityReport(
-        suite=suite_name,
-        rows_checked=len(frame),
-        expectations=len(suite.expectations),
+        suite=suite.name,
+        rows_checked=suite.rows_checked,
+        expectations=len(expectations.expectations),
         failures=failures,
     )
+
+
+# what tells this module's expectations apart (a result's config also carries its batch id)
+_KEY_ARGUMENTS = ("column", "column_A", "column_B", "min_value", "max_value", "value_set")
+
+
+def _key(config: Any) -> str:
+    arguments = {name: config.kwargs.get(name) for name in _KEY_ARGUMENTS}
+    return config.type + json.dumps(arguments, sort_keys=True, default=str)
+
+
+def _gx() -> Any:
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+    import great_expectations as gx  # slow to import: only when a suite runs
+
+    logging.getLogger("great_expectations").setLevel(logging.ERROR)
+    return gx
+
+
+def _exception_message(info: Any) -> str | None:
+    """The first raised exception's message in a result's exception_info (flat, or one entry
+    per metric), or None."""
+    if not info:
+        return None
+    if isinstance(info, dict) and "raised_exception" in info:
+        return info.get("exception_message") if info.get("raised_exception") else None
+    entries = info.values() if isinstance(info, dict) else [info]
+    for entry in entries:
+        raised = getattr(entry, "raised_exception", None)
+        if raised is None and isinstance(entry, dict):
+            raised = entry.get("raised_exception")
+        if raised:
+            message = getattr(entry, "exception_message", None)
+            if message is None and isinstance(entry, dict):
+                message = entry.get("exception_message")
+            return str(message)
+    return None
+
+
+def _ordered(row: dict[str, Any], column: str | None, id_columns: list[str]) -> dict[str, Any]:
+    """An offending row as the message shows it: the checked value first, then the row's ids
+    (the SQL datasource lists the ids first)."""
+    order = [key for key in [column, *id_columns] if key in row]
+    order += [key for key in row if key not in order]
+    return {key: _plain(row[key]) for key in order}
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _plain(value: Any) -> Any:

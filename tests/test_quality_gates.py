@@ -3,7 +3,8 @@
 The contract: a clean extract of a real ledger passes; each kind of bad batch fails, and the
 report names the expectation that failed and the offending rows by seq and event_id (the
 marts' reconciliation by the figure that differs). Bad batches are written into a copy of a
-clean warehouse, one kind at a time, so each test shows one condition.
+clean warehouse whose raw check already passed, one kind at a time, so each test shows one
+condition arriving as a new batch: only that batch is checked, against the whole raw layer.
 
 Great Expectations takes seconds to import; it is imported once, on the first suite run, and
 the clean warehouse is built once for the module.
@@ -18,6 +19,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from pipelines import quality
 from pipelines.ledger_extract import Lake, ledger_high_water, load_raw, sync_lake
 from pipelines.quality import FUNNEL_RATES, QualityReport, check_marts, check_raw_events
 from redemption_core.simulator import SimulationConfig, simulate
@@ -38,8 +40,19 @@ def extract_simulated_ledger(home: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def clean(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def unchecked(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A clean extract no raw check has seen yet."""
     return extract_simulated_ledger(tmp_path_factory.mktemp("clean"))
+
+
+@pytest.fixture(scope="module")
+def clean(unchecked: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A clean extract whose raw check passed: the next check sees only what arrives after."""
+    warehouse = tmp_path_factory.mktemp("checked") / "build.duckdb"
+    shutil.copy(unchecked, warehouse)
+    report = check_raw_events(warehouse)
+    assert report.passed, report.message()
+    return warehouse
 
 
 def with_injected(clean: Path, tmp_path: Path, replace: str, where: str) -> Path:
@@ -77,29 +90,139 @@ REDEMPTION = "event_type = 'redemption_succeeded'"
 # -- the raw extract ---------------------------------------------------------------------------
 
 
-def test_a_clean_extract_of_a_simulated_ledger_passes(clean: Path) -> None:
-    with duckdb.connect(str(clean), read_only=True) as db:
+def test_a_clean_extract_of_a_simulated_ledger_passes_checking_every_event(
+    unchecked: Path, tmp_path: Path
+) -> None:
+    warehouse = tmp_path / "build.duckdb"
+    shutil.copy(unchecked, warehouse)
+    with duckdb.connect(str(warehouse), read_only=True) as db:
         (events,) = db.execute("SELECT count(*) FROM raw.ledger_events").fetchone()
 
-    report = check_raw_events(clean)
+    report = check_raw_events(warehouse)
 
     assert report.passed, report.message()
     assert report.rows_checked == events
     assert report.expectations == 17
     assert "17 expectations passed" in report.message()
+    # GX's read-only connections are closed: the next step can write to the warehouse
+    with duckdb.connect(str(warehouse)) as db:
+        db.execute("CREATE TABLE after_the_check AS SELECT 1")
 
 
-def test_a_duplicate_event_id_fails_naming_both_rows(clean: Path, tmp_path: Path) -> None:
+def test_a_check_with_nothing_new_passes_on_no_rows(clean: Path, tmp_path: Path) -> None:
+    warehouse = tmp_path / "build.duckdb"
+    shutil.copy(clean, warehouse)
+
+    report = check_raw_events(warehouse)
+
+    assert report.passed, report.message()
+    assert report.rows_checked == 0
+
+
+def test_a_clean_incremental_batch_passes_and_counts_only_its_rows(
+    clean: Path, tmp_path: Path
+) -> None:
+    """The next day's events (copies of the ledger's redemptions with new seqs and ids, whose
+    vouchers and campaigns were created in older batches) are the batch."""
+    warehouse = tmp_path / "build.duckdb"
+    shutil.copy(clean, warehouse)
+    with duckdb.connect(str(warehouse)) as db:
+        db.execute(
+            f"INSERT INTO raw.ledger_events SELECT * REPLACE ({INJECTED_SEQ} + seq AS seq, "
+            f"'evt_next_' || seq AS event_id) FROM raw.ledger_events WHERE {REDEMPTION}"
+        )
+        (added,) = db.execute(
+            "SELECT count(*) FROM raw.ledger_events WHERE seq > ?", [INJECTED_SEQ]
+        ).fetchone()
+    assert added > 10
+
+    report = check_raw_events(warehouse)
+
+    assert report.passed, report.message()
+    assert report.rows_checked == added
+    # and once passed, it is not checked again
+    assert check_raw_events(warehouse).rows_checked == 0
+
+
+def test_a_failed_batch_is_checked_again_on_the_next_run(clean: Path, tmp_path: Path) -> None:
+    warehouse = with_injected(
+        clean, tmp_path, "'evt_odd' AS event_id, 'x' AS event_type", REDEMPTION
+    )
+
+    assert not check_raw_events(warehouse).passed
+    again = check_raw_events(warehouse)
+
+    assert failed(again) == [("expect_column_values_to_be_in_set", "event_type")]
+    assert again.rows_checked == 1
+
+
+def test_a_duplicate_event_id_inside_the_batch_fails_naming_both_rows(
+    clean: Path, tmp_path: Path
+) -> None:
+    warehouse = tmp_path / "build.duckdb"
+    shutil.copy(clean, warehouse)
+    with duckdb.connect(str(warehouse)) as db:
+        db.execute(
+            "INSERT INTO raw.ledger_events SELECT * REPLACE (seq + ? AS seq, 'evt_twice' AS event_id) "
+            f"FROM raw.ledger_events WHERE {REDEMPTION} ORDER BY seq LIMIT 2",
+            [INJECTED_SEQ],
+        )
+
+    report = check_raw_events(warehouse)
+
+    assert failed(report) == [("expect_column_values_to_be_unique", "event_id")]
+    assert report.rows_checked == 2
+    message = report.message()
+    assert "expect_column_values_to_be_unique on event_id: 2 rows" in message
+    assert message.count("event_id=evt_twice, seq=") == 2
+
+
+def test_a_new_event_reusing_an_old_event_id_fails_naming_both_rows(
+    clean: Path, tmp_path: Path
+) -> None:
     warehouse = with_injected(clean, tmp_path, "event_id AS event_id", REDEMPTION)
     event_id = injected(warehouse, "event_id")
 
     report = check_raw_events(warehouse)
 
     assert failed(report) == [("expect_column_values_to_be_unique", "event_id")]
+    assert report.rows_checked == 1  # the older row is named, not counted as checked
     message = report.message()
     assert "expect_column_values_to_be_unique on event_id: 2 rows" in message
     assert f"event_id={event_id}, seq={INJECTED_SEQ}" in message
     assert message.count(f"event_id={event_id}") == 2  # the original and the copy
+
+
+def test_a_duplicate_event_id_fails_in_a_first_full_check(unchecked: Path, tmp_path: Path) -> None:
+    warehouse = with_injected(unchecked, tmp_path, "event_id AS event_id", REDEMPTION)
+    event_id = injected(warehouse, "event_id")
+
+    report = check_raw_events(warehouse)
+
+    assert failed(report) == [("expect_column_values_to_be_unique", "event_id")]
+    assert report.message().count(f"event_id={event_id}") == 2
+
+
+def test_a_reloaded_day_with_different_events_is_checked_again(clean: Path, tmp_path: Path) -> None:
+    """A re-load that brings a checked day different events (here: one more, with an old seq)
+    makes that whole day the batch, not only what is past the watermark."""
+    warehouse = tmp_path / "build.duckdb"
+    shutil.copy(clean, warehouse)
+    with duckdb.connect(str(warehouse)) as db:
+        (day_events,) = db.execute(
+            "SELECT count(*) FROM raw.ledger_events "
+            "WHERE event_date = (SELECT event_date FROM raw.ledger_events WHERE seq = 10) GROUP BY ALL"
+        ).fetchone()
+        db.execute(
+            "INSERT INTO raw.ledger_events SELECT * REPLACE ('evt_again' AS event_id) "
+            "FROM raw.ledger_events WHERE seq = 10"
+        )
+
+    report = check_raw_events(warehouse)
+
+    assert failed(report) == [("expect_column_values_to_be_unique", "seq")]
+    assert report.rows_checked == day_events + 1
+    assert "seq=10, event_id=evt_again" in report.message()
 
 
 def test_a_negative_discount_in_a_redemption_fails(clean: Path, tmp_path: Path) -> None:
@@ -130,6 +253,24 @@ def test_a_redemption_of_a_voucher_never_created_fails(clean: Path, tmp_path: Pa
         f"broken_reference=voucher v_ghost was never created, seq={INJECTED_SEQ}, "
         "event_id=evt_ghost" in report.message()
     )
+
+
+def test_a_reference_to_a_voucher_created_in_an_older_batch_passes(
+    clean: Path, tmp_path: Path
+) -> None:
+    warehouse = with_injected(clean, tmp_path, "'evt_later' AS event_id", REDEMPTION)
+    with duckdb.connect(str(warehouse), read_only=True) as db:
+        (created_before,) = db.execute(
+            "SELECT count(*) FROM raw.ledger_events WHERE event_type = 'voucher_created' "
+            "AND voucher_id = (SELECT voucher_id FROM raw.ledger_events WHERE seq = ?)",
+            [INJECTED_SEQ],
+        ).fetchone()
+    assert created_before == 1
+
+    report = check_raw_events(warehouse)
+
+    assert report.passed, report.message()
+    assert report.rows_checked == 1
 
 
 def test_a_rollback_of_a_redemption_that_never_succeeded_fails(clean: Path, tmp_path: Path) -> None:
@@ -323,3 +464,43 @@ def test_a_funnel_row_repeated_for_the_same_key_fails(tmp_path: Path) -> None:
 
     assert failed(report) == [("expect_column_values_to_be_unique", "funnel_key")]
     assert "funnel_key=spring|email|2026-03-04" in report.message()
+
+
+# -- the Great Expectations machinery ----------------------------------------------------------
+
+
+def test_a_suite_whose_metrics_raise_fails_instead_of_passing(
+    clean: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without the transaction-hook workaround (pipelines.quality.keep_results_open) every
+    metric of GX 1.24 on DuckDB raises: the suite must fail, naming the error. If an upgrade
+    makes the workaround unnecessary this still passes only if metrics raise; if one breaks it,
+    the clean-extract tests fail."""
+    warehouse = with_injected(clean, tmp_path, "'evt_fine' AS event_id", REDEMPTION)
+    monkeypatch.setattr(quality, "keep_results_open", lambda engine: None)
+
+    report = check_raw_events(warehouse)
+
+    assert not report.passed
+    assert report.failures and all("error:" in str(f.observed) for f in report.failures)
+
+
+def test_an_expectation_on_a_column_that_is_not_there_fails(tmp_path: Path) -> None:
+    warehouse = marts_warehouse(tmp_path / "tiny.duckdb")
+    assert check_marts(warehouse).passed  # stages quality.campaign_funnel_rates
+
+    (report,) = quality.validate(
+        warehouse,
+        [
+            quality.Suite(
+                "missing_column",
+                quality.FUNNEL_KEYS,
+                lambda gx: [gx.expectations.ExpectColumnValuesToBeUnique(column="no_such")],
+                id_columns=["funnel_key"],
+                rows_checked=1,
+            )
+        ],
+    )
+
+    assert failed(report) == [("expect_column_values_to_be_unique", "no_such")]
+    assert "error:" in report.message()
