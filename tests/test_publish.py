@@ -91,7 +91,12 @@ def test_publish_copies_every_marts_table_with_its_rows_and_records_the_run(tmp_
             "build.marts.fct_redemptions EXCEPT ALL SELECT * FROM marts.fct_redemptions))"
         ).fetchone()
         [(published_at, info)] = db.execute("SELECT * FROM main.published").fetchall()
-    assert tables == [("main.published",), ("marts.dim_campaigns",), ("marts.fct_redemptions",)]
+    assert tables == [
+        ("main.published",),
+        ("main.published_tables",),
+        ("marts.dim_campaigns",),
+        ("marts.fct_redemptions",),
+    ]
     assert differing == (0,)
     assert published_at is not None
     assert json.loads(info) == {"run_id": "run-1", "watermark": 42}
@@ -184,3 +189,93 @@ def test_several_readers_can_open_the_published_file_at_once(tmp_path: Path) -> 
     assert [reader.returncode for reader in readers] == [0, 0]
     assert outputs == ["4", "4"]
     assert mine == 4
+
+
+def timeline_build(path: Path, events: int, detail: str = "event") -> Path:
+    """A build warehouse with an append-only timeline (rows keyed by event_seq) and a mart."""
+    path.unlink(missing_ok=True)
+    with duckdb.connect(str(path)) as db:
+        db.execute("CREATE SCHEMA marts")
+        db.execute(
+            "CREATE TABLE marts.fct_ledger_timeline AS "
+            "SELECT i AS event_seq, ? || ' ' || i AS detail FROM range(1, ? + 1) t(i)",
+            [detail, events],
+        )
+        db.execute("CREATE TABLE marts.dim_campaigns AS SELECT 'c' || ? AS campaign_id", [events])
+    return path
+
+
+def table_rows(path: Path, table: str) -> list[tuple]:
+    with duckdb.connect(str(path), read_only=True) as db:
+        return db.execute(f"SELECT * FROM {table} ORDER BY ALL").fetchall()
+
+
+def test_the_timeline_gets_only_its_new_rows_and_ends_up_equal_to_the_build(
+    tmp_path: Path,
+) -> None:
+    published = tmp_path / "published.duckdb"
+    first = publish_warehouse(timeline_build(tmp_path / "b.duckdb", 5), published, {})
+    build = timeline_build(tmp_path / "b.duckdb", 8)
+
+    second = publish_warehouse(build, published, {"run_id": "2"})
+    third = publish_warehouse(timeline_build(tmp_path / "b.duckdb", 9), published, {})
+
+    assert first.appended == {}  # nothing published before: copied whole
+    assert second.appended == {"marts.fct_ledger_timeline": 3}
+    assert third.appended == {"marts.fct_ledger_timeline": 1}
+    assert table_rows(published, "marts.fct_ledger_timeline") == [
+        (i, f"event {i}") for i in range(1, 10)
+    ]
+    assert table_rows(published, "marts.dim_campaigns") == [("c9",)]  # other tables replaced
+    assert leftovers(published) == []
+
+
+def test_a_timeline_rebuilt_differently_is_copied_whole(tmp_path: Path) -> None:
+    """After a --full-refresh or a changed model the old rows differ: appending would keep the
+    old text, so the checksum over the published rows sends it down the full copy."""
+    published = tmp_path / "published.duckdb"
+    publish_warehouse(timeline_build(tmp_path / "b.duckdb", 5), published, {})
+    rebuilt = timeline_build(tmp_path / "b.duckdb", 6, detail="what happened:")
+
+    result = publish_warehouse(rebuilt, published, {})
+
+    assert result.appended == {}
+    assert table_rows(published, "marts.fct_ledger_timeline") == [
+        (i, f"what happened: {i}") for i in range(1, 7)
+    ]
+
+
+def test_a_timeline_that_lost_rows_is_copied_whole(tmp_path: Path) -> None:
+    published = tmp_path / "published.duckdb"
+    publish_warehouse(timeline_build(tmp_path / "b.duckdb", 5), published, {})
+    build = timeline_build(tmp_path / "b.duckdb", 7)
+    with duckdb.connect(str(build)) as db:
+        db.execute("DELETE FROM marts.fct_ledger_timeline WHERE event_seq = 2")
+
+    result = publish_warehouse(build, published, {})
+
+    assert result.appended == {}
+    assert [seq for seq, _ in table_rows(published, "marts.fct_ledger_timeline")] == [
+        1,
+        3,
+        4,
+        5,
+        6,
+        7,
+    ]
+
+
+def test_a_table_the_build_no_longer_has_is_not_published(tmp_path: Path) -> None:
+    published = tmp_path / "published.duckdb"
+    publish_warehouse(timeline_build(tmp_path / "b.duckdb", 3), published, {})
+    build = timeline_build(tmp_path / "b.duckdb", 4)
+    with duckdb.connect(str(build)) as db:
+        db.execute("DROP TABLE marts.dim_campaigns")
+
+    publish_warehouse(build, published, {})
+
+    with duckdb.connect(str(published), read_only=True) as db:
+        tables = db.execute(
+            "SELECT schema_name || '.' || table_name FROM duckdb_tables() WHERE schema_name = 'marts'"
+        ).fetchall()
+    assert tables == [("marts.fct_ledger_timeline",)]

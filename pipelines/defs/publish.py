@@ -30,6 +30,8 @@ def published_warehouse(
             "tables": len(result.tables),
             "bytes": result.bytes,
             "rows": dg.MetadataValue.json(result.tables),
+            # append-only tables that got only their new rows (the rest were copied whole)
+            "appended_rows": dg.MetadataValue.json(result.appended),
         }
     )
 
