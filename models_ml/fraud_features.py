@@ -19,7 +19,7 @@ from pathlib import Path
 
 import polars as pl
 
-from models_ml.data import DataError, check_columns, load_events
+from models_ml.data import DataError, check_columns, scan_events
 
 ATTEMPT_TYPES = ("voucher_validated", "redemption_succeeded", "redemption_rejected")
 # Event types the features read; everything else in the frame is ignored.
@@ -86,7 +86,11 @@ def _json(path: str) -> pl.Expr:
 
 def _timeline(events: pl.DataFrame) -> pl.DataFrame:
     """Attempts, rollbacks and refunds with parsed payloads and a strictly increasing time key `t`
-    (nanoseconds; ties at the same microsecond broken by seq)."""
+    (nanoseconds; ties at the same microsecond broken by seq). Rows that come with `t_offset`
+    (load_fraud_events' older reference events, read without the rest of their instant) keep it."""
+    offset = pl.int_range(pl.len()).over("ts")
+    if "t_offset" in events.columns:
+        offset = pl.coalesce(pl.col("t_offset"), offset)
     frame = (
         events.filter(pl.col("event_type").is_in(FEATURE_EVENT_TYPES))
         .sort("seq")
@@ -95,7 +99,7 @@ def _timeline(events: pl.DataFrame) -> pl.DataFrame:
             code=_json("$.code").str.to_uppercase(),
         )
         .with_columns(
-            t=pl.col("ts").cast(pl.Int64) * 1000 + pl.int_range(pl.len()).over("ts"),
+            t=pl.col("ts").cast(pl.Int64) * 1000 + offset,
             event_date=pl.col("occurred_at").str.slice(0, 10),
         )
     )
@@ -384,15 +388,43 @@ def _rolling(
 
 def load_fraud_events(lake_dir: Path, first: date, last: date) -> pl.DataFrame:
     """What the features of [first, last] need: the attempts, refunds and rollbacks from
-    LOOKBACK_DAYS before `first`, and every publication and customer creation up to `last`."""
-    recent = load_events(
-        lake_dir,
-        first - timedelta(days=LOOKBACK_DAYS),
-        last,
-        tuple(t for t in FEATURE_EVENT_TYPES if t not in _REFERENCE_TYPES),
+    LOOKBACK_DAYS before `first`, and every publication and customer creation up to `last`.
+
+    Only NEEDED_COLUMNS are read. The publications and creations before the lookback serve
+    only to find the holder of a voucher tried in the window and the creation time of an
+    account seen in it, so only those are kept, with only their ids and times (the other columns
+    are null) and their number among the events of their instant (`t_offset`, see `_timeline`)."""
+    if first > last:
+        raise DataError(f"empty window: from {first} is after to {last}")
+    since = first - timedelta(days=LOOKBACK_DAYS)
+    scan = scan_events(lake_dir).filter(pl.col("event_date") <= last.isoformat())
+    recent = (
+        scan.filter(
+            pl.col("event_date") >= since.isoformat(),
+            pl.col("event_type").is_in(FEATURE_EVENT_TYPES),
+        )
+        .select(NEEDED_COLUMNS)
+        .collect()
     )
-    reference = load_events(lake_dir, None, last, _REFERENCE_TYPES)
-    return pl.concat([recent, reference]).sort("seq")
+    tried = recent.filter(pl.col("event_type").is_in(ATTEMPT_TYPES))
+    vouchers = tried["voucher_id"].drop_nulls().unique()
+    customers = tried["customer_id"].drop_nulls().unique()
+    typed = pl.col("event_type")
+    older = (
+        scan.filter(pl.col("event_date") < since.isoformat(), typed.is_in(_REFERENCE_TYPES))
+        .select(_REFERENCE_COLUMNS)
+        .sort("seq")
+        # `_timeline` numbers the events of one instant in seq order, and a creation's number is
+        # part of the account age: number them before leaving out the ones not needed.
+        .with_columns(t_offset=pl.int_range(pl.len()).over("occurred_at"))
+        .filter(
+            ((typed == "voucher_published") & pl.col("voucher_id").is_in(vouchers))
+            | ((typed == "customer_created") & pl.col("customer_id").is_in(customers))
+        )
+        .collect()
+    )
+    return pl.concat([recent, older], how="diagonal").sort("seq")
 
 
 _REFERENCE_TYPES = ("voucher_published", "customer_created")
+_REFERENCE_COLUMNS = ("seq", "event_type", "occurred_at", "voucher_id", "customer_id")

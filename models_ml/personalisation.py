@@ -39,9 +39,11 @@ from models_ml.personalisation_features import (
     OFFER_FEATURES,
     EventTables,
     PersonalisationInputError,
+    Snapshot,
     build_tables,
     customer_feature_names,
     customer_features,
+    customer_snapshot,
     labelled_offers,
     offer_features,
     uplift_assignments,
@@ -78,6 +80,8 @@ FIXED_PARAMS: dict[str, Any] = {
     "force_row_wise": True,
     "verbose": -1,
 }
+# Scoring only: each row is scored on its own, so the results are the same on any number.
+PREDICT_THREADS = 2
 NBO_COLUMNS = {
     "customer_id": pl.String,
     "rank": pl.Int64,
@@ -109,13 +113,14 @@ class PersonalisationModel:
     base_effect: float = 0.0
 
     def predict_propensity(self, frame: pl.DataFrame) -> np.ndarray:
-        return self.propensity.predict(_matrix(frame, self.features))
+        return self.propensity.predict(_matrix(frame, self.features), num_threads=PREDICT_THREADS)
 
     def predict_uplift(self, frame: pl.DataFrame) -> np.ndarray | None:
         if self.treated is None or self.control is None:
             return None
         x = _matrix(frame, self.uplift_features)
-        return self.treated.predict(x) - self.control.predict(x)
+        treated = self.treated.predict(x, num_threads=PREDICT_THREADS)
+        return treated - self.control.predict(x, num_threads=PREDICT_THREADS)
 
 
 # -- public API --------------------------------------------------------------------------------
@@ -133,8 +138,13 @@ def train_personalisation(
     tables = build_tables(_until(events, last))
     offers = _window_offers(tables, first, last, LABEL_DAYS)
     split_at = _split_time(offers)
-    train = offers.filter((pl.col("at") < split_at) & (pl.col("horizon_end") <= split_at))
-    test = offers.filter(pl.col("at") >= split_at)
+    # Features once per offer (and assignment), then sliced: a row's features depend only on its
+    # customer and moment, not on which part of the split it falls in.
+    frame = _offer_frame(tables, offers)
+    train = frame.filter(
+        _mask(offers, (pl.col("at") < split_at) & (pl.col("horizon_end") <= split_at))
+    )
+    test = frame.filter(_mask(offers, pl.col("at") >= split_at))
     _check_classes(train, "label", f"the training part (offers before {split_at:%Y-%m-%d %H:%M})")
     _check_classes(test, "label", f"the held-out part (offers from {split_at:%Y-%m-%d %H:%M})")
 
@@ -143,18 +153,21 @@ def train_personalisation(
     # The uplift model gets its own split: its assignments come in other batches than the offers.
     assignments = _window_assignments(tables, first, last, LABEL_DAYS)
     uplift_split_at = _uplift_split_time(assignments)
-    uplift_train, uplift_test = assignments.clear(), assignments.clear()
+    arms = _assignment_frame(tables, assignments)
+    uplift_train, uplift_test = arms.clear(), arms.clear()
     if uplift_split_at is not None:
-        uplift_train = assignments.filter(
-            (pl.col("at") < uplift_split_at) & (pl.col("horizon_end") <= uplift_split_at)
+        uplift_train = arms.filter(
+            _mask(
+                assignments,
+                (pl.col("at") < uplift_split_at) & (pl.col("horizon_end") <= uplift_split_at),
+            )
         )
-        uplift_test = assignments.filter(pl.col("at") >= uplift_split_at)
-    held_out_model = _fit(tables, train, uplift_train, features, uplift_features, seed)
-    metrics = _metrics(held_out_model, tables, test, uplift_test)
+        uplift_test = arms.filter(_mask(assignments, pl.col("at") >= uplift_split_at))
+    held_out_model = _fit(tables.categories, train, uplift_train, features, uplift_features, seed)
+    metrics = _metrics(held_out_model, test, uplift_test)
     metrics["train_offers"] = float(train.height)
 
-    model = _fit(tables, offers, assignments, features, uplift_features, seed)
-    frame = _offer_frame(tables, offers)
+    model = _fit(tables.categories, frame, arms, features, uplift_features, seed)
     fingerprint = hashlib.sha256(
         frame.select("customer_id", "at", "campaign_id", *features, "label").write_csv().encode()
     ).hexdigest()
@@ -192,11 +205,15 @@ def evaluate_personalisation(
     offers = _window_offers(tables, first, last, model.label_days)
     _check_classes(offers, "label", f"the offers from {first} to {last}")
     assignments = _window_assignments(tables, first, last, model.label_days)
-    return _metrics(model, tables, offers, assignments)
+    return _metrics(model, _offer_frame(tables, offers), _assignment_frame(tables, assignments))
 
 
 def next_best_offers(
-    model: PersonalisationModel, events: pl.DataFrame, as_of: datetime, top_k: int = 3
+    model: PersonalisationModel,
+    events: pl.DataFrame | pl.LazyFrame,
+    as_of: datetime,
+    top_k: int = 3,
+    orders: pl.LazyFrame | None = None,
 ) -> pl.DataFrame:
     """Per customer, the `top_k` campaigns offerable at `as_of`, ranked by `score`.
 
@@ -206,6 +223,9 @@ def next_best_offers(
     one already when it is a promotion (sent once per customer), and is new when the campaign is
     for new customers only. Columns: customer_id, rank (1 = best), campaign_id,
     channel, propensity, uplift (null without an uplift model), score, as_of.
+
+    `events` may be a lazy scan of the lake (only what is used is read); `orders`, the orders
+    already decoded (`personalisation_features.decode_orders`), when they are kept elsewhere.
     """
     if as_of.tzinfo is None:
         raise PersonalisationInputError("as_of needs a time zone (UTC)")
@@ -213,38 +233,39 @@ def next_best_offers(
         raise PersonalisationInputError(f"top_k must be a positive integer, not {top_k!r}")
     as_of = as_of.astimezone(UTC)
     stamp = as_of.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    _require_columns(events, ("occurred_at",))
-    tables = build_tables(
-        events.filter(pl.col("occurred_at").cast(pl.String) < stamp), categories=model.categories
-    )
-    if tables.campaigns.height == 0:
+    # One group-by per customer as of the moment, not the training path's as-of joins: every
+    # customer is scored at the same moment, so running totals per event are not needed.
+    snapshot = customer_snapshot(events, as_of, model.categories, orders=orders)
+    if snapshot.campaigns.height == 0:
         raise PersonalisationInputError(
             f"no campaign_created events before {stamp}: pass the ledger's history up to as_of"
         )
-    campaigns = _offerable_campaigns(tables, as_of)
-    customers = _known_customers(tables, as_of)
-    if customers.height == 0:
+    campaigns = _offerable_campaigns(snapshot.campaigns, snapshot.statuses, as_of)
+    if snapshot.profile.height == 0:
         raise PersonalisationInputError(f"no customers known before {stamp}")
     if campaigns.height == 0:
         return pl.DataFrame(schema=NBO_COLUMNS)
 
-    profile = customer_features(tables, customers.with_columns(at=pl.lit(as_of)))
-    pairs = profile.join(
+    # The offerable pairs from the few columns that decide them; the features joined after.
+    deciding = ["customer_id", *[f"consent_{c}" for c in CHANNELS], "orders_total"]
+    pairs = snapshot.profile.select(deciding).join(
         campaigns.select("campaign_id", "channels", "new_customers_only"), how="cross"
     )
     pairs = pairs.with_columns(channel=_first_consented_channel()).filter(
         pl.col("channel").is_not_null()
         & ~((pl.col("new_customers_only") == 1) & (pl.col("orders_total") > 0))
     )
-    holding = _already_offered(tables, as_of, model.label_days)
+    holding = _already_offered(snapshot, as_of, model.label_days)
     pairs = pairs.join(
         holding, on=["customer_id", "campaign_id"], how="anti", maintain_order="left"
-    )
+    ).select("customer_id", "campaign_id", "channel")
     if pairs.height == 0:
         return pl.DataFrame(schema=NBO_COLUMNS)
-    frame = offer_features(pairs.drop("channels", "new_customers_only"), tables).sort(
-        ["customer_id", "campaign_id"]
+    # sorted while narrow: the joins after keep this order
+    pairs = pairs.sort(["customer_id", "campaign_id"]).join(
+        snapshot.profile, on="customer_id", how="left", maintain_order="left"
     )
+    frame = offer_features(pairs, snapshot.campaigns)
     propensity = model.predict_propensity(frame)
     uplift = model.predict_uplift(frame)
     scored = frame.select("customer_id", "campaign_id", "channel").with_columns(
@@ -272,29 +293,36 @@ def ndcg_at_k(groups: np.ndarray, labels: np.ndarray, scores: np.ndarray, k: int
 
     Ties are scored by their expectation over random tie-breaking (each tied item gets the mean
     discount of the positions the tie spans), so a constant score gives the random baseline.
+    One pass of window expressions, not a loop over groups: there are 100,000s at scale.
     """
+
+    def discount(position: pl.Expr) -> pl.Expr:
+        return pl.when(position < k).then(1 / (position + 2).cast(pl.Float64).log(2)).otherwise(0.0)
+
     frame = pl.DataFrame(
         {"g": groups, "y": labels.astype(np.float64), "s": scores.astype(np.float64)}
+    ).sort(["g", "s"], descending=[False, True])
+    per_group = (
+        frame.with_columns(
+            at=pl.int_range(pl.len()).over("g"),
+            ideal_at=pl.col("y").rank("ordinal", descending=True).over("g") - 1,
+        )
+        .with_columns(
+            expected=discount(pl.col("at")).mean().over("g", "s"),
+            ideal=pl.col("y") * discount(pl.col("ideal_at")),
+        )
+        .group_by("g")
+        .agg(
+            n=pl.len(),
+            positives=pl.col("y").sum(),
+            gain=(pl.col("y") * pl.col("expected")).sum(),
+            ideal=pl.col("ideal").sum(),
+        )
+        .filter((pl.col("n") >= 2) & (pl.col("positives") > 0))
     )
-    values = []
-    for _, group in frame.sort(["g", "s"], descending=[False, True]).group_by(
-        "g", maintain_order=True
-    ):
-        y, s = group["y"].to_numpy(), group["s"].to_numpy()
-        if len(y) < 2 or y.sum() == 0:
-            continue
-        discount = np.where(np.arange(len(y)) < k, 1 / np.log2(np.arange(len(y)) + 2), 0.0)
-        expected = np.empty(len(y))
-        start = 0
-        while start < len(y):
-            end = start
-            while end + 1 < len(y) and s[end + 1] == s[start]:
-                end += 1
-            expected[start : end + 1] = discount[start : end + 1].mean()
-            start = end + 1
-        ideal = (np.sort(y)[::-1] * discount).sum()
-        values.append((y * expected).sum() / ideal)
-    return float(np.mean(values)) if values else float("nan")
+    if per_group.height == 0:
+        return float("nan")
+    return float((per_group["gain"] / per_group["ideal"]).mean())  # type: ignore[arg-type]
 
 
 def qini_coefficient(scores: np.ndarray, treated: np.ndarray, outcome: np.ndarray) -> float:
@@ -322,12 +350,9 @@ def qini_coefficient(scores: np.ndarray, treated: np.ndarray, outcome: np.ndarra
 
 
 def _metrics(
-    model: PersonalisationModel,
-    tables: EventTables,
-    offers: pl.DataFrame,
-    assignments: pl.DataFrame,
+    model: PersonalisationModel, frame: pl.DataFrame, arms: pl.DataFrame
 ) -> dict[str, float]:
-    frame = _offer_frame(tables, offers)
+    """On offer rows (`_offer_frame`) and assignment rows (`_assignment_frame`)."""
     y = frame["label"].to_numpy()
     groups = frame["customer_id"].to_numpy()
     scorers = {
@@ -343,19 +368,16 @@ def _metrics(
         metrics[f"ndcg_at_{NDCG_K}{suffix}"] = ndcg_at_k(groups, y, scores, NDCG_K)
     metrics["test_offers"] = float(len(y))
     metrics["test_redemption_rate"] = float(y.mean())
-    metrics.update(_uplift_metrics(model, tables, assignments))
+    metrics.update(_uplift_metrics(model, arms))
     return {
         name: round(float(value), 6) for name, value in metrics.items() if not math.isnan(value)
     }
 
 
-def _uplift_metrics(
-    model: PersonalisationModel, tables: EventTables, assignments: pl.DataFrame
-) -> dict[str, float]:
-    treated_n = int(assignments["treated"].sum()) if assignments.height else 0
-    if treated_n == 0 or treated_n == assignments.height:
+def _uplift_metrics(model: PersonalisationModel, frame: pl.DataFrame) -> dict[str, float]:
+    treated_n = int(frame["treated"].sum()) if frame.height else 0
+    if treated_n == 0 or treated_n == frame.height:
         return {}
-    frame = _assignment_frame(tables, assignments)
     t, y = frame["treated"].to_numpy(), frame["converted"].to_numpy()
     effect = frame["campaign_id"].replace_strict(
         model.campaign_effect, default=model.base_effect, return_dtype=pl.Float64
@@ -394,14 +416,14 @@ def _popularity(model: PersonalisationModel, frame: pl.DataFrame) -> np.ndarray:
 
 
 def _fit(
-    tables: EventTables,
-    offers: pl.DataFrame,
-    assignments: pl.DataFrame,
+    categories: tuple[str, ...],
+    frame: pl.DataFrame,
+    arms: pl.DataFrame,
     features: list[str],
     uplift_features: list[str],
     seed: int,
 ) -> PersonalisationModel:
-    frame = _offer_frame(tables, offers)
+    """Fitted on offer rows (`_offer_frame`) and assignment rows (`_assignment_frame`)."""
     propensity = _booster(frame, features, "label", PROPENSITY_PARAMS, seed)
     base_rate = float(frame["label"].mean())  # type: ignore[arg-type]
     # Smoothed towards the overall rate, so a campaign with a handful of offers is not 0 or 1.
@@ -414,8 +436,7 @@ def _fit(
     treated = control = None
     campaign_effect: dict[str, float] = {}
     base_effect = 0.0
-    if assignments.height:
-        arms = _assignment_frame(tables, assignments)
+    if arms.height:
         t_rows, c_rows = arms.filter(pl.col("treated") == 1), arms.filter(pl.col("treated") == 0)
         if _fittable(t_rows) and _fittable(c_rows):
             treated = _booster(t_rows, uplift_features, "converted", UPLIFT_PARAMS, seed)
@@ -438,7 +459,7 @@ def _fit(
         control=control,
         features=features,
         uplift_features=uplift_features,
-        categories=tables.categories,
+        categories=categories,
         label_days=LABEL_DAYS,
         uplift_weight=UPLIFT_WEIGHT,
         popularity=popularity,
@@ -485,11 +506,15 @@ def _feature_names(categories: tuple[str, ...]) -> list[str]:
 # -- rows --------------------------------------------------------------------------------------
 
 
+def _mask(rows: pl.DataFrame, condition: pl.Expr) -> pl.Series:
+    return rows.select(condition.alias("mask"))["mask"]
+
+
 def _offer_frame(tables: EventTables, offers: pl.DataFrame) -> pl.DataFrame:
     """Offer rows (customer_id, at, campaign_id, channel, label) with every feature."""
     profile = customer_features(tables, offers.select("customer_id", "at"))
     rows = pl.concat([offers.select("campaign_id", "channel", "label"), profile], how="horizontal")
-    return offer_features(rows, tables)
+    return offer_features(rows, tables.campaigns)
 
 
 def _assignment_frame(tables: EventTables, assignments: pl.DataFrame) -> pl.DataFrame:
@@ -503,7 +528,7 @@ def _assignment_frame(tables: EventTables, assignments: pl.DataFrame) -> pl.Data
         ],
         how="horizontal",
     )
-    return offer_features(rows, tables)
+    return offer_features(rows, tables.campaigns)
 
 
 def _window_offers(tables: EventTables, first: date, last: date, label_days: int) -> pl.DataFrame:
@@ -548,14 +573,16 @@ def _uplift_split_time(assignments: pl.DataFrame) -> datetime | None:
     return times[min(len(times) - 1, int(len(times) * (1 - TEST_SHARE)))]
 
 
-def _offerable_campaigns(tables: EventTables, as_of: datetime) -> pl.DataFrame:
+def _offerable_campaigns(
+    campaigns: pl.DataFrame, statuses: pl.DataFrame, as_of: datetime
+) -> pl.DataFrame:
     status = (
-        tables.statuses.filter(pl.col("at") < as_of)
+        statuses.filter(pl.col("at") < as_of)
         .group_by("campaign_id")
         .agg(status=pl.col("status").last())
     )
     return (
-        tables.campaigns.join(status, on="campaign_id", how="inner")
+        campaigns.join(status, on="campaign_id", how="inner")
         .filter(
             (pl.col("status") == "active")
             & (pl.col("active_from").is_null() | (pl.col("active_from") <= as_of))
@@ -568,33 +595,19 @@ def _offerable_campaigns(tables: EventTables, as_of: datetime) -> pl.DataFrame:
     )
 
 
-def _known_customers(tables: EventTables, as_of: datetime) -> pl.DataFrame:
-    created = tables.customers.filter(pl.col("created_at") < as_of).select("customer_id")
-    ordered = tables.orders.filter(pl.col("at") < as_of).select("customer_id")
-    return pl.concat([created, ordered]).unique().sort("customer_id")
-
-
-def _already_offered(tables: EventTables, as_of: datetime, label_days: int) -> pl.DataFrame:
+def _already_offered(snapshot: Snapshot, as_of: datetime, label_days: int) -> pl.DataFrame:
     """(customer, campaign) pairs not to offer again: the customer holds a voucher of it still
     valid and unused, or it is a promotion (one decision per customer) that already sent the
-    customer a voucher or held them out."""
-    redeemed = tables.redemptions.filter(pl.col("at") < as_of)["voucher_id"].drop_nulls()
-    valid = tables.campaigns.select("campaign_id", "valid_days", "distribution_mode")
-    # A promotion's held-out customers are its control group: offering it to them later would
-    # spoil the comparison.
-    held_out = tables.held_out.filter(pl.col("at") < as_of).select(
-        "customer_id", "campaign_id", "at", voucher_id=pl.lit(None, pl.String)
-    )
-    decided = pl.concat(
-        [tables.offers.select("customer_id", "campaign_id", "at", "voucher_id"), held_out]
-    )
+    customer a voucher or held them out (a promotion's held-out customers are its control
+    group: offering it to them later would spoil the comparison)."""
+    valid = snapshot.campaigns.select("campaign_id", "valid_days", "distribution_mode")
     return (
-        decided.filter(pl.col("at") < as_of)
+        snapshot.decided.filter(pl.col("at") < as_of)
         .join(valid, on="campaign_id", how="left")
         .filter(
             (pl.col("distribution_mode") == "promotion")
             | (
-                ~pl.col("voucher_id").is_in(redeemed)
+                ~pl.col("voucher_id").is_in(snapshot.redeemed)
                 & (
                     pl.col("at")
                     + pl.duration(days=pl.col("valid_days").fill_null(float(label_days)))

@@ -519,6 +519,12 @@ def customer_features(tables: EventTables, queries: pl.DataFrame) -> pl.DataFram
     wide = wide.join(first_order, on="customer_id", how="left", maintain_order="left").join(
         tables.customers, on="customer_id", how="left", maintain_order="left"
     )
+    return _derived_features(wide, cats)
+
+
+def _derived_features(wide: pl.DataFrame, cats: tuple[str, ...]) -> pl.DataFrame:
+    """The customer features from the raw totals as of each row's `at` (running counts, sums and
+    latest times; see `customer_features` and `customer_snapshot`, which compute them two ways)."""
     counts = [
         "orders_total", "spend_gross", "lunch_orders", *[f"via_{s}" for s in SALES_CHANNELS],
         *[f"cat_{c}" for c in cats], "refunds_total", "refund_amount", "cancellations_total",
@@ -636,11 +642,11 @@ CONTEXT_FEATURES = [
 ]
 
 
-def offer_features(rows: pl.DataFrame, tables: EventTables) -> pl.DataFrame:
+def offer_features(rows: pl.DataFrame, campaigns: pl.DataFrame) -> pl.DataFrame:
     """Add the campaign's attributes and the context features to rows with `campaign_id`, `at`,
     `channel` and `avg_order_value`; categorical attributes become integer codes."""
     joined = rows.join(
-        tables.campaigns.select("campaign_id", "shape", *OFFER_FEATURES),
+        campaigns.select("campaign_id", "shape", *OFFER_FEATURES),
         on="campaign_id",
         how="left",
         maintain_order="left",
@@ -751,3 +757,300 @@ def uplift_assignments(tables: EventTables, label_days: int) -> pl.DataFrame:
         .sort("row")
         .select("customer_id", "at", "campaign_id", "treated", "horizon_end", "converted")
     )
+
+
+# -- every customer as of one moment (scoring) ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What next best offers need at one moment, from the events strictly before it."""
+
+    profile: pl.DataFrame  # one row per known customer: customer_id, at (the moment), features
+    campaigns: pl.DataFrame  # as EventTables.campaigns
+    statuses: pl.DataFrame  # campaign_id, at, status
+    decided: pl.DataFrame  # publications and hold-outs: customer_id, campaign_id, at, voucher_id
+    redeemed: pl.Series  # vouchers redeemed (and not rolled back)
+
+
+# Event types whose payload the snapshot reads, besides orders (decoded on their own).
+_PAYLOAD_TYPES = (
+    "campaign_created",
+    "campaign_status_changed",
+    "consent_changed",
+    "customer_created",
+    "order_refunded",
+)
+
+
+def customer_snapshot(
+    events: pl.DataFrame | pl.LazyFrame,
+    as_of: datetime,
+    categories: tuple[str, ...],
+    orders: pl.LazyFrame | None = None,
+) -> Snapshot:
+    """Every known customer's features as of `as_of` (UTC), the same values `customer_features`
+    gives for a query at `as_of`, computed as one group-by per customer rather than as-of joins.
+
+    `events` may be a lazy scan of the lake: only the event types and columns used are read, and
+    the order payloads (the bulk of the bytes) are decoded once, inside the scan. `orders` may
+    give the orders already decoded (see `decode_orders`), as of any moment: they are cut here.
+    """
+    lazy = events.lazy()
+    names = lazy.collect_schema().names()
+    _check_required(names)
+    stamp = as_of.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    before = lazy.filter(pl.col("occurred_at").cast(pl.String) < stamp)
+    typed = pl.col("event_type")
+    order_rows = decode_orders(before) if orders is None else orders.filter(pl.col("at") < as_of)
+
+    # The other events are small: two scans (with and without payload), run with the orders'.
+    ids = ("customer_id", "campaign_id", "voucher_id", "channel", "redemption_id")
+    seq = ["seq"] if "seq" in names else []
+    plain = before.filter(typed.is_in([t for t in EVENT_TYPES if t not in _PAYLOAD_TYPES])).select(
+        *seq, "event_type", *[_text(name) for name in ids], at=_parsed_at()
+    )
+    with_payload = before.filter(typed.is_in(_PAYLOAD_TYPES)).select(
+        *seq,
+        "event_type",
+        *[_text(name) for name in ("customer_id", "campaign_id", "channel")],
+        _text("payload"),
+        at=_parsed_at(),
+    )
+    per_customer_orders = _order_totals(order_rows, as_of, categories)
+    try:
+        orders_total, plain_rows, payload_rows = pl.collect_all(
+            [per_customer_orders, plain, with_payload]
+        )
+    except pl.exceptions.PolarsError as error:
+        raise PersonalisationInputError(
+            f"occurred_at must be UTC ISO text like 2026-11-26T10:09:57.612363Z: {error}"
+        ) from error
+    if orders_total.height == 0 and plain_rows.height == 0 and payload_rows.height == 0:
+        raise PersonalisationInputError("the events frame is empty: no events in the window")
+    # Order matters only among the few payload events (latest consent, campaign definitions and
+    # statuses) and for a voucher's first publication (below): sorted there as prepare_events
+    # does, by time and then the ledger's order, not all the events.
+    order = ["at", "seq"] if seq else ["at"]
+    payload_rows = payload_rows.sort(order, maintain_order=True)
+    kind = plain_rows.partition_by("event_type", as_dict=True, include_key=False)
+    payload_kind = payload_rows.partition_by("event_type", as_dict=True, include_key=False)
+
+    def rows(table: dict, name: str, frame: pl.DataFrame) -> pl.DataFrame:
+        found = table.get((name,))
+        return frame.clear() if found is None else found
+
+    plain_empty = plain_rows.drop("event_type").clear()
+    payload_empty = payload_rows.drop("event_type").clear()
+    customer = pl.col("customer_id").is_not_null()
+    offers = rows(kind, "voucher_published", plain_empty).filter(customer)
+    rolled_back = rows(kind, "redemption_rolled_back", plain_empty)["redemption_id"].drop_nulls()
+    redemptions = rows(kind, "redemption_succeeded", plain_empty).filter(
+        customer & ~pl.col("redemption_id").is_in(rolled_back)
+    )
+    held_out = rows(kind, "customer_held_out", plain_empty).filter(customer)
+    created = rows(payload_kind, "customer_created", payload_empty).filter(customer)
+    changes = rows(payload_kind, "consent_changed", payload_empty).filter(customer)
+    refunds = rows(payload_kind, "order_refunded", payload_empty).filter(customer)
+
+    d14 = as_of - timedelta(days=14)
+    offered = offers["voucher_id"].drop_nulls().unique()
+    first_channel = (
+        offers.filter(pl.col("voucher_id").is_in(redemptions["voucher_id"].drop_nulls()))
+        .sort(order, maintain_order=True)
+        .unique("voucher_id", keep="first", maintain_order=True)
+        .select("voucher_id", "channel")
+    )
+    totals = [
+        orders_total,
+        refunds.group_by("customer_id").agg(
+            refunds_total=pl.len(),
+            refund_amount=pl.col("payload").str.json_path_match("$.amount").cast(pl.Int64).sum(),
+        ),
+        rows(kind, "order_cancelled", plain_empty)
+        .filter(customer)
+        .group_by("customer_id")
+        .agg(cancellations_total=pl.len()),
+        offers.group_by("customer_id").agg(
+            offers_total=pl.len(),
+            **{f"offers_{c}": pl.col("channel").eq(c).sum() for c in CHANNELS},
+            last_offer_at=pl.col("at").max(),
+            offers_total_before_14d=(pl.col("at") < d14).sum(),
+        ),
+        redemptions.select("customer_id", "at", "voucher_id")
+        .join(first_channel, on="voucher_id", how="left")
+        .with_columns(offered=pl.col("voucher_id").is_in(offered))
+        .group_by("customer_id")
+        .agg(
+            redemptions_any=pl.len(),
+            offer_redemptions=pl.col("offered").sum(),
+            **{f"redemptions_{c}": pl.col("channel").eq(c).sum() for c in CHANNELS},
+            last_redemption_at=pl.col("at").max(),
+            offer_redemptions_before_14d=(pl.col("offered") & (pl.col("at") < d14)).sum(),
+        ),
+        rows(kind, "voucher_accepted", plain_empty)
+        .filter(customer)
+        .group_by("customer_id")
+        .agg(accepted_total=pl.len()),
+        held_out.group_by("customer_id").agg(held_out_total=pl.len()),
+        rows(kind, "delivery_failed", plain_empty)
+        .filter(customer)
+        .group_by("customer_id")
+        .agg(delivery_failures=pl.len()),
+        _latest_consent(created, changes),
+        created.group_by("customer_id").agg(
+            created_at=pl.col("at").min(),
+            signup_at=pl.col("payload")
+            .str.json_path_match("$.signup_at")
+            .str.to_datetime(_TIME_FORMAT, time_unit="us", time_zone="UTC", strict=False)
+            .min(),
+        ),
+    ]
+    # Known: created before the moment, or ordered before it without a creation event.
+    known = (
+        pl.concat([created.select("customer_id"), orders_total.select("customer_id")])
+        .unique()
+        .sort("customer_id")
+        .with_columns(at=pl.lit(as_of).cast(pl.Datetime("us", "UTC")))
+    )
+    wide = known
+    for part in totals:
+        wide = wide.join(part, on="customer_id", how="left", maintain_order="left")
+
+    campaigns = campaign_definitions(
+        rows(payload_kind, "campaign_created", payload_empty).select("campaign_id", "at", "payload")
+    )
+    statuses = pl.concat(
+        [
+            campaigns.select("campaign_id", at="created_at", status="initial_status"),
+            rows(payload_kind, "campaign_status_changed", payload_empty).select(
+                "campaign_id", "at", status=pl.col("payload").str.json_path_match("$.status")
+            ),
+        ]
+    ).sort("at", maintain_order=True)
+    decided = pl.concat(
+        [
+            offers.select("customer_id", "campaign_id", "at", "voucher_id"),
+            held_out.select("customer_id", "campaign_id", "at", voucher_id=pl.lit(None, pl.String)),
+        ]
+    )
+    return Snapshot(
+        profile=_derived_features(wide, categories),
+        campaigns=campaigns,
+        statuses=statuses,
+        decided=decided,
+        redeemed=redemptions["voucher_id"].drop_nulls(),
+    )
+
+
+def decode_orders(events: pl.LazyFrame, keep: tuple[str, ...] = ()) -> pl.LazyFrame:
+    """The `order_recorded` events of customers as customer_id, at, amount, lunch, via_* and
+    items (category, quantity): the one JSON decode the order features need. `keep`: columns
+    passed through as they are."""
+    order = pl.col("payload").cast(pl.String).replace("", None).str.json_decode(_ORDER_DTYPE)
+    return (
+        events.filter(pl.col("event_type") == "order_recorded")
+        .select(*keep, _text("customer_id"), _text("sales_channel"), "payload", at=_parsed_at())
+        .filter(pl.col("customer_id").is_not_null())
+        .select(
+            *keep,
+            "customer_id",
+            "at",
+            amount=order.struct.field("amount").fill_null(0),
+            lunch=(pl.col("at").dt.hour() < LUNCH_BEFORE_HOUR).cast(pl.Int64),
+            **{
+                f"via_{name}": pl.col("sales_channel").eq(name).fill_null(False).cast(pl.Int64)
+                for name in SALES_CHANNELS
+            },
+            items=order.struct.field("items"),
+        )
+    )
+
+
+def _order_totals(
+    orders: pl.LazyFrame, as_of: datetime, categories: tuple[str, ...]
+) -> pl.LazyFrame:
+    """Per customer: the order totals, category quantities and times `customer_features` reads."""
+    item = pl.element()
+    quantities = {
+        f"cat_{c}": pl.col("items")
+        .list.eval(
+            pl.when(item.is_not_null() & (item.struct.field("category").fill_null("other") == c))
+            .then(item.struct.field("quantity").fill_null(1))
+            .otherwise(0)
+        )
+        .list.sum()
+        .fill_null(0)
+        for c in categories
+    }
+    d30, d90 = as_of - timedelta(days=30), as_of - timedelta(days=90)
+    return (
+        orders.with_columns(**quantities)
+        .group_by("customer_id")
+        .agg(
+            orders_total=pl.len(),
+            spend_gross=pl.col("amount").sum(),
+            lunch_orders=pl.col("lunch").sum(),
+            **{f"via_{s}": pl.col(f"via_{s}").sum() for s in SALES_CHANNELS},
+            **{name: pl.col(name).sum() for name in quantities},
+            last_order_at=pl.col("at").max(),
+            first_order_at=pl.col("at").min(),
+            orders_total_before_30d=(pl.col("at") < d30).sum(),
+            spend_gross_before_30d=pl.col("amount").filter(pl.col("at") < d30).sum(),
+            orders_total_before_90d=(pl.col("at") < d90).sum(),
+            spend_gross_before_90d=pl.col("amount").filter(pl.col("at") < d90).sum(),
+        )
+    )
+
+
+def _latest_consent(created: pl.DataFrame, changes: pl.DataFrame) -> pl.DataFrame:
+    """Per customer, consent_<channel>: the latest grant or withdrawal (creation, then changes)."""
+    at_creation = [
+        created.select(
+            "customer_id",
+            "at",
+            channel=pl.lit(name),
+            granted=pl.col("payload").str.json_path_match(f"$.consent.{name}").eq("true"),
+        )
+        for name in CHANNELS
+    ]
+    changed = changes.select(
+        "customer_id",
+        "at",
+        channel=pl.coalesce(pl.col("channel"), pl.col("payload").str.json_path_match("$.channel")),
+        granted=pl.col("payload").str.json_path_match("$.granted").eq("true"),
+    )
+    latest = (
+        pl.concat([*at_creation, changed])
+        .sort("at", maintain_order=True)
+        .filter(pl.col("channel").is_in(CHANNELS))
+        .group_by("customer_id", "channel")
+        .agg(pl.col("granted").last().cast(pl.Int64))
+    )
+    wide = latest.pivot("channel", index="customer_id", values="granted", on_columns=CHANNELS)
+    return wide.select(
+        "customer_id", *[pl.col(c).alias(f"consent_{c}") for c in CHANNELS if c in wide.columns]
+    ).with_columns(
+        [pl.lit(None, pl.Int64).alias(f"consent_{c}") for c in CHANNELS if c not in wide.columns]
+    )
+
+
+def _text(name: str) -> pl.Expr:
+    return pl.col(name).cast(pl.String).replace("", None).alias(name)
+
+
+def _parsed_at() -> pl.Expr:
+    return (
+        pl.col("occurred_at")
+        .cast(pl.String)
+        .str.to_datetime(_TIME_FORMAT, time_unit="us", time_zone="UTC", strict=True)
+    )
+
+
+def _check_required(names: list[str]) -> None:
+    missing = [name for name in REQUIRED_COLUMNS if name not in names]
+    if missing:
+        raise PersonalisationInputError(
+            f"the events frame lacks column(s) {', '.join(missing)}: pass the lake's events "
+            f"(columns {', '.join(REQUIRED_COLUMNS)}, ...)"
+        )

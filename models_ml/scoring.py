@@ -8,7 +8,7 @@ from pathlib import Path
 
 import polars as pl
 
-from models_ml.data import lake_days, load_events
+from models_ml.data import lake_days, scan_events
 from models_ml.registry import ModelCard, Registry
 
 QUEUE_DAYS = 14  # the review queue covers the attempts of the lake's last two weeks
@@ -36,14 +36,29 @@ def fraud_review_queue(home: Path, features: pl.DataFrame) -> tuple[pl.DataFrame
 
 def next_best_offer_table(home: Path) -> tuple[pl.DataFrame, ModelCard]:
     """Per customer, the NEXT_BEST_OFFERS campaigns offerable at the lake's last event."""
+    from models_ml.order_cache import cached_orders
     from models_ml.personalisation import next_best_offers
-
-    model, card = Registry(home).load("personalisation")
     from models_ml.personalisation_features import EVENT_TYPES
 
-    events = load_events(home / "lake", None, lake_days(home / "lake")[1], EVENT_TYPES)
-    as_of = datetime.fromisoformat(events["occurred_at"].max().replace("Z", "+00:00"))
-    table = next_best_offers(model, events, as_of, top_k=NEXT_BEST_OFFERS)
+    model, card = Registry(home).load("personalisation")
+    lake = home / "lake"
+    last_day = lake_days(lake)[1]
+    # Lazy: next_best_offers reads only the event types and columns it uses. The moment is the
+    # last event personalisation reads, looked for in the last day's partition first.
+    events = scan_events(lake).filter(pl.col("event_date") <= last_day.isoformat())
+    read = pl.col("event_type").is_in(EVENT_TYPES)
+    latest = (
+        events.filter(pl.col("event_date") == last_day.isoformat(), read)
+        .select(pl.col("occurred_at").max())
+        .collect()
+        .item()
+    )
+    if latest is None:
+        latest = events.filter(read).select(pl.col("occurred_at").max()).collect().item()
+    as_of = datetime.fromisoformat(latest.replace("Z", "+00:00"))
+    # The orders come decoded from the cache, which decodes only the days that are new.
+    orders = cached_orders(home, last_day)
+    table = next_best_offers(model, events, as_of, top_k=NEXT_BEST_OFFERS, orders=orders)
     return _stamped(table, card), card
 
 

@@ -12,7 +12,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
+from models_ml.order_cache import cache_dir, cached_orders
 from models_ml.personalisation import (
     PersonalisationInputError,
     evaluate_personalisation,
@@ -21,7 +23,13 @@ from models_ml.personalisation import (
     qini_coefficient,
     train_personalisation,
 )
-from models_ml.personalisation_features import build_tables, customer_features, labelled_offers
+from models_ml.personalisation_features import (
+    build_tables,
+    customer_features,
+    customer_snapshot,
+    decode_orders,
+    labelled_offers,
+)
 from pipelines.ledger_extract import LAKE_SCHEMA, Lake, sync_lake
 from redemption_core.simulator import SimulationConfig, simulate
 
@@ -475,3 +483,45 @@ def test_next_best_offers_need_a_time_zone_on_as_of(
 
     with pytest.raises(PersonalisationInputError, match="time zone"):
         next_best_offers(model, simulated, datetime(2026, 3, 6))
+
+
+# -- scoring: one moment, every customer --------------------------------------------------------
+
+
+def test_the_scoring_snapshot_gives_every_customer_the_features_of_the_as_of_joins(
+    simulated: pl.DataFrame,
+) -> None:
+    # Scoring computes the features with one group-by per customer; training with as-of joins.
+    as_of = datetime(2026, 3, 6, tzinfo=UTC)
+    tables = build_tables(simulated.filter(pl.col("occurred_at") < "2026-03-06"))
+
+    snapshot = customer_snapshot(simulated.lazy(), as_of, tables.categories)
+
+    expected = customer_features(tables, snapshot.profile.select("customer_id", "at"))
+    assert snapshot.profile.height > 100
+    assert_frame_equal(snapshot.profile, expected)
+
+
+def test_decoded_orders_are_kept_per_lake_day_and_redone_when_a_day_changes(
+    tmp_path: Path,
+) -> None:
+    ledger = planted_uplift_ledger(customers=40)
+    events = ledger.frame()
+    for (day,), rows in events.partition_by("event_date", as_dict=True).items():
+        folder = tmp_path / "lake" / "events" / f"event_date={day}"
+        folder.mkdir(parents=True)
+        rows.write_parquet(folder / "events.parquet")
+    last = date.fromisoformat(events["event_date"].max())
+    key = ["customer_id", "at"]
+
+    cached = cached_orders(tmp_path, last).collect().sort(key)
+
+    assert_frame_equal(cached, decode_orders(events.lazy()).collect().sort(key))
+    day = events["event_date"].min()
+    ledger.order("c00001", datetime.fromisoformat(f"{day}T12:00:00+00:00"), amount=1234)
+    changed = ledger.frame().filter(pl.col("event_date") == day)
+    changed.write_parquet(tmp_path / "lake" / "events" / f"event_date={day}" / "events.parquet")
+    again = cached_orders(tmp_path, last).collect()
+    assert again.height == cached.height + 1
+    assert 1234 in again["amount"].to_list()
+    assert len(list(cache_dir(tmp_path).glob("*.parquet"))) == events["event_date"].n_unique()

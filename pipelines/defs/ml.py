@@ -19,7 +19,7 @@ import polars as pl
 from models_ml.data import DataError
 from models_ml.registry import ModelCard, Registry
 from models_ml.scoring import fraud_attempt_features, fraud_review_queue, next_best_offer_table
-from models_ml.training import train_and_register
+from models_ml.training import BOOTSTRAP_CUSTOMERS, train_and_register
 from pipelines.defs.dbt import warehouse_models
 from pipelines.defs.ingest import RAW_EVENTS
 from pipelines.resources import PromoHomeResource
@@ -49,7 +49,10 @@ def promoted_or_first(home: Path, kind: str, log: dg.DagsterLogManager) -> Model
     if card is not None:
         return card
     try:
-        card = train_and_register(home, kind)
+        # A bounded sample of customers for the first personalisation model: it only has to be
+        # good enough until the weekly retrain, and the full history costs minutes at 10M events.
+        sample = BOOTSTRAP_CUSTOMERS if kind == "personalisation" else None
+        card = train_and_register(home, kind, max_customers=sample)
     except (DataError, ValueError) as error:
         log.warning(f"no {kind} model promoted and none can be trained yet: {error}")
         return None
