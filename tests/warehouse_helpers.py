@@ -24,8 +24,15 @@ def build_warehouse(home: Path, select: str | None = None) -> Path:
     load_raw(
         paths.build_warehouse, lake, result, ledger_high_water(paths.ledger), datetime.now(UTC)
     )
-    env = dict(os.environ, PROMO_WAREHOUSE=str(paths.build_warehouse), DO_NOT_TRACK="1")
-    args = [
+    args = ["--select", select] if select else []
+    return run_dbt_build(home, paths.build_warehouse, *args)
+
+
+def run_dbt_build(home: Path, warehouse: Path, *args: str) -> Path:
+    """`dbt build` of `warehouse` as it is (no extract), with extra `args` such as
+    `--full-refresh`; raises if any model or test fails."""
+    env = dict(os.environ, PROMO_WAREHOUSE=str(warehouse), DO_NOT_TRACK="1")
+    command = [
         str(Path(sys.executable).with_name("dbt")),
         "build",
         "--project-dir",
@@ -36,10 +43,9 @@ def build_warehouse(home: Path, select: str | None = None) -> Path:
         str(home / "dbt_target"),
         "--log-path",
         str(home / "dbt_logs"),
+        *args,
     ]
-    if select:
-        args += ["--select", select]
-    run = subprocess.run(args, env=env, capture_output=True, text=True)
+    run = subprocess.run(command, env=env, capture_output=True, text=True)
     if run.returncode != 0:
         raise AssertionError(f"dbt build failed:\n{run.stdout[-4000:]}")
-    return paths.build_warehouse
+    return warehouse

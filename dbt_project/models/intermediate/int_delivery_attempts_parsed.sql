@@ -1,12 +1,30 @@
 -- A delivery run is one send of a voucher with its retries. Attempt numbers restart at 1 when
 -- a failed delivery is re-sent (retry_deliveries) or resumed after a crash, so a new run
--- starts at every attempt numbered 1, in ledger order.
+-- starts at every attempt numbered 1, in ledger order. Rebuilt per voucher (see
+-- incremental_entities): a new attempt renumbers its voucher's runs, so all the attempts of a
+-- voucher with a new one are recomputed (those without a voucher every time; there are none).
+{{ config(
+    materialized='incremental', incremental_strategy='delete+insert',
+    unique_key='delivery_attempt_id',
+) }}
+
+{%- set high_water = entity_high_water('event_seq') %}
+
 with
 
 events as (
 
     select * from {{ ref('stg_ledger__delivery_events') }}
     where event_type = 'delivery_attempted'
+    {%- if high_water is not none %}
+        and (
+            voucher_id in (
+                select voucher_id from {{ ref('stg_ledger__delivery_events') }}
+                where event_type = 'delivery_attempted' and event_seq > {{ high_water }}
+            )
+            or voucher_id is null
+        )
+    {%- endif %}
 
 ),
 

@@ -1,11 +1,24 @@
 -- One row per order recorded in the ledger, with its refunds and cancellation. Revenue here
 -- is the order amount before any voucher discount; `net_amount` takes refunds off and is zero
--- for a cancelled order.
+-- for a cancelled order. Rebuilt per order (see incremental_entities): an order is recomputed
+-- from all its events when any of them (the order, a refund, a cancellation) is new.
+{{ config(
+    materialized='incremental', incremental_strategy='delete+insert', unique_key='order_id',
+) }}
+
+{%- set high_water = entity_high_water() %}
+
 with
 
 events as (
 
     select * from {{ ref('stg_ledger__order_events') }}
+    {%- if high_water is not none %}
+    where order_id in (
+        select order_id from {{ ref('stg_ledger__order_events') }}
+        where event_seq > {{ high_water }}
+    )
+    {%- endif %}
 
 ),
 
@@ -21,6 +34,7 @@ orders as (
         cast(len(items) as ubigint) as lines,
         store_id,
         sales_channel,
+        event_seq,
 
     from events
     where event_type = 'order_recorded'
@@ -34,6 +48,7 @@ refunds as (
         order_id,
         sum(amount)::bigint as refunded_amount,
         count(*) as refunds,
+        max(event_seq) as last_event_seq,
 
     from events
     where event_type = 'order_refunded'
@@ -46,6 +61,7 @@ cancellations as (
     select
         order_id,
         min(occurred_at) as cancelled_at,
+        max(event_seq) as last_event_seq,
 
     from events
     where event_type = 'order_cancelled'
@@ -72,6 +88,10 @@ final as (
             when cancellations.cancelled_at is not null then 0
             else greatest(orders.amount - coalesce(refunds.refunded_amount, 0), 0)
         end as net_amount,
+        -- the newest event in the row: what entity_high_water reads
+        greatest(
+            orders.event_seq, refunds.last_event_seq, cancellations.last_event_seq
+        ) as last_event_seq,
 
     from orders
     left join refunds

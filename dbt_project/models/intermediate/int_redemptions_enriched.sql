@@ -1,10 +1,26 @@
 -- One row per redemption attempt, succeeded or rejected, with its order, amounts, reasons,
 -- request context and, for a success, its rollback (at most one: a second is refused).
+-- Rebuilt per attempt (see incremental_entities): an attempt is recomputed when it is new or
+-- when a rollback of its redemption is.
+{{ config(
+    materialized='incremental', incremental_strategy='delete+insert',
+    unique_key='attempt_event_id',
+) }}
+
+{%- set high_water = entity_high_water() %}
+
 with
 
 events as (
 
     select * from {{ ref('stg_ledger__redemption_events') }}
+    {%- if high_water is not none %}
+    where event_seq > {{ high_water }}
+        or redemption_id in (
+            select redemption_id from {{ ref('stg_ledger__redemption_events') }}
+            where event_seq > {{ high_water }}
+        )
+    {%- endif %}
 
 ),
 
@@ -35,6 +51,7 @@ attempts as (
         payment_hash,
         -- Imported redemptions (dunnhumby) carry no amounts.
         coalesce(amounts_known, true) as are_amounts_known,
+        event_seq,
 
     from events
     where event_type in ('redemption_succeeded', 'redemption_rejected')
@@ -51,6 +68,7 @@ rollbacks as (
         cause as rollback_cause,
         discount as rolled_back_discount,
         gift_amount as rolled_back_gift_amount,
+        event_seq,
 
     from events
     where event_type = 'redemption_rolled_back'
@@ -93,6 +111,8 @@ final as (
         coalesce(rollbacks.rolled_back_gift_amount, 0) as rolled_back_gift_amount,
         attempts.discount - coalesce(rollbacks.rolled_back_discount, 0) as net_discount,
         attempts.gift_amount - coalesce(rollbacks.rolled_back_gift_amount, 0) as net_gift_amount,
+        -- the newest event in the row: what entity_high_water reads
+        greatest(attempts.event_seq, rollbacks.event_seq) as last_event_seq,
 
     from attempts
     left join rollbacks

@@ -1,23 +1,68 @@
 -- One row per voucher published to a customer, with what happened to it since: delivery,
 -- acceptance and redemptions. A voucher is published at most once (the core refuses to
--- publish it to a second holder).
+-- publish it to a second holder). Rebuilt per voucher (see incremental_entities): a voucher is
+-- recomputed when any of its events is new, or its campaign's definition (expires_at).
+{{ config(
+    materialized='incremental', incremental_strategy='delete+insert', unique_key='voucher_id',
+) }}
+
+-- depends_on: {{ ref('stg_ledger__events') }}
+{%- set high_water = entity_high_water() %}
+
 with
 
+{% if high_water is not none -%}
+touched as (
+
+    select voucher_id from {{ ref('stg_ledger__voucher_events') }}
+    where event_seq > {{ high_water }}
+
+    union
+
+    select voucher_id from {{ ref('stg_ledger__delivery_events') }}
+    where event_seq > {{ high_water }}
+
+    union
+
+    select voucher_id from {{ ref('stg_ledger__redemption_events') }}
+    where event_seq > {{ high_water }}
+
+    union
+
+    select voucher_id from {{ ref('stg_ledger__voucher_events') }}
+    where event_type = 'voucher_published'
+        and campaign_id in (
+            select campaign_id from {{ ref('stg_ledger__events') }}
+            where event_type = 'campaign_created' and event_seq > {{ high_water }}
+        )
+
+),
+
+{% endif -%}
 vouchers as (
 
     select * from {{ ref('stg_ledger__voucher_events') }}
+    {%- if high_water is not none %}
+    where voucher_id in (select voucher_id from touched)
+    {%- endif %}
 
 ),
 
 deliveries as (
 
     select * from {{ ref('stg_ledger__delivery_events') }}
+    {%- if high_water is not none %}
+    where voucher_id in (select voucher_id from touched)
+    {%- endif %}
 
 ),
 
 redemptions as (
 
     select * from {{ ref('stg_ledger__redemption_events') }}
+    {%- if high_water is not none %}
+    where voucher_id in (select voucher_id from touched)
+    {%- endif %}
 
 ),
 
@@ -40,6 +85,7 @@ published as (
         trigger_id,
         code as voucher_code,
         occurred_at as published_at,
+        event_seq,
 
     from vouchers
     where event_type = 'voucher_published'
@@ -49,18 +95,18 @@ published as (
 
 later_events as (
 
-    select voucher_id, event_type, occurred_at,
+    select voucher_id, event_type, occurred_at, event_seq,
     from vouchers
     where event_type in ('voucher_accepted', 'voucher_disabled', 'voucher_enabled')
 
     union all
 
-    select voucher_id, event_type, occurred_at,
+    select voucher_id, event_type, occurred_at, event_seq,
     from deliveries
 
     union all
 
-    select voucher_id, event_type, occurred_at,
+    select voucher_id, event_type, occurred_at, event_seq,
     from redemptions
 
 ),
@@ -80,6 +126,7 @@ voucher_events as (
         min(occurred_at) filter (where event_type = 'redemption_rejected') as first_rejected_at,
         max(occurred_at) filter (where event_type = 'voucher_disabled') as last_disabled_at,
         max(occurred_at) filter (where event_type = 'voucher_enabled') as last_enabled_at,
+        max(event_seq) as last_event_seq,
 
     from later_events
     where voucher_id is not null
@@ -126,6 +173,8 @@ joined as (
             voucher_events.last_enabled_at is null
             or voucher_events.last_disabled_at > voucher_events.last_enabled_at
         ) as is_disabled,
+        -- the newest of the voucher's own events in the row: what entity_high_water reads
+        greatest(published.event_seq, voucher_events.last_event_seq) as last_event_seq,
 
     from published
     left join voucher_events

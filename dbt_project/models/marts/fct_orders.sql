@@ -3,11 +3,37 @@
 -- Voucher columns count successful redemptions, rolled back or not (a cancellation rolls
 -- them back); `discount_net` is what stands after rollbacks. Redemptions that name an order
 -- the ledger never recorded are not here (they are in fct_redemptions).
+-- Rebuilt per order (see incremental_entities): an order is recomputed when its row in
+-- int_orders_recorded or a redemption attempt naming it changed since the last build.
+{{ config(
+    materialized='incremental', incremental_strategy='delete+insert', unique_key='order_id',
+    post_hook="{{ record_upstream_high_waters(['int_orders_recorded', 'int_redemptions_enriched']) }}",
+) }}
+
+{%- set high_waters = upstream_high_waters() %}
+
 with
 
+{% if high_waters is not none -%}
+touched as (
+
+    select order_id from {{ ref('int_orders_recorded') }}
+    where last_event_seq > {{ high_waters.get('int_orders_recorded', 0) }}
+
+    union
+
+    select order_id from {{ ref('int_redemptions_enriched') }}
+    where last_event_seq > {{ high_waters.get('int_redemptions_enriched', 0) }}
+
+),
+
+{% endif -%}
 orders as (
 
     select * from {{ ref('int_orders_recorded') }}
+    {%- if high_waters is not none %}
+    where order_id in (select order_id from touched)
+    {%- endif %}
 
 ),
 
@@ -15,6 +41,9 @@ redemptions as (
 
     select * from {{ ref('int_redemptions_enriched') }}
     where order_id is not null
+    {%- if high_waters is not none %}
+        and order_id in (select order_id from touched)
+    {%- endif %}
 
 ),
 
