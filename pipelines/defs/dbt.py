@@ -2,6 +2,7 @@
 
 import importlib.metadata
 import sys
+import threading
 from collections.abc import Iterator, Sequence
 from functools import cached_property
 from pathlib import Path
@@ -56,7 +57,16 @@ def warehouse_models(
     args = ["build", "--exclude-resource-type", "unit_test"]
     if config.full_refresh:
         args.append("--full-refresh")
+    # dbt works in its own process; this one only waits for its output, so it can import the
+    # model libraries the steps after dbt need (LightGBM, scikit-learn: ~3 s) meanwhile
+    threading.Thread(target=_import_model_libraries, daemon=True).start()
     yield from dbt.cli(args, context=context, target_path=target).stream()
+
+
+def _import_model_libraries() -> None:
+    # importing is all this does: a step that imports them sooner waits for the same module lock
+    for module in ("models_ml.fraud", "models_ml.personalisation"):
+        importlib.import_module(module)
 
 
 class LocalDbtCliResource(DbtCliResource):
