@@ -186,6 +186,11 @@ class TreeMemory:
         }
 
 
+def last_json(stdout: str) -> dict:
+    """A child's last JSON line (DuckDB prints progress bars to stdout for long queries)."""
+    return json.loads([line for line in stdout.splitlines() if line.startswith("{")][-1])
+
+
 def run_child(
     argv: list[str],
     env: dict[str, str],
@@ -406,7 +411,7 @@ def run_floor(home: Path, manifest: Path, label: str) -> dict:
     argv = [PYTHON, str(ROOT / "bench" / "pipeline_floor.py"), "--ledger", str(home / "ledger.sqlite"),
             "--manifest", str(manifest), "--out", str(home / "floor")]  # fmt: skip
     result = run_child(argv, child_env(home), home / "logs" / label, label)
-    result["report"] = json.loads(result["stdout"].strip().splitlines()[-1])
+    result["report"] = last_json(result["stdout"])
     return result
 
 
@@ -416,7 +421,7 @@ def breakdown(home: Path, run: dict, work: Path) -> dict:
     found = run_child(
         [PYTHON, "-c", EVENT_LOG_CHILD], child_env(home), work / "logs" / "event-log", "event log"
     )
-    log_data = json.loads(found["stdout"].strip().splitlines()[-1])
+    log_data = last_json(found["stdout"])
     # a step cut short (the run killed) ends when the run did
     ends = {k: v.get("end", run["ended_epoch"]) for k, v in log_data["steps"].items()}
     steps = {
@@ -475,7 +480,7 @@ def profile_ingest(home: Path, work: Path) -> dict:
         child_env(home), work / "logs" / "profile", "ingest profile",
     )  # fmt: skip
     shutil.rmtree(target, ignore_errors=True)
-    return json.loads(found["stdout"].strip().splitlines()[-1])
+    return last_json(found["stdout"])
 
 
 def median(values: list[float]) -> float:
