@@ -65,3 +65,20 @@
         and {{ seq_column }} > {{ high_water }}
     {%- endif -%}
 {%- endmacro %}
+
+{#- The ids a timeline row carries, in the timeline's column order: one list for each of its
+    per-family parts, which are unioned by position. -#}
+{% macro timeline_ids() -%}
+        event_seq,
+        event_id,
+        occurred_at,
+        event_type,
+        campaign_id,
+        voucher_id,
+        customer_id,
+        order_id,
+        channel,
+        redemption_id,
+        store_id,
+        staff_id,
+{%- endmacro %}

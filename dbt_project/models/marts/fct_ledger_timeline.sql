@@ -8,41 +8,15 @@
 
 with
 
-order_events as (
+{#- the typed staging table of each frequent family, from its first event not yet here -#}
+{%- for family in ledger_event_families() %}
+{{ family }}_events as (
 
-    select * from {{ ref('stg_ledger__order_events') }}
+    select * from {{ ref('stg_ledger__' ~ family ~ '_events') }}
     where true {{ new_ledger_events() }}
 
 ),
-
-delivery_events as (
-
-    select * from {{ ref('stg_ledger__delivery_events') }}
-    where true {{ new_ledger_events() }}
-
-),
-
-voucher_events as (
-
-    select * from {{ ref('stg_ledger__voucher_events') }}
-    where true {{ new_ledger_events() }}
-
-),
-
-redemption_events as (
-
-    select * from {{ ref('stg_ledger__redemption_events') }}
-    where true {{ new_ledger_events() }}
-
-),
-
-offer_events as (
-
-    select * from {{ ref('stg_ledger__offer_events') }}
-    where true {{ new_ledger_events() }}
-
-),
-
+{% endfor %}
 other_events as (
 
     select * from {{ ref('stg_ledger__events') }}
@@ -54,18 +28,7 @@ other_events as (
 described_orders as (
 
     select
-        event_seq,
-        event_id,
-        occurred_at,
-        event_type,
-        campaign_id,
-        voucher_id,
-        customer_id,
-        order_id,
-        channel,
-        redemption_id,
-        store_id,
-        staff_id,
+        {{ timeline_ids() }}
         case event_type
             when 'order_recorded'
                 then 'order '
@@ -86,18 +49,7 @@ described_orders as (
 described_deliveries as (
 
     select
-        event_seq,
-        event_id,
-        occurred_at,
-        event_type,
-        campaign_id,
-        voucher_id,
-        customer_id,
-        order_id,
-        channel,
-        redemption_id,
-        store_id,
-        staff_id,
+        {{ timeline_ids() }}
         case event_type
             when 'delivery_attempted'
                 then 'attempt ' || coalesce(cast(attempt as varchar), '?')
@@ -127,18 +79,7 @@ described_deliveries as (
 described_vouchers as (
 
     select
-        event_seq,
-        event_id,
-        occurred_at,
-        event_type,
-        campaign_id,
-        voucher_id,
-        customer_id,
-        order_id,
-        channel,
-        redemption_id,
-        store_id,
-        staff_id,
+        {{ timeline_ids() }}
         case event_type
             when 'voucher_created'
                 then 'created ' || coalesce(kind, '') || ' voucher '
@@ -169,18 +110,7 @@ described_vouchers as (
 described_redemptions as (
 
     select
-        event_seq,
-        event_id,
-        occurred_at,
-        event_type,
-        campaign_id,
-        voucher_id,
-        customer_id,
-        order_id,
-        channel,
-        redemption_id,
-        store_id,
-        staff_id,
+        {{ timeline_ids() }}
         case event_type
             when 'redemption_succeeded'
                 then 'redeemed: '
@@ -207,18 +137,7 @@ described_redemptions as (
 described_offers as (
 
     select
-        event_seq,
-        event_id,
-        occurred_at,
-        event_type,
-        campaign_id,
-        voucher_id,
-        customer_id,
-        order_id,
-        channel,
-        redemption_id,
-        store_id,
-        staff_id,
+        {{ timeline_ids() }}
         case event_type
             when 'customer_held_out'
                 then 'held out (control group)' || coalesce(' by ' || source, '')
@@ -243,18 +162,7 @@ described_offers as (
 described_others as (
 
     select
-        event_seq,
-        event_id,
-        occurred_at,
-        event_type,
-        campaign_id,
-        voucher_id,
-        customer_id,
-        order_id,
-        channel,
-        redemption_id,
-        store_id,
-        staff_id,
+        {{ timeline_ids() }}
         case event_type
             when 'main_campaign_created'
                 then 'main campaign created: ' || coalesce(payload->'definition'->>'name', '?')
