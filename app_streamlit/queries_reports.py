@@ -80,10 +80,13 @@ def redemptions_by_day(filters: Filters) -> pd.DataFrame:
     )
 
 
-def funnel_by_day(filters: Filters) -> pd.DataFrame:
+def funnel_by_day(filters: Filters, sent_through_a_channel: bool = False) -> pd.DataFrame:
+    """The funnel per publication day; `sent_through_a_channel` leaves out channel 'none' (held
+    out, skipped, and vouchers published without a channel), as conversion rates need."""
     where, params = filters.where(
         date_column="cohort_date", campaign_column="campaign_id", channel_column="channel"
     )
+    only_sent = " AND channel != 'none'" if sent_through_a_channel else ""
     return db.query(
         f"""
         SELECT
@@ -95,7 +98,7 @@ def funnel_by_day(filters: Filters) -> pd.DataFrame:
             sum(held_out) AS held_out,
             sum(skipped) AS skipped,
         FROM marts.fct_campaign_funnel
-        WHERE {where}
+        WHERE {where}{only_sent}
         GROUP BY ALL
         ORDER BY day
         """,
@@ -215,27 +218,6 @@ def skip_reasons_by_campaign(filters: Filters) -> pd.DataFrame:
         GROUP BY funnel.campaign_id, campaigns.campaign_name
         HAVING sum(held_out) + sum(skipped) > 0
         ORDER BY campaign
-        """,
-        params,
-    )
-
-
-def conversion_by_cohort(filters: Filters) -> pd.DataFrame:
-    where, params = filters.where(
-        date_column="cohort_date", campaign_column="campaign_id", channel_column="channel"
-    )
-    return db.query(
-        f"""
-        SELECT
-            cohort_date AS day,
-            sum(published) AS published,
-            sum(delivered) AS delivered,
-            sum(accepted) AS accepted,
-            sum(redeemed) AS redeemed,
-        FROM marts.fct_campaign_funnel
-        WHERE {where} AND channel != 'none'
-        GROUP BY ALL
-        ORDER BY day
         """,
         params,
     )

@@ -101,7 +101,7 @@ def render() -> None:
     ui.table(q.skip_reasons_by_campaign(chosen), key="engagement_skips")
 
     st.subheader("Conversion by publication day")
-    cohorts = q.conversion_by_cohort(chosen)
+    cohorts = q.funnel_by_day(chosen, sent_through_a_channel=True)
     if cohorts.empty:
         st.caption("No vouchers published in this range.")
     else:
