@@ -11,6 +11,7 @@ import numpy as np
 import polars as pl
 
 from models_ml.data import (
+    DataError,
     lake_days,
     load_ground_truth,
     load_review_labels,
@@ -52,9 +53,17 @@ def train(
         from models_ml.fraud import train_fraud
         from models_ml.fraud_features import load_fraud_events
 
-        events = load_fraud_events(lake, first, last)
         cases = load_ground_truth(home / "simulation" / "ground_truth.jsonl")
-        return train_fraud(events, first, last, seed, cases, load_review_labels(lake))
+        reviews = load_review_labels(lake)
+        if not cases and reviews.is_empty():
+            # every attempt would be labelled legitimate: say so before building any features
+            # (a ledger without labels paid seconds of features each night to learn this)
+            raise DataError(
+                "no fraud to learn from: no ground-truth cases "
+                "(simulation/ground_truth.jsonl) and no analyst reviews in the ledger"
+            )
+        events = load_fraud_events(lake, first, last)
+        return train_fraud(events, first, last, seed, cases, reviews)
     if kind == "personalisation":
         from models_ml.personalisation import train_personalisation
 

@@ -255,3 +255,23 @@ def test_the_cli_names_the_problem_in_one_line_and_exits_2(tmp_path: Path) -> No
     assert "no model version fraud-v7" in bad_version.stderr
     assert "not a date" in bad_date.stderr
     assert all(r.stderr.count("\n") == 1 for r in (no_lake, bad_version, bad_date))
+
+
+def test_without_any_label_training_stops_before_building_features(
+    ledger_a: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A ledger with no ground truth and no reviews (a real one, before analysts have decided
+    anything) can't give a fraud model; the nightly bootstrap must learn that cheaply."""
+    import models_ml.fraud_features as fraud_features
+    from models_ml.training import train_and_register
+
+    home = tmp_path / "unlabelled"
+    home.mkdir()
+    shutil.copytree(ledger_a / "lake", home / "lake")
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("features were built for a ledger without labels")
+
+    monkeypatch.setattr(fraud_features, "load_fraud_events", must_not_run)
+    with pytest.raises(DataError, match="no fraud to learn from"):
+        train_and_register(home, "fraud")
