@@ -224,22 +224,9 @@ def build_tables(events: pl.DataFrame, categories: tuple[str, ...] | None = None
     ).select("customer_id", "at")
 
     created = of(typed.eq("customer_created") & pl.col("customer_id").is_not_null())
-    consent_at_creation = [
-        created.select(
-            "customer_id",
-            "at",
-            channel=pl.lit(name),
-            granted=pl.col("payload").str.json_path_match(f"$.consent.{name}").eq("true"),
-        )
-        for name in CHANNELS
-    ]
-    consent_changes = of(typed.eq("consent_changed") & pl.col("customer_id").is_not_null()).select(
-        "customer_id",
-        "at",
-        channel=pl.coalesce(pl.col("channel"), pl.col("payload").str.json_path_match("$.channel")),
-        granted=pl.col("payload").str.json_path_match("$.granted").eq("true"),
+    consent = consent_events(
+        created, of(typed.eq("consent_changed") & pl.col("customer_id").is_not_null())
     )
-    consent = pl.concat([*consent_at_creation, consent_changes]).sort("at", maintain_order=True)
     customers = created.group_by("customer_id").agg(
         created_at=pl.col("at").min(),
         signup_at=pl.col("payload")
@@ -1003,8 +990,9 @@ def _order_totals(
     )
 
 
-def _latest_consent(created: pl.DataFrame, changes: pl.DataFrame) -> pl.DataFrame:
-    """Per customer, consent_<channel>: the latest grant or withdrawal (creation, then changes)."""
+def consent_events(created: pl.DataFrame, changes: pl.DataFrame) -> pl.DataFrame:
+    """Every grant or withdrawal in time order: one per channel at each customer's creation,
+    then the changes (customer_id, at, channel, granted)."""
     at_creation = [
         created.select(
             "customer_id",
@@ -1020,9 +1008,13 @@ def _latest_consent(created: pl.DataFrame, changes: pl.DataFrame) -> pl.DataFram
         channel=pl.coalesce(pl.col("channel"), pl.col("payload").str.json_path_match("$.channel")),
         granted=pl.col("payload").str.json_path_match("$.granted").eq("true"),
     )
+    return pl.concat([*at_creation, changed]).sort("at", maintain_order=True)
+
+
+def _latest_consent(created: pl.DataFrame, changes: pl.DataFrame) -> pl.DataFrame:
+    """Per customer, consent_<channel>: the latest grant or withdrawal (creation, then changes)."""
     latest = (
-        pl.concat([*at_creation, changed])
-        .sort("at", maintain_order=True)
+        consent_events(created, changes)
         .filter(pl.col("channel").is_in(CHANNELS))
         .group_by("customer_id", "channel")
         .agg(pl.col("granted").last().cast(pl.Int64))
