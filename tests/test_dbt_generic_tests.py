@@ -3,16 +3,14 @@ they are written in dbt_project/tests/generic)."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
 import pytest
-from warehouse_helpers import build_warehouse
+from warehouse_helpers import build_warehouse, run_dbt
 
-from pipelines.paths import DBT_PROJECT_DIR, PipelinePaths
+from pipelines.paths import PipelinePaths
 from redemption_core.simulator import SimulationConfig, simulate
 
 
@@ -25,28 +23,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def dbt_test(home: Path, select: str) -> subprocess.CompletedProcess:
-    env = dict(
-        os.environ, PROMO_WAREHOUSE=str(PipelinePaths(home).build_warehouse), DO_NOT_TRACK="1"
-    )
-    return subprocess.run(
-        [
-            str(Path(sys.executable).with_name("dbt")),
-            "test",
-            "--select",
-            select,
-            "--project-dir",
-            str(DBT_PROJECT_DIR),
-            "--profiles-dir",
-            str(DBT_PROJECT_DIR),
-            "--target-path",
-            str(home / "dbt_target"),
-            "--log-path",
-            str(home / "dbt_logs"),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+    return run_dbt(home, PipelinePaths(home).build_warehouse, "test", "--select", select)
 
 
 def test_not_null_columns_passes_on_a_clean_build_and_names_each_column_with_nulls(

@@ -31,10 +31,18 @@ def build_warehouse(home: Path, select: str | None = None) -> Path:
 def run_dbt_build(home: Path, warehouse: Path, *args: str) -> Path:
     """`dbt build` of `warehouse` as it is (no extract), with extra `args` such as
     `--full-refresh`; raises if any model or test fails."""
+    run = run_dbt(home, warehouse, "build", *args)
+    if run.returncode != 0:
+        raise AssertionError(f"dbt build failed:\n{run.stdout[-4000:]}")
+    return warehouse
+
+
+def run_dbt(home: Path, warehouse: Path, *args: str) -> subprocess.CompletedProcess:
+    """dbt with `args` (e.g. `test --select ...`) on `warehouse`, its artefacts under `home`."""
     env = dict(os.environ, PROMO_WAREHOUSE=str(warehouse), DO_NOT_TRACK="1")
     command = [
         str(Path(sys.executable).with_name("dbt")),
-        "build",
+        *args,
         "--project-dir",
         str(DBT_PROJECT_DIR),
         "--profiles-dir",
@@ -43,9 +51,5 @@ def run_dbt_build(home: Path, warehouse: Path, *args: str) -> Path:
         str(home / "dbt_target"),
         "--log-path",
         str(home / "dbt_logs"),
-        *args,
     ]
-    run = subprocess.run(command, env=env, capture_output=True, text=True)
-    if run.returncode != 0:
-        raise AssertionError(f"dbt build failed:\n{run.stdout[-4000:]}")
-    return warehouse
+    return subprocess.run(command, env=env, capture_output=True, text=True)
