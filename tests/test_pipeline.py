@@ -337,6 +337,18 @@ def test_an_incremental_day_and_a_full_refresh_give_the_marts_of_a_full_build(
         refreshed = run_pipeline(home, quiet=True, full_refresh=True)
         assert refreshed.success, failure_text(refreshed)
         full_refresh = mart_digests(paths.published_warehouse)
+        # As if int_orders_recorded's code had changed after it built its rows: the recorded
+        # fingerprint differs and the rows are what the old code made (off by one). With no new
+        # event an incremental run would keep them; the run must rebuild them by itself.
+        with duckdb.connect(str(paths.build_warehouse)) as db:
+            db.execute(
+                "UPDATE incremental_state.code_fingerprints SET fingerprint = 'old code' "
+                "WHERE piece = 'model:int_orders_recorded'"
+            )
+            db.execute("UPDATE intermediate.int_orders_recorded SET amount = amount + 1")
+        code_changed = run_pipeline(home, quiet=True)
+        assert code_changed.success, failure_text(code_changed)
+        after_code_change = mart_digests(paths.published_warehouse)
     finally:
         env_for(built)
 
@@ -344,3 +356,4 @@ def test_an_incremental_day_and_a_full_refresh_give_the_marts_of_a_full_build(
     assert set(incremental) == set(from_scratch)
     assert [t for t in from_scratch if incremental[t] != from_scratch[t]] == []
     assert [t for t in from_scratch if full_refresh[t] != from_scratch[t]] == []
+    assert [t for t in from_scratch if after_code_change[t] != from_scratch[t]] == []

@@ -1,6 +1,7 @@
 """The dbt project as Dagster assets: each model an asset, each dbt test an asset check."""
 
 import importlib.metadata
+import json
 import sys
 import threading
 from collections.abc import Iterator, Sequence
@@ -12,6 +13,7 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 from packaging import version
 
+from pipelines.dbt_code_state import code_fingerprints, full_refresh_reason, record_fingerprints
 from pipelines.dbt_manifest import prepare_manifest
 from pipelines.paths import DBT_PROJECT_DIR
 from pipelines.resources import PromoHomeResource
@@ -33,8 +35,9 @@ class PromoDbtTranslator(DagsterDbtTranslator):
 
 
 class DbtBuildConfig(dg.Config):
-    """`full_refresh` rebuilds the incremental models from the whole raw layer (after a change to
-    one of them, or to repair it); otherwise they only take in events they have not seen."""
+    """`full_refresh` rebuilds the incremental models from the whole raw layer (to repair them);
+    otherwise they only take in events they have not seen, unless the code they depend on
+    changed since the last build (pipelines/dbt_code_state.py), which rebuilds them too."""
 
     full_refresh: bool = False
 
@@ -55,12 +58,19 @@ def warehouse_models(
     # Unit tests check the models' logic on fixed inputs: they run in `make test` (every
     # `dbt build` there), not each night, where they would only repeat themselves (~3 s).
     args = ["build", "--exclude-resource-type", "unit_test"]
-    if config.full_refresh:
+    manifest = json.loads(dbt_project.manifest_path.read_text())
+    code = code_fingerprints(manifest, DBT_PROJECT_DIR / "macros")
+    reason = "asked for" if config.full_refresh else None
+    reason = reason or full_refresh_reason(promo.build_warehouse, manifest, code)
+    if reason:
+        context.log.warning(f"full refresh of the incremental models: {reason}")
         args.append("--full-refresh")
     # dbt works in its own process; this one only waits for its output, so it can import the
     # model libraries the steps after dbt need (LightGBM, scikit-learn: ~3 s) meanwhile
     threading.Thread(target=_import_model_libraries, daemon=True).start()
     yield from dbt.cli(args, context=context, target_path=target).stream()
+    # only a build that succeeded (stream raises otherwise) vouches for the incremental rows
+    record_fingerprints(promo.build_warehouse, code)
 
 
 def _import_model_libraries() -> None:
