@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from contextlib import nullcontext, redirect_stdout
@@ -138,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--full-refresh",
         action="store_true",
-        help="rebuild dbt's incremental models from the whole raw layer (after changing one)",
+        help="rebuild dbt's incremental models from the whole raw layer (a run does it by itself "
+        "when their code changed)",
     )
     parser.add_argument(
         "--setup-only", action="store_true", help="write the Dagster instance settings and stop"
@@ -162,5 +164,16 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if result.success else 1
 
 
+def exit_now(code: int) -> None:
+    """Leave without the interpreter's teardown. By the time `main` returns every file, DuckDB
+    connection and the Dagster instance are closed; what is left is freeing the run's memory and
+    unloading Dagster, dbt, GX, LightGBM and Polars one object at a time, 1.5 s at 10M events
+    for nothing the operating system does not do at once."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())
