@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import sqlite3
 from collections import Counter, defaultdict
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from typing import Any
 
 import duckdb
 import pytest
-from warehouse_helpers import build_warehouse
+from warehouse_helpers import build_warehouse, run_dbt
 
 from redemption_core.simulator import SimulationConfig, simulate
 
@@ -334,3 +335,23 @@ def test_system_health_counts_the_ledger_and_its_error_rates(business: Business)
     assert row["as_of"] == business.as_of
     assert row["redemption_attempts_7d"] == len(week)
     assert row["redemption_rejection_rate_7d"] == pytest.approx(rejected / len(week))
+
+
+def test_events_missing_from_the_warehouse_are_counted_as_sequence_gaps(
+    business: Business, tmp_path: Path
+) -> None:
+    """Seqs are never reused, so seqs absent between the lowest and the highest are events the
+    extract missed: three taken out of the raw layer show up as three missing."""
+    warehouse = tmp_path / "gaps.duckdb"
+    shutil.copyfile(business.warehouse, warehouse)
+    middle = sorted(e["seq"] for e in business.events)[len(business.events) // 2]
+    with duckdb.connect(str(warehouse)) as db:
+        db.execute("DELETE FROM raw.ledger_events WHERE seq IN (?, ?, ?)", [2, middle, middle + 7])
+    run = run_dbt(tmp_path, warehouse, "run", "--select", "int_ledger_sequences_checked")
+    assert run.returncode == 0, run.stdout[-2000:]
+
+    with duckdb.connect(str(warehouse), read_only=True) as db:
+        (row,) = db.execute(
+            "SELECT ledger_events, missing_seqs FROM intermediate.int_ledger_sequences_checked"
+        ).fetchall()
+    assert row == (len(business.events) - 3, 3)
