@@ -19,8 +19,9 @@ def has(value: Any) -> bool:
         return True
 
 
-def text(value: Any) -> str:
-    return str(value) if has(value) else "—"
+def text(value: Any, default: str = "—") -> str:
+    """The value as text; `default` (a dash, or what its absence means) when it is missing."""
+    return str(value) if has(value) else default
 
 
 def when(value: Any) -> str:

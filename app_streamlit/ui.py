@@ -2,7 +2,9 @@
 plain-spoken empty states, and the error boundary that keeps stack traces away from users.
 
 Money in the warehouse is integer minor units of a currency (cents for EUR); it is shown in
-major units with the currency code, and never summed across currencies.
+major units with the currency code, and never summed across currencies. A value the warehouse
+does not have (SQL NULL: a rate with nothing to divide by, an interval without a control group)
+is shown as a dash, in headline numbers and table cells alike, never as "None" or "nan".
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from app_streamlit import db
 log = logging.getLogger("promoledger.console")
 
 PIPELINE_COMMAND = "make pipeline"
+
+MISSING = "—"  # what an empty value (None, NaN, NaT, NA) is shown as
 
 # ISO 4217 minor-unit exponents that differ from the usual 2.
 _EXPONENTS = {
@@ -46,7 +50,7 @@ def money(amount: float | None, currency: str | None, *, compact: bool = False) 
     """12345 EUR → 'EUR 123.45', -500 → 'EUR -5.00'; a missing amount → '—'. `compact` drops
     the minor units from 100,000 up, so that a headline number is not cut short."""
     if _missing(amount):
-        return "—"
+        return MISSING
     digits = exponent(currency)
     major = float(amount) / 10**digits
     if compact and abs(major) >= COMPACT_FROM:
@@ -75,15 +79,23 @@ def money_totals(
 def percent(share: float | None, digits: int = 1) -> str:
     """0.1234 → '12.3 %'; a missing share (nothing to divide by) → '—'."""
     if _missing(share):
-        return "—"
+        return MISSING
     return f"{100 * float(share):.{digits}f} %"
 
 
 def count(value: float | None) -> str:
     """1234 → '1,234'; a missing count → '—'."""
     if _missing(value):
-        return "—"
+        return MISSING
     return f"{int(value):,}"
+
+
+def number(value: float | None, digits: int = 1, suffix: str = "") -> str:
+    """1234.56 → '1,234.6' (hours, milliseconds, scores, ratios); a missing value → '—'.
+    `suffix` follows a present value only: number(7.071, 2, 'x') → '7.07x'."""
+    if _missing(value):
+        return MISSING
+    return f"{float(value):,.{digits}f}{suffix}"
 
 
 def ratio(numerator: float | None, denominator: float | None) -> float | None:
@@ -119,13 +131,18 @@ def table(
     empty: str = "Nothing to show for these filters.",
     height: int | str = "auto",
     hidden: Sequence[str] = (),
+    missing: str | None = None,
 ) -> None:
     """Show a table with money in major units and shares as percentages, and offer it as CSV.
 
     `frame` holds raw warehouse values (money in minor units, shares as fractions); the CSV
     carries what the table shows: money in major units beside its currency, shares as
     fractions, so that a spreadsheet can compute with them. `hidden` columns are left off the
-    screen (to keep the important ones in view) but kept in the CSV."""
+    screen (to keep the important ones in view) but kept in the CSV.
+
+    An empty cell (SQL NULL) shows a dash and stays empty in the CSV; its column keeps its
+    type, so that it still sorts as numbers or dates. `missing` says under the table what a
+    dash in it means ('no control group'), when the table has one."""
     if frame.empty:
         st.caption(empty)
         return
@@ -135,16 +152,20 @@ def table(
         sorted(exported[currency_column].dropna().unique()) if currency_column in exported else []
     )
     digits = exponent(currencies[0]) if len(currencies) == 1 else 2
+    row_currencies = (
+        exported[currency_column] if currency_column in exported else [None] * len(exported)
+    )
     for column in money:
-        if currency_column in exported:
-            exported[column] = [
+        # float, not object: a column with no amount at all (money not applicable) is still a
+        # number column, shown as dashes rather than as text.
+        exported[column] = pd.Series(
+            [
                 to_major(amount, currency)
-                for amount, currency in zip(
-                    exported[column], exported[currency_column], strict=True
-                )
-            ]
-        else:
-            exported[column] = [to_major(amount, None) for amount in exported[column]]
+                for amount, currency in zip(exported[column], row_currencies, strict=True)
+            ],
+            index=exported.index,
+            dtype="float64",
+        )
         suffix = f" ({currencies[0]})" if len(currencies) == 1 else ""
         config[column] = st.column_config.NumberColumn(
             _label(column, labels) + suffix, format=f"%,.{digits}f"
@@ -161,19 +182,23 @@ def table(
             continue
         if pd.api.types.is_integer_dtype(shown[column]) and not _is_identifier(column):
             config[column] = st.column_config.NumberColumn(_label(column, labels), format="%,d")
-        elif pd.api.types.is_object_dtype(shown[column]) or pd.api.types.is_string_dtype(
-            shown[column]
-        ):
-            # Streamlit would write "None" in an empty text cell.
-            shown[column] = shown[column].astype(object).where(shown[column].notna(), "—")
-            config[column] = _label(column, labels)
         else:
             config[column] = _label(column, labels)
     config.update(column_config or {})
     if len(currencies) == 1:
         hidden = (*hidden, currency_column)  # already in the money columns' headers
     config.update(dict.fromkeys(hidden))
-    st.dataframe(shown, hide_index=True, column_config=config, width="stretch", height=height)
+    # The placeholder draws every empty cell, of any type, as a dash; Streamlit's own is "None".
+    st.dataframe(
+        shown,
+        hide_index=True,
+        column_config=config,
+        width="stretch",
+        height=height,
+        placeholder=MISSING,
+    )
+    if missing and shown.drop(columns=list(hidden), errors="ignore").isna().to_numpy().any():
+        st.caption(f"{MISSING}: {missing}")
     download(exported, key=key)
 
 

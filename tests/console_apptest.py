@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pandas as pd
 from streamlit.testing.v1 import AppTest
+from streamlit.testing.v1.element_tree import Dataframe
 
 ROUTER = Path(__file__).resolve().parent.parent / "app_streamlit" / "streamlit_app.py"
 APOLOGY = "Something went wrong"  # what the console's error boundary shows instead of a trace
+STREAMLIT_PLACEHOLDER = "None"  # what st.dataframe draws in an empty cell unless told otherwise
 
 
 def open_page(page: str) -> AppTest:
@@ -32,3 +34,13 @@ def assert_no_failure(app: AppTest) -> None:
 
 def table_with(app: AppTest, column: str) -> pd.DataFrame:
     return next(frame.value for frame in app.dataframe if column in frame.value.columns)
+
+
+def drawn_cells(table: Dataframe) -> pd.DataFrame:
+    """The table's cells as text, an empty one (None, NaN, NaT, NA) as the browser draws it:
+    the table's placeholder, or Streamlit's own "None" when it sets none."""
+    frame = table.value
+    placeholder = (
+        table.proto.placeholder if table.proto.HasField("placeholder") else STREAMLIT_PLACEHOLDER
+    )
+    return frame.astype(object).where(frame.notna(), placeholder).astype(str)

@@ -63,6 +63,8 @@ def render() -> None:
             "discount_net": "Discount given",
             "starts_at_creation": "Start = creation",
         },
+        missing="not set: no end date (the campaign runs on), no distribution mode (a flyer, "
+        "an in-store offer) or no main campaign.",
     )
 
 

@@ -9,6 +9,7 @@ import streamlit as st
 
 from app_streamlit import filters, ui
 from app_streamlit import queries_reports as q
+from app_streamlit import record_format as fmt
 
 STATUS_COLOURS = {"failing": "#c62828", "warning": "#ef6c00", "ok": "#2e7d32"}
 # Text, not coloured emoji: Debian's chromium has no emoji font and draws boxes.
@@ -45,7 +46,7 @@ def render() -> None:
     )
     troubled = health[health["health_status"] != "ok"]
     for row in troubled.itertuples():
-        message = f"**{row.campaign}**: {row.status_reason}"
+        message = f"**{row.campaign}**: {fmt.text(row.status_reason)}"
         if row.health_status == "failing":
             st.error(message, icon=":material/error:")
         else:
@@ -69,6 +70,8 @@ def render() -> None:
             "stale_pending_triggers": "Triggers pending > 24 h",
             "is_active": "Distributing",
         },
+        missing="no delivery to rate in that window (failure rates), or it has not happened "
+        "yet (last trigger, publication, delivery).",
     )
 
     rated = health[health["failure_rate_7d"].notna()]

@@ -71,13 +71,15 @@ def render() -> None:
             ("Discount given", ui.money_totals(performance, "attributed_discount")),
             (
                 "Return on discount",
-                f"{ui.ratio(revenue, discount):.2f}x" if ui.ratio(revenue, discount) else "—",
-                "Attributed revenue per unit of discount (all currencies together).",
+                ui.number(ui.ratio(revenue, discount), 2, "x"),
+                "Attributed revenue per unit of discount (all currencies together); "
+                f"{ui.MISSING} while no discount was given.",
             ),
             (
                 "Incremental profit",
-                ui.money_totals(measured, "incremental_profit") if len(measured) else "—",
-                "Sum of the point estimates of the campaigns with a control group.",
+                ui.money_totals(measured, "incremental_profit") if len(measured) else ui.MISSING,
+                "Sum of the point estimates of the campaigns with a control group; "
+                f"{ui.MISSING} while none has a control group with a closed outcome window.",
             ),
             ("Campaigns", ui.count(len(performance))),
             ("With a control group", ui.count(len(with_control))),
@@ -202,6 +204,11 @@ def render() -> None:
             "incremental_conversion_ci_high",
             "attributed_net_revenue",
             "campaign_id",
+        ),
+        missing=(
+            "not applicable. The incremental figures need a control group and a closed "
+            "outcome window (the verdict says which is lacking); return on discount needs a "
+            "discount given; gift card liability, gift cards."
         ),
     )
     st.caption(

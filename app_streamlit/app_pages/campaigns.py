@@ -73,10 +73,12 @@ def render() -> None:
             "redemptions": "Redemptions (standing)",
         },
         column_config={"campaign_name": st.column_config.TextColumn("Campaign", pinned=True)},
+        missing="not set: no budget cap (so no share of it used), no distribution mode or no "
+        "end date.",
     )
 
     labels = {
-        row.campaign_id: f"{row.campaign_name or row.campaign_id} ({row.campaign_id})"
+        row.campaign_id: f"{fmt.text(row.campaign_name, row.campaign_id)} ({row.campaign_id})"
         for row in listing.itertuples()
     }
     page_state.restore(DETAIL_KEY, None, query_param="campaign")
@@ -102,10 +104,10 @@ def detail(campaign_id: str, chosen: filters.Filters) -> None:
         return
     c = found.iloc[0]
     currency = c["currency"]
-    st.header(f"{c['campaign_name'] or campaign_id}")
+    st.header(fmt.text(c["campaign_name"], campaign_id))
     st.caption(
-        f"`{campaign_id}` · **{c['status']}** since {fmt.when(c['status_since'])} · "
-        f"{c['distribution_mode'] or 'no distribution'} · as of {fmt.when(c['as_of'])}"
+        f"`{campaign_id}` · **{fmt.text(c['status'])}** since {fmt.when(c['status_since'])} · "
+        f"{fmt.text(c['distribution_mode'], 'no distribution')} · as of {fmt.when(c['as_of'])}"
     )
     overview, vouchers, redemptions, publications, deliveries, activity = st.tabs(
         ["Overview", "Vouchers", "Redemptions", "Publications", "Deliveries", "Activity"]
@@ -150,10 +152,10 @@ def _overview(c: pd.Series, campaign_id: str, currency: str, chosen: filters.Fil
     with config:
         st.markdown("**Offer**")
         st.markdown(
-            f"- Voucher: {c['voucher_kind']}"
+            f"- Voucher: {fmt.text(c['voucher_kind'])}"
             + (f" (code `{c['standalone_code']}`)" if fmt.has(c["standalone_code"]) else "")
             + f"\n- Discount: {describe_discount(c)}"
-            + f"\n- Currency: {currency}"
+            + f"\n- Currency: {fmt.text(currency)}"
             + f"\n- Acceptance required: {'yes' if c['is_acceptance_required'] else 'no'}"
         )
     with limits:
@@ -172,7 +174,7 @@ def _overview(c: pd.Series, campaign_id: str, currency: str, chosen: filters.Fil
         st.markdown(
             f"- Active: {fmt.when(c['active_from'])} → {fmt.when(c['active_until'])}"
             f"\n- Valid after publication: {_days(c['valid_days_after_publication'])}"
-            f"\n- Mode: {c['distribution_mode'] or '—'}"
+            f"\n- Mode: {fmt.text(c['distribution_mode'])}"
             + (f" (trigger {c['trigger_type']})" if fmt.has(c["trigger_type"]) else "")
             + (
                 f", segment {c['distribution_segment']}"
@@ -292,12 +294,12 @@ def describe_discount(c: pd.Series | dict[str, Any]) -> str:
     if kind == "percent":
         cap = c.get("discount_max_discount")
         most = f" (at most {ui.money(cap, currency)})" if fmt.has(cap) else ""
-        return f"{value:g} % off{most}"
+        return f"{value:g} % off{most}" if fmt.has(value) else f"a percentage off{most}"
     if kind == "fixed_price":
         return f"fixed price {ui.money(value, currency)}"
     if kind == "free_item":
-        return f"free {c.get('discount_free_product') or 'item'}"
-    return kind or "—"
+        return f"free {fmt.text(c.get('discount_free_product'), 'item')}"
+    return fmt.text(kind)
 
 
 def _money_or_none(value: Any, currency: str) -> str:

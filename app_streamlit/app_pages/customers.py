@@ -69,7 +69,7 @@ def detail(customer_id: str) -> None:
             ),
             (
                 "RFM segment",
-                str(c["rfm_segment"]).replace("_", " "),
+                fmt.text(c["rfm_segment"]).replace("_", " "),
                 f"Recency {fmt.text(c['recency_score'])}, frequency {fmt.text(c['frequency_score'])}, "
                 f"monetary {fmt.text(c['monetary_score'])} (quintiles, 5 best).",
             ),

@@ -11,6 +11,8 @@ from app_streamlit import filters, page_state, ui
 from app_streamlit import queries_reports as q
 
 PROVIDERS_KEY = "delivery_providers"
+LATENCY_COLUMNS = ("latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "latency_max_ms")
+NO_LATENCY = "no latency was recorded for these attempts."
 
 
 def render() -> None:
@@ -64,13 +66,15 @@ def render() -> None:
             ),
             (
                 "Latency p95 (ms)",
-                _weighted(days, "latency_p95_ms"),
-                "Daily 95th percentiles averaged, weighted by attempts.",
+                ui.number(_weighted_value(days, "latency_p95_ms")),
+                f"Daily 95th percentiles averaged, weighted by attempts. {ui.MISSING}: "
+                f"{NO_LATENCY}",
             ),
             (
                 "Latency p99 (ms)",
-                _weighted(days, "latency_p99_ms"),
-                "Daily 99th percentiles averaged, weighted by attempts.",
+                ui.number(_weighted_value(days, "latency_p99_ms")),
+                f"Daily 99th percentiles averaged, weighted by attempts. {ui.MISSING}: "
+                f"{NO_LATENCY}",
             ),
         ]
     )
@@ -97,6 +101,7 @@ def render() -> None:
             "latency_max_ms": "Max ms",
         },
         empty="No messages sent in this range.",
+        missing=NO_LATENCY,
     )
 
     st.subheader("Failures and their reasons")
@@ -118,6 +123,7 @@ def render() -> None:
             days.drop(columns=["route"], errors="ignore"),
             key="delivery_daily",
             percent=("success_rate",),
+            missing=NO_LATENCY,
         )
 
 
@@ -143,7 +149,8 @@ def summary(days: pd.DataFrame) -> pd.DataFrame:
                 "latency_max_ms": group["latency_max_ms"].max(),
             }
         )
-    return pd.DataFrame(rows)
+    # Numbers even where no latency was recorded at all, so that the column sorts as numbers.
+    return pd.DataFrame(rows).astype({column: "float64" for column in LATENCY_COLUMNS})
 
 
 def _weighted_value(days: pd.DataFrame, column: str) -> float | None:
@@ -152,11 +159,6 @@ def _weighted_value(days: pd.DataFrame, column: str) -> float | None:
     if not weights:
         return None
     return round(float((known[column] * known["attempts"]).sum() / weights), 1)
-
-
-def _weighted(days: pd.DataFrame, column: str) -> str:
-    value = _weighted_value(days, column)
-    return "—" if value is None else f"{value:,.1f}"
 
 
 def _success_chart(days: pd.DataFrame) -> alt.Chart:

@@ -10,6 +10,7 @@ import streamlit as st
 
 from app_streamlit import db, filters, page_state, ui
 from app_streamlit import queries_reports as q
+from app_streamlit import record_format as fmt
 
 TIMELINE = "marts.fct_ledger_timeline"
 
@@ -120,15 +121,15 @@ def campaign() -> None:
         row = profile.iloc[0]
         ui.metrics(
             [
-                ("Status", str(row["status"])),
-                ("Distribution", str(row["distribution_mode"] or "by hand")),
+                ("Status", fmt.text(row["status"])),
+                ("Distribution", fmt.text(row["distribution_mode"], "by hand")),
                 ("Vouchers published", ui.count(row["vouchers_published"])),
                 ("Redemptions", ui.count(row["redemptions"])),
             ]
         )
     if not health.empty:
         status, reason = health.iloc[0]["health_status"], health.iloc[0]["status_reason"]
-        message = f"Health: **{status}**: {reason}"
+        message = f"Health: **{fmt.text(status)}**: {fmt.text(reason)}"
         {"failing": st.error, "warning": st.warning}.get(status, st.success)(message)
 
     st.subheader("What kept its vouchers from customers")
@@ -168,7 +169,7 @@ def _customer_profile(customer_id: str) -> None:
                 ", ".join(consent) if consent else "none",
                 "Channels the customer allows today. A campaign only sends through these.",
             ),
-            ("Segment", str(row.get("rfm_segment") or "—")),
+            ("Segment", fmt.text(row.get("rfm_segment"))),
             ("Active vouchers", ui.count(row.get("active_vouchers"))),
             ("Orders", ui.count(row.get("orders"))),
         ]

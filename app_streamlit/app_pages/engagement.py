@@ -91,6 +91,8 @@ def render() -> None:
             "biggest_loss": st.column_config.TextColumn("Loses most at", width="medium"),
         },
         hidden=("campaign_id",),
+        missing="nothing to divide by: no voucher reached the step before (none delivered, "
+        "so no acceptance rate).",
     )
 
     st.subheader("Chosen but never sent")

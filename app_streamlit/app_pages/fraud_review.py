@@ -50,7 +50,7 @@ def render() -> None:
     summary = q.fraud_queue_summary(reviewed)
     waiting = int(summary["waiting"].sum()) if not summary.empty else 0
     by_type = [
-        (str(row.entity_type), ui.count(row.waiting), f"Top score {_score(row.top_score)}.")
+        (str(row.entity_type), ui.count(row.waiting), f"Top score {ui.number(row.top_score, 3)}.")
         for row in summary.itertuples()
         if row.waiting
     ]
@@ -72,7 +72,7 @@ def render() -> None:
     )
     st.caption(
         f"{len(queue)} flag(s) shown, highest score first (at most {q.QUEUE_LIMIT}); scored "
-        f"{fmt.when(queue['scored_at'].max())} by {queue['model_version'].iloc[0]}."
+        f"{fmt.when(queue['scored_at'].max())} by {fmt.text(queue['model_version'].iloc[0])}."
     )
     ui.table(
         shown[
@@ -121,7 +121,7 @@ def _review_form(queue: pd.DataFrame) -> None:
     st.subheader("Review")
     flags = list(queue["flag_id"])
     labels = {
-        row.flag_id: f"{_score(row.score)} · {row.entity_type} {row.entity_id}"
+        row.flag_id: f"{ui.number(row.score, 3)} · {row.entity_type} {row.entity_id}"
         for row in queue.itertuples()
     }
     # The reviewed item has left the queue: move on to the next one at the top.
@@ -130,7 +130,7 @@ def _review_form(queue: pd.DataFrame) -> None:
     st.selectbox("Item", flags, format_func=labels.get, key=ITEM_KEY)
     item = queue[queue["flag_id"] == st.session_state[ITEM_KEY]].iloc[0]
     st.markdown(
-        f"**{item['entity_type']} `{item['entity_id']}`** · score {_score(item['score'])}"
+        f"**{item['entity_type']} `{item['entity_id']}`** · score {ui.number(item['score'], 3)}"
         f" · seen {fmt.when(item['first_seen'])} → {fmt.when(item['last_seen'])}\n\n"
         + "\n".join(f"- {reason}" for reason in fmt.listed(item["reasons"]))
     )
@@ -211,10 +211,6 @@ def _semicolons(value: Any) -> str:
 
 def _optional(value: Any) -> str | None:
     return str(value) if fmt.has(value) and str(value) else None
-
-
-def _score(value: Any) -> str:
-    return f"{float(value):.3f}" if fmt.has(value) else "—"
 
 
 st.title("Fraud review")

@@ -123,9 +123,8 @@ def detail(order_id: str) -> None:
     currency = o["currency"]
     st.header(f"Order {order_id}")
     st.caption(
-        f"Customer {o['customer_id'] if fmt.has(o['customer_id']) else '—'} · "
-        f"{fmt.when(o['ordered_at'])} · store {o['store_id'] if fmt.has(o['store_id']) else '—'} · "
-        f"{o['lines']} line(s)"
+        f"Customer {fmt.text(o['customer_id'])} · {fmt.when(o['ordered_at'])} · "
+        f"store {fmt.text(o['store_id'])} · {ui.count(o['lines'])} line(s)"
     )
     ui.metrics(
         [

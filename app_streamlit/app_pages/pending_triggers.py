@@ -46,7 +46,7 @@ def render() -> None:
         [
             ("Pending triggers", ui.count(len(pending))),
             (f"Pending over {STALE_HOURS} h", ui.count(len(stale))),
-            ("Oldest (hours)", f"{pending['age_hours'].max():,.1f}"),
+            ("Oldest (hours)", ui.number(pending["age_hours"].max())),
             ("Campaigns concerned", ui.count(pending["campaign_id"].nunique())),
         ]
     )

@@ -9,6 +9,7 @@ import streamlit as st
 
 from app_streamlit import db, filters, page_state, ui
 from app_streamlit import queries_ml as q
+from app_streamlit import record_format as fmt
 
 CUSTOMER_KEY = "personalisation_customer"
 TRAIN_COMMANDS = (
@@ -37,7 +38,7 @@ def _offers(chosen: filters.Filters) -> None:
     scored = q.offers_scored().iloc[0]
     st.caption(
         f"{ui.count(scored['customers'])} customers, {ui.count(scored['offers'])} offers, "
-        f"scored by {scored['model_version']} at {scored['scored_at']}. "
+        f"scored by {fmt.text(scored['model_version'])} at {fmt.when(scored['scored_at'])}. "
         f"{chosen.describe(dates=False, channels=False)} (the campaign filter applies). "
         "Score ranks the offers; propensity is the chance the customer redeems it, uplift "
         "how much the offer raises the chance of an order."

@@ -62,7 +62,7 @@ def render() -> None:
             ("Missing sequence numbers", ui.count(missing)),
             (
                 "Hours since last extract",
-                _hours(latest["hours_since_last_extract"]),
+                ui.number(latest["hours_since_last_extract"]),
                 "From the last extract run to this build, wall-clock.",
             ),
             (
@@ -90,6 +90,10 @@ def render() -> None:
             "delivery_failure_rate_1d",
             "delivery_failure_rate_7d",
         ),
+        missing=(
+            "nothing to rate (no redemption attempt or delivery in that window), or not "
+            "recorded by that build."
+        ),
     )
 
     st.subheader("Publications")
@@ -109,10 +113,6 @@ def _short_time(value: pd.Timestamp | None) -> str:
 
 def _full_time(value: pd.Timestamp | None) -> str:
     return "—" if value is None or pd.isna(value) else f"{value:%Y-%m-%d %H:%M}"
-
-
-def _hours(value: float | None) -> str:
-    return "—" if value is None or pd.isna(value) else f"{value:,.1f}"
 
 
 st.title("System health")

@@ -41,6 +41,8 @@ def render() -> None:
         hidden=("campaign_id",),
         money=("discount_net", "gift_balance"),
         empty="No voucher matches these filters.",
+        missing="not yet, or not applicable: a voucher not published has no holder or "
+        "channel, one that is not a gift card no gift balance.",
     )
 
     page_state.restore(DETAIL_KEY, "", query_param="voucher")
@@ -86,12 +88,12 @@ def detail(wanted: str) -> None:
     currency = v["currency"]
     st.header(f"Voucher {v['voucher_code']}")
     st.caption(
-        f"`{v['voucher_id']}` · campaign {v['campaign_name'] or v['campaign_id']} "
-        f"(`{v['campaign_id']}`) · {v['voucher_kind']} · as of {fmt.when(v['as_of'])}"
+        f"`{v['voucher_id']}` · campaign {fmt.text(v['campaign_name'], v['campaign_id'])} "
+        f"(`{v['campaign_id']}`) · {fmt.text(v['voucher_kind'])} · as of {fmt.when(v['as_of'])}"
     )
     ui.metrics(
         [
-            ("Status", str(v["status"])),
+            ("Status", fmt.text(v["status"])),
             ("Holder", v["customer_id"] if fmt.has(v["customer_id"]) else "— (not published)"),
             (
                 "Redemptions",
@@ -101,12 +103,15 @@ def detail(wanted: str) -> None:
             ),
             ("Discount given", ui.money(v["discount_net"], currency), "Net of rollbacks."),
             ("Expires", fmt.when(v["expires_at"])),
-            ("Redemptions left", ui.count(v["redemptions_left"]), "Empty when unlimited."),
+            (
+                "Redemptions left",
+                ui.count(v["redemptions_left"]) if fmt.has(v["redemptions_left"]) else "no limit",
+            ),
             (
                 "Gift balance",
                 ui.money(v["gift_balance"], currency) if v["voucher_kind"] == "gift" else "—",
             ),
-            ("Delivery", str(v["delivery_status"]) if fmt.has(v["delivery_status"]) else "—"),
+            ("Delivery", fmt.text(v["delivery_status"])),
         ]
     )
     st.markdown(
