@@ -29,16 +29,45 @@ from redemption_core.events import EventType
 # An event may be stamped a little after it is stored (clock skew between tills), never a day.
 MAX_SECONDS_AFTER_RECORDED = 86_400
 EARLIEST_PLAUSIBLE = "1990-01-01"
-AMOUNT_COLUMNS = ("discount", "gift_amount", "order_amount", "amount", "balance", "latency_ms")
-# where each amount sits in an event's payload, in AMOUNT_COLUMNS order
-AMOUNT_PATHS = (
-    "$.discount",
-    "$.gift_amount",
-    "$.order.amount",
-    "$.amount",
-    "$.balance",
-    "$.latency_ms",
+# Every numeric field the typed staging models (dbt_project/models/staging/typed) read from a
+# payload, by JSON path ("[*]": in each element of a list), with the type their json_transform
+# structure gives it. json_transform converts without a word ("500" becomes 500, 5.5 becomes 6,
+# true 1, "abc" NULL), so the raw suite stops a payload holding anything there but null or a JSON
+# number, an integer if the type is one. tests/test_quality_gates.py checks this against the
+# models' structures, so that the two cannot drift apart.
+NUMERIC_PAYLOAD_FIELDS = {
+    "$.discount": "BIGINT",
+    "$.gift_amount": "BIGINT",
+    "$.order.amount": "BIGINT",
+    "$.amount": "BIGINT",
+    "$.balance": "BIGINT",
+    "$.gift_balance": "BIGINT",
+    "$.attempt": "INTEGER",
+    "$.attempts": "INTEGER",
+    "$.latency_ms": "DOUBLE",
+    "$.backoff_ms": "DOUBLE",
+    "$.items[*].quantity": "INTEGER",
+    "$.items[*].unit_price": "BIGINT",
+}
+INTEGER_TYPES = frozenset(
+    {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT"}
+    | {"UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT"}
 )
+# the amounts staged as columns and checked not to be negative: column -> payload path
+AMOUNT_COLUMNS = {
+    "discount": "$.discount",
+    "gift_amount": "$.gift_amount",
+    "order_amount": "$.order.amount",
+    "amount": "$.amount",
+    "balance": "$.balance",
+    "latency_ms": "$.latency_ms",
+}
+# A payload field's value as JSON text (minified by the parser: an integer is digits and a minus,
+# any other number has a point or an exponent, everything else a quote or a letter) holding a
+# character outside these is not an integer, or not a number.
+NOT_INTEGER_GLOB = "*[!0-9-]*"
+NOT_NUMBER_GLOB = "*[!0-9eE.+-]*"
+SHOWN_CHARS = 40  # of a wrong value, in payload_type_error
 SAMPLE_ROWS = 20
 # Conversion between funnel steps: shares of a cohort, so never below 0 or above 1.
 FUNNEL_RATES = (
@@ -93,11 +122,12 @@ parsed AS (
         e.event_type,
         try_cast(replace(e.occurred_at, 'Z', '') AS timestamp) AS occurred,
         try_cast(replace(e.recorded_at, 'Z', '') AS timestamp) AS recorded,
-        -- one parse per payload gives all the amounts and says whether it is JSON (a payload
-        -- that is not JSON, or none, gives NULL and fails its own expectation instead of
-        -- stopping the query): parsing is most of the staging's cost
-        try(json_extract_string(e.payload, {amount_paths})) AS amounts,
-        amounts IS NOT NULL AS payload_is_json,
+        -- one parse per payload, the way the typed staging models read it, gives every numeric
+        -- field as JSON text (amounts and their JSON types alike) and says whether it is JSON (a
+        -- payload that is not JSON, or none, gives NULL and fails its own expectation instead
+        -- of stopping the query): parsing is most of the staging's cost
+        try(json_transform(e.payload, {numeric_structure})) AS fields,
+        fields IS NOT NULL AS payload_is_json,
         CASE
             WHEN e.voucher_id IS NOT NULL AND e.event_type <> 'voucher_created'
                 AND v.voucher_id IS NULL THEN 'voucher ' || e.voucher_id || ' was never created'
@@ -114,6 +144,7 @@ parsed AS (
 )
 SELECT
     seq, event_id, event_type, occurred, recorded, payload_is_json,
+    {payload_type_error} AS payload_type_error,
     {amount_columns},
     broken_reference,
     date_diff('second', recorded, occurred) AS seconds_after_recorded,
@@ -192,8 +223,9 @@ class Suite:
 
 def check_raw_events(warehouse: Path) -> QualityReport:
     """The raw extract's new batch: unique ids (across batches too), known types, plausible
-    timestamps, JSON payloads, no negative money, no reference to a voucher, campaign or
-    redemption the raw layer never created."""
+    timestamps, JSON payloads with a JSON number in every numeric field the typed models read,
+    no negative money, no reference to a voucher, campaign or redemption the raw layer never
+    created."""
     with duckdb.connect(str(warehouse)) as db:
         rows = stage_raw_batch(db)
     known_types = sorted(member.value for member in EventType)
@@ -214,6 +246,7 @@ def check_raw_events(warehouse: Path) -> QualityReport:
                 column="seconds_after_recorded", max_value=MAX_SECONDS_AFTER_RECORDED
             ),
             gx.expectations.ExpectColumnValuesToBeInSet(column="payload_is_json", value_set=[True]),
+            gx.expectations.ExpectColumnValuesToBeNull(column="payload_type_error"),
             gx.expectations.ExpectColumnValuesToBeNull(column="broken_reference"),
         ]
         expectations += [
@@ -296,16 +329,97 @@ def stage_raw_batch(db: duckdb.DuckDBPyConnection) -> int:
             materialized="" if full else "MATERIALIZED",
             in_batch=in_batch,
             witnesses=witnesses,
-            amount_paths="[" + ", ".join(_literal(path) for path in AMOUNT_PATHS) + "]",
+            numeric_structure=_literal(json.dumps(_numeric_structure())),
+            payload_type_error=_payload_type_error(),
+            # a JSON string ("500") gives NULL here, not 500: payload_type_error names it
             amount_columns=",\n    ".join(
-                f"try_cast(amounts[{i}] AS bigint) AS {column}"
-                for i, column in enumerate(AMOUNT_COLUMNS, start=1)
+                f"try_cast({_field('fields', *_split(path)[0])}::varchar AS bigint) AS {column}"
+                for column, path in AMOUNT_COLUMNS.items()
             ),
             **({"voucher_scope": "", "campaign_scope": "", "redemption_scope": ""} | scope),
         )
     )
     (rows,) = db.execute(f"SELECT count(*) FILTER (WHERE in_batch) FROM {RAW_BATCH}").fetchone()
     return int(rows)
+
+
+def _split(path: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """A NUMERIC_PAYLOAD_FIELDS path as the keys to its field, or to its list and then to the
+    field in each element: `$.order.amount` -> (order, amount), (); `$.items[*].quantity` ->
+    (items,), (quantity,)."""
+    keys = path.removeprefix("$.").split(".")
+    for at, key in enumerate(keys):
+        if key.endswith("[*]"):
+            inner = tuple(keys[at + 1 :])
+            if any(k.endswith("[*]") for k in inner):
+                raise ValueError(f"{path}: a list in a list is not supported")
+            return (*keys[:at], key.removesuffix("[*]")), inner
+    return tuple(keys), ()
+
+
+def _numeric_structure() -> dict[str, Any]:
+    """The json_transform structure reading every numeric payload field as JSON text."""
+    structure: dict[str, Any] = {}
+    for path in NUMERIC_PAYLOAD_FIELDS:
+        outer, inner = _split(path)
+        node = structure
+        for key in outer[:-1]:
+            node = node.setdefault(key, {})
+        if inner:
+            node = node.setdefault(outer[-1], [{}])[0]
+            for key in inner[:-1]:
+                node = node.setdefault(key, {})
+        node[(inner or outer)[-1]] = "JSON"
+    return structure
+
+
+def _payload_type_error() -> str:
+    """SQL naming the first numeric payload field of `fields` that holds neither null nor a JSON
+    number of its type, e.g. `order.amount is VARCHAR "500"`; NULL when there is none.
+
+    A GLOB per value finds it (a fraction of the cost of json_type on every value); the CASE
+    names its type and text only for the rare row that has one."""
+    whens, lists = [], {}
+    for path, type_ in NUMERIC_PAYLOAD_FIELDS.items():
+        outer, inner = _split(path)
+        if inner:
+            lists.setdefault(outer, []).append((inner, type_))
+            continue
+        value = _field("fields", *outer)
+        whens.append(
+            f"WHEN {_wrong(value, type_)} THEN {_names(_literal('.'.join(outer) + ' is '), value)}"
+        )
+    for outer, fields in lists.items():
+        items = _field("fields", *outer)
+        wrong = " OR ".join(_wrong(_field("item", *inner), type_) for inner, type_ in fields)
+        # JSON path indices: items[0] is the first
+        named = " ".join(
+            f"WHEN {_wrong(_field('item', *inner), type_)} THEN "
+            + _names(
+                f"{_literal('.'.join(outer) + '[')} || (i - 1) || {_literal('].' + '.'.join(inner) + ' is ')}",
+                _field("item", *inner),
+            )
+            for inner, type_ in fields
+        )
+        whens.append(
+            f"WHEN list_contains(list_transform({items}, lambda item: {wrong}), true) THEN "
+            f"list_filter(list_transform({items}, lambda item, i: CASE {named} END), "
+            "lambda said: said IS NOT NULL)[1]"
+        )
+    return "CASE\n        " + "\n        ".join(whens) + "\n    END"
+
+
+def _wrong(value: str, type_: str) -> str:
+    glob = NOT_INTEGER_GLOB if type_ in INTEGER_TYPES else NOT_NUMBER_GLOB
+    return f"{value} GLOB {_literal(glob)}"
+
+
+def _names(field_is: str, value: str) -> str:
+    return f"{field_is} || json_type({value}) || ' ' || left({value}, {SHOWN_CHARS})"
+
+
+def _field(root: str, *keys: str) -> str:
+    return root + "".join(f'."{key}"' for key in keys)
 
 
 # Filtering to the events that carry a discount before parsing any JSON: the reconciliation reads

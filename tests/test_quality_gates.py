@@ -12,16 +12,28 @@ the clean warehouse is built once for the module.
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
 
 from pipelines import quality
 from pipelines.ledger_extract import Lake, ledger_high_water, load_raw, sync_lake
-from pipelines.quality import FUNNEL_RATES, QualityReport, check_marts, check_raw_events
+from pipelines.paths import DBT_PROJECT_DIR
+from pipelines.quality import (
+    FUNNEL_RATES,
+    INTEGER_TYPES,
+    NUMERIC_PAYLOAD_FIELDS,
+    QualityReport,
+    check_marts,
+    check_raw_events,
+)
 from redemption_core.simulator import SimulationConfig, simulate
 
 INJECTED_SEQ = 1_000_000
@@ -60,16 +72,22 @@ def with_injected(clean: Path, tmp_path: Path, replace: str, where: str) -> Path
     seq INJECTED_SEQ and the columns in `replace` (DuckDB `* REPLACE (...)` items) changed."""
     warehouse = tmp_path / "bad.duckdb"
     shutil.copy(clean, warehouse)
+    inject(warehouse, INJECTED_SEQ, replace, where)
+    return warehouse
+
+
+def inject(warehouse: Path, seq: int, replace: str, where: str) -> None:
+    """Add to the warehouse's raw layer the first event matching `where`, with seq `seq` and the
+    columns in `replace` changed."""
     with duckdb.connect(str(warehouse)) as db:
         db.execute(
-            f"INSERT INTO raw.ledger_events SELECT * REPLACE ({INJECTED_SEQ} AS seq, {replace}) "
+            f"INSERT INTO raw.ledger_events SELECT * REPLACE ({seq} AS seq, {replace}) "
             f"FROM raw.ledger_events WHERE {where} ORDER BY seq LIMIT 1"
         )
         (added,) = db.execute(
-            "SELECT count(*) FROM raw.ledger_events WHERE seq = ?", [INJECTED_SEQ]
+            "SELECT count(*) FROM raw.ledger_events WHERE seq = ?", [seq]
         ).fetchone()
     assert added == 1, f"no event matches {where}"
-    return warehouse
 
 
 def injected(warehouse: Path, column: str) -> str:
@@ -85,6 +103,8 @@ def failed(report: QualityReport) -> list[tuple[str, str | None]]:
 
 
 REDEMPTION = "event_type = 'redemption_succeeded'"
+ORDER = "event_type = 'order_recorded'"
+DELIVERY_ATTEMPT = "event_type = 'delivery_attempted'"
 
 
 # -- the raw extract ---------------------------------------------------------------------------
@@ -102,8 +122,8 @@ def test_a_clean_extract_of_a_simulated_ledger_passes_checking_every_event(
 
     assert report.passed, report.message()
     assert report.rows_checked == events
-    assert report.expectations == 17
-    assert "17 expectations passed" in report.message()
+    assert report.expectations == 18
+    assert "18 expectations passed" in report.message()
     # GX's read-only connections are closed: the next step can write to the warehouse
     with duckdb.connect(str(warehouse)) as db:
         db.execute("CREATE TABLE after_the_check AS SELECT 1")
@@ -361,6 +381,166 @@ def test_a_payload_that_is_not_json_fails(clean: Path, tmp_path: Path) -> None:
 
     assert failed(report) == [("expect_column_values_to_be_in_set", "payload_is_json")]
     assert f"seq={INJECTED_SEQ}, event_id=evt_garbled" in report.message()
+
+
+def test_numbers_of_the_wrong_json_type_fail_naming_the_field_and_the_row(
+    clean: Path, tmp_path: Path
+) -> None:
+    """json_transform in the typed staging models would read these as 500, 2 and NULL."""
+    warehouse = with_injected(
+        clean,
+        tmp_path,
+        "'evt_text_amount' AS event_id, "
+        """regexp_replace(payload, '"amount":[0-9]+', '"amount":"500"') AS payload""",
+        REDEMPTION,
+    )
+    inject(
+        warehouse,
+        INJECTED_SEQ + 1,
+        "'evt_half_line' AS event_id, '"
+        '{"amount":2480,"currency":"EUR","items":['
+        '{"product_id":"lasagna","category":"pasta","quantity":1,"unit_price":1350},'
+        '{"product_id":"tiramisu","category":"dessert","quantity":1.5,"unit_price":590}]}'
+        "' AS payload",
+        ORDER,
+    )
+    inject(
+        warehouse,
+        INJECTED_SEQ + 2,
+        "'evt_slow' AS event_id, "
+        """regexp_replace(payload, '"latency_ms":[0-9.]+', '"latency_ms":"slow"') AS payload""",
+        DELIVERY_ATTEMPT,
+    )
+
+    report = check_raw_events(warehouse)
+
+    assert failed(report) == [("expect_column_values_to_be_null", "payload_type_error")]
+    assert report.rows_checked == 3
+    message = report.message()
+    assert "expect_column_values_to_be_null on payload_type_error: 3 rows" in message
+    assert (
+        f'payload_type_error=order.amount is VARCHAR "500", seq={INJECTED_SEQ}, '
+        "event_id=evt_text_amount" in message
+    )
+    assert (
+        "payload_type_error=items[1].quantity is DOUBLE 1.5, "
+        f"seq={INJECTED_SEQ + 1}, event_id=evt_half_line" in message
+    )
+    assert (
+        f'payload_type_error=latency_ms is VARCHAR "slow", seq={INJECTED_SEQ + 2}, '
+        "event_id=evt_slow" in message
+    )
+
+
+def test_a_null_or_absent_numeric_field_passes(clean: Path, tmp_path: Path) -> None:
+    warehouse = with_injected(
+        clean,
+        tmp_path,
+        "'evt_no_discount' AS event_id, "
+        """regexp_replace(payload, '"discount":[0-9]+', '"discount":null') AS payload""",
+        REDEMPTION,
+    )
+    inject(
+        warehouse,
+        INJECTED_SEQ + 1,
+        "'evt_no_quantity' AS event_id, '"
+        '{"amount":1350,"currency":"EUR","items":[{"product_id":"lasagna","category":"pasta",'
+        '"unit_price":1350}]}'
+        "' AS payload",
+        ORDER,
+    )
+    assert '"discount":null' in injected(warehouse, "payload")
+
+    report = check_raw_events(warehouse)
+
+    assert report.passed, report.message()
+    assert report.rows_checked == 2
+
+
+def test_the_numeric_payload_fields_are_the_ones_the_typed_staging_models_read() -> None:
+    """NUMERIC_PAYLOAD_FIELDS against the json_transform structures of the typed models: a
+    numeric field added to a model, or left in the constant after a model stopped reading it,
+    fails here."""
+    models = sorted((DBT_PROJECT_DIR / "models" / "staging" / "typed").glob("*.sql"))
+    read: dict[str, set[str]] = {}
+    for model in models:
+        structures = TRANSFORM.findall(model.read_text())
+        assert structures, f"{model.name}: no json_transform(payload, '...') found"
+        for structure in structures:
+            for path, type_ in numeric_leaves(json.loads(structure)):
+                read.setdefault(path, set()).add(type_)
+
+    assert len(models) >= 5
+    assert {path: sorted(types) for path, types in read.items()} == {
+        path: [type_] for path, type_ in NUMERIC_PAYLOAD_FIELDS.items()
+    }
+
+
+TRANSFORM = re.compile(r"json_transform\(\s*payload\s*,\s*'([^']*)'\s*\)")
+NUMERIC_TYPES = INTEGER_TYPES | {"FLOAT", "REAL", "DOUBLE"}
+
+
+def numeric_leaves(structure: Any, path: str = "$") -> Iterator[tuple[str, str]]:
+    """(JSON path, type) of each numeric leaf of a json_transform structure."""
+    if isinstance(structure, dict):
+        for key, value in structure.items():
+            yield from numeric_leaves(value, f"{path}.{key}")
+    elif isinstance(structure, list):
+        yield from numeric_leaves(structure[0], f"{path}[*]")
+    elif structure.upper() in NUMERIC_TYPES or structure.upper().startswith("DECIMAL"):
+        yield path, structure.upper()
+
+
+@pytest.mark.parametrize(
+    ("payload", "error"),
+    [
+        ('{"amount":1680,"items":[{"quantity":1,"unit_price":890}]}', None),
+        ('{"discount":-500,"gift_amount":0,"order":{"amount":18446744073709551615}}', None),
+        ('{"latency_ms":118.002,"backoff_ms":0.0,"attempt":1}', None),
+        ('{"latency_ms":120,"backoff_ms":-1.5e-3}', None),
+        ('{"discount":null,"order":{"amount":null},"items":[{"quantity":null}]}', None),
+        ('{"code":"A","items":3}', None),
+        ("[1, 2]", None),
+        ('{"order":{"id":"o1","amount":"500"}}', 'order.amount is VARCHAR "500"'),
+        ('{"amount":5.5}', "amount is DOUBLE 5.5"),
+        ('{"discount":5.0}', "discount is DOUBLE 5.0"),
+        ('{"balance":1e3}', "balance is DOUBLE 1000.0"),
+        ('{"gift_balance":true}', "gift_balance is BOOLEAN true"),
+        ('{"attempts":[1]}', "attempts is ARRAY [1]"),
+        ('{"latency_ms":"fast"}', 'latency_ms is VARCHAR "fast"'),
+        ('{"backoff_ms":false}', "backoff_ms is BOOLEAN false"),
+        (
+            '{"items":[{"quantity":1,"unit_price":890},{"quantity":1.5,"unit_price":790}]}',
+            "items[1].quantity is DOUBLE 1.5",
+        ),
+        (
+            '{"items":[{"quantity":2,"unit_price":{"eur":7}}]}',
+            'items[0].unit_price is OBJECT {"eur":7}',
+        ),
+        ('{"discount":"x","amount":"y"}', 'discount is VARCHAR "x"'),
+        ('{"amount":"' + "9" * 100 + '"}', 'amount is VARCHAR "' + "9" * 39),
+    ],
+)
+def test_payload_type_error_names_the_first_numeric_field_that_is_not_a_json_number(
+    payload: str, error: str | None
+) -> None:
+    with duckdb.connect() as db:
+        db.execute("CREATE SCHEMA raw")
+        db.execute(
+            "CREATE TABLE raw.ledger_events (seq BIGINT, event_id VARCHAR, event_type VARCHAR, "
+            "occurred_at VARCHAR, recorded_at VARCHAR, voucher_id VARCHAR, campaign_id VARCHAR, "
+            "redemption_id VARCHAR, payload VARCHAR, event_date VARCHAR)"
+        )
+        db.execute(
+            "INSERT INTO raw.ledger_events VALUES (1, 'evt_1', 'order_recorded', "
+            "'2026-03-04T10:00:00Z', '2026-03-04T10:00:00Z', NULL, NULL, NULL, ?, '2026-03-04')",
+            [payload],
+        )
+
+        quality.stage_raw_batch(db)
+        (staged,) = db.execute(f"SELECT payload_type_error FROM {quality.RAW_BATCH}").fetchone()
+
+    assert staged == error
 
 
 # -- the marts ---------------------------------------------------------------------------------
