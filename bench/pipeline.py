@@ -14,7 +14,9 @@ parameters. Then, per repeat, in a fresh PROMO_HOME holding a copy of that ledge
 
 One incremental day (on the largest size): an events-only copy of the ledger without the last
 simulated day gets a full refresh (not timed), then the last day's events are appended and the
-second `python -m pipelines.run` is timed.
+second `python -m pipelines.run` is timed. After it, the fixed costs any run pays before it does
+work (the code location's imports, GX's import, dbt's start with nothing selected) are timed
+alone, to show how much of the day is the tools' and how much the data's.
 
 Each figure is the median of the repeats (3 by default; 1 at 10m). Peak RSS is the largest
 process of the child's tree (os.wait4). A breakdown of one full refresh comes from the Dagster
@@ -483,6 +485,40 @@ def profile_ingest(home: Path, work: Path) -> dict:
     return last_json(found["stdout"])
 
 
+# What every run pays before it does any work, each timed alone in a fresh process: the code
+# location (Dagster, dagster-dbt and dbt's libraries, the assets built from the manifest), the
+# GX import the raw check needs, and a dbt build that selects nothing (dbt's start and parse).
+TOOL_COSTS = {
+    "code_location_load": ["-W", "ignore", "-c", "import pipelines.definitions"],
+    "great_expectations_import": ["-c", "import great_expectations"],
+}
+
+
+def tool_costs(home: Path, work: Path, repeats: int = 3) -> dict[str, float]:
+    """Median seconds of each fixed cost of a run (TOOL_COSTS, and dbt with nothing selected,
+    reusing a copy of the run's parsed project), and their sum."""
+    scratch = work / "tool-costs"
+    shutil.rmtree(scratch, ignore_errors=True)
+    shutil.copytree(home / "dbt_target", scratch / "dbt_target")
+    env = child_env(home) | {"PROMO_WAREHOUSE": str(scratch / "nothing.duckdb")}
+    commands = {name: [PYTHON, *argv] for name, argv in TOOL_COSTS.items()}
+    commands["dbt_build_selecting_nothing"] = [
+        DBT, "build", "--select", "selects_no_model", "--project-dir", str(DBT_PROJECT),
+        "--profiles-dir", str(DBT_PROJECT), "--target-path", str(scratch / "dbt_target"),
+        "--log-path", str(scratch / "logs"), "--quiet",
+    ]  # fmt: skip
+    costs = {
+        name: median(
+            [run_child(argv, env, scratch / name, name)["seconds"] for _ in range(repeats)]
+        )
+        for name, argv in commands.items()
+    }
+    shutil.rmtree(scratch, ignore_errors=True)
+    return {name: round(seconds, 2) for name, seconds in costs.items()} | {
+        "sum": round(sum(costs.values()), 2)
+    }
+
+
 def median(values: list[float]) -> float:
     return round(statistics.median(values), 2)
 
@@ -613,6 +649,8 @@ def bench_incremental(size: str, repeats: int, work: Path, keep: bool) -> dict:
         )
         if i == repeats - 1:
             detail = breakdown(home, run, work)
+            log(f"incremental {size}: fixed costs of a run (code location, GX import, dbt start)")
+            detail["tool_costs_s"] = tool_costs(home, work)
         if home != base and not keep:
             shutil.rmtree(home, ignore_errors=True)
     if not keep:
@@ -660,6 +698,8 @@ def _print_breakdown(b: dict) -> None:
         print(f"  dbt: {d['elapsed_s']:.2f}s elapsed inside dbt, {d['models']} models "
               f"(sum {d['models_sum_s']:.2f}s), {d['tests']} tests (sum {d['tests_sum_s']:.2f}s); "
               f"slowest models {d['slowest_models_s']}")  # fmt: skip
+    if "tool_costs_s" in b:
+        print(f"  fixed costs of any run, each alone in a fresh process: {b['tool_costs_s']}")
 
 
 def print_table(results: list[dict], incremental: dict | None) -> None:
@@ -770,6 +810,7 @@ def main() -> None:
             summary["incremental_day_failed"] = incremental["failed"]
             summary["incremental_day_peak_rss_mb"] = incremental["peak_rss_mb"]
             summary["incremental_day_steps_s"] = incremental["breakdown"]["steps_s"]
+            summary["incremental_day_tool_costs_s"] = incremental["breakdown"].get("tool_costs_s")
         reparsed = [r["size"] for r in results if r["full_refresh_manifest_reparsed"]]
         if incremental and incremental["manifest_reparsed"]:
             reparsed.append("incremental")
