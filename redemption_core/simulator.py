@@ -554,12 +554,19 @@ class Simulation:
             tuple(items.values()),
             id=f"o{self._orders:09d}",
         )
+        sales_channel = rng.choice(["app", "app", "web", "pos"])
         context = RequestContext(
             device_id=persona.device,
             ip=persona.ip,
             payment_fingerprint=persona.payment,
             store_id=persona.store,
-            sales_channel=rng.choice(["app", "app", "web", "pos"]),
+            sales_channel=sales_channel,
+            # At the till one of the store's four staff keys the order in, on a rota rather than
+            # a draw, so that the random stream (and every other outcome) stays as it was. The
+            # staff ids are those staff abuse uses: an abuser is one of the store's own staff.
+            staff_id=f"staff-{persona.store}-{self._orders % 4 + 1}"
+            if sales_channel == "pos"
+            else None,
         )
         return order, persona.customer_id, context
 

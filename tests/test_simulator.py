@@ -123,6 +123,22 @@ def test_the_business_has_the_funnel_and_the_honest_rejections_analysts_expect(
     assert {"publication_validity_expired", "order_below_minimum"} <= reasons
 
 
+def test_till_orders_and_redemptions_name_a_staff_member_of_their_store(simulated: Path) -> None:
+    """At the till (sales channel pos) a staff member keys the order in, so the redemption
+    marts can say who; in the app and on the web nobody does."""
+    with sqlite3.connect(simulated / "ledger.sqlite") as db:
+        rows = db.execute(
+            "SELECT event_type, sales_channel, store_id, staff_id FROM events "
+            "WHERE event_type IN ('order_recorded', 'redemption_succeeded', 'redemption_rejected')"
+        ).fetchall()
+
+    till = [r for r in rows if r[1] == "pos"]
+    assert {r[0] for r in till} >= {"order_recorded", "redemption_succeeded"}
+    assert all(staff and staff.startswith(f"staff-{store}-") for _, _, store, staff in till)
+    assert len({staff for *_, staff in till}) > 4  # several staff in several stores
+    assert all(staff is None for _, channel, _, staff in rows if channel in ("app", "web"))
+
+
 def test_a_simulation_refuses_a_home_that_already_has_a_ledger(simulated: Path) -> None:
     with pytest.raises(InvalidInput) as refused:
         simulate(simulated, SMALL, progress=None)
