@@ -80,6 +80,8 @@ def test_a_passing_unique_appended_test_records_how_far_it_has_checked(home: Pat
             for schema, table in [
                 ("marts", "fct_ledger_timeline"),
                 ("intermediate", "int_order_lines_recorded"),
+                ("intermediate", "int_offers_decided"),
+                ("intermediate", "int_delivery_outcomes_recorded"),
             ]
         }
     assert _marks(home) == expected

@@ -1,11 +1,15 @@
 -- Blocked deliveries (consent withdrawn or channel unconfigured at send time) have no
 -- provider and no attempts: they never reached a provider.
+-- A row per event, made from that event alone: appended to (see new_ledger_events).
+{{ config(materialized='incremental', incremental_strategy='append') }}
+
 with
 
 events as (
 
     select * from {{ ref('stg_ledger__delivery_events') }}
     where event_type in ('voucher_delivered', 'delivery_failed')
+    {{ new_ledger_events() }}
 
 ),
 

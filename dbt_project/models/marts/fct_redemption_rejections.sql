@@ -1,8 +1,20 @@
+-- Rebuilt per attempt (see incremental_entities): a rejection is a projection of its attempt's
+-- row in int_redemptions_enriched, recomputed when that row changed since the last build.
+{{ config(
+    materialized='incremental', incremental_strategy='delete+insert', unique_key='rejection_id',
+    post_hook="{{ record_upstream_high_waters(['int_redemptions_enriched']) }}",
+) }}
+
+{%- set high_waters = upstream_high_waters() %}
+
 with
 
 attempts as (
 
     select * from {{ ref('int_redemptions_enriched') }}
+    {%- if high_waters is not none %}
+    where last_event_seq > {{ high_waters.get('int_redemptions_enriched', 0) }}
+    {%- endif %}
 
 ),
 
