@@ -29,6 +29,9 @@ from redemption_core.events import EventType
 # An event may be stamped a little after it is stored (clock skew between tills), never a day.
 MAX_SECONDS_AFTER_RECORDED = 86_400
 EARLIEST_PLAUSIBLE = "1990-01-01"
+# The ledger's timestamp format (redemption_core.parsing.iso: UTC, microseconds, 'Z'), which sorts
+# as text: the lake's partitions, the models' cut-offs and the marts' "as of" compare the text.
+TIMESTAMP_GLOB = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9].[0-9][0-9][0-9][0-9][0-9][0-9]Z"
 # Every numeric field the typed staging models (dbt_project/models/staging/typed) read from a
 # payload, by JSON path ("[*]": in each element of a list), with the type their json_transform
 # structure gives it. json_transform converts without a word ("500" becomes 500, 5.5 becomes 6,
@@ -122,6 +125,12 @@ parsed AS (
         e.event_type,
         try_cast(replace(e.occurred_at, 'Z', '') AS timestamp) AS occurred,
         try_cast(replace(e.recorded_at, 'Z', '') AS timestamp) AS recorded,
+        CASE
+            WHEN e.occurred_at NOT GLOB {timestamp_glob}
+                THEN 'occurred_at ' || left(e.occurred_at, 40) || ' is not like 2026-05-04T22:00:00.000000Z'
+            WHEN e.recorded_at NOT GLOB {timestamp_glob}
+                THEN 'recorded_at ' || left(e.recorded_at, 40) || ' is not like 2026-05-04T22:00:00.000000Z'
+        END AS timestamp_format_error,
         -- one parse per payload, the way the typed staging models read it, gives every numeric
         -- field as JSON text (amounts and their JSON types alike) and says whether it is JSON (a
         -- payload that is not JSON, or none, gives NULL and fails its own expectation instead
@@ -143,7 +152,7 @@ parsed AS (
     LEFT JOIN redemptions AS r ON r.redemption_id = e.redemption_id
 )
 SELECT
-    seq, event_id, event_type, occurred, recorded, payload_is_json,
+    seq, event_id, event_type, occurred, recorded, timestamp_format_error, payload_is_json,
     {payload_type_error} AS payload_type_error,
     {amount_columns},
     broken_reference,
@@ -223,7 +232,7 @@ class Suite:
 
 def check_raw_events(warehouse: Path) -> QualityReport:
     """The raw extract's new batch: unique ids (across batches too), known types, plausible
-    timestamps, JSON payloads with a JSON number in every numeric field the typed models read,
+    timestamps in the ledger's format, JSON payloads with a JSON number in every numeric field the typed models read,
     no negative money, no reference to a voucher, campaign or redemption the raw layer never
     created."""
     with duckdb.connect(str(warehouse)) as db:
@@ -239,6 +248,7 @@ def check_raw_events(warehouse: Path) -> QualityReport:
             gx.expectations.ExpectColumnValuesToBeInSet(column="event_type", value_set=known_types),
             gx.expectations.ExpectColumnValuesToNotBeNull(column="occurred"),
             gx.expectations.ExpectColumnValuesToNotBeNull(column="recorded"),
+            gx.expectations.ExpectColumnValuesToBeNull(column="timestamp_format_error"),
             gx.expectations.ExpectColumnValuesToBeBetween(
                 column="occurred", min_value=datetime.fromisoformat(EARLIEST_PLAUSIBLE)
             ),
@@ -330,6 +340,7 @@ def stage_raw_batch(db: duckdb.DuckDBPyConnection) -> int:
             in_batch=in_batch,
             witnesses=witnesses,
             numeric_structure=_literal(json.dumps(_numeric_structure())),
+            timestamp_glob=_literal(TIMESTAMP_GLOB),
             payload_type_error=_payload_type_error(),
             # a JSON string ("500") gives NULL here, not 500: payload_type_error names it
             amount_columns=",\n    ".join(

@@ -122,8 +122,8 @@ def test_a_clean_extract_of_a_simulated_ledger_passes_checking_every_event(
 
     assert report.passed, report.message()
     assert report.rows_checked == events
-    assert report.expectations == 18
-    assert "18 expectations passed" in report.message()
+    assert report.expectations == 19
+    assert "19 expectations passed" in report.message()
     # GX's read-only connections are closed: the next step can write to the warehouse
     with duckdb.connect(str(warehouse)) as db:
         db.execute("CREATE TABLE after_the_check AS SELECT 1")
@@ -357,6 +357,30 @@ def test_an_event_dated_before_1990_fails(clean: Path, tmp_path: Path) -> None:
 
     assert failed(report) == [("expect_column_values_to_be_between", "occurred")]
     assert f"seq={INJECTED_SEQ}, event_id=evt_old" in report.message()
+
+
+@pytest.mark.parametrize(
+    ("column", "text"),
+    [
+        ("occurred_at", "2026-05-04 22:00:00"),  # parses, but sorts before 2026-05-04T...
+        ("occurred_at", "2026-05-04T22:00:00+00:00"),
+        ("recorded_at", "2026-05-04T22:00:00.000Z"),
+    ],
+)
+def test_a_timestamp_not_in_the_ledgers_format_fails_naming_it(
+    clean: Path, tmp_path: Path, column: str, text: str
+) -> None:
+    """The ledger's timestamps sort as text, and the lake, the models and the marts compare
+    them as text: one written differently would be put in the wrong order silently."""
+    warehouse = with_injected(
+        clean, tmp_path, f"'evt_format' AS event_id, '{text}' AS {column}", REDEMPTION
+    )
+
+    report = check_raw_events(warehouse)
+
+    assert ("expect_column_values_to_be_null", "timestamp_format_error") in failed(report)
+    assert f"{column} {text} is not like 2026-05-04T22:00:00.000000Z" in report.message()
+    assert f"seq={INJECTED_SEQ}, event_id=evt_format" in report.message()
 
 
 def test_an_unknown_event_type_fails(clean: Path, tmp_path: Path) -> None:
