@@ -309,6 +309,42 @@ def _ledger_until(source: Path, target: Path, last_seq: int | None = None) -> No
         db.execute("detach src")
 
 
+def test_materializing_one_model_does_not_vouch_for_the_others_code(
+    built: Path, env_for, tmp_path: Path
+) -> None:
+    """After a code change, a run of a single dbt model rebuilds what it selects, but only a
+    build of every model may record that the incremental models match the code."""
+    from pipelines.definitions import defs
+
+    home = tmp_path / "home"
+    shutil.copytree(built, home)
+    warehouse = PipelinePaths(home).build_warehouse
+    with duckdb.connect(str(warehouse)) as db:
+        db.execute(
+            "UPDATE incremental_state.code_fingerprints SET fingerprint = 'old code' "
+            "WHERE piece = 'model:int_orders_recorded'"
+        )
+    env_for(home)
+    try:
+        job = defs.resolve_job_def("nightly_pipeline")
+        result = job.execute_in_process(
+            asset_selection=[dg.AssetKey(["staging", "stg_ledger__extract_runs"])],
+            raise_on_error=False,
+        )
+    finally:
+        env_for(built)
+
+    assert result.success, failure_text(result)
+    materialized = {e.asset_key for e in result.all_events if e.is_step_materialization}
+    assert materialized == {dg.AssetKey(["staging", "stg_ledger__extract_runs"])}
+    with duckdb.connect(str(warehouse), read_only=True) as db:
+        (recorded,) = db.execute(
+            "SELECT fingerprint FROM incremental_state.code_fingerprints "
+            "WHERE piece = 'model:int_orders_recorded'"
+        ).fetchone()
+    assert recorded == "old code"
+
+
 def test_an_incremental_day_and_a_full_refresh_give_the_marts_of_a_full_build(
     built: Path, env_for
 ) -> None:

@@ -69,8 +69,11 @@ def warehouse_models(
     # model libraries the steps after dbt need (LightGBM, scikit-learn: ~3 s) meanwhile
     threading.Thread(target=_import_model_libraries, daemon=True).start()
     yield from dbt.cli(args, context=context, target_path=target).stream()
-    # only a build that succeeded (stream raises otherwise) vouches for the incremental rows
-    record_fingerprints(promo.build_warehouse, code)
+    # Only a build that succeeded (stream raises otherwise) and built every model vouches for
+    # the incremental rows: a subset (one model materialized from the UI) leaves the others
+    # as they were, so the next full build compares again.
+    if context.selected_asset_keys == warehouse_models.keys:
+        record_fingerprints(promo.build_warehouse, code)
 
 
 def _import_model_libraries() -> None:
