@@ -59,7 +59,7 @@ def test_unique_combination_fails_on_a_duplicated_key(home: Path) -> None:
 def _marks(home: Path) -> dict[str, tuple[int, int]]:
     with duckdb.connect(str(PipelinePaths(home).build_warehouse), read_only=True) as db:
         rows = db.execute(
-            "select model, high_water, row_count from incremental_state.verified_marks"
+            "select model, high_water, row_count from incremental_state.unique_marks"
         ).fetchall()
     return {model: (high_water, count) for model, high_water, count in rows}
 
@@ -123,6 +123,26 @@ def test_unique_appended_checks_new_rows_against_the_old_ones_and_each_other(hom
             home,
             f"delete from {ORDER_LINES} where event_seq > {before['int_order_lines_recorded'][0]}",
         )
+    assert dbt_test(home, ORDER_LINES_TEST).returncode == 0
+
+
+def test_a_value_changed_below_the_mark_makes_unique_appended_check_the_whole_table(
+    home: Path,
+) -> None:
+    """Rows below the mark as many as before, but one now repeats another's key: the sum of
+    the key's hashes tells that they are not the rows that were found unique."""
+    assert dbt_test(home, ORDER_LINES_TEST).returncode == 0
+    with duckdb.connect(str(PipelinePaths(home).build_warehouse)) as db:
+        (first, _), (second, row) = db.execute(
+            f"select order_line_id, rowid from {ORDER_LINES} order by event_seq, order_line_id "
+            "limit 2"
+        ).fetchall()
+        db.execute(f"update {ORDER_LINES} set order_line_id = ? where rowid = ?", [first, row])
+    try:
+        assert dbt_test(home, ORDER_LINES_TEST).returncode != 0
+    finally:
+        with duckdb.connect(str(PipelinePaths(home).build_warehouse)) as db:
+            db.execute(f"update {ORDER_LINES} set order_line_id = ? where rowid = ?", [second, row])
     assert dbt_test(home, ORDER_LINES_TEST).returncode == 0
 
 
