@@ -393,3 +393,37 @@ def test_an_incremental_day_and_a_full_refresh_give_the_marts_of_a_full_build(
     assert [t for t in from_scratch if incremental[t] != from_scratch[t]] == []
     assert [t for t in from_scratch if full_refresh[t] != from_scratch[t]] == []
     assert [t for t in from_scratch if after_code_change[t] != from_scratch[t]] == []
+
+
+def test_the_demo_summary_reports_the_ledger_and_ranks_campaigns_by_incremental_profit(
+    built: Path,
+) -> None:
+    """`make demo`'s closing lines: the events and campaigns of the ledger, and the best and
+    the worst campaign by incremental profit, as the published warehouse has them."""
+    from pipelines.demo import summary
+
+    with sqlite3.connect(PipelinePaths(built).ledger) as db:
+        (events,) = db.execute("select count(*) from events").fetchone()
+        (campaigns,) = db.execute(
+            "select count(*) from events where event_type = 'campaign_created'"
+        ).fetchone()
+    published = PipelinePaths(built).published_warehouse
+    with duckdb.connect(str(published), read_only=True) as db:
+        profits = db.execute(
+            "select campaign_name, incremental_profit from marts.fct_campaign_performance "
+            "where incremental_profit is not null"
+        ).fetchall()
+
+    lines = summary(published)
+
+    assert lines[:2] == [f"events in the warehouse: {events:,}", f"campaigns: {campaigns}"]
+    assert profits, "the small simulation has campaigns with a control group"
+    best = max(profits, key=lambda row: row[1])
+    worst = min(profits, key=lambda row: row[1])
+    assert lines[2].startswith(
+        f"best campaign by incremental profit: {best[0]}: {best[1] / 100:,.2f} "
+    )
+    assert lines[3].startswith(
+        f"worst campaign by incremental profit: {worst[0]}: {worst[1] / 100:,.2f} "
+    )
+    assert "(95% CI " in lines[2] and "(95% CI " in lines[3]
