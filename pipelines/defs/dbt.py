@@ -60,8 +60,11 @@ def warehouse_models(
     args = ["build", "--exclude-resource-type", "unit_test"]
     manifest = json.loads(dbt_project.manifest_path.read_text())
     code = code_fingerprints(manifest, DBT_PROJECT_DIR / "macros")
-    reason = "asked for" if config.full_refresh else None
-    reason = reason or full_refresh_reason(promo.build_warehouse, manifest, code)
+    reason = (
+        "asked for"
+        if config.full_refresh
+        else full_refresh_reason(promo.build_warehouse, manifest, code)
+    )
     if reason:
         context.log.warning(f"full refresh of the incremental models: {reason}")
         args.append("--full-refresh")
