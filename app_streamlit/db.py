@@ -18,7 +18,7 @@ import duckdb
 import pandas as pd
 import streamlit as st
 
-from redemption_core.config import promo_home
+from redemption_core import promo_home
 
 CACHE_TTL_SECONDS = 300
 

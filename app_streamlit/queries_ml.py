@@ -14,7 +14,7 @@ import pandas as pd
 
 from app_streamlit import db
 from models_ml.registry import ModelCard, Registry
-from redemption_core.config import promo_home
+from redemption_core import promo_home
 
 FRAUD_QUEUE = "ml.fraud_review_queue"
 NEXT_BEST_OFFERS = "ml.next_best_offers"

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from redemption_core.config import ledger_path, promo_home
-from redemption_core.engine import RedemptionEngine
+from redemption_core import RedemptionEngine, ledger_path, promo_home
 
 
 class NoLedger(Exception):

@@ -65,17 +65,18 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import redemption_core  # noqa: E402
-from redemption_core.campaigns import campaign_from_dict  # noqa: E402
-from redemption_core.codes import CodeConfig, CodeGenerator  # noqa: E402
-from redemption_core.engine import (  # noqa: E402
+from redemption_core.domain.campaigns import campaign_from_dict  # noqa: E402
+from redemption_core.domain.codes import CodeConfig, CodeGenerator  # noqa: E402
+from redemption_core.domain.events import COLUMNS, Event, EventType  # noqa: E402
+from redemption_core.domain.orders import Order, OrderItem, RequestContext  # noqa: E402
+from redemption_core.domain.parsing import iso  # noqa: E402
+from redemption_core.engine.redemption import (  # noqa: E402
     RedeemRequest,
     RedemptionEngine,
     RedemptionResult,
 )
-from redemption_core.events import COLUMNS, Event, EventType  # noqa: E402
-from redemption_core.orders import Order, OrderItem, RequestContext  # noqa: E402
-from redemption_core.parsing import iso  # noqa: E402
-from redemption_core.sqlite_store import EVENTS_SCHEMA, connect  # noqa: E402
+from redemption_core.ledger.sqlite import connect  # noqa: E402
+from redemption_core.ledger.sqlite_schema import EVENTS_SCHEMA  # noqa: E402
 
 
 def code_fingerprint() -> dict[str, Any]:
@@ -84,7 +85,7 @@ def code_fingerprint() -> dict[str, Any]:
     if imported != ROOT / "redemption_core":
         raise SystemExit(f"bench: imported redemption_core from {imported}, not from {ROOT}")
     digest = hashlib.sha256()
-    for path in sorted((ROOT / "redemption_core").glob("*.py")):
+    for path in sorted((ROOT / "redemption_core").rglob("*.py")):
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     info: dict[str, Any] = {"core_sha256": digest.hexdigest()[:16]}
     try:

@@ -34,12 +34,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from redemption_core.config import SettableClock  # noqa: E402
-from redemption_core.delivery_config import default_channels  # noqa: E402
-from redemption_core.distribution import Distributor, SyntheticContactBook  # noqa: E402
-from redemption_core.engine import RedemptionEngine  # noqa: E402
-from redemption_core.events import Event, EventType  # noqa: E402
-from redemption_core.parsing import iso  # noqa: E402
+from redemption_core.distribution.delivery_config import default_channels  # noqa: E402
+from redemption_core.distribution.distributor import Distributor, SyntheticContactBook  # noqa: E402
+from redemption_core.domain.clock import SettableClock  # noqa: E402
+from redemption_core.domain.events import Event, EventType  # noqa: E402
+from redemption_core.domain.parsing import iso  # noqa: E402
+from redemption_core.engine.redemption import RedemptionEngine  # noqa: E402
 
 NOW = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 BATCH = 20_000

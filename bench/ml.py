@@ -25,7 +25,7 @@ from models_ml.data import load_ground_truth
 from models_ml.fraud import FraudScorer, fit_fraud, labelled_frame, score_attempts
 from models_ml.fraud_features import FEATURES, load_fraud_events
 from pipelines.ledger_extract import Lake, sync_lake
-from redemption_core.simulator import SimulationConfig, simulate
+from redemption_core import SimulationConfig, simulate
 
 ROWS = 1_000_000
 SEED = 7

@@ -31,7 +31,7 @@ SIZES = {"1m": (12_000, 120), "10m": (120_000, 120)}
 CHILD = """
 import json, resource, sys, time
 from pathlib import Path
-from redemption_core.simulator import SimulationConfig, simulate
+from redemption_core import SimulationConfig, simulate
 report = simulate(Path(sys.argv[1]), SimulationConfig(customers=int(sys.argv[2]), days=int(sys.argv[3]), seed=7), progress=sys.stderr)
 document = report.to_dict()
 document["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
@@ -73,8 +73,8 @@ def import_rate(source: Path, work: Path) -> dict:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from redemption_core.engine import RedemptionEngine
-    from redemption_core.importer import events_to_rows, import_events, read_rows
+    from redemption_core.engine.redemption import RedemptionEngine
+    from redemption_core.imports.ledger_schema import events_to_rows, import_events, read_rows
 
     engine = RedemptionEngine.open(source)
     rows = events_to_rows(engine.store.events())

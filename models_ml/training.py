@@ -50,8 +50,8 @@ def train(
     with `seed`, rather than from everyone."""
     lake = home / "lake"
     if kind == "fraud":
-        from models_ml.fraud import train_fraud
         from models_ml.fraud_features import load_fraud_events
+        from models_ml.fraud_training import train_fraud
 
         cases = load_ground_truth(home / "simulation" / "ground_truth.jsonl")
         reviews = load_review_labels(lake)

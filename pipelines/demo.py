@@ -16,7 +16,7 @@ import duckdb
 
 from pipelines.paths import PipelinePaths
 from pipelines.run import failure_messages, prepare_environment, run_pipeline
-from redemption_core.simulator import SimulationConfig, simulate
+from redemption_core import SimulationConfig, simulate
 
 MARKER = ".made-by-demo"
 DEMO_SIMULATION = SimulationConfig(customers=4_000, days=90, seed=2026)

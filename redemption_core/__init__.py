@@ -1,30 +1,44 @@
 """promoledger redemption core: campaigns, vouchers, rules, exactly-once redemption, ledger.
 
-The public surface, for the pipeline, the console and the simulator:
+The public surface, the door the pipeline, the models, the console and the benchmarks use:
 
     from redemption_core import RedemptionEngine, RedeemRequest, Order, OrderItem
     with RedemptionEngine.open() as engine:          # the ledger under PROMO_HOME
         engine.redeem(RedeemRequest("WB-…", Order(2500, "EUR"), customer_id="c-17"))
+
+Inside, in layers (each imports only those before it; tests/test_layering.py keeps it so):
+domain (pure rules and values) ← ledger (store port, projection, SQLite) ← engine ←
+imports and distribution ← simulate and demo ← cli.
 """
 
-from redemption_core.campaigns import Campaign, CampaignStatus, MainCampaign, campaign_from_dict
-from redemption_core.engine import (
-    RedeemRequest,
-    RedemptionEngine,
-    RedemptionResult,
-    RollbackResult,
-    ValidationResult,
+from redemption_core.domain.campaigns import (
+    Campaign,
+    CampaignStatus,
+    MainCampaign,
+    campaign_from_dict,
 )
-from redemption_core.errors import (
+from redemption_core.domain.clock import SettableClock
+from redemption_core.domain.errors import (
     Conflict,
     IdempotencyKeyReused,
     InvalidInput,
     NotFound,
     PromoError,
 )
-from redemption_core.events import Event, EventType
-from redemption_core.orders import Order, OrderItem, RequestContext
-from redemption_core.reasons import Code, Reason
+from redemption_core.domain.events import Event, EventType
+from redemption_core.domain.orders import Order, OrderItem, RequestContext
+from redemption_core.domain.parsing import iso
+from redemption_core.domain.reasons import Code, Reason
+from redemption_core.engine.redemption import (
+    RedeemRequest,
+    RedemptionEngine,
+    RedemptionResult,
+    RollbackResult,
+    ValidationResult,
+)
+from redemption_core.ledger.home import ledger_path, promo_home
+from redemption_core.ledger.verify import verify_ledger
+from redemption_core.simulate import SimulationConfig, simulate
 
 __all__ = [
     "Campaign",
@@ -46,6 +60,13 @@ __all__ = [
     "RedemptionResult",
     "RequestContext",
     "RollbackResult",
+    "SettableClock",
+    "SimulationConfig",
     "ValidationResult",
     "campaign_from_dict",
+    "iso",
+    "ledger_path",
+    "promo_home",
+    "simulate",
+    "verify_ledger",
 ]

@@ -12,27 +12,27 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from redemption_core.config import SettableClock
-from redemption_core.delivery import Channel, ChannelKind, DeliveryError, Message
-from redemption_core.distribution import (
+from redemption_core.distribution.channels import Channel, ChannelKind, DeliveryError, Message
+from redemption_core.distribution.distributor import (
     ContactBook,
     Distributor,
     RetryPolicy,
     SyntheticContactBook,
 )
-from redemption_core.engine import (
+from redemption_core.domain.clock import SettableClock
+from redemption_core.domain.events import Event, EventType
+from redemption_core.domain.hashing import ContextHasher
+from redemption_core.domain.orders import Order, OrderItem, RequestContext
+from redemption_core.domain.reasons import Code
+from redemption_core.domain.state import CampaignState, VoucherState
+from redemption_core.engine.redemption import (
     RedeemRequest,
     RedemptionEngine,
     RedemptionResult,
     RollbackResult,
     ValidationResult,
 )
-from redemption_core.events import Event, EventType
-from redemption_core.hashing import ContextHasher
-from redemption_core.orders import Order, OrderItem, RequestContext
-from redemption_core.reasons import Code
-from redemption_core.sqlite_store import SqliteLedgerStore
-from redemption_core.state import CampaignState, VoucherState
+from redemption_core.ledger.sqlite import SqliteLedgerStore
 
 # A Wednesday, noon UTC. Tests that care about the weekday or the hour say so explicitly.
 NOW = datetime(2026, 3, 4, 12, 0, tzinfo=UTC)

@@ -22,11 +22,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from redemption_core.config import ledger_path
-from redemption_core.engine import RedeemRequest, RedemptionEngine, RedemptionResult
-from redemption_core.events import Event, EventType
-from redemption_core.orders import Order, RequestContext
-from redemption_core.sqlite_store import SqliteLedgerStore
+from redemption_core.domain.events import Event, EventType
+from redemption_core.domain.orders import Order, RequestContext
+from redemption_core.engine.redemption import RedeemRequest, RedemptionEngine, RedemptionResult
+from redemption_core.ledger.home import ledger_path
+from redemption_core.ledger.sqlite import SqliteLedgerStore
 
 HELPERS = Path(__file__).resolve()
 CHILD_TIMEOUT_S = 60.0

@@ -26,12 +26,12 @@ from builders import (
     segment_def,
 )
 
-from redemption_core.delivery import PermanentDeliveryError
-from redemption_core.distribution import Distributor
-from redemption_core.engine import RedemptionEngine
-from redemption_core.events import EventType
-from redemption_core.offers import in_control_group
-from redemption_core.verify import verify_ledger
+from redemption_core.distribution.channels import PermanentDeliveryError
+from redemption_core.distribution.distributor import Distributor
+from redemption_core.domain.events import EventType
+from redemption_core.domain.offers import in_control_group
+from redemption_core.engine.redemption import RedemptionEngine
+from redemption_core.ledger.verify import verify_ledger
 
 START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)  # customers sign up here, before any story
 

@@ -9,14 +9,14 @@ from typing import Any
 import pytest
 from builders import campaign, campaign_def, engine_at, events, gift_def, order, unique_def
 
-from redemption_core.campaigns import (
+from redemption_core.domain.campaigns import (
     CampaignStatus,
     DiscountType,
     VoucherKind,
     campaign_from_dict,
 )
-from redemption_core.errors import Conflict, InvalidInput, NotFound
-from redemption_core.events import EventType
+from redemption_core.domain.errors import Conflict, InvalidInput, NotFound
+from redemption_core.domain.events import EventType
 
 
 def sub_def(campaign_id: str, code: str, **overrides: Any) -> dict[str, Any]:

@@ -4,7 +4,7 @@ Most tests call `redemption_core.cli.main([...])` in-process (fast) with PROMO_H
 a temporary folder; a few run `python -m redemption_core.cli` as a real process, where the exit
 code, stderr and state across processes are exactly what a shell sees.
 
-The contract under test (cli.py, README): exit 0 done / valid / redeemed; exit 1 a well-formed
+The contract under test (redemption_core/cli/, README): exit 0 done / valid / redeemed; exit 1 a well-formed
 request refused by a rule (and recorded with its reason codes); exit 2 bad input or a refused
 command, with ONE line on stderr that starts with 'error:' and names the field, and nothing
 written to the ledger.
@@ -27,6 +27,7 @@ import pytest
 import yaml
 
 from redemption_core import cli
+from redemption_core.cli.campaigns import EXPORT_COLUMNS
 
 REPO = Path(__file__).resolve().parents[1]
 HMAC_KEY = "5e" * 32  # 64 hex characters
@@ -327,7 +328,7 @@ def test_codes_import_publishes_to_the_customer_column_and_export_lists_the_hold
     assert (imported.code, imported.out.strip()) == (0, "imported 3 codes")
     assert exported.code == 0
     rows = parse_csv(exported.out)
-    assert list(rows[0]) == list(cli.EXPORT_COLUMNS)
+    assert list(rows[0]) == list(EXPORT_COLUMNS)
     assert [(r["code"], r["customer_id"], r["status"]) for r in rows] == [
         ("IMP-0001", "c-10", "active"),
         ("IMP-0002", "c-11", "active"),

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from builders import engine_at, events, gift_def, order, unique_def, voucher
 
-from redemption_core.codes import DEFAULT_CHARSET, CodeConfig, CodeGenerator, normalize_code
-from redemption_core.errors import Conflict, InvalidInput
+from redemption_core.domain.codes import DEFAULT_CHARSET, CodeConfig, CodeGenerator, normalize_code
+from redemption_core.domain.errors import Conflict, InvalidInput
 
 
 def test_default_charset_leaves_out_ambiguous_characters() -> None:

@@ -29,7 +29,7 @@ import duckdb
 import pytest
 
 from app_streamlit.streamlit_app import SECTIONS
-from redemption_core.simulator import SimulationConfig, simulate
+from redemption_core.simulate import SimulationConfig, simulate
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")

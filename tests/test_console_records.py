@@ -25,7 +25,7 @@ from streamlit.testing.v1 import AppTest
 
 from app_streamlit.filters import CAMPAIGNS_KEY, DATES_KEY
 from models_ml.registry import Registry
-from redemption_core.engine import RedemptionEngine
+from redemption_core.engine.redemption import RedemptionEngine
 
 MY_PAGES = (
     "campaigns",

@@ -556,7 +556,7 @@ def real_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     from warehouse_helpers import build_warehouse
 
     from pipelines.publish import publish_warehouse
-    from redemption_core.simulator import SimulationConfig, simulate
+    from redemption_core.simulate import SimulationConfig, simulate
 
     home = tmp_path_factory.mktemp("console_real")
     simulate(home, SimulationConfig(customers=120, days=14, seed=11), progress=None)

@@ -28,8 +28,8 @@ from reliability_helpers import (
     wait_for,
 )
 
-from redemption_core.engine import RedeemRequest
-from redemption_core.verify import verify_ledger
+from redemption_core.engine.redemption import RedeemRequest
+from redemption_core.ledger.verify import verify_ledger
 
 PROCESSES = 8
 

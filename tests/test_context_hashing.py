@@ -6,9 +6,10 @@ from pathlib import Path
 
 from builders import engine_at, events, order, redeem, standalone
 
-from redemption_core.events import EventType
-from redemption_core.hashing import ContextHasher
-from redemption_core.orders import RequestContext
+from redemption_core.domain.events import EventType
+from redemption_core.domain.hashing import ContextHasher
+from redemption_core.domain.orders import RequestContext
+from redemption_core.ledger.home import context_hasher
 
 RAW = RequestContext(
     device_id="iphone-7f3a-unique-device",
@@ -89,8 +90,8 @@ def test_hashes_depend_on_the_key_so_they_cannot_be_recomputed_without_it() -> N
 def test_a_home_gets_one_key_file_that_later_engines_reuse(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.delenv("PROMO_HMAC_KEY", raising=False)
 
-    first = ContextHasher.for_home(tmp_path).hash("device-1")
-    second = ContextHasher.for_home(tmp_path).hash("device-1")
+    first = context_hasher(tmp_path).hash("device-1")
+    second = context_hasher(tmp_path).hash("device-1")
 
     key_file = tmp_path / "secrets" / "hmac.key"
     assert first == second

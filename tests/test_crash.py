@@ -26,8 +26,8 @@ from reliability_helpers import (
     wait_for,
 )
 
-from redemption_core.engine import CODES_PER_TRANSACTION, RedeemRequest
-from redemption_core.verify import verify_ledger
+from redemption_core.engine.redemption import CODES_PER_TRANSACTION, RedeemRequest
+from redemption_core.ledger.verify import verify_ledger
 
 SEED = 20_260_304
 

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 from builders import NOW, Clock, customer_row, engine_at, events, ledger_bytes
 
-from redemption_core.customers import CustomerProfile
-from redemption_core.errors import Conflict, InvalidInput, NotFound
-from redemption_core.events import EventType
-from redemption_core.verify import verify_ledger
+from redemption_core.domain.customers import CustomerProfile
+from redemption_core.domain.errors import Conflict, InvalidInput, NotFound
+from redemption_core.domain.events import EventType
+from redemption_core.ledger.verify import verify_ledger
 
 HEX32 = set("0123456789abcdef")
 

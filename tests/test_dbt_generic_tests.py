@@ -11,7 +11,7 @@ import pytest
 from warehouse_helpers import build_warehouse, run_dbt
 
 from pipelines.paths import PipelinePaths
-from redemption_core.simulator import SimulationConfig, simulate
+from redemption_core.simulate import SimulationConfig, simulate
 
 
 @pytest.fixture(scope="module")

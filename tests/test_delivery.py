@@ -28,7 +28,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP as SMTPServer
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 
-from redemption_core.delivery import (
+from redemption_core.distribution.channels import (
     Channel,
     DeliveryReport,
     FileSinkChannel,
@@ -39,12 +39,12 @@ from redemption_core.delivery import (
     TransientDeliveryError,
     send_with_retry,
 )
-from redemption_core.delivery_config import (
+from redemption_core.distribution.delivery_config import (
     default_channels,
     load_channels,
     load_channels_from_file,
 )
-from redemption_core.errors import InvalidInput
+from redemption_core.domain.errors import InvalidInput
 
 CODE = "SPRING-7Q2K"
 EMAIL = "alice@example.com"

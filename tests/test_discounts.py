@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from builders import codes, engine_at, gift_card, item, order, redeem, voucher
 
-from redemption_core.campaigns import Discount, DiscountType, ItemFilter
-from redemption_core.discounts import compute_discount
-from redemption_core.errors import InvalidInput
-from redemption_core.money import parse_percent, percent_of
-from redemption_core.reasons import Code
+from redemption_core.domain.campaigns import Discount, DiscountType, ItemFilter
+from redemption_core.domain.discounts import compute_discount
+from redemption_core.domain.errors import InvalidInput
+from redemption_core.domain.money import parse_percent, percent_of
+from redemption_core.domain.reasons import Code
 
 SHOES = ItemFilter(categories=frozenset({"shoes"}))
 BOOTS = ItemFilter(products=frozenset({"boot-1"}))

@@ -43,17 +43,17 @@ from builders import (
     voucher,
 )
 
-from redemption_core.delivery import (
+from redemption_core.distribution.channels import (
     HttpProviderChannel,
     Message,
     SmtpChannel,
     TransientDeliveryError,
 )
-from redemption_core.distribution import MappingContactBook
-from redemption_core.engine import RedemptionEngine
-from redemption_core.events import Event, EventType
-from redemption_core.offers import in_control_group
-from redemption_core.verify import verify_ledger
+from redemption_core.distribution.distributor import MappingContactBook
+from redemption_core.domain.events import Event, EventType
+from redemption_core.domain.offers import in_control_group
+from redemption_core.engine.redemption import RedemptionEngine
+from redemption_core.ledger.verify import verify_ledger
 
 CHANNELS = ("email", "sms", "push")
 CAMPAIGN_ORDER = ("sms", "push", "email")

@@ -24,13 +24,13 @@ from models_ml.fraud import (
     labelled_frame,
     score_attempts,
     score_fraud,
-    train_fraud,
 )
 from models_ml.fraud_features import FEATURES, load_fraud_events
+from models_ml.fraud_training import train_fraud
 from models_ml.registry import Registry, RegistryError
 from pipelines.ledger_extract import Lake, sync_lake
-from redemption_core.engine import RedemptionEngine
-from redemption_core.simulator import FRAUD_PATTERNS, SimulationConfig, simulate
+from redemption_core.engine.redemption import RedemptionEngine
+from redemption_core.simulate import FRAUD_PATTERNS, SimulationConfig, simulate
 
 DAYS = 21
 FIRST = date(2026, 1, 5)

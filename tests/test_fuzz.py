@@ -23,17 +23,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from reliability_helpers import event_counts, order, read_only, standalone_def
 
-from redemption_core.config import ledger_path
-from redemption_core.engine import RedeemRequest, RedemptionEngine
-from redemption_core.errors import IdempotencyKeyReused, InvalidInput, PromoError
-from redemption_core.orders import (
+from redemption_core.domain.errors import IdempotencyKeyReused, InvalidInput, PromoError
+from redemption_core.domain.orders import (
     Order,
     OrderItem,
     RequestContext,
     context_from_dict,
     order_from_dict,
 )
-from redemption_core.verify import verify_ledger
+from redemption_core.engine.redemption import RedeemRequest, RedemptionEngine
+from redemption_core.ledger.home import ledger_path
+from redemption_core.ledger.verify import verify_ledger
 
 FUZZ = settings(
     max_examples=300,

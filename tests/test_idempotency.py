@@ -22,11 +22,11 @@ from reliability_helpers import (
     standalone_def,
 )
 
-from redemption_core.config import ledger_path
-from redemption_core.engine import RedeemRequest, RedemptionEngine
-from redemption_core.errors import IdempotencyKeyReused
-from redemption_core.orders import RequestContext
-from redemption_core.verify import verify_ledger
+from redemption_core.domain.errors import IdempotencyKeyReused
+from redemption_core.domain.orders import RequestContext
+from redemption_core.engine.redemption import RedeemRequest, RedemptionEngine
+from redemption_core.ledger.home import ledger_path
+from redemption_core.ledger.verify import verify_ledger
 
 CODE = "RETRY10"
 

@@ -1,6 +1,6 @@
 """`promo import`: events from other systems in the ledger schema, and the dunnhumby mapping.
 
-The contract under test (importer.py, docs/ledger.md): every row is checked before anything
+The contract under test (imports/ledger_schema.py, docs/ledger.md): every row is checked before anything
 is written; a file with any bad row is refused whole, with a report naming each bad row's
 number (1-based, the header is row 0) and field, and the ledger is left untouched; rows the
 ledger already holds with the same content are skipped, so a second import adds nothing;
@@ -45,13 +45,18 @@ from builders import (
 from test_cli import Promo
 
 from redemption_core import cli
-from redemption_core.engine import RedeemRequest, RedemptionEngine
-from redemption_core.events import COLUMNS
-from redemption_core.importer import ImportRefused, events_to_rows, import_events, read_rows
-from redemption_core.ledger_reports import stats
-from redemption_core.orders import RequestContext
-from redemption_core.parsing import iso
-from redemption_core.verify import verify_ledger
+from redemption_core.domain.events import COLUMNS
+from redemption_core.domain.orders import RequestContext
+from redemption_core.domain.parsing import iso
+from redemption_core.engine.redemption import RedeemRequest, RedemptionEngine
+from redemption_core.imports.ledger_schema import (
+    ImportRefused,
+    events_to_rows,
+    import_events,
+    read_rows,
+)
+from redemption_core.ledger.reports import stats
+from redemption_core.ledger.verify import verify_ledger
 
 # shared/ lies beside the checkout (the session's and CI's layout); PROMO_SHARED_DIR overrides.
 DUNNHUMBY = (

@@ -34,9 +34,9 @@ from pipelines.ledger_extract import (
     sync_lake,
     write_day,
 )
-from redemption_core.engine import RedemptionEngine
-from redemption_core.importer import import_events
-from redemption_core.simulator import SimulationConfig, simulate
+from redemption_core.engine.redemption import RedemptionEngine
+from redemption_core.imports.ledger_schema import import_events
+from redemption_core.simulate import SimulationConfig, simulate
 
 DAY_1 = datetime(2026, 3, 4, 12, 0, tzinfo=UTC)
 DAY_2 = datetime(2026, 3, 5, 12, 0, tzinfo=UTC)

@@ -15,13 +15,13 @@ from typing import Any
 import pytest
 from reliability_helpers import event_rows, open_engine, order, standalone_def, unique_def
 
-from redemption_core.config import ledger_path
-from redemption_core.engine import RedeemRequest, RedemptionEngine
-from redemption_core.errors import PromoError
-from redemption_core.events import Event, EventType
-from redemption_core.ledger_reports import stats
-from redemption_core.sqlite_store import connect
-from redemption_core.verify import verify_ledger
+from redemption_core.domain.errors import PromoError
+from redemption_core.domain.events import Event, EventType
+from redemption_core.engine.redemption import RedeemRequest, RedemptionEngine
+from redemption_core.ledger.home import ledger_path
+from redemption_core.ledger.reports import stats
+from redemption_core.ledger.sqlite import connect
+from redemption_core.ledger.verify import verify_ledger
 
 
 def writable(path: Path) -> sqlite3.Connection:

@@ -22,7 +22,7 @@ import duckdb
 import pytest
 from warehouse_helpers import build_warehouse
 
-from redemption_core.simulator import SimulationConfig, simulate
+from redemption_core.simulate import SimulationConfig, simulate
 
 WINDOW = timedelta(days=14)  # the default of the dbt var campaign_outcome_window_days
 MARGIN = 0.65  # the default of the dbt var campaign_gross_margin

@@ -17,7 +17,7 @@ import duckdb
 import pytest
 from warehouse_helpers import build_warehouse, run_dbt
 
-from redemption_core.simulator import SimulationConfig, simulate
+from redemption_core.simulate import SimulationConfig, simulate
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 import duckdb
 from warehouse_helpers import build_warehouse, run_dbt_build
 
-from redemption_core.simulator import SimulationConfig, simulate
+from redemption_core.simulate import SimulationConfig, simulate
 
 # describes the run (timings, the extract's batches), not the ledger
 RUN_DESCRIBING = {"marts.fct_system_health"}

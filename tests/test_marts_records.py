@@ -13,7 +13,7 @@ import duckdb
 import pytest
 from warehouse_helpers import build_warehouse
 
-from redemption_core.simulator import SimulationConfig, simulate
+from redemption_core.simulate import SimulationConfig, simulate
 
 
 @pytest.fixture(scope="module")

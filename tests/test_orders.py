@@ -25,11 +25,11 @@ from builders import (
     voucher,
 )
 
-from redemption_core.engine import RedemptionEngine
-from redemption_core.errors import Conflict, InvalidInput, NotFound
-from redemption_core.events import EventType
-from redemption_core.reasons import Code
-from redemption_core.verify import verify_ledger
+from redemption_core.domain.errors import Conflict, InvalidInput, NotFound
+from redemption_core.domain.events import EventType
+from redemption_core.domain.reasons import Code
+from redemption_core.engine.redemption import RedemptionEngine
+from redemption_core.ledger.verify import verify_ledger
 
 
 def order_row(engine: RedemptionEngine, order_id: str) -> tuple:

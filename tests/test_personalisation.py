@@ -31,7 +31,7 @@ from models_ml.personalisation_features import (
     labelled_offers,
 )
 from pipelines.ledger_extract import LAKE_SCHEMA, Lake, sync_lake
-from redemption_core.simulator import SimulationConfig, simulate
+from redemption_core.simulate import SimulationConfig, simulate
 
 T0 = datetime(2026, 3, 2, tzinfo=UTC)  # a Monday
 PLANTED_LAST = (T0 + timedelta(days=59)).date()  # the planted ledger's assignments and outcomes

@@ -19,7 +19,7 @@ import duckdb
 import pytest
 
 from pipelines.paths import PipelinePaths
-from redemption_core.simulator import SimulationConfig, simulate
+from redemption_core.simulate import SimulationConfig, simulate
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = SimulationConfig(customers=300, days=30, seed=21, fraud_scale=2)

@@ -34,7 +34,7 @@ from pipelines.quality import (
     check_marts,
     check_raw_events,
 )
-from redemption_core.simulator import SimulationConfig, simulate
+from redemption_core.simulate import SimulationConfig, simulate
 
 INJECTED_SEQ = 1_000_000
 

@@ -28,10 +28,10 @@ from builders import (
     voucher,
 )
 
-from redemption_core.errors import InvalidInput
-from redemption_core.events import EventType
-from redemption_core.orders import RequestContext
-from redemption_core.reasons import CATALOG, Code
+from redemption_core.domain.errors import InvalidInput
+from redemption_core.domain.events import EventType
+from redemption_core.domain.orders import RequestContext
+from redemption_core.domain.reasons import CATALOG, Code
 
 REASON_CODES_DOC = Path(__file__).resolve().parents[1] / "docs" / "reason-codes.md"
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from redemption_core.engine import RedemptionEngine
-from redemption_core.errors import InvalidInput
-from redemption_core.verify import verify_ledger
+from redemption_core.domain.errors import InvalidInput
+from redemption_core.engine.redemption import RedemptionEngine
+from redemption_core.ledger.verify import verify_ledger
 
 
 def open_engine(tmp_path: Path) -> RedemptionEngine:

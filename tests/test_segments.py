@@ -31,12 +31,12 @@ from builders import (
     standalone,
 )
 
-from redemption_core import events as events_module
-from redemption_core.errors import InvalidInput, NotFound
-from redemption_core.events import EventType
-from redemption_core.reasons import Code
-from redemption_core.segments import Condition, Segment
-from redemption_core.verify import verify_ledger
+from redemption_core.domain import events as events_module
+from redemption_core.domain.errors import InvalidInput, NotFound
+from redemption_core.domain.events import EventType
+from redemption_core.domain.reasons import Code
+from redemption_core.domain.segments import Condition, Segment
+from redemption_core.ledger.verify import verify_ledger
 
 
 @dataclass

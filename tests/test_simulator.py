@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from redemption_core.errors import InvalidInput
-from redemption_core.simulator import FRAUD_PATTERNS, SimulationConfig, simulate
-from redemption_core.verify import verify_ledger
+from redemption_core.domain.errors import InvalidInput
+from redemption_core.ledger.verify import verify_ledger
+from redemption_core.simulate import FRAUD_PATTERNS, SimulationConfig, simulate
 
 SMALL = SimulationConfig(customers=300, days=21, seed=11, fraud_scale=6)
 

@@ -13,7 +13,7 @@ import streamlit as st
 from app_streamlit import db, page_state, review_actions, ui
 from app_streamlit import queries_ml as q
 from app_streamlit import record_format as fmt
-from redemption_core.errors import InvalidInput
+from redemption_core import InvalidInput
 
 TYPES_KEY = "fraud_entity_types"
 MIN_SCORE_KEY = "fraud_min_score"

@@ -1,0 +1,84 @@
+"""Training a fraud model: fit on the window's earlier days, measure on its later ones, and
+the registry card that says how. Apart from fraud.py (the model) and evaluate.py (the
+measures), which both need neither this nor each other's callers."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+import polars as pl
+
+from models_ml.data import DataError
+from models_ml.evaluate import evaluate_fraud_frame
+from models_ml.fraud import (
+    ANOMALY_FIRE_PCT,
+    FOREST_PARAMS,
+    LGB_PARAMS,
+    MODEL_FEATURES,
+    NUM_BOOST_ROUND,
+    OPERATING_THRESHOLD,
+    RULE_SCORE,
+    RULES,
+    FraudModel,
+    fingerprint,
+    fit_fraud,
+    labelled_frame,
+    split_day,
+)
+from models_ml.fraud_features import FEATURES
+
+
+def train_fraud(
+    events: pl.DataFrame,
+    first: date,
+    last: date,
+    seed: int,
+    cases: list[dict],
+    reviews: pl.DataFrame | None,
+) -> tuple[FraudModel, dict[str, Any]]:
+    """Train on [first, holdout start) and measure on the held-out later days; returns the
+    model and the registry card fields."""
+    labelled = labelled_frame(events, first, last, cases, reviews)
+    holdout = split_day(first, last)
+    train = labelled.filter(pl.col("event_date") < holdout.isoformat())
+    test = labelled.filter(pl.col("event_date") >= holdout.isoformat())
+    for part, frame in (("training part", train), ("held-out part", test)):
+        if frame.is_empty() or frame["label"].n_unique() < 2:
+            raise DataError(
+                f"the {part} of {first}..{last} (split at {holdout}) has "
+                f"{frame.height} attempts, {int(frame['label'].sum()) if frame.height else 0} fraud: "
+                "need both fraud and legitimate attempts; widen the window"
+            )
+    model = fit_fraud(train, seed)
+    metrics = evaluate_fraud_frame(model, test)
+    card = {
+        "training_window": {"from": first.isoformat(), "to": last.isoformat()},
+        "features": list(MODEL_FEATURES),
+        "params": {
+            "lightgbm": {**LGB_PARAMS, "num_boost_round": NUM_BOOST_ROUND},
+            "isolation_forest": FOREST_PARAMS,
+            "rules": {
+                name: {"feature": r.feature, "threshold": r.threshold, "entity": r.entity_type}
+                for name, r in RULES.items()
+            },
+            "rule_score": RULE_SCORE,
+            "operating_threshold": OPERATING_THRESHOLD,
+            "anomaly_fire_pct": ANOMALY_FIRE_PCT,
+        },
+        "seed": seed,
+        "metrics": metrics,
+        "primary_metric": "pr_auc",
+        "data_fingerprint": fingerprint(train.select("event_id", *FEATURES, "label")),
+        "extra": {
+            "fit_window": {
+                "from": first.isoformat(),
+                "to": (holdout - timedelta(days=1)).isoformat(),
+            },
+            "holdout_window": {"from": holdout.isoformat(), "to": last.isoformat()},
+            "train_attempts": train.height,
+            "train_fraud": int(train["label"].sum()),
+            "label_sources": dict(sorted(train.group_by("label_source").len().iter_rows())),
+        },
+    }
+    return model, card

@@ -1,0 +1,3 @@
+from redemption_core.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,151 @@
+"""`promo campaign`, `promo codes`, `promo voucher` and `promo accept`."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from pathlib import Path
+from typing import Any
+
+from redemption_core.cli.common import (
+    Output,
+    engine_command,
+    load_definition,
+    open_output,
+    read_csv,
+)
+from redemption_core.domain.errors import NotFound
+from redemption_core.domain.money import format_money
+from redemption_core.engine.redemption import RedemptionEngine
+from redemption_core.ledger.reports import stats, voucher_rows
+
+EXPORT_COLUMNS = (
+    "code", "voucher_id", "customer_id", "status", "published_at", "accepted_at",
+    "redemptions", "gift_balance",
+)  # fmt: skip
+
+
+def register(commands: Any) -> None:
+    campaign = commands.add_parser("campaign", help="create and manage campaigns")
+    campaign_cmd = campaign.add_subparsers(dest="action", required=True)
+    create = campaign_cmd.add_parser("create", help="create campaigns from a YAML or JSON file")
+    create.add_argument("file", type=Path)
+    campaign_cmd.add_parser("list", help="campaigns with status and counters")
+    status = campaign_cmd.add_parser("status", help="activate, pause or finish a campaign")
+    status.add_argument("campaign_id")
+    status.add_argument("status", choices=["draft", "active", "paused", "finished"])
+    campaign.set_defaults(handler=_campaign)
+
+    codes = commands.add_parser("codes", help="generate, import and export voucher codes")
+    codes_cmd = codes.add_subparsers(dest="action", required=True)
+    generate = codes_cmd.add_parser("generate", help="generate new unique codes")
+    generate.add_argument("--campaign", required=True)
+    generate.add_argument("--count", type=int, required=True)
+    generate.add_argument("--out", type=Path, help="also write the codes to this CSV file")
+    imported = codes_cmd.add_parser("import", help="import codes from CSV (column: code)")
+    imported.add_argument("--campaign", required=True)
+    imported.add_argument("file", type=Path)
+    export = codes_cmd.add_parser("export", help="export a campaign's vouchers as CSV")
+    export.add_argument("--campaign", required=True)
+    export.add_argument("--out", type=Path, help="file to write (default: standard output)")
+    codes.set_defaults(handler=_codes)
+
+    # The customer's act in the app, also reachable as `promo voucher accept`.
+    accept = commands.add_parser("accept", help="the holder accepts a voucher")
+    accept.add_argument("code")
+    accept.add_argument("--customer", required=True)
+    accept.set_defaults(action="accept", handler=_voucher)
+
+    voucher = commands.add_parser("voucher", help="publish, accept, disable, top up a voucher")
+    voucher_cmd = voucher.add_subparsers(dest="action", required=True)
+    for name in ("publish", "accept"):
+        sub = voucher_cmd.add_parser(name)
+        sub.add_argument("code")
+        sub.add_argument("--customer", required=True)
+    for name in ("disable", "enable"):
+        voucher_cmd.add_parser(name).add_argument("code")
+    topup = voucher_cmd.add_parser("topup", help="add to a gift card's balance")
+    topup.add_argument("code")
+    topup.add_argument("amount", type=int, help="minor units")
+    voucher.set_defaults(handler=_voucher)
+
+
+@engine_command
+def _campaign(engine: RedemptionEngine, args: argparse.Namespace, out: Output) -> int:
+    if args.action == "create":
+        ids = engine.create_from_definition(load_definition(args.file))
+        out.emit({"created": ids}, f"created campaigns: {', '.join(ids)}")
+    elif args.action == "list":
+        rows = stats(engine.store.connection)["campaigns"]  # type: ignore[attr-defined]
+        text = "\n".join(
+            f"{r['campaign_id']:<32} {r['status']:<9} vouchers={r['vouchers']:<8}"
+            f" redemptions={r['redemptions']:<8} discount={format_money(r['discount_given'], r['currency'])}"
+            for r in rows
+        )
+        out.emit(rows, text or "no campaigns yet")
+    else:
+        engine.set_campaign_status(args.campaign_id, args.status)
+        out.emit(
+            {"campaign_id": args.campaign_id, "status": args.status},
+            f"{args.campaign_id}: {args.status}",
+        )
+    return 0
+
+
+@engine_command
+def _codes(engine: RedemptionEngine, args: argparse.Namespace, out: Output) -> int:
+    if args.action == "generate":
+        # Open the output first: a bad --out must fail before any code is created.
+        handle = open_output(args.out) if args.out else None
+        try:
+            created = engine.generate_codes(args.campaign, args.count)
+            if handle is not None:
+                writer = csv.writer(handle)
+                writer.writerow(["code"])
+                writer.writerows([code] for code in created)
+        finally:
+            if handle is not None:
+                handle.close()
+        out.emit({"campaign_id": args.campaign, "codes": created}, "\n".join(created))
+    elif args.action == "import":
+        count = engine.import_codes(args.campaign, read_csv(args.file))
+        out.emit({"campaign_id": args.campaign, "imported": count}, f"imported {count} codes")
+    else:
+        with engine.store.read() as tx:
+            if tx.campaign_state(args.campaign) is None:
+                raise NotFound("--campaign", args.campaign)
+            rows = list(voucher_rows(engine.store.connection, args.campaign))  # type: ignore[attr-defined]
+        handle = open_output(args.out) if args.out else sys.stdout
+        try:
+            writer = csv.DictWriter(handle, fieldnames=EXPORT_COLUMNS)
+            writer.writeheader()
+            writer.writerows(rows)
+        finally:
+            if args.out:
+                handle.close()
+    return 0
+
+
+@engine_command
+def _voucher(engine: RedemptionEngine, args: argparse.Namespace, out: Output) -> int:
+    action = args.action
+    if action == "publish":
+        changed = engine.publish(args.code, args.customer)
+        out.emit(
+            {"code": args.code, "customer_id": args.customer, "changed": changed},
+            "published" if changed else "already published to this customer",
+        )
+    elif action == "accept":
+        changed = engine.accept(args.code, args.customer)
+        out.emit(
+            {"code": args.code, "customer_id": args.customer, "changed": changed},
+            "accepted" if changed else "already accepted",
+        )
+    elif action in ("disable", "enable"):
+        engine.set_voucher_enabled(args.code, action == "enable")
+        out.emit({"code": args.code, "status": f"{action}d"}, f"{action}d")
+    elif action == "topup":
+        balance = engine.top_up(args.code, args.amount)
+        out.emit({"code": args.code, "gift_balance": balance}, f"balance {balance}")
+    return 0

@@ -1,0 +1,3 @@
+from redemption_core.demo.core import main
+
+main()

@@ -1,0 +1,519 @@
+"""The redemption engine: every act on campaigns and vouchers, each one a ledger event.
+
+validate() decides and records a validation event; redeem() re-checks every rule and limit
+and appends its event inside one write transaction, so that under any number of processes a
+single-use code is redeemed once and a budget is never overspent. rollback() gives back
+what a redemption took. Idempotency keys make retries of redeem and rollback safe.
+
+Validation events are group-committed: they are buffered and appended in the next write
+transaction (or when the buffer fills, grows old, or the engine is flushed or closed), so a
+validation costs no fsync. A crash can lose the last unflushed validation events, never a
+redemption, and the ledger stays a prefix of what was committed.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from redemption_core.domain import parsing as p
+from redemption_core.domain.clock import utc_now
+from redemption_core.domain.codes import normalize_code
+from redemption_core.domain.errors import (
+    IdempotencyKeyReused,
+    InvalidInput,
+    PromoError,
+)
+from redemption_core.domain.events import Event, EventType, new_id
+from redemption_core.domain.hashing import ContextHasher
+from redemption_core.domain.orders import Order, RequestContext
+from redemption_core.domain.reasons import Code, Reason
+from redemption_core.domain.rules import evaluate
+from redemption_core.domain.state import VoucherState
+from redemption_core.engine.customers import CustomerOperations, rollback_event
+from redemption_core.engine.results import (
+    HashedContext,
+    RedeemRequest,
+    RedemptionResult,
+    RollbackResult,
+    ValidationResult,
+    hash_request,
+    reasons_payload,
+    redemption_result,
+    rollback_result,
+)
+from redemption_core.engine.reviews import ReviewOperations
+from redemption_core.engine.vouchers import (
+    CODES_PER_TRANSACTION,
+    MAX_CODES_PER_CALL,
+    VoucherOperations,
+)
+from redemption_core.ledger.home import context_hasher, ledger_path, promo_home
+from redemption_core.ledger.sqlite import SqliteLedgerStore
+from redemption_core.ledger.store import LedgerStore, LedgerTransaction
+
+MAX_HOLD_SECONDS = 3600
+
+__all__ = [
+    "CODES_PER_TRANSACTION",
+    "MAX_CODES_PER_CALL",
+    "RedeemRequest",
+    "RedemptionEngine",
+    "RedemptionResult",
+    "RollbackResult",
+    "ValidationResult",
+]
+
+
+class RedemptionEngine(VoucherOperations, CustomerOperations, ReviewOperations):
+    """One engine per process or thread; any number of them may share one ledger."""
+
+    def __init__(
+        self,
+        store: LedgerStore,
+        hasher: ContextHasher,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        validation_buffer: int = 256,
+        validation_max_age_s: float = 1.0,
+        random_bytes: Callable[[int], bytes] = secrets.token_bytes,
+    ) -> None:
+        self.store = store
+        self._random_bytes = random_bytes
+        self._hasher = hasher
+        self._clock = clock
+        self._pending: list[Event] = []
+        self._pending_since = 0.0
+        self._buffer_size = validation_buffer
+        self._buffer_age = validation_max_age_s
+
+    @classmethod
+    def open(
+        cls, home: Path | None = None, *, durable: bool = True, **kwargs: Any
+    ) -> RedemptionEngine:
+        """The engine on the ledger under PROMO_HOME (or `home`)."""
+        home = home or promo_home()
+        store = SqliteLedgerStore(ledger_path(home), durable=durable)
+        return cls(store, context_hasher(home), **kwargs)
+
+    def __enter__(self) -> RedemptionEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.flush()
+        self.store.close()
+
+    def now(self) -> datetime:
+        moment = self._clock()
+        if moment.tzinfo is None:
+            raise InvalidInput("clock", "must return timezone-aware datetimes")
+        return moment
+
+    # -- transactions ------------------------------------------------------------------------
+    def flush(self) -> None:
+        """Write buffered validation events now."""
+        if self._pending:
+            with self._transaction():
+                pass
+
+    def transaction(self) -> AbstractContextManager[LedgerTransaction]:
+        """A write transaction for collaborators (distribution) that append their own events."""
+        return self._transaction()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[LedgerTransaction]:
+        """A write transaction that first appends the buffered validation events.
+
+        They leave the buffer only once the transaction has committed: a request refused
+        with an error rolls the transaction back, and the events wait for the next one.
+        """
+        pending = list(self._pending)
+        with self.store.write() as tx:
+            tx.append_many(pending)
+            yield tx
+        del self._pending[: len(pending)]
+
+    def _write(self, events: Sequence[Event]) -> None:
+        with self._transaction() as tx:
+            tx.append_many(events)
+
+    def _hash_context(self, context: RequestContext) -> HashedContext:
+        if not isinstance(context, RequestContext):
+            raise InvalidInput("context", "must be a RequestContext")
+        hasher = self._hasher
+        return HashedContext(
+            device_hash=hasher.hash(context.device_id),
+            ip_hash=hasher.hash(context.ip),
+            payment_hash=hasher.hash(context.payment_fingerprint),
+            store_id=context.store_id,
+            staff_id=context.staff_id,
+            sales_channel=context.sales_channel,
+        )
+
+    # -- validation --------------------------------------------------------------------------
+    def validate(
+        self,
+        code: str,
+        order: Order,
+        *,
+        customer_id: str | None = None,
+        context: RequestContext | None = None,
+        hold_seconds: int | None = None,
+    ) -> ValidationResult:
+        """Would this code apply to this order? Records a validation event, nothing else.
+
+        With hold_seconds, a valid result also reserves one use of the voucher for that long:
+        redeem with the returned session_id consumes it; an expired hold frees it.
+        """
+        code = normalize_code(code)
+        if not isinstance(order, Order):
+            raise InvalidInput("order", "must be an Order")
+        customer_id = p.optional_identifier(customer_id, "customer_id")
+        context = context or RequestContext()
+        hashed = self._hash_context(context)
+        if hold_seconds is not None:
+            p.integer(hold_seconds, "hold_seconds", minimum=1, maximum=MAX_HOLD_SECONDS)
+            with self._transaction() as tx:
+                result, events = self._validate_in(
+                    tx, code, order, customer_id, hashed, context, hold_seconds
+                )
+                tx.append_many(events)
+            return result
+        with self.store.read() as tx:
+            result, events = self._validate_in(tx, code, order, customer_id, hashed, context, None)
+        if not self._pending:
+            self._pending_since = time.monotonic()
+        self._pending.extend(events)
+        if (
+            len(self._pending) >= self._buffer_size
+            or time.monotonic() - self._pending_since >= self._buffer_age
+        ):
+            self.flush()
+        return result
+
+    def _validate_in(
+        self,
+        tx: LedgerTransaction,
+        code: str,
+        order: Order,
+        customer_id: str | None,
+        hashed: HashedContext,
+        context: RequestContext,
+        hold_seconds: int | None,
+    ) -> tuple[ValidationResult, list[Event]]:
+        now = self.now()
+        voucher = tx.voucher_by_code(code)
+        discount = gift = 0
+        campaign_id = voucher_id = None
+        if voucher is None:
+            reasons: tuple[Reason, ...] = (
+                Reason(Code.RESOURCE_NOT_FOUND, "no voucher has this code"),
+            )
+        else:
+            state = tx.campaign_state(voucher.campaign_id)
+            assert state is not None  # a voucher's campaign is created before it
+            campaign_id, voucher_id = voucher.campaign_id, voucher.voucher_id
+            evaluation = evaluate(
+                state,
+                voucher,
+                order=order,
+                customer_id=customer_id,
+                context=context,
+                now=now,
+                facts=tx,
+            )
+            reasons, discount, gift = (
+                evaluation.reasons,
+                evaluation.discount,
+                evaluation.gift_amount,
+            )
+        valid = not reasons
+        event = Event(
+            EventType.VOUCHER_VALIDATED,
+            now,
+            payload={
+                "code": code,
+                "valid": valid,
+                "reasons": reasons_payload(reasons),
+                "discount": discount,
+                "gift_amount": gift,
+                "order_amount": order.amount,
+                "currency": order.currency,
+                "items": len(order.items),
+            },
+            campaign_id=campaign_id,
+            voucher_id=voucher_id,
+            customer_id=customer_id,
+            order_id=order.id,
+            **hashed.columns(),
+        )
+        events = [event]
+        session_id = expires_at = None
+        if hold_seconds is not None and valid:
+            session_id = new_id("hold")
+            expires_at = now + timedelta(seconds=hold_seconds)
+            events.append(
+                Event(
+                    EventType.VALIDATION_HOLD_CREATED,
+                    now,
+                    payload={
+                        "session_id": session_id,
+                        "expires_at": p.iso(expires_at),
+                        "code": code,
+                    },
+                    campaign_id=campaign_id,
+                    voucher_id=voucher_id,
+                    customer_id=customer_id,
+                    order_id=order.id,
+                    **hashed.columns(),
+                )
+            )
+        result = ValidationResult(
+            valid=valid,
+            code=code,
+            voucher_id=voucher_id,
+            campaign_id=campaign_id,
+            currency=order.currency,
+            order_amount=order.amount,
+            discount=discount,
+            gift_amount=gift,
+            reasons=reasons,
+            event_id=event.event_id,
+            session_id=session_id,
+            session_expires_at=expires_at,
+        )
+        return result, events
+
+    # -- redemption --------------------------------------------------------------------------
+    def redeem(self, request: RedeemRequest) -> RedemptionResult:
+        """Redeem in one transaction: re-check everything, append, update the projection."""
+        prepared = self._prepare(request)
+        with self._transaction() as tx:
+            return self._redeem_in(tx, *prepared)
+
+    def redeem_many(self, requests: Sequence[RedeemRequest]) -> list[RedemptionResult | PromoError]:
+        """Redeem a batch in one transaction (one fsync), each checked as if alone, in order.
+
+        A request that is malformed or reuses an idempotency key for another request gets its
+        error in its place in the list; the others go ahead.
+        """
+        prepared: list[tuple[Any, ...] | PromoError] = []
+        for request in requests:
+            try:
+                prepared.append(self._prepare(request))
+            except PromoError as error:
+                prepared.append(error)
+        results: list[RedemptionResult | PromoError] = []
+        with self._transaction() as tx:
+            for item in prepared:
+                if isinstance(item, PromoError):
+                    results.append(item)
+                    continue
+                try:
+                    results.append(self._redeem_in(tx, *item))
+                except PromoError as error:  # raised before anything of this request is written
+                    results.append(error)
+        return results
+
+    def _prepare(
+        self, request: RedeemRequest
+    ) -> tuple[RedeemRequest, str, HashedContext, str | None]:
+        if not isinstance(request, RedeemRequest):
+            raise InvalidInput("request", "must be a RedeemRequest")
+        code = normalize_code(request.code)
+        if not isinstance(request.order, Order):
+            raise InvalidInput("order", "must be an Order")
+        p.optional_identifier(request.customer_id, "customer_id")
+        p.optional_identifier(request.idempotency_key, "idempotency_key")
+        p.optional_identifier(request.session_id, "session_id")
+        hashed = self._hash_context(request.context)
+        request_hash = None
+        if request.idempotency_key is not None:
+            request_hash = hash_request(
+                {
+                    "operation": "redeem",
+                    "code": code,
+                    "customer_id": request.customer_id,
+                    "order": request.order.to_dict(),
+                    "context": hashed.columns(),
+                    "session_id": request.session_id,
+                    "gift_amount": request.gift_amount,
+                }
+            )
+        return request, code, hashed, request_hash
+
+    def _redeem_in(
+        self,
+        tx: LedgerTransaction,
+        request: RedeemRequest,
+        code: str,
+        hashed: HashedContext,
+        request_hash: str | None,
+    ) -> RedemptionResult:
+        if request.idempotency_key is not None:
+            earlier = tx.idempotent_event(request.idempotency_key)
+            if earlier is not None:
+                first_hash, event = earlier
+                if first_hash != request_hash or event.event_type not in (
+                    EventType.REDEMPTION_SUCCEEDED,
+                    EventType.REDEMPTION_REJECTED,
+                ):
+                    raise IdempotencyKeyReused(request.idempotency_key)
+                return redemption_result(event, replayed=True)
+        now = self.now()
+        order = request.order
+        voucher = tx.voucher_by_code(code)
+        discount = gift = 0
+        if voucher is None:
+            reasons: tuple[Reason, ...] = (
+                Reason(Code.RESOURCE_NOT_FOUND, "no voucher has this code"),
+            )
+            campaign_id = voucher_id = None
+        else:
+            campaign_id, voucher_id = voucher.campaign_id, voucher.voucher_id
+            state = tx.campaign_state(campaign_id)
+            assert state is not None
+            evaluation = evaluate(
+                state,
+                voucher,
+                order=order,
+                customer_id=request.customer_id,
+                context=request.context,
+                now=now,
+                facts=tx,
+                session_id=request.session_id,
+                gift_amount=request.gift_amount,
+            )
+            reasons = evaluation.reasons + _session_reasons(tx, request.session_id, voucher, now)
+            discount, gift = evaluation.discount, evaluation.gift_amount
+        ok = not reasons
+        payload: dict[str, Any] = {
+            "code": code,
+            "order": order.to_dict(),
+            "discount": discount if ok else 0,
+            "gift_amount": gift if ok else 0,
+            "currency": order.currency,
+        }
+        if reasons:
+            payload["reasons"] = reasons_payload(reasons)
+        if request.session_id is not None:
+            payload["session_id"] = request.session_id
+        if request_hash is not None:
+            payload["request_hash"] = request_hash
+        event = Event(
+            EventType.REDEMPTION_SUCCEEDED if ok else EventType.REDEMPTION_REJECTED,
+            now,
+            payload=payload,
+            campaign_id=campaign_id,
+            voucher_id=voucher_id,
+            customer_id=request.customer_id,
+            order_id=order.id,
+            redemption_id=new_id("r") if ok else None,
+            idempotency_key=request.idempotency_key,
+            **hashed.columns(),
+        )
+        tx.append(event)
+        return RedemptionResult(
+            ok=ok,
+            code=code,
+            redemption_id=event.redemption_id,
+            voucher_id=voucher_id,
+            campaign_id=campaign_id,
+            currency=order.currency,
+            order_amount=order.amount,
+            discount=payload["discount"],
+            gift_amount=payload["gift_amount"],
+            reasons=reasons,
+            event_id=event.event_id,
+        )
+
+    # -- rollback ----------------------------------------------------------------------------
+    def rollback(
+        self,
+        redemption_id: str,
+        *,
+        reason: str = "",
+        idempotency_key: str | None = None,
+        context: RequestContext | None = None,
+    ) -> RollbackResult:
+        """Give back what a redemption took: the use, the budget and the gift balance."""
+        redemption_id = p.identifier(redemption_id, "redemption_id")
+        reason = p.text(reason, "reason")
+        p.optional_identifier(idempotency_key, "idempotency_key")
+        hashed = self._hash_context(context or RequestContext())
+        request_hash = None
+        if idempotency_key is not None:
+            request_hash = hash_request(
+                {"operation": "rollback", "redemption_id": redemption_id, "reason": reason}
+            )
+        with self._transaction() as tx:
+            if idempotency_key is not None:
+                earlier = tx.idempotent_event(idempotency_key)
+                if earlier is not None:
+                    first_hash, event = earlier
+                    if first_hash != request_hash or event.event_type not in (
+                        EventType.REDEMPTION_ROLLED_BACK,
+                        EventType.ROLLBACK_REJECTED,
+                    ):
+                        raise IdempotencyKeyReused(idempotency_key)
+                    return rollback_result(event, replayed=True)
+            now = self.now()
+            redemption = tx.redemption(redemption_id)
+            payload: dict[str, Any] = {"reason": reason}
+            if request_hash is not None:
+                payload["request_hash"] = request_hash
+            ids: dict[str, Any] = {}
+            if redemption is None:
+                rejection = Reason(Code.RESOURCE_NOT_FOUND, "no redemption has this id")
+            elif redemption.rolled_back:
+                rejection = Reason(
+                    Code.ALREADY_ROLLED_BACK, "this redemption was rolled back before"
+                )
+            else:
+                rejection = None
+            if redemption is not None:
+                ids = {
+                    "campaign_id": redemption.campaign_id,
+                    "voucher_id": redemption.voucher_id,
+                    "customer_id": redemption.customer_id,
+                    "order_id": redemption.order_id,
+                }
+            columns = {"idempotency_key": idempotency_key, **hashed.columns()}
+            if rejection is None:
+                assert redemption is not None
+                event = rollback_event(redemption, now, payload, **columns)
+            else:
+                payload["reasons"] = reasons_payload([rejection])
+                event = Event(
+                    EventType.ROLLBACK_REJECTED,
+                    now,
+                    payload=payload,
+                    redemption_id=redemption_id,
+                    **ids,
+                    **columns,
+                )
+            tx.append(event)
+        return rollback_result(event, replayed=False)
+
+
+def _session_reasons(
+    tx: LedgerTransaction, session_id: str | None, voucher: VoucherState, now: datetime
+) -> tuple[Reason, ...]:
+    if session_id is None:
+        return ()
+    hold = tx.hold(session_id)
+    if hold is None or hold.voucher_id != voucher.voucher_id:
+        return (Reason(Code.SESSION_NOT_FOUND, "no hold with this session id for this voucher"),)
+    if hold.consumed:
+        return (Reason(Code.SESSION_EXPIRED, "the hold was already used"),)
+    if hold.expires_at <= now:
+        return (Reason(Code.SESSION_EXPIRED, f"the hold expired at {p.iso(hold.expires_at)}"),)
+    return ()

@@ -1,0 +1,262 @@
+"""The SQLite ledger's tables: the append-only events (refusing UPDATE and DELETE through
+triggers) and the projection's derived tables, which `promo ledger verify` rebuilds.
+"""
+
+from __future__ import annotations
+
+SCHEMA_VERSION = 1
+
+EVENTS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id        TEXT NOT NULL UNIQUE,
+    event_type      TEXT NOT NULL,
+    occurred_at     TEXT NOT NULL,
+    recorded_at     TEXT NOT NULL,
+    campaign_id     TEXT,
+    voucher_id      TEXT,
+    customer_id     TEXT,
+    order_id        TEXT,
+    channel         TEXT,
+    redemption_id   TEXT,
+    idempotency_key TEXT,
+    device_hash     TEXT,
+    ip_hash         TEXT,
+    payment_hash    TEXT,
+    store_id        TEXT,
+    staff_id        TEXT,
+    sales_channel   TEXT,
+    payload         TEXT NOT NULL CHECK (json_valid(payload))
+);
+CREATE TRIGGER IF NOT EXISTS events_are_never_updated BEFORE UPDATE ON events
+BEGIN SELECT RAISE(ABORT, 'ledger events are append-only: UPDATE refused'); END;
+CREATE TRIGGER IF NOT EXISTS events_are_never_deleted BEFORE DELETE ON events
+BEGIN SELECT RAISE(ABORT, 'ledger events are append-only: DELETE refused'); END;
+CREATE TRIGGER IF NOT EXISTS events_are_never_replaced BEFORE INSERT ON events
+WHEN EXISTS (SELECT 1 FROM events WHERE seq = NEW.seq OR event_id = NEW.event_id)
+BEGIN SELECT RAISE(ABORT, 'ledger events are append-only: INSERT OR REPLACE refused'); END;
+"""
+
+# Derived state. Every table here is rebuilt from the events by `promo ledger verify`.
+PROJECTION_SCHEMA = """
+CREATE TABLE IF NOT EXISTS main_campaigns (
+    main_campaign_id TEXT PRIMARY KEY,
+    name             TEXT NOT NULL,
+    definition       TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS campaigns (
+    campaign_id      TEXT PRIMARY KEY,
+    main_campaign_id TEXT,
+    definition       TEXT NOT NULL,
+    status           TEXT NOT NULL,
+    vouchers         INTEGER NOT NULL DEFAULT 0,
+    redemptions      INTEGER NOT NULL DEFAULT 0,
+    budget_used      INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS vouchers (
+    voucher_id   TEXT PRIMARY KEY,
+    code         TEXT NOT NULL UNIQUE,
+    campaign_id  TEXT NOT NULL,
+    kind         TEXT NOT NULL,
+    holder_id    TEXT,
+    disabled     INTEGER NOT NULL DEFAULT 0,
+    published_at TEXT,
+    accepted_at  TEXT,
+    redemptions  INTEGER NOT NULL DEFAULT 0,
+    gift_balance INTEGER,
+    held_until   TEXT,  -- latest expiry of any validation hold: no hold query needed after it
+    created_at   TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS vouchers_by_campaign ON vouchers (campaign_id);
+-- Redemptions per customer and campaign (per-customer limits). Clustered by customer, so
+-- "has this customer redeemed anywhere before" (new-customer rule) is a prefix lookup, and a
+-- row stays at 0 after a rollback: the order happened.
+CREATE TABLE IF NOT EXISTS customer_campaigns (
+    customer_id TEXT NOT NULL,
+    campaign_id TEXT NOT NULL,
+    redemptions INTEGER NOT NULL,
+    PRIMARY KEY (customer_id, campaign_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS segment_members (
+    customer_id TEXT NOT NULL,
+    segment_id  TEXT NOT NULL,
+    PRIMARY KEY (customer_id, segment_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS redemptions (
+    redemption_id  TEXT PRIMARY KEY,
+    voucher_id     TEXT NOT NULL,
+    campaign_id    TEXT NOT NULL,
+    customer_id    TEXT,
+    order_id       TEXT,
+    discount       INTEGER NOT NULL,
+    gift_amount    INTEGER NOT NULL,
+    redeemed_at    TEXT NOT NULL,
+    rolled_back_at TEXT
+);
+CREATE INDEX IF NOT EXISTS redemptions_by_order ON redemptions (order_id);
+CREATE TABLE IF NOT EXISTS holds (
+    session_id  TEXT PRIMARY KEY,
+    voucher_id  TEXT NOT NULL,
+    customer_id TEXT,
+    expires_at  TEXT NOT NULL,
+    consumed    INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS holds_by_voucher ON holds (voucher_id, consumed, expires_at);
+CREATE TABLE IF NOT EXISTS customers (
+    customer_id    TEXT PRIMARY KEY,
+    signup_at      TEXT NOT NULL,
+    birthday       TEXT,  -- MM-DD
+    anniversary    TEXT,  -- MM-DD
+    attributes     TEXT NOT NULL,
+    metadata       TEXT NOT NULL,
+    email_hash     TEXT,
+    email_masked   TEXT,
+    phone_hash     TEXT,
+    phone_masked   TEXT,
+    consent_email  INTEGER NOT NULL DEFAULT 0,
+    consent_sms    INTEGER NOT NULL DEFAULT 0,
+    consent_push   INTEGER NOT NULL DEFAULT 0,
+    orders         INTEGER NOT NULL DEFAULT 0,  -- placed and not cancelled
+    spend          INTEGER NOT NULL DEFAULT 0,  -- net of refunds and cancellations
+    first_order_at TEXT,
+    last_order_at  TEXT
+);
+-- History, so that a segment can be evaluated at any past instant.
+CREATE TABLE IF NOT EXISTS customer_versions (
+    event_id    TEXT PRIMARY KEY,
+    customer_id TEXT NOT NULL,
+    valid_from  TEXT NOT NULL,
+    attributes  TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS customer_versions_by_customer ON customer_versions (customer_id, valid_from);
+CREATE TABLE IF NOT EXISTS consent_changes (
+    event_id    TEXT PRIMARY KEY,
+    customer_id TEXT NOT NULL,
+    channel     TEXT NOT NULL,
+    changed_at  TEXT NOT NULL,
+    granted     INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS consent_changes_by_customer ON consent_changes (customer_id, channel, changed_at);
+CREATE TABLE IF NOT EXISTS orders (
+    order_id      TEXT PRIMARY KEY,
+    customer_id   TEXT,
+    amount        INTEGER NOT NULL,
+    currency      TEXT NOT NULL,
+    store_id      TEXT,
+    sales_channel TEXT,
+    ordered_at    TEXT NOT NULL,
+    refunded      INTEGER NOT NULL DEFAULT 0,
+    cancelled_at  TEXT
+);
+CREATE INDEX IF NOT EXISTS orders_by_customer ON orders (customer_id, ordered_at);
+CREATE TABLE IF NOT EXISTS order_lines (
+    order_id    TEXT NOT NULL,
+    line        INTEGER NOT NULL,
+    customer_id TEXT,
+    product_id  TEXT NOT NULL,
+    category    TEXT,
+    quantity    INTEGER NOT NULL,
+    amount      INTEGER NOT NULL,
+    ordered_at  TEXT NOT NULL,
+    PRIMARY KEY (order_id, line)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS order_refunds (
+    event_id    TEXT PRIMARY KEY,
+    order_id    TEXT NOT NULL,
+    amount      INTEGER NOT NULL,
+    refunded_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS segments (
+    segment_id TEXT PRIMARY KEY,
+    definition TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS settings (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+-- Vouchers offered by promotions and autopilots: the frequency cap counts these.
+CREATE TABLE IF NOT EXISTS offers (
+    voucher_id  TEXT PRIMARY KEY,
+    campaign_id TEXT NOT NULL,
+    customer_id TEXT NOT NULL,
+    channel     TEXT,
+    source      TEXT NOT NULL,
+    trigger_id  TEXT,
+    offered_at  TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS offers_by_customer ON offers (customer_id, offered_at);
+CREATE INDEX IF NOT EXISTS offers_by_campaign ON offers (campaign_id);
+CREATE INDEX IF NOT EXISTS offers_by_trigger ON offers (trigger_id);
+-- A promotion's decision per customer (published, held_out, skipped): resume sends nobody twice.
+CREATE TABLE IF NOT EXISTS audience (
+    campaign_id TEXT NOT NULL,
+    customer_id TEXT NOT NULL,
+    outcome     TEXT NOT NULL,
+    reason      TEXT,
+    decided_at  TEXT NOT NULL,
+    PRIMARY KEY (campaign_id, customer_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS triggers (
+    trigger_id  TEXT PRIMARY KEY,
+    campaign_id TEXT NOT NULL,
+    customer_id TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    matched_at  TEXT NOT NULL,
+    status      TEXT NOT NULL,  -- pending, completed, held_out, failed
+    reason      TEXT,
+    voucher_id  TEXT,
+    closed_at   TEXT
+);
+CREATE INDEX IF NOT EXISTS triggers_by_customer ON triggers (campaign_id, customer_id, matched_at);
+CREATE INDEX IF NOT EXISTS triggers_by_status ON triggers (status, campaign_id);
+CREATE TABLE IF NOT EXISTS deliveries (
+    voucher_id  TEXT PRIMARY KEY,
+    campaign_id TEXT NOT NULL,
+    customer_id TEXT,
+    channel     TEXT NOT NULL,
+    status      TEXT NOT NULL,  -- delivered or failed (the latest outcome)
+    attempts    INTEGER NOT NULL,
+    last_error  TEXT,
+    updated_at  TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS fraud_reviews (
+    flag_id     TEXT PRIMARY KEY,  -- the latest decision on each flag
+    entity_type TEXT NOT NULL,
+    entity_id   TEXT NOT NULL,
+    decision    TEXT NOT NULL,
+    reviewer    TEXT NOT NULL,
+    note        TEXT NOT NULL,
+    event_id    TEXT NOT NULL,
+    reviewed_at TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS idempotency (
+    idempotency_key TEXT PRIMARY KEY,
+    request_hash    TEXT NOT NULL,
+    event_id        TEXT NOT NULL
+) WITHOUT ROWID;
+"""
+
+# Primary keys of the projection tables, for verify's row-by-row comparison.
+PROJECTION_KEYS: dict[str, tuple[str, ...]] = {
+    "main_campaigns": ("main_campaign_id",),
+    "campaigns": ("campaign_id",),
+    "vouchers": ("voucher_id",),
+    "customer_campaigns": ("customer_id", "campaign_id"),
+    "segment_members": ("customer_id", "segment_id"),
+    "redemptions": ("redemption_id",),
+    "holds": ("session_id",),
+    "idempotency": ("idempotency_key",),
+    "customers": ("customer_id",),
+    "customer_versions": ("event_id",),
+    "consent_changes": ("event_id",),
+    "orders": ("order_id",),
+    "order_lines": ("order_id", "line"),
+    "order_refunds": ("event_id",),
+    "segments": ("segment_id",),
+    "settings": ("key",),
+    "offers": ("voucher_id",),
+    "audience": ("campaign_id", "customer_id"),
+    "triggers": ("trigger_id",),
+    "deliveries": ("voucher_id",),
+    "fraud_reviews": ("flag_id",),
+}

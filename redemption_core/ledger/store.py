@@ -1,0 +1,158 @@
+"""The ledger port: what the engine needs from an event store, independent of the database.
+
+SqliteLedgerStore (sqlite.py) is the embedded adapter. A PostgreSQL adapter would
+implement the same two classes; nothing above this interface knows which one it talks to.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from datetime import datetime
+from typing import Any
+
+from redemption_core.domain.events import Event
+from redemption_core.domain.state import (
+    CampaignState,
+    CustomerState,
+    HoldState,
+    OrderState,
+    RedemptionState,
+    VoucherState,
+)
+
+
+class LedgerTransaction(ABC):
+    """Reads of the projection and appends of events, inside one transaction.
+
+    `append` updates the projection in the same transaction, so that state and ledger can
+    never disagree about a committed event.
+    """
+
+    @abstractmethod
+    def append(self, event: Event) -> None:
+        """Append one event and apply it to the projection (the store assigns its seq)."""
+
+    def append_many(self, events: Sequence[Event]) -> None:
+        for event in events:
+            self.append(event)
+
+    @abstractmethod
+    def main_campaign_exists(self, main_campaign_id: str) -> bool: ...
+
+    @abstractmethod
+    def campaign_state(self, campaign_id: str) -> CampaignState | None: ...
+
+    @abstractmethod
+    def voucher_by_code(self, code: str) -> VoucherState | None: ...
+
+    @abstractmethod
+    def existing_codes(self, codes: Sequence[str]) -> set[str]: ...
+
+    @abstractmethod
+    def existing_ids(self, table: str, ids: Sequence[str]) -> set[str]:
+        """Which of these ids exist in `orders` or `customers`."""
+
+    @abstractmethod
+    def redemption(self, redemption_id: str) -> RedemptionState | None: ...
+
+    @abstractmethod
+    def hold(self, session_id: str) -> HoldState | None: ...
+
+    @abstractmethod
+    def idempotent_event(self, key: str) -> tuple[str, Event] | None:
+        """The request hash and the event first recorded under this idempotency key."""
+
+    @abstractmethod
+    def customer(self, customer_id: str) -> CustomerState | None: ...
+
+    @abstractmethod
+    def order(self, order_id: str) -> OrderState | None: ...
+
+    @abstractmethod
+    def open_redemptions_of_order(self, order_id: str) -> list[RedemptionState]:
+        """Redemptions on this order that are not rolled back."""
+
+    @abstractmethod
+    def segment_definition(self, segment_id: str) -> dict | None: ...
+
+    @abstractmethod
+    def query(self, sql: str, params: Mapping[str, Any] | Sequence[Any]) -> list[tuple[Any, ...]]:
+        """A read-only query in the adapter's SQL dialect (segment evaluation, reports)."""
+
+    # Distribution (see distribution.py).
+    @abstractmethod
+    def campaign_ids(self) -> list[str]: ...
+
+    @abstractmethod
+    def frequency_cap(self) -> tuple[int, int] | None:
+        """(max offers, per days), or None when no cap is set."""
+
+    @abstractmethod
+    def offers_since(self, customer_id: str, since: datetime) -> int: ...
+
+    @abstractmethod
+    def recently_triggered(
+        self, campaign_id: str, customer_ids: Sequence[str], since: datetime
+    ) -> set[str]:
+        """Which of these customers a campaign's trigger matched after `since`."""
+
+    @abstractmethod
+    def audience_decided(self, campaign_id: str, customer_ids: Sequence[str]) -> set[str]:
+        """Which of these customers a promotion has already decided about."""
+
+    @abstractmethod
+    def pending_triggers(self, campaign_id: str, *, limit: int) -> list[tuple[str, str]]:
+        """(trigger_id, customer_id) of pending triggers with no voucher yet, oldest first."""
+
+    @abstractmethod
+    def undelivered_offers(self, campaign_id: str) -> list[tuple[str, str, str, str, str | None]]:
+        """(voucher_id, code, customer_id, channel, trigger_id) published but never delivered."""
+
+    @abstractmethod
+    def failed_deliveries(
+        self, campaign_id: str | None
+    ) -> list[tuple[str, str, str, str, str, str | None]]:
+        """(campaign_id, voucher_id, code, customer_id, channel, trigger_id), last attempt failed."""
+
+    # Facts the rules ask about a customer (see rules.Facts).
+    @abstractmethod
+    def customer_campaign_redemptions(self, campaign_id: str, customer_id: str) -> int: ...
+
+    @abstractmethod
+    def customer_has_orders(self, customer_id: str) -> bool: ...
+
+    @abstractmethod
+    def customer_in_any_segment(
+        self, customer_id: str, segments: frozenset[str], now: datetime
+    ) -> bool: ...
+
+    @abstractmethod
+    def holds_by_others(self, voucher_id: str, session_id: str | None, now: datetime) -> int: ...
+
+
+class LedgerStore(ABC):
+    @abstractmethod
+    def write(self) -> AbstractContextManager[LedgerTransaction]:
+        """An exclusive write transaction: committed on success, rolled back on error."""
+
+    @abstractmethod
+    def read(self) -> AbstractContextManager[LedgerTransaction]:
+        """A consistent read snapshot that never blocks writers."""
+
+    def batch(self) -> AbstractContextManager[None]:
+        """Writes inside share one commit, each still all-or-nothing on its own.
+
+        For work that is rebuilt from its input if lost (a simulation, an import): fewer
+        commits, and a page changed by many writes is written out once. An adapter without
+        it commits every write alone, which is always correct.
+        """
+        return nullcontext()
+
+    @abstractmethod
+    def events(self, after_seq: int = 0, limit: int | None = None) -> Iterator[Event]:
+        """Events in sequence order, starting after `after_seq`."""
+
+    @abstractmethod
+    def close(self) -> None: ...
