@@ -67,13 +67,46 @@ WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 @dataclass(frozen=True)
 class ItemFilter:
-    """Which order items a discount applies to: any listed product or any listed category."""
+    """Which order items a discount applies to (what a voucher offers): any listed product, or
+    any product of a listed category, brand or collection. Brands and collections, and a
+    category an order item does not state, are looked up in the product catalogue."""
 
     products: frozenset[str] = frozenset()
     categories: frozenset[str] = frozenset()
+    brands: frozenset[str] = frozenset()
+    collections: frozenset[str] = frozenset()
 
-    def matches(self, product_id: str, category: str | None) -> bool:
-        return product_id in self.products or (category is not None and category in self.categories)
+    def matches(
+        self,
+        product_id: str,
+        category: str | None,
+        brand: str | None = None,
+        collections: frozenset[str] = frozenset(),
+    ) -> bool:
+        return (
+            product_id in self.products
+            or (category is not None and category in self.categories)
+            or (brand is not None and brand in self.brands)
+            or not self.collections.isdisjoint(collections)
+        )
+
+    @property
+    def needs_catalogue(self) -> bool:
+        """Whether matching reads more than the product ids an order states."""
+        return bool(self.categories or self.brands or self.collections)
+
+    def to_dict(self) -> dict[str, list[str]]:
+        """The normalised form written to the ledger: the non-empty lists, sorted."""
+        return {
+            name: sorted(values)
+            for name, values in (
+                ("products", self.products),
+                ("categories", self.categories),
+                ("brands", self.brands),
+                ("collections", self.collections),
+            )
+            if values
+        }
 
 
 @dataclass(frozen=True)
@@ -298,14 +331,24 @@ def _code_config(value: object, field: str) -> CodeConfig:
 def _item_filter(value: object, field: str) -> ItemFilter | None:
     if value is None or value == "order":
         return None
+    return item_filter_from_dict(value, field)
+
+
+def item_filter_from_dict(value: object, field: str) -> ItemFilter:
+    """What a discount applies to: `{products, categories, brands, collections}` (lists of ids),
+    at least one of them non-empty."""
     d = p.mapping(value, field)
-    p.reject_unknown(d, {"products", "categories"}, field)
+    p.reject_unknown(d, {"products", "categories", "brands", "collections"}, field)
     target = ItemFilter(
         products=p.id_set(d.get("products"), f"{field}.products"),
         categories=p.id_set(d.get("categories"), f"{field}.categories"),
+        brands=p.id_set(d.get("brands"), f"{field}.brands"),
+        collections=p.id_set(d.get("collections"), f"{field}.collections"),
     )
-    if not target.products and not target.categories:
-        raise InvalidInput(field, "name at least one product or category (or use 'order')")
+    if not target.to_dict():
+        raise InvalidInput(
+            field, "name at least one product, category, brand or collection (or use 'order')"
+        )
     return target
 
 

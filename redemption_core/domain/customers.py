@@ -145,3 +145,27 @@ def profile_to_dict(profile: CustomerProfile) -> dict[str, Any]:
         if getattr(profile, name) is not None:
             document[name] = getattr(profile, name)
     return document
+
+
+ATTRIBUTE_TYPES = ("numeric", "categorical")
+
+
+def attribute_types_from_dict(data: object, field: str = "attributes") -> dict[str, str]:
+    """A declaration of customer attributes: `{name: numeric | categorical}`. It tells readers
+    (the models) how to read each attribute of every profile: a numeric one as a number (a
+    JSON number or a number written as text; anything else is missing), a categorical one as
+    a label, whatever its JSON type."""
+    d = p.mapping(data, field)
+    if not d:
+        raise InvalidInput(field, "declare at least one attribute")
+    if len(d) > MAX_ATTRIBUTES:
+        raise InvalidInput(field, f"more than {MAX_ATTRIBUTES} attributes")
+    declared = {}
+    for name, kind in d.items():
+        p.identifier(name, f"{field}.<name>")
+        if kind not in ATTRIBUTE_TYPES:
+            raise InvalidInput(
+                f"{field}.{name}", f"must be numeric or categorical, got {p.short(kind)}"
+            )
+        declared[str(name)] = str(kind)
+    return dict(sorted(declared.items()))

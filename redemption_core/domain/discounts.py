@@ -6,21 +6,29 @@ discount applies to items. A discount is never negative and never exceeds its ba
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from redemption_core.domain.campaigns import Discount, DiscountType
+from redemption_core.domain.catalogue import ProductFacts, matching_items
 from redemption_core.domain.money import percent_of
 from redemption_core.domain.orders import Order
 from redemption_core.domain.reasons import Code, Reason
 
 
-def discount_base(discount: Discount, order: Order) -> int:
+def discount_base(
+    discount: Discount, order: Order, catalogue: Mapping[str, ProductFacts] | None = None
+) -> int:
     if discount.applies_to is None:
         return order.amount
-    target = discount.applies_to
-    return sum(item.total for item in order.items if target.matches(item.product_id, item.category))
+    taken = matching_items(discount.applies_to, order, catalogue or {})
+    return sum(item.total for item, hit in zip(order.items, taken, strict=True) if hit)
 
 
-def compute_discount(discount: Discount, order: Order) -> tuple[int, Reason | None]:
-    """The discount this order earns, or zero and the reason it earns none."""
+def compute_discount(
+    discount: Discount, order: Order, catalogue: Mapping[str, ProductFacts] | None = None
+) -> tuple[int, Reason | None]:
+    """The discount this order earns, or zero and the reason it earns none. `catalogue`: what
+    the product catalogue says of the order's products (see catalogue.matching_items)."""
     if discount.type is DiscountType.UNSPECIFIED:
         return 0, Reason(Code.NO_APPLICABLE_ITEMS, "the campaign's discount is not specified here")
     if discount.type is DiscountType.FREE_ITEM:
@@ -35,7 +43,7 @@ def compute_discount(discount: Discount, order: Order) -> tuple[int, Reason | No
         # One unit is free; with several lines of the product, the cheapest one.
         amount = min(prices)
     else:
-        base = discount_base(discount, order)
+        base = discount_base(discount, order, catalogue)
         if discount.type is DiscountType.AMOUNT:
             amount = min(discount.amount_off or 0, base)
         elif discount.type is DiscountType.PERCENT:
@@ -47,11 +55,11 @@ def compute_discount(discount: Discount, order: Order) -> tuple[int, Reason | No
             if discount.applies_to is None:
                 amount = max(0, base - fixed)
             else:
-                target = discount.applies_to
+                taken = matching_items(discount.applies_to, order, catalogue or {})
                 amount = sum(
                     item.quantity * max(0, item.unit_price - fixed)
-                    for item in order.items
-                    if target.matches(item.product_id, item.category)
+                    for item, hit in zip(order.items, taken, strict=True)
+                    if hit
                 )
         amount = min(amount, base)
     if amount <= 0:

@@ -53,6 +53,8 @@ class EventType(StrEnum):
     VOUCHER_DELIVERED = "voucher_delivered"
     DELIVERY_FAILED = "delivery_failed"
     FRAUD_REVIEW_RECORDED = "fraud_review_recorded"
+    PRODUCT_UPSERTED = "product_upserted"
+    CUSTOMER_ATTRIBUTES_DECLARED = "customer_attributes_declared"
 
 
 # The columns every event row has, in ledger order (seq is assigned by the store).

@@ -26,24 +26,29 @@ class OrderItem:
     quantity: int
     unit_price: int
     category: str | None = None
+    brand: str | None = None  # when the checkout knows it; else the catalogue's is used
 
     def check(self, field: str) -> None:
         p.identifier(self.product_id, f"{field}.product_id")
         p.integer(self.quantity, f"{field}.quantity", minimum=1, maximum=MAX_QUANTITY)
         check_amount(self.unit_price, f"{field}.unit_price")
         p.optional_identifier(self.category, f"{field}.category")
+        p.optional_identifier(self.brand, f"{field}.brand")
 
     @property
     def total(self) -> int:
         return self.quantity * self.unit_price
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "product_id": self.product_id,
             "category": self.category,
             "quantity": self.quantity,
             "unit_price": self.unit_price,
         }
+        if self.brand is not None:  # left out when unknown: older payloads stay as they were
+            data["brand"] = self.brand
+        return data
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,11 +98,14 @@ def order_from_dict(data: object, field: str = "order") -> Order:
     for i, raw in enumerate(raw_items):
         item_field = f"{field}.items[{i}]"
         item = p.mapping(raw, item_field)
-        p.reject_unknown(item, {"product_id", "category", "quantity", "unit_price"}, item_field)
+        p.reject_unknown(
+            item, {"product_id", "category", "brand", "quantity", "unit_price"}, item_field
+        )
         items.append(
             OrderItem(
                 product_id=p.identifier(item.get("product_id"), f"{item_field}.product_id"),
                 category=p.optional_identifier(item.get("category"), f"{item_field}.category"),
+                brand=p.optional_identifier(item.get("brand"), f"{item_field}.brand"),
                 quantity=p.integer(
                     item.get("quantity", 1),
                     f"{item_field}.quantity",

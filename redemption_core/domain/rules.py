@@ -6,11 +6,13 @@ answers inside the redemption's transaction, and only for the rules a campaign a
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
 from redemption_core.domain.campaigns import CampaignStatus, VoucherKind
+from redemption_core.domain.catalogue import ProductFacts, effective_discount, matching_items
 from redemption_core.domain.discounts import compute_discount
 from redemption_core.domain.errors import InvalidInput
 from redemption_core.domain.orders import Order, RequestContext
@@ -28,6 +30,8 @@ class Facts(Protocol):
     ) -> bool: ...
 
     def holds_by_others(self, voucher_id: str, session_id: str | None, now: datetime) -> int: ...
+
+    def product_facts(self, product_ids: frozenset[str]) -> Mapping[str, ProductFacts]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +63,11 @@ def evaluate(
     limits = campaign.limits
     reasons: list[Reason] = []
     fail = reasons.append
+    discount_terms = effective_discount(campaign.discount, voucher.applies_to)
+    target = discount_terms.applies_to if discount_terms else None
+    catalogue: Mapping[str, ProductFacts] = {}
+    if target is not None and target.needs_catalogue and order.items:
+        catalogue = facts.product_facts(frozenset(item.product_id for item in order.items))
 
     if voucher.disabled:
         fail(Reason(Code.VOUCHER_DISABLED, "the voucher is disabled"))
@@ -110,12 +119,8 @@ def evaluate(
                 Reason(Code.REQUIRED_CATEGORY_MISSING, f"missing categories: {', '.join(missing)}")
             )
     if rules.min_item_quantity is not None:
-        target = campaign.discount.applies_to if campaign.discount else None
-        units = sum(
-            item.quantity
-            for item in order.items
-            if target is None or target.matches(item.product_id, item.category)
-        )
+        taken = matching_items(target, order, catalogue) if target else [True] * len(order.items)
+        units = sum(item.quantity for item, hit in zip(order.items, taken, strict=True) if hit)
         if units < rules.min_item_quantity:
             fail(
                 Reason(
@@ -188,8 +193,8 @@ def evaluate(
     else:
         if gift_amount is not None:
             raise InvalidInput("gift_amount", "only a gift card takes a gift amount")
-        if campaign.discount is not None:
-            discount, reason = compute_discount(campaign.discount, order)
+        if discount_terms is not None:
+            discount, reason = compute_discount(discount_terms, order, catalogue)
             if reason is not None:
                 fail(reason)
         if limits.budget is not None and state.budget_used + discount > limits.budget:

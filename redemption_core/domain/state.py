@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from redemption_core.domain.campaigns import Campaign, CampaignStatus, VoucherKind
+from redemption_core.domain.campaigns import Campaign, CampaignStatus, ItemFilter, VoucherKind
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +34,7 @@ class VoucherState:
     redemptions: int
     gift_balance: int | None
     held_until: datetime | None = None  # no validation hold on this voucher lasts longer
+    applies_to: ItemFilter | None = None  # the voucher's own contents, replacing its campaign's
 
 
 @dataclass(frozen=True, slots=True)

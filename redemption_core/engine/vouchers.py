@@ -14,12 +14,15 @@ from redemption_core.domain import parsing as p
 from redemption_core.domain.campaigns import (
     Campaign,
     CampaignStatus,
+    ItemFilter,
     MainCampaign,
     VoucherKind,
     campaign_from_dict,
     check_transition,
+    item_filter_from_dict,
     main_campaign_from_dict,
 )
+from redemption_core.domain.catalogue import voucher_contents_allowed
 from redemption_core.domain.codes import CodeGenerator, normalize_code
 from redemption_core.domain.errors import (
     Conflict,
@@ -156,12 +159,15 @@ class VoucherOperations:
         *,
         source: str,
         gift_balance: int | None = None,
+        applies_to: ItemFilter | None = None,
     ) -> Event:
         payload: dict[str, Any] = {
             "code": code,
             "kind": str(campaign.voucher_kind),
             "source": source,
         }
+        if applies_to is not None:
+            payload["applies_to"] = applies_to.to_dict()
         if campaign.voucher_kind is VoucherKind.GIFT:
             payload["gift_balance"] = (
                 gift_balance if gift_balance is not None else campaign.gift_balance
@@ -187,15 +193,20 @@ class VoucherOperations:
     def code_generator(self, campaign: Campaign) -> CodeGenerator:
         return CodeGenerator(campaign.code_config, self._random_bytes)
 
-    def generate_codes(self, campaign_id: str, count: int) -> list[str]:
+    def generate_codes(
+        self, campaign_id: str, count: int, *, applies_to: Mapping[str, Any] | None = None
+    ) -> list[str]:
         """Create `count` new vouchers with fresh codes, unique across the whole ledger.
 
+        `applies_to` (`{products, categories, brands, collections}`): what these vouchers'
+        discount applies to, in place of the campaign's (one coupon of a booklet, say).
         Written in transactions of CODES_PER_TRANSACTION codes: every committed code is
         complete, and a crash midway leaves the codes generated so far.
         """
         p.integer(count, "count", minimum=1, maximum=MAX_CODES_PER_CALL)
         with self.store.read() as tx:
             campaign = self._campaign_for_codes(tx, campaign_id)
+        contents = _voucher_contents(campaign, applies_to)
         generator = self.code_generator(campaign)
         created: list[str] = []
         while len(created) < count:
@@ -205,7 +216,9 @@ class VoucherOperations:
                 now = self.now()
                 tx.append_many(
                     [
-                        self._voucher_created(campaign, code, now, source="generated")
+                        self._voucher_created(
+                            campaign, code, now, source="generated", applies_to=contents
+                        )
                         for code in codes
                     ]
                 )
@@ -232,16 +245,24 @@ class VoucherOperations:
             f"{generator.config.code_space} is nearly exhausted",
         )
 
-    def import_codes(self, campaign_id: str, rows: Sequence[Mapping[str, Any]]) -> int:
+    def import_codes(
+        self,
+        campaign_id: str,
+        rows: Sequence[Mapping[str, Any]],
+        *,
+        applies_to: Mapping[str, Any] | None = None,
+    ) -> int:
         """Import existing codes (e.g. from CSV): every row is checked before any is written.
 
         Columns: code (required), customer_id (publishes the voucher to that customer),
-        gift_balance (gift cards only; defaults to the campaign's).
+        gift_balance (gift cards only; defaults to the campaign's). `applies_to`: as for
+        generate_codes, for every code of the file.
         """
         if not rows:
             raise InvalidInput("rows", "the file has no codes")
         with self.store.read() as tx:
             campaign = self._campaign_for_codes(tx, campaign_id)
+        contents = _voucher_contents(campaign, applies_to)
         parsed: list[tuple[str, str | None, int | None]] = []
         seen: dict[str, int] = {}
         for number, row in enumerate(rows, start=1):
@@ -275,7 +296,7 @@ class VoucherOperations:
             events: list[Event] = []
             for code, customer, balance in parsed:
                 created = self._voucher_created(
-                    campaign, code, now, source="import", gift_balance=balance
+                    campaign, code, now, source="import", gift_balance=balance, applies_to=contents
                 )
                 events.append(created)
                 if customer is not None:
@@ -402,3 +423,12 @@ class VoucherOperations:
                 )
             ]
         )
+
+
+def _voucher_contents(
+    campaign: Campaign, applies_to: Mapping[str, Any] | None
+) -> ItemFilter | None:
+    if applies_to is None:
+        return None
+    voucher_contents_allowed(campaign.discount, "applies_to")
+    return item_filter_from_dict(applies_to, "applies_to")

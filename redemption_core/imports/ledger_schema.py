@@ -25,9 +25,15 @@ from typing import Any
 import orjson
 
 from redemption_core.domain import parsing as p
-from redemption_core.domain.campaigns import campaign_from_dict, main_campaign_from_dict
+from redemption_core.domain.campaigns import (
+    Campaign,
+    campaign_from_dict,
+    item_filter_from_dict,
+    main_campaign_from_dict,
+)
+from redemption_core.domain.catalogue import product_from_dict, voucher_contents_allowed
 from redemption_core.domain.codes import normalize_code
-from redemption_core.domain.customers import consent_from
+from redemption_core.domain.customers import attribute_types_from_dict, consent_from
 from redemption_core.domain.errors import InvalidInput
 from redemption_core.domain.events import COLUMNS, Event, EventType
 from redemption_core.domain.money import MAX_AMOUNT
@@ -80,6 +86,8 @@ PAYLOAD_FIELDS: dict[EventType, dict[str, str]] = {
     EventType.DELIVERY_FAILED: {"attempts": "int"},
     EventType.FRAUD_REVIEW_RECORDED: {"flag_id": "text", "entity_type": "text", "entity_id": "text",
                                       "decision": "text", "reviewer": "text"},
+    EventType.PRODUCT_UPSERTED: {"product": "object"},
+    EventType.CUSTOMER_ATTRIBUTES_DECLARED: {"attributes": "object"},
 }  # fmt: skip
 
 # Ids each event type needs, and what each must refer to (created before, here or in the ledger).
@@ -301,6 +309,12 @@ def _payload(value: object, kind: EventType) -> dict[str, Any]:
     elif kind is EventType.REDEMPTION_SUCCEEDED:
         order = p.mapping(value.get("order"), "payload.order")
         _check(order.get("amount"), "money", "payload.order.amount")
+    elif kind is EventType.PRODUCT_UPSERTED:
+        product_from_dict(value["product"], "payload.product")
+    elif kind is EventType.CUSTOMER_ATTRIBUTES_DECLARED:
+        attribute_types_from_dict(value["attributes"], "payload.attributes")
+    elif kind is EventType.VOUCHER_CREATED and value.get("applies_to") is not None:
+        item_filter_from_dict(value["applies_to"], "payload.applies_to")
     return value
 
 
@@ -338,6 +352,7 @@ def import_events(engine: Any, rows: Sequence[Mapping[str, Any]]) -> ImportRepor
         created: dict[str, set[str]] = {name: set() for name in CREATES}
         codes: set[str] = set()
         known: dict[tuple[str, str], bool] = {}
+        file_state = _FileCatalogue(campaigns={}, attribute_types=tx.customer_attribute_types())
         for number, event in events:
             stored = tx.query(f"{SELECT_EVENT} WHERE event_id = ?", (event.event_id,))
             if stored:
@@ -348,8 +363,10 @@ def import_events(engine: Any, rows: Sequence[Mapping[str, Any]]) -> ImportRepor
                     )
                 present += 1
                 continue
-            problem = _reference_problem(tx, event, created, known) or _code_problem(
-                tx, event, codes
+            problem = (
+                _reference_problem(tx, event, created, known)
+                or _code_problem(tx, event, codes)
+                or _catalogue_problem(tx, event, file_state)
             )
             if problem is not None:
                 total += 1
@@ -381,6 +398,39 @@ def _content(event: Event) -> tuple[Any, ...]:
         event.channel,
         event.payload,
     )
+
+
+@dataclass
+class _FileCatalogue:
+    """What the catalogue checks need of the rows before: their campaigns and declarations."""
+
+    campaigns: dict[str, Campaign]
+    attribute_types: dict[str, str]
+
+
+def _catalogue_problem(tx: Any, event: Event, state: _FileCatalogue) -> tuple[str, str] | None:
+    """What the engine would refuse: a declared attribute's type changed, or a voucher's own
+    contents on a campaign whose discount applies to no items (a gift card, a free item)."""
+    if event.event_type is EventType.CAMPAIGN_CREATED:
+        state.campaigns[event.campaign_id or ""] = campaign_from_dict(event.payload["definition"])
+    elif event.event_type is EventType.CUSTOMER_ATTRIBUTES_DECLARED:
+        for name, kind in event.payload["attributes"].items():
+            if state.attribute_types.setdefault(name, kind) != kind:
+                return (
+                    f"payload.attributes.{name}",
+                    f"already declared {state.attribute_types[name]}; it keeps its type",
+                )
+    elif event.event_type is EventType.VOUCHER_CREATED and event.payload.get("applies_to"):
+        campaign = state.campaigns.get(event.campaign_id or "")
+        if campaign is None:
+            found = tx.campaign_state(event.campaign_id)
+            campaign = found.campaign if found is not None else None
+        if campaign is not None:
+            try:
+                voucher_contents_allowed(campaign.discount, "payload.applies_to")
+            except InvalidInput as error:
+                return error.field, error.problem
+    return None
 
 
 def _code_problem(tx: Any, event: Event, codes: set[str]) -> tuple[str, str] | None:

@@ -229,6 +229,22 @@ CREATE TABLE IF NOT EXISTS fraud_reviews (
     event_id    TEXT NOT NULL,
     reviewed_at TEXT NOT NULL
 ) WITHOUT ROWID;
+-- The product catalogue: each product as last upserted (collections as a JSON list).
+CREATE TABLE IF NOT EXISTS products (
+    product_id  TEXT PRIMARY KEY,
+    name        TEXT,
+    category    TEXT,
+    brand       TEXT,
+    price       INTEGER,
+    currency    TEXT,
+    collections TEXT NOT NULL,
+    updated_at  TEXT NOT NULL
+);
+-- A voucher's own contents (its discount's applies_to, JSON), replacing its campaign's.
+CREATE TABLE IF NOT EXISTS voucher_contents (
+    voucher_id TEXT PRIMARY KEY,
+    applies_to TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS idempotency (
     idempotency_key TEXT PRIMARY KEY,
     request_hash    TEXT NOT NULL,
@@ -259,4 +275,6 @@ PROJECTION_KEYS: dict[str, tuple[str, ...]] = {
     "triggers": ("trigger_id",),
     "deliveries": ("voucher_id",),
     "fraud_reviews": ("flag_id",),
+    "products": ("product_id",),
+    "voucher_contents": ("voucher_id",),
 }

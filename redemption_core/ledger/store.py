@@ -12,6 +12,7 @@ from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 from typing import Any
 
+from redemption_core.domain.catalogue import Product, ProductFacts
 from redemption_core.domain.events import Event
 from redemption_core.domain.state import (
     CampaignState,
@@ -130,6 +131,18 @@ class LedgerTransaction(ABC):
 
     @abstractmethod
     def holds_by_others(self, voucher_id: str, session_id: str | None, now: datetime) -> int: ...
+
+    # The product catalogue (see catalogue.py).
+    @abstractmethod
+    def product_facts(self, product_ids: frozenset[str]) -> Mapping[str, ProductFacts]:
+        """Category, brand and collections of those of these products the catalogue knows."""
+
+    @abstractmethod
+    def product(self, product_id: str) -> Product | None: ...
+
+    @abstractmethod
+    def customer_attribute_types(self) -> dict[str, str]:
+        """The merchant's declared customer attributes: name -> `numeric` or `categorical`."""
 
 
 class LedgerStore(ABC):

@@ -10,7 +10,12 @@ from typing import Any
 
 import orjson
 
-from redemption_core.domain.campaigns import CampaignStatus, campaign_from_dict
+from redemption_core.domain.campaigns import (
+    CampaignStatus,
+    campaign_from_dict,
+    item_filter_from_dict,
+)
+from redemption_core.domain.catalogue import Product, ProductFacts
 from redemption_core.domain.events import Event
 from redemption_core.domain.parsing import from_iso, iso
 from redemption_core.domain.segments import segment_from_dict
@@ -74,6 +79,9 @@ class ProjectionReads(ProjectionBase):
             redemptions=redemptions,
             gift_balance=gift_balance,
             held_until=from_iso(row[10]) if row[10] else None,
+            applies_to=item_filter_from_dict(orjson.loads(row[11]), "applies_to")
+            if row[11]
+            else None,
         )
 
     def _found(self, sql: str, fixed: Sequence[Any], ids: Sequence[str]) -> set[str]:
@@ -300,3 +308,36 @@ class ProjectionReads(ProjectionBase):
             (voucher_id, iso(now), session_id),
         ).fetchone()
         return row[0]
+
+    # -- the product catalogue -------------------------------------------------------------
+    def product_facts(self, product_ids: frozenset[str]) -> dict[str, ProductFacts]:
+        found: dict[str, ProductFacts] = {}
+        ids = sorted(product_ids)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            for product_id, category, brand, collections in self._db.execute(
+                "SELECT product_id, category, brand, collections FROM products"
+                f" WHERE product_id IN ({marks})",
+                chunk,
+            ):
+                found[product_id] = ProductFacts(
+                    category, brand, frozenset(orjson.loads(collections))
+                )
+        return found
+
+    def product(self, product_id: str) -> Product | None:
+        row = self._db.execute(
+            "SELECT product_id, name, category, brand, price, currency, collections"
+            " FROM products WHERE product_id = ?",
+            (product_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        return Product(*row[:6], collections=frozenset(orjson.loads(row[6])))
+
+    def customer_attribute_types(self) -> dict[str, str]:
+        row = self._db.execute(
+            "SELECT value FROM settings WHERE key = 'customer_attribute_types'"
+        ).fetchone()
+        return {} if row is None else dict(orjson.loads(row[0]))

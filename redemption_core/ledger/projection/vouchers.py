@@ -49,7 +49,16 @@ class VoucherProjection(ProjectionBase):
                 iso(event.occurred_at),
             ),
         )
+        self._voucher_contents(event)
         self._counters(event).vouchers += 1
+
+    def _voucher_contents(self, event: Event) -> None:
+        """Most vouchers have their campaign's contents; the others are kept apart."""
+        applies_to = event.payload.get("applies_to")
+        if applies_to is not None:
+            self._db.execute(
+                "INSERT INTO voucher_contents VALUES (?, ?)", (event.voucher_id, dumps(applies_to))
+            )
 
     def _voucher_published(self, event: Event) -> None:
         if event.payload.get("source") in OFFER_SOURCES:
