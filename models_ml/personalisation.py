@@ -1,22 +1,27 @@
-"""Reward personalisation: who is likely to redeem which offer, and whom an offer changes.
+"""Reward personalisation: who is likely to redeem which voucher, and whom an offer changes.
 
-- Propensity: a LightGBM classifier over past offers (each `voucher_published` to a customer),
-  with customer, offer and context features as of the publication (personalisation_features)
-  and label 1 when the voucher was redeemed (and not rolled back) within its validity, at most
-  `label_days` days (14) and never after the campaign ends.
-- Uplift (T-learner): in campaigns with a control group, each publication is a treated
-  assignment and each `customer_held_out` a control one; the outcome is any order within the
-  same horizon. One classifier per arm; uplift = P(order | treated) - P(order | held out), with
-  features as of the assignment.
-- Next best offers: every customer * every campaign offerable at `as_of`, scored by both, ranked
-  by `score = propensity + uplift_weight * uplift` (both are probabilities of the same horizon,
-  so the sum reads "chance the offer is used, plus the order it adds"); uplift is 0 when no
-  campaign in the training window had a control group.
+- Propensity: a LightGBM classifier over past offers, one row per voucher published to a
+  customer, with customer, offer-contents and pair features as of the publication
+  (personalisation_features) and label 1 when the voucher was redeemed (and never rolled back)
+  within its own validity: its publication's valid days, the campaign's end or its finishing.
+- Uplift (T-learner, `models_ml.uplift`): in campaigns with a control group, each publication is
+  a treated assignment and each `customer_held_out` a control one; the outcome is any order by
+  the voucher's horizon. uplift = P(order | treated) − P(order | held out).
+- Next best offers: every customer × every campaign offerable at `as_of`, scored by both, ranked
+  by `score = propensity + uplift_weight * uplift`.
 
-Metrics come from a time split of the window: the model is fitted on offers whose outcome was
-known before the split time and scored on offers published after it, against three baselines
-(random, the campaign's historical redemption rate, the customer's own past redemption rate).
-The returned model is then refitted on every offer of the window whose outcome is known.
+Metrics come from a split of the window that matches how the merchant sends:
+- campaign split (one-shot campaigns, each sent at one time): the latest campaigns by their
+  first publication are held out whole, so no campaign is on both sides; the model learns from
+  the earlier campaigns whose outcomes were known when the first held-out one went out;
+- time split (continuous autopilots): fitted on offers whose outcome was known before the split
+  time, measured on the offers published after it.
+Each metric comes with a bootstrap 95% interval (customers resampled) beside the simple
+baselines computed on the same rows: random, the campaign's popularity, the same contents'
+popularity, the customer's own redemption history (rate and count) and the size of the
+voucher's product list. The returned model is refitted on every offer of the window whose
+outcome is known; the fit on the earlier part is kept with it (`holdout_model`) so that an
+evaluation on the held-out part never scores rows the model learned from.
 """
 
 from __future__ import annotations
@@ -30,38 +35,46 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 import polars as pl
-from sklearn.metrics import average_precision_score, roc_auc_score
 
+from models_ml import uplift as uplift_api
 from models_ml.personalisation_features import (
     CATEGORICAL_VOCAB,
     CHANNELS,
-    CONTEXT_FEATURES,
-    OFFER_FEATURES,
+    WHOLE_ORDER,
     EventTables,
     PersonalisationInputError,
-    Snapshot,
+    Vocabulary,
     build_tables,
-    customer_feature_names,
-    customer_features,
-    customer_snapshot,
+    categorical_features,
+    feature_names,
     labelled_offers,
     offer_features,
+    undeclared_attributes,
     uplift_assignments,
+    vocabulary,
+    with_horizon,
 )
+from models_ml.ranking_metrics import compare
 
-LABEL_DAYS = 14
-TEST_SHARE = 0.3  # the later share of the window's offers held out for the metrics
+FORMAT = 2  # scoring refuses a model pickled by code of another format: retrain it
+TEST_SHARE = 0.3  # time split: the later share of the window's offers held out
+CAMPAIGN_TEST_SHARE = 0.25  # campaign split: the share of campaigns held out (the latest)
+ONE_SHOT_SPAN = timedelta(hours=24)  # a campaign sent within this span of its first send
+SPLITS = ("auto", "campaign", "time")
 NDCG_K = 3
 UPLIFT_WEIGHT = 1.0
 MIN_ARM_ROWS = 30  # fewer assignments in an arm than this: no uplift model
+RANDOM_QINI_SEEDS = 200
 
 PROPENSITY_PARAMS: dict[str, Any] = {
     "objective": "binary",
     "learning_rate": 0.05,
     "num_leaves": 15,
-    "min_data_in_leaf": 20,
-    "feature_fraction": 0.9,
-    "lambda_l2": 1.0,
+    "min_data_in_leaf": 50,
+    "feature_fraction": 0.8,
+    "bagging_fraction": 0.8,
+    "bagging_freq": 1,
+    "lambda_l2": 5.0,
     "num_boost_round": 200,
 }
 UPLIFT_PARAMS: dict[str, Any] = {
@@ -73,14 +86,14 @@ UPLIFT_PARAMS: dict[str, Any] = {
     "lambda_l2": 1.0,
     "num_boost_round": 100,
 }
-# Same data, same seed, same model bytes: one thread, row-wise histograms, deterministic mode.
+# Same data, same seed, same model bytes: deterministic mode and row-wise histograms; the thread
+# count is part of the parameters, so it is fixed too.
 FIXED_PARAMS: dict[str, Any] = {
     "deterministic": True,
-    "num_threads": 1,
+    "num_threads": 2,
     "force_row_wise": True,
     "verbose": -1,
 }
-# Scoring only: each row is scored on its own, so the results are the same on any number.
 PREDICT_THREADS = 2
 NBO_COLUMNS = {
     "customer_id": pl.String,
@@ -96,80 +109,90 @@ NBO_COLUMNS = {
 
 @dataclass
 class PersonalisationModel:
-    """Everything scoring needs: the fitted boosters and the vocabularies they were fitted with."""
+    """Everything scoring needs: the fitted boosters, the vocabulary they were fitted with, and
+    the training rates the baselines read."""
 
     propensity: lgb.Booster
-    treated: lgb.Booster | None  # P(order in horizon | offer), None without control groups
-    control: lgb.Booster | None  # P(order in horizon | held out)
+    uplift: uplift_api.TLearner | None  # None without control groups to learn from
     features: list[str]
     uplift_features: list[str]
-    categories: tuple[str, ...]
-    label_days: int
+    vocab: Vocabulary
     uplift_weight: float
     popularity: dict[str, float]  # campaign → smoothed redemption rate in the training offers
-    shape_popularity: dict[str, float]  # the same, per offer shape (see _shape)
+    shape_popularity: dict[str, float]  # the same per offer shape (a campaign's next edition)
+    contents_popularity: dict[str, float]  # the same per voucher contents (one coupon, say)
     base_rate: float
-    campaign_effect: dict[str, float] = field(default_factory=dict)  # observed uplift per campaign
+    campaign_effect: dict[str, float] = field(default_factory=dict)  # observed uplift
     base_effect: float = 0.0
+    holdout_model: PersonalisationModel | None = None  # fitted without the held-out part
+    format: int = FORMAT
 
     def predict_propensity(self, frame: pl.DataFrame) -> np.ndarray:
         return self.propensity.predict(_matrix(frame, self.features), num_threads=PREDICT_THREADS)
 
     def predict_uplift(self, frame: pl.DataFrame) -> np.ndarray | None:
-        if self.treated is None or self.control is None:
+        if self.uplift is None:
             return None
-        x = _matrix(frame, self.uplift_features)
-        treated = self.treated.predict(x, num_threads=PREDICT_THREADS)
-        return treated - self.control.predict(x, num_threads=PREDICT_THREADS)
+        return self.uplift.predict(frame.select(self.uplift_features))["uplift"].to_numpy()
+
+
+@dataclass(frozen=True)
+class Split:
+    """Which offers the model learns from and which it is measured on."""
+
+    kind: str  # campaign or time
+    train: pl.Series  # boolean per offer row
+    test: pl.Series
+    description: dict[str, Any]
 
 
 # -- public API --------------------------------------------------------------------------------
 
 
 def train_personalisation(
-    events: pl.DataFrame, first: date, last: date, seed: int
+    events: pl.DataFrame,
+    first: date,
+    last: date,
+    seed: int,
+    *,
+    split: str = "auto",
+    attribute_types: dict[str, str] | None = None,
+    orders: pl.LazyFrame | None = None,
 ) -> tuple[PersonalisationModel, dict[str, Any]]:
     """Fit the propensity and uplift models on the offers published from `first` to `last`.
 
     Pass the events up to `last` including the history before `first`: customer features and
-    campaign definitions come from it. Returns the model and the registry card fields.
+    campaign definitions come from it. `split`: auto (campaign when every campaign of the
+    window was sent at one time, else time), campaign or time. `attribute_types` reads the
+    customer attributes otherwise than declared. Returns the model and the registry card fields.
     """
     _check_window(first, last)
-    tables = build_tables(_until(events, last))
-    offers = _window_offers(tables, first, last, LABEL_DAYS)
-    split_at = _split_time(offers)
-    # Features once per offer (and assignment), then sliced: a row's features depend only on its
-    # customer and moment, not on which part of the split it falls in.
-    frame = _offer_frame(tables, offers)
-    train = frame.filter(
-        _mask(offers, (pl.col("at") < split_at) & (pl.col("horizon_end") <= split_at))
-    )
-    test = frame.filter(_mask(offers, pl.col("at") >= split_at))
-    _check_classes(train, "label", f"the training part (offers before {split_at:%Y-%m-%d %H:%M})")
-    _check_classes(test, "label", f"the held-out part (offers from {split_at:%Y-%m-%d %H:%M})")
+    if split not in SPLITS:
+        raise PersonalisationInputError(f"split must be one of {', '.join(SPLITS)}, not {split!r}")
+    tables = build_tables(_until(events, last), orders)
+    vocab = vocabulary(tables, attribute_types)
+    offers = _window_offers(tables, first, last)
+    plan = plan_split(offers, split)
+    frame = offer_features(tables, offers, vocab)
+    train, test = frame.filter(plan.train), frame.filter(plan.test)
+    _check_classes(train, "label", f"the training part ({plan.description['train']})")
+    _check_classes(test, "label", f"the held-out part ({plan.description['test']})")
 
-    features = _feature_names(tables.categories)
+    features = feature_names(vocab)
     uplift_features = [f for f in features if f != "offer_channel"]
-    # The uplift model gets its own split: its assignments come in other batches than the offers.
-    assignments = _window_assignments(tables, first, last, LABEL_DAYS)
-    uplift_split_at = _uplift_split_time(assignments)
-    arms = _assignment_frame(tables, assignments)
-    uplift_train, uplift_test = arms.clear(), arms.clear()
-    if uplift_split_at is not None:
-        uplift_train = arms.filter(
-            _mask(
-                assignments,
-                (pl.col("at") < uplift_split_at) & (pl.col("horizon_end") <= uplift_split_at),
-            )
-        )
-        uplift_test = arms.filter(_mask(assignments, pl.col("at") >= uplift_split_at))
-    held_out_model = _fit(tables.categories, train, uplift_train, features, uplift_features, seed)
-    metrics = _metrics(held_out_model, test, uplift_test)
-    metrics["train_offers"] = float(train.height)
+    assignments = _window_assignments(tables, first, last)
+    arms = offer_features(tables, assignments, vocab) if assignments.height else assignments
+    uplift_train, uplift_test = _split_assignments(arms, plan)
 
-    model = _fit(tables.categories, frame, arms, features, uplift_features, seed)
+    held_out_model = _fit(vocab, train, uplift_train, features, uplift_features, seed)
+    metrics, _ = evaluate_frames(held_out_model, test, uplift_test, seed=seed)
+    metrics["train_offers"] = float(train.height)
+    metrics["train_redemption_rate"] = float(train["label"].mean())  # type: ignore[arg-type]
+
+    model = _fit(vocab, frame, arms, features, uplift_features, seed)
+    model.holdout_model = held_out_model
     fingerprint = hashlib.sha256(
-        frame.select("customer_id", "at", "campaign_id", *features, "label").write_csv().encode()
+        frame.select("customer_id", "at", "voucher_id", *features, "label").write_csv().encode()
     ).hexdigest()
     card = {
         "training_window": {"from": first.isoformat(), "to": last.isoformat()},
@@ -178,34 +201,52 @@ def train_personalisation(
             "propensity": PROPENSITY_PARAMS,
             "uplift": {**UPLIFT_PARAMS, "learner": "two-model (T-learner)"},
             "fixed": FIXED_PARAMS,
-            "label": f"voucher redeemed (not rolled back) within its validity, at most {LABEL_DAYS} days",
-            "uplift_outcome": f"any order within the campaign's horizon (validity, at most {LABEL_DAYS} days)",
-            "split_at": split_at.isoformat(),
-            "uplift_split_at": uplift_split_at.isoformat() if uplift_split_at else None,
-            "test_share": TEST_SHARE,
+            "label": "voucher redeemed (never rolled back) within its validity: publication "
+            "plus valid days, the campaign's end or finishing, whichever first",
+            "uplift_outcome": "any order by the voucher's horizon",
+            "split": plan.kind,
+            **{f"split_{k}": v for k, v in plan.description.items()},
+            "test_share": CAMPAIGN_TEST_SHARE if plan.kind == "campaign" else TEST_SHARE,
             "ndcg_k": NDCG_K,
             "ranking_score": f"propensity + {UPLIFT_WEIGHT} * uplift",
             "refit": "on every offer of the window whose outcome is known",
-            "uplift_model": model.treated is not None,
+            "uplift_model": model.uplift is not None,
+            "attribute_types": vocab.attribute_types,
+            "attributes_not_declared": undeclared_attributes(tables),
+            "categorical_features": categorical_features(vocab),
         },
         "seed": seed,
         "metrics": metrics,
         "primary_metric": "roc_auc",
         "data_fingerprint": fingerprint,
+        "extra": {"holdout": plan.description},
     }
     return model, card
 
 
 def evaluate_personalisation(
-    model: PersonalisationModel, events: pl.DataFrame, first: date, last: date
-) -> dict[str, float]:
-    """The model's metrics on the offers (and assignments) from `first` to `last`."""
+    model: PersonalisationModel,
+    events: pl.DataFrame,
+    first: date,
+    last: date,
+    *,
+    held_out: bool = False,
+    seed: int = 0,
+) -> tuple[dict[str, float], pl.DataFrame, pl.DataFrame]:
+    """The model's metrics on the offers (and assignments) published from `first` to `last`,
+    with the scored rows (offers: label, propensity and the baselines; assignments: treated,
+    converted, uplift). `held_out`: the window is the model's own held-out part, so its fit
+    without that part scores it."""
     _check_window(first, last)
-    tables = build_tables(_until(events, last), categories=model.categories)
-    offers = _window_offers(tables, first, last, model.label_days)
+    scorer = model.holdout_model if held_out and model.holdout_model is not None else model
+    tables = build_tables(_until(events, last))
+    offers = _window_offers(tables, first, last)
     _check_classes(offers, "label", f"the offers from {first} to {last}")
-    assignments = _window_assignments(tables, first, last, model.label_days)
-    return _metrics(model, _offer_frame(tables, offers), _assignment_frame(tables, assignments))
+    frame = offer_features(tables, offers, scorer.vocab)
+    assignments = _window_assignments(tables, first, last)
+    arms = offer_features(tables, assignments, scorer.vocab) if assignments.height else assignments
+    metrics, scored = evaluate_frames(scorer, frame, arms, seed=seed)
+    return metrics, scored, _scored_arms(scorer, arms)
 
 
 def next_best_offers(
@@ -221,54 +262,78 @@ def next_best_offers(
     (a distribution with channels) and the customer consents to one of its channels (the first
     in the campaign's order is the one given), holds no unexpired voucher of it, has not had
     one already when it is a promotion (sent once per customer), and is new when the campaign is
-    for new customers only. Columns: customer_id, rank (1 = best), campaign_id,
-    channel, propensity, uplift (null without an uplift model), score, as_of.
+    for new customers only. Each is scored as a voucher with its campaign's contents. Columns:
+    customer_id, rank (1 = best), campaign_id, channel, propensity, uplift (null without an
+    uplift model), score, as_of.
 
     `events` may be a lazy scan of the lake (only what is used is read); `orders`, the orders
     already decoded (`personalisation_features.decode_orders`), when they are kept elsewhere.
     """
+    check_model(model)
     if as_of.tzinfo is None:
         raise PersonalisationInputError("as_of needs a time zone (UTC)")
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
         raise PersonalisationInputError(f"top_k must be a positive integer, not {top_k!r}")
     as_of = as_of.astimezone(UTC)
+    tables = build_tables(_before(events, as_of, orders is not None), _orders_before(orders, as_of))
+    candidates = offer_candidates(tables, as_of)
+    if candidates.height == 0:
+        return pl.DataFrame(schema=NBO_COLUMNS)
+    return rank_offers(model, tables, candidates, top_k)
+
+
+def offer_candidates(tables: EventTables, as_of: datetime) -> pl.DataFrame:
+    """The (customer, campaign) pairs offerable at `as_of` (see next_best_offers), as rows
+    customer_id, at, campaign_id, voucher_id (null), channel, contents."""
     stamp = as_of.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    # One group-by per customer as of the moment, not the training path's as-of joins: every
-    # customer is scored at the same moment, so running totals per event are not needed.
-    snapshot = customer_snapshot(events, as_of, model.categories, orders=orders)
-    if snapshot.campaigns.height == 0:
+    if tables.campaigns.height == 0:
         raise PersonalisationInputError(
             f"no campaign_created events before {stamp}: pass the ledger's history up to as_of"
         )
-    campaigns = _offerable_campaigns(snapshot.campaigns, snapshot.statuses, as_of)
-    if snapshot.profile.height == 0:
+    customers = _known_customers(tables, as_of)
+    if customers.height == 0:
         raise PersonalisationInputError(f"no customers known before {stamp}")
+    campaigns = _offerable_campaigns(tables.campaigns, tables.statuses, as_of)
     if campaigns.height == 0:
-        return pl.DataFrame(schema=NBO_COLUMNS)
-
-    # The offerable pairs from the few columns that decide them; the features joined after.
-    deciding = ["customer_id", *[f"consent_{c}" for c in CHANNELS], "orders_total"]
-    pairs = snapshot.profile.select(deciding).join(
-        campaigns.select("campaign_id", "channels", "new_customers_only"), how="cross"
+        return pl.DataFrame(
+            schema={
+                "customer_id": pl.String, "at": pl.Datetime("us", "UTC"), "campaign_id": pl.String,
+                "voucher_id": pl.String, "channel": pl.String, "contents": pl.String,
+            }
+        )  # fmt: skip
+    pairs = customers.join(
+        campaigns.select("campaign_id", "channels", "new_customers_only", "contents"), how="cross"
     )
     pairs = pairs.with_columns(channel=_first_consented_channel()).filter(
         pl.col("channel").is_not_null()
-        & ~((pl.col("new_customers_only") == 1) & (pl.col("orders_total") > 0))
+        & ~((pl.col("new_customers_only") == 1) & pl.col("has_ordered"))
     )
-    holding = _already_offered(snapshot, as_of, model.label_days)
     pairs = pairs.join(
-        holding, on=["customer_id", "campaign_id"], how="anti", maintain_order="left"
-    ).select("customer_id", "campaign_id", "channel")
-    if pairs.height == 0:
-        return pl.DataFrame(schema=NBO_COLUMNS)
-    # sorted while narrow: the joins after keep this order
-    pairs = pairs.sort(["customer_id", "campaign_id"]).join(
-        snapshot.profile, on="customer_id", how="left", maintain_order="left"
+        _already_offered(tables, as_of), on=["customer_id", "campaign_id"], how="anti"
     )
-    frame = offer_features(pairs, snapshot.campaigns)
+    return pairs.sort(["customer_id", "campaign_id"]).select(
+        "customer_id",
+        at=pl.lit(as_of).cast(pl.Datetime("us", "UTC")),
+        campaign_id="campaign_id",
+        voucher_id=pl.lit(None, pl.String),
+        channel="channel",
+        contents=pl.col("contents").fill_null(WHOLE_ORDER),
+    )
+
+
+def rank_offers(
+    model: PersonalisationModel, tables: EventTables, candidates: pl.DataFrame, top_k: int
+) -> pl.DataFrame:
+    """Score candidate rows (offer_candidates) and keep each customer's `top_k` by score."""
+    frame = offer_features(tables, candidates, model.vocab)
+    return rank_scored(model, frame, top_k)
+
+
+def rank_scored(model: PersonalisationModel, frame: pl.DataFrame, top_k: int) -> pl.DataFrame:
+    """Rows with features (offer_features) scored, ranked per customer, the first `top_k` kept."""
     propensity = model.predict_propensity(frame)
     uplift = model.predict_uplift(frame)
-    scored = frame.select("customer_id", "campaign_id", "channel").with_columns(
+    scored = frame.select("customer_id", "campaign_id", "channel", "at").with_columns(
         propensity=pl.Series(propensity, dtype=pl.Float64),
         uplift=pl.Series(uplift, dtype=pl.Float64)
         if uplift is not None
@@ -280,124 +345,196 @@ def next_best_offers(
     return (
         scored.with_columns(rank=pl.int_range(1, pl.len() + 1).over("customer_id").cast(pl.Int64))
         .filter(pl.col("rank") <= top_k)
-        .with_columns(as_of=pl.lit(as_of).cast(pl.Datetime("us", "UTC")))
+        .rename({"at": "as_of"})
         .select(list(NBO_COLUMNS))
     )
+
+
+def check_model(model: Any) -> None:
+    """Refuse a model pickled by other code (its features would not match)."""
+    if getattr(model, "format", None) != FORMAT:
+        raise PersonalisationInputError(
+            "this personalisation model was trained by an earlier version of the code: "
+            "train a new one (`promo models train personalisation`) and promote it"
+        )
+
+
+# -- the split ---------------------------------------------------------------------------------
+
+
+def plan_split(offers: pl.DataFrame, split: str = "auto") -> Split:
+    """The campaign or time split of labelled offers (see the module's docstring)."""
+    kind = split
+    if split == "auto":
+        kind = "campaign" if _all_one_shot(offers) else "time"
+    if kind == "campaign":
+        return _campaign_split(offers)
+    return _time_split(offers)
+
+
+def _all_one_shot(offers: pl.DataFrame) -> bool:
+    spans = offers.group_by("campaign_id").agg(span=pl.col("at").max() - pl.col("at").min())
+    return spans.height >= 2 and bool((spans["span"] <= ONE_SHOT_SPAN).all())
+
+
+def _campaign_split(offers: pl.DataFrame) -> Split:
+    starts = (
+        offers.group_by("campaign_id")
+        .agg(start=pl.col("at").min())
+        .sort(["start", "campaign_id"], descending=[True, False])
+    )
+    if starts.height < 2:
+        raise PersonalisationInputError(
+            f"a campaign split needs offers of two or more campaigns; the window has "
+            f"{starts.height}: widen it, or use the time split"
+        )
+    held = max(1, min(starts.height - 1, math.ceil(starts.height * CAMPAIGN_TEST_SHARE)))
+    cutoff = starts["start"][held - 1]
+    # campaigns first sent at the boundary's time go to the held-out side together
+    test_campaigns = starts.filter(pl.col("start") >= cutoff)["campaign_id"]
+    if test_campaigns.len() == starts.height:
+        raise PersonalisationInputError(
+            "every campaign of the window was first sent at one time: a campaign split needs "
+            "campaigns sent at two or more times"
+        )
+    in_test = pl.col("campaign_id").is_in(test_campaigns)
+    train = offers.select(~in_test & (pl.col("horizon_end") <= cutoff)).to_series()
+    test = offers.select(in_test).to_series()
+    embargoed = offers.filter(~in_test & (pl.col("horizon_end") > cutoff))
+    return Split(
+        "campaign",
+        train,
+        test,
+        {
+            "cutoff": cutoff.isoformat(),
+            "held_out_campaigns": sorted(test_campaigns.to_list()),
+            "train": f"offers of {starts.height - test_campaigns.len()} earlier campaigns whose "
+            f"outcome was known by {cutoff:%Y-%m-%d %H:%M}",
+            "test": f"{test_campaigns.len()} campaigns first sent from {cutoff:%Y-%m-%d %H:%M}",
+            "embargoed_offers": embargoed.height,
+            "embargoed_campaigns": sorted(embargoed["campaign_id"].unique().to_list()),
+        },
+    )
+
+
+def _time_split(offers: pl.DataFrame) -> Split:
+    times = offers["at"].sort()
+    split_at = times[min(len(times) - 1, int(len(times) * (1 - TEST_SHARE)))]
+    if split_at == times[0]:
+        raise PersonalisationInputError(
+            "all the window's offers were published at one time: a time split needs offers "
+            "published at two or more times (one-shot campaigns: use the campaign split)"
+        )
+    train = offers.select((pl.col("at") < split_at) & (pl.col("horizon_end") <= split_at))
+    test = offers.select(pl.col("at") >= split_at)
+    return Split(
+        "time",
+        train.to_series(),
+        test.to_series(),
+        {
+            "cutoff": split_at.isoformat(),
+            "train": f"offers before {split_at:%Y-%m-%d %H:%M} whose outcome was known by then",
+            "test": f"offers from {split_at:%Y-%m-%d %H:%M}",
+        },
+    )
+
+
+def _split_assignments(arms: pl.DataFrame, plan: Split) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The uplift assignments on the same sides as the offers: held-out campaigns (or times)
+    measured, earlier ones whose outcome was known by the cutoff learned from."""
+    if arms.height == 0:
+        return arms, arms
+    cutoff = datetime.fromisoformat(plan.description["cutoff"])
+    if plan.kind == "campaign":
+        held = pl.col("campaign_id").is_in(plan.description["held_out_campaigns"])
+    else:
+        held = pl.col("at") >= cutoff
+    train = arms.filter(~held & (pl.col("horizon_end") <= cutoff))
+    return train, arms.filter(held)
 
 
 # -- metrics -----------------------------------------------------------------------------------
 
 
-def ndcg_at_k(groups: np.ndarray, labels: np.ndarray, scores: np.ndarray, k: int) -> float:
-    """Mean NDCG@k over the groups with two or more items and at least one positive.
-
-    Ties are scored by their expectation over random tie-breaking (each tied item gets the mean
-    discount of the positions the tie spans), so a constant score gives the random baseline.
-    One pass of window expressions, not a loop over groups: there are 100,000s at scale.
-    """
-
-    def discount(position: pl.Expr) -> pl.Expr:
-        return pl.when(position < k).then(1 / (position + 2).cast(pl.Float64).log(2)).otherwise(0.0)
-
-    frame = pl.DataFrame(
-        {"g": groups, "y": labels.astype(np.float64), "s": scores.astype(np.float64)}
-    ).sort(["g", "s"], descending=[False, True])
-    per_group = (
-        frame.with_columns(
-            at=pl.int_range(pl.len()).over("g"),
-            ideal_at=pl.col("y").rank("ordinal", descending=True).over("g") - 1,
-        )
-        .with_columns(
-            expected=discount(pl.col("at")).mean().over("g", "s"),
-            ideal=pl.col("y") * discount(pl.col("ideal_at")),
-        )
-        .group_by("g")
-        .agg(
-            n=pl.len(),
-            positives=pl.col("y").sum(),
-            gain=(pl.col("y") * pl.col("expected")).sum(),
-            ideal=pl.col("ideal").sum(),
-        )
-        .filter((pl.col("n") >= 2) & (pl.col("positives") > 0))
-    )
-    if per_group.height == 0:
-        return float("nan")
-    return float((per_group["gain"] / per_group["ideal"]).mean())  # type: ignore[arg-type]
-
-
-def qini_coefficient(scores: np.ndarray, treated: np.ndarray, outcome: np.ndarray) -> float:
-    """Area between the Qini curve and the random-targeting line, both scaled to [0, 1] * share.
-
-    Targeting the top x of customers by score, Q(x) = (Y_T - Y_C * N_T / N_C) / N: incremental
-    conversions, as a share of everyone, that the treated among them gained over the held-out
-    ones. The coefficient is ∫ (Q(x) - x * Q(1)) dx; random targeting scores 0, positive means
-    the ranking puts the customers the offer changes first. Tied scores are one step (their
-    expected curve), so a constant score is exactly the random line.
-    """
-    order = np.argsort(-scores, kind="stable")
-    s, t, y = scores[order], treated[order].astype(np.float64), outcome[order].astype(np.float64)
-    n = len(s)
-    if n == 0 or t.sum() == 0 or t.sum() == n:
-        return float("nan")
-    ends = np.r_[np.nonzero(np.diff(s))[0], n - 1]  # last index of each tie group
-    n_t, y_t = np.cumsum(t)[ends], np.cumsum(y * t)[ends]
-    n_c, y_c = (ends + 1) - n_t, np.cumsum(y * (1 - t))[ends]
-    q = (y_t - y_c * np.divide(n_t, n_c, out=np.zeros_like(n_t), where=n_c > 0)) / n
-    x = np.r_[0.0, (ends + 1) / n]
-    q = np.r_[0.0, q]
-    curve = float(np.sum((x[1:] - x[:-1]) * (q[1:] + q[:-1]) / 2))
-    return curve - q[-1] / 2
-
-
-def _metrics(
-    model: PersonalisationModel, frame: pl.DataFrame, arms: pl.DataFrame
-) -> dict[str, float]:
-    """On offer rows (`_offer_frame`) and assignment rows (`_assignment_frame`)."""
-    y = frame["label"].to_numpy()
-    groups = frame["customer_id"].to_numpy()
-    scorers = {
-        "": model.predict_propensity(frame),
-        "_random": np.zeros(len(y)),
-        "_popularity": _popularity(model, frame),
-        "_own_history": frame["redeem_rate"].to_numpy(),
+def baseline_scores(model: PersonalisationModel, frame: pl.DataFrame) -> dict[str, np.ndarray]:
+    """The simple rankings a model has to beat, each computed on the same rows."""
+    return {
+        "random": np.zeros(frame.height),
+        "popularity": _popularity(model, frame),
+        "contents_popularity": frame["contents"]
+        .replace_strict(model.contents_popularity, default=None, return_dtype=pl.Float64)
+        .fill_null(pl.Series(_popularity(model, frame)))
+        .to_numpy(),
+        "own_history_rate": frame["redeem_rate"].to_numpy(),
+        "own_history_count": frame["redemptions_365d"].to_numpy(),
+        "contents_size": frame["contents_products"].fill_null(float("inf")).to_numpy(),
     }
-    metrics: dict[str, float] = {}
-    for suffix, scores in scorers.items():
-        metrics[f"roc_auc{suffix}"] = float(roc_auc_score(y, scores))
-        metrics[f"pr_auc{suffix}"] = float(average_precision_score(y, scores))
-        metrics[f"ndcg_at_{NDCG_K}{suffix}"] = ndcg_at_k(groups, y, scores, NDCG_K)
+
+
+def evaluate_frames(
+    model: PersonalisationModel,
+    frame: pl.DataFrame,
+    arms: pl.DataFrame,
+    *,
+    seed: int = 0,
+) -> tuple[dict[str, float], pl.DataFrame]:
+    """Metrics on offer rows and assignment rows (both with features), and the offer rows
+    scored: customer_id, campaign_id, voucher_id, label, `model` and one column per baseline."""
+    y = frame["label"].to_numpy()
+    scores = {"model": model.predict_propensity(frame), **baseline_scores(model, frame)}
+    metrics = compare(y, frame["customer_id"].to_numpy(), scores, model="model", k=NDCG_K, seed=seed)
     metrics["test_offers"] = float(len(y))
     metrics["test_redemption_rate"] = float(y.mean())
-    metrics.update(_uplift_metrics(model, arms))
-    return {
-        name: round(float(value), 6) for name, value in metrics.items() if not math.isnan(value)
-    }
+    metrics["test_customers"] = float(frame["customer_id"].n_unique())
+    metrics.update(_uplift_metrics(model, arms, seed))
+    scored = frame.select("customer_id", "campaign_id", "voucher_id", "label").with_columns(
+        **{name: pl.Series(values, dtype=pl.Float64) for name, values in scores.items()}
+    )
+    return (
+        {n: round(float(v), 6) for n, v in metrics.items() if not math.isnan(v)},
+        scored,
+    )
 
 
-def _uplift_metrics(model: PersonalisationModel, frame: pl.DataFrame) -> dict[str, float]:
-    treated_n = int(frame["treated"].sum()) if frame.height else 0
-    if treated_n == 0 or treated_n == frame.height:
+def _uplift_metrics(model: PersonalisationModel, arms: pl.DataFrame, seed: int) -> dict[str, float]:
+    treated_n = int(arms["treated"].sum()) if arms.height else 0
+    if treated_n == 0 or treated_n == arms.height or arms["converted"].n_unique() < 2:
         return {}
-    t, y = frame["treated"].to_numpy(), frame["converted"].to_numpy()
-    effect = frame["campaign_id"].replace_strict(
+    effect = arms["campaign_id"].replace_strict(
         model.campaign_effect, default=model.base_effect, return_dtype=pl.Float64
     )
-    scorers = {
-        "_random": np.zeros(len(y)),
-        "_popularity": effect.to_numpy(),
-        "_own_history": frame["redeem_rate"].to_numpy(),
-        "_propensity": model.predict_propensity(frame),
-    }
-    uplift = model.predict_uplift(frame)
-    if uplift is not None:
-        scorers[""] = uplift
-    metrics = {
-        f"qini_coefficient{suffix}": qini_coefficient(s, t, y) for suffix, s in scorers.items()
-    }
-    metrics["qini_random"] = metrics.pop("qini_coefficient_random")
-    metrics["uplift_test_assignments"] = float(len(y))
+    scored = arms.select("customer_id", "treated", "converted").with_columns(
+        uplift_popularity=effect,
+        uplift_own_history=arms["redeem_rate"],
+        uplift_propensity=pl.Series(model.predict_propensity(arms), dtype=pl.Float64),
+    )
+    prediction = model.predict_uplift(arms)
+    if prediction is not None:
+        scored = scored.with_columns(uplift_model=pl.Series(prediction, dtype=pl.Float64))
+    metrics: dict[str, float] = {}
+    for column in [c for c in scored.columns if c.startswith("uplift_")]:
+        suffix = "" if column == "uplift_model" else column.removeprefix("uplift")
+        interval = uplift_api.bootstrap_qini(
+            scored, column, "treated", "converted", seed=seed, cluster="customer_id"
+        )
+        metrics.update(interval.as_dict(f"qini{suffix}"))
+    noise = uplift_api.random_qini(scored, "treated", "converted", seeds=RANDOM_QINI_SEEDS)
+    metrics.update(noise.as_dict("qini_random"))
+    metrics["uplift_test_assignments"] = float(arms.height)
+    y, t = scored["converted"].to_numpy(), scored["treated"].to_numpy()
     metrics["uplift_test_observed_ate"] = float(y[t == 1].mean() - y[t == 0].mean())
     return metrics
+
+
+def _scored_arms(model: PersonalisationModel, arms: pl.DataFrame) -> pl.DataFrame:
+    if arms.height == 0:
+        return pl.DataFrame(schema={"treated": pl.Int64, "converted": pl.Int64})
+    prediction = model.predict_uplift(arms)
+    return arms.select("customer_id", "campaign_id", "treated", "converted").with_columns(
+        uplift=pl.Series(prediction, dtype=pl.Float64)
+        if prediction is not None
+        else pl.lit(None, pl.Float64)
+    )
 
 
 def _popularity(model: PersonalisationModel, frame: pl.DataFrame) -> np.ndarray:
@@ -416,31 +553,37 @@ def _popularity(model: PersonalisationModel, frame: pl.DataFrame) -> np.ndarray:
 
 
 def _fit(
-    categories: tuple[str, ...],
+    vocab: Vocabulary,
     frame: pl.DataFrame,
     arms: pl.DataFrame,
     features: list[str],
     uplift_features: list[str],
     seed: int,
 ) -> PersonalisationModel:
-    """Fitted on offer rows (`_offer_frame`) and assignment rows (`_assignment_frame`)."""
-    propensity = _booster(frame, features, "label", PROPENSITY_PARAMS, seed)
+    """Fitted on offer rows and assignment rows (both with features)."""
+    categorical = [f for f in categorical_features(vocab) if f in features]
+    propensity = _booster(frame, features, categorical, seed)
     base_rate = float(frame["label"].mean())  # type: ignore[arg-type]
-    # Smoothed towards the overall rate, so a campaign with a handful of offers is not 0 or 1.
-    per_campaign = (
-        frame.group_by("campaign_id").agg(n=pl.len(), r=pl.col("label").sum()).sort("campaign_id")
-    )
-    popularity = {c: (r + 10 * base_rate) / (n + 10) for c, n, r in per_campaign.iter_rows()}
-    per_shape = (frame.group_by("shape").agg(n=pl.len(), r=pl.col("label").sum())).sort("shape")
-    shape_popularity = {c: (r + 10 * base_rate) / (n + 10) for c, n, r in per_shape.iter_rows()}
-    treated = control = None
+
+    def smoothed(by: str) -> dict[str, float]:
+        # towards the overall rate, so a key with a handful of offers is not 0 or 1
+        rates = frame.group_by(by).agg(n=pl.len(), r=pl.col("label").sum()).sort(by)
+        return {k: (r + 10 * base_rate) / (n + 10) for k, n, r in rates.iter_rows()}
+
+    uplift = None
     campaign_effect: dict[str, float] = {}
     base_effect = 0.0
     if arms.height:
         t_rows, c_rows = arms.filter(pl.col("treated") == 1), arms.filter(pl.col("treated") == 0)
         if _fittable(t_rows) and _fittable(c_rows):
-            treated = _booster(t_rows, uplift_features, "converted", UPLIFT_PARAMS, seed)
-            control = _booster(c_rows, uplift_features, "converted", UPLIFT_PARAMS, seed)
+            uplift = uplift_api.fit_t_learner(
+                arms,
+                uplift_features,
+                "treated",
+                "converted",
+                seed=seed,
+                params={**UPLIFT_PARAMS, **FIXED_PARAMS},
+            )
         rates = (
             arms.group_by("campaign_id", "treated")
             .agg(pl.col("converted").mean())
@@ -455,15 +598,14 @@ def _fit(
             base_effect = float(t_rows["converted"].mean() - c_rows["converted"].mean())  # type: ignore[operator]
     return PersonalisationModel(
         propensity=propensity,
-        treated=treated,
-        control=control,
+        uplift=uplift,
         features=features,
         uplift_features=uplift_features,
-        categories=categories,
-        label_days=LABEL_DAYS,
+        vocab=vocab,
         uplift_weight=UPLIFT_WEIGHT,
-        popularity=popularity,
-        shape_popularity=shape_popularity,
+        popularity=smoothed("campaign_id"),
+        shape_popularity=smoothed("shape"),
+        contents_popularity=smoothed("contents"),
         base_rate=base_rate,
         campaign_effect=campaign_effect,
         base_effect=base_effect,
@@ -475,14 +617,14 @@ def _fittable(rows: pl.DataFrame) -> bool:
 
 
 def _booster(
-    frame: pl.DataFrame, features: list[str], label: str, params: dict[str, Any], seed: int
+    frame: pl.DataFrame, features: list[str], categorical: list[str], seed: int
 ) -> lgb.Booster:
+    params = PROPENSITY_PARAMS
     settings = {k: v for k, v in params.items() if k != "num_boost_round"}
     settings.update(FIXED_PARAMS, seed=seed)
-    categorical = [f for f in features if f in CATEGORICAL_VOCAB or f == "favourite_category"]
     data = lgb.Dataset(
         _matrix(frame, features),
-        label=frame[label].to_numpy().astype(np.float64),
+        label=frame["label"].to_numpy().astype(np.float64),
         feature_name=features,
         categorical_feature=categorical,
         free_raw_data=True,
@@ -495,45 +637,12 @@ def _matrix(frame: pl.DataFrame, features: list[str]) -> np.ndarray:
     return frame.select([pl.col(f).cast(pl.Float64) for f in features]).to_numpy()
 
 
-def _feature_names(categories: tuple[str, ...]) -> list[str]:
-    return [
-        *customer_feature_names(categories),
-        *OFFER_FEATURES,
-        *CONTEXT_FEATURES,
-    ]
-
-
 # -- rows --------------------------------------------------------------------------------------
 
 
-def _mask(rows: pl.DataFrame, condition: pl.Expr) -> pl.Series:
-    return rows.select(condition.alias("mask"))["mask"]
-
-
-def _offer_frame(tables: EventTables, offers: pl.DataFrame) -> pl.DataFrame:
-    """Offer rows (customer_id, at, campaign_id, channel, label) with every feature."""
-    profile = customer_features(tables, offers.select("customer_id", "at"))
-    rows = pl.concat([offers.select("campaign_id", "channel", "label"), profile], how="horizontal")
-    return offer_features(rows, tables.campaigns)
-
-
-def _assignment_frame(tables: EventTables, assignments: pl.DataFrame) -> pl.DataFrame:
-    profile = customer_features(tables, assignments.select("customer_id", "at"))
-    rows = pl.concat(
-        [
-            assignments.select("campaign_id", "treated", "converted").with_columns(
-                channel=pl.lit(None, pl.String)
-            ),
-            profile,
-        ],
-        how="horizontal",
-    )
-    return offer_features(rows, tables.campaigns)
-
-
-def _window_offers(tables: EventTables, first: date, last: date, label_days: int) -> pl.DataFrame:
+def _window_offers(tables: EventTables, first: date, last: date) -> pl.DataFrame:
     start, end = _bounds(first, last)
-    offers = labelled_offers(tables, label_days).filter(
+    offers = labelled_offers(tables).filter(
         (pl.col("at") >= start) & (pl.col("at") < end) & (pl.col("horizon_end") <= tables.end)
     )
     if offers.height == 0:
@@ -541,36 +650,50 @@ def _window_offers(tables: EventTables, first: date, last: date, label_days: int
             f"no offers (voucher_published to a customer) from {first} to {last} whose outcome is "
             f"known by the last event ({tables.end:%Y-%m-%d %H:%M}): widen the window"
         )
-    return offers
-
-
-def _window_assignments(
-    tables: EventTables, first: date, last: date, label_days: int
-) -> pl.DataFrame:
-    start, end = _bounds(first, last)
-    return uplift_assignments(tables, label_days).filter(
-        (pl.col("at") >= start) & (pl.col("at") < end) & (pl.col("horizon_end") <= tables.end)
+    return offers.with_columns(
+        shape=pl.col("campaign_id").replace_strict(
+            dict(tables.campaigns.select("campaign_id", "shape").iter_rows()),
+            default="-",
+            return_dtype=pl.String,
+        )
     )
 
 
-def _split_time(offers: pl.DataFrame) -> datetime:
-    """The publication time before which the first (1 - TEST_SHARE) of the offers fall."""
-    times = offers["at"].sort()
-    split_at = times[min(len(times) - 1, int(len(times) * (1 - TEST_SHARE)))]
-    if split_at == times[0]:
-        raise PersonalisationInputError(
-            "all the window's offers were published at one time: a time split needs offers "
-            "published at two or more times"
+def _window_assignments(tables: EventTables, first: date, last: date) -> pl.DataFrame:
+    start, end = _bounds(first, last)
+    return (
+        uplift_assignments(tables)
+        .filter(
+            (pl.col("at") >= start) & (pl.col("at") < end) & (pl.col("horizon_end") <= tables.end)
         )
-    return split_at
+        .with_columns(voucher_id=pl.lit(None, pl.String))
+    )
 
 
-def _uplift_split_time(assignments: pl.DataFrame) -> datetime | None:
-    """As `_split_time`, for the treatment assignments; None when there are none to split."""
-    if assignments.height == 0 or assignments["at"].n_unique() < 2:
-        return None
-    times = assignments["at"].sort()
-    return times[min(len(times) - 1, int(len(times) * (1 - TEST_SHARE)))]
+def _known_customers(tables: EventTables, as_of: datetime) -> pl.DataFrame:
+    """Customers created or ordering before `as_of`, with their latest consent per channel and
+    whether they have ordered."""
+    created = tables.consent.filter(pl.col("at") < as_of)
+    consent = (
+        created.filter(pl.col("channel").is_in(CHANNELS))
+        .group_by("customer_id", "channel")
+        .agg(pl.col("granted").last())
+        .pivot("channel", index="customer_id", values="granted", on_columns=CHANNELS)
+    )
+    for channel in CHANNELS:
+        if channel not in consent.columns:
+            consent = consent.with_columns(pl.lit(None, pl.Boolean).alias(channel))
+    ordered = tables.orders.filter(pl.col("at") < as_of)["customer_id"].unique()
+    ids = pl.concat([consent["customer_id"], ordered]).unique().sort()
+    return (
+        pl.DataFrame({"customer_id": ids})
+        .join(consent, on="customer_id", how="left")
+        .select(
+            "customer_id",
+            *[pl.col(c).fill_null(False).alias(f"consent_{c}") for c in CHANNELS],
+            has_ordered=pl.col("customer_id").is_in(ordered),
+        )
+    )
 
 
 def _offerable_campaigns(
@@ -595,37 +718,31 @@ def _offerable_campaigns(
     )
 
 
-def _already_offered(snapshot: Snapshot, as_of: datetime, label_days: int) -> pl.DataFrame:
+def _already_offered(tables: EventTables, as_of: datetime) -> pl.DataFrame:
     """(customer, campaign) pairs not to offer again: the customer holds a voucher of it still
     valid and unused, or it is a promotion (one decision per customer) that already sent the
     customer a voucher or held them out (a promotion's held-out customers are its control
     group: offering it to them later would spoil the comparison)."""
-    valid = snapshot.campaigns.select("campaign_id", "valid_days", "distribution_mode")
-    return (
-        snapshot.decided.filter(pl.col("at") < as_of)
-        .join(valid, on="campaign_id", how="left")
-        .filter(
-            (pl.col("distribution_mode") == "promotion")
-            | (
-                ~pl.col("voucher_id").is_in(snapshot.redeemed)
-                & (
-                    pl.col("at")
-                    + pl.duration(days=pl.col("valid_days").fill_null(float(label_days)))
-                    > as_of
-                )
-            )
-        )
-        .select("customer_id", "campaign_id")
-        .unique()
-    )
+    modes = tables.campaigns.select("campaign_id", "distribution_mode")
+    redeemed = tables.redemptions.filter(pl.col("at") < as_of)["voucher_id"]
+    offers = with_horizon(tables, tables.offers.filter(pl.col("at") < as_of))
+    holding = offers.filter(
+        ~pl.col("voucher_id").is_in(redeemed) & (pl.col("horizon_end") > as_of)
+    ).select("customer_id", "campaign_id")
+    decided = pl.concat(
+        [
+            offers.select("customer_id", "campaign_id"),
+            tables.held_out.filter(pl.col("at") < as_of).select("customer_id", "campaign_id"),
+        ]
+    ).join(modes.filter(pl.col("distribution_mode") == "promotion"), on="campaign_id")
+    return pl.concat([holding, decided.select("customer_id", "campaign_id")]).unique()
 
 
 def _first_consented_channel() -> pl.Expr:
     """The first of the campaign's channels (in its order) the customer consents to."""
     checks = [
         pl.when(
-            pl.col("channels").list.get(i, null_on_oob=True).eq(name)
-            & pl.col(f"consent_{name}").eq(1.0)
+            pl.col("channels").list.get(i, null_on_oob=True).eq(name) & pl.col(f"consent_{name}")
         ).then(pl.lit(name))
         for i in range(len(CHANNELS))
         for name in CHANNELS
@@ -643,6 +760,36 @@ def _until(events: pl.DataFrame, last: date) -> pl.DataFrame:
     if events.height == 0:
         raise PersonalisationInputError(f"the events frame is empty: no events up to {last}")
     return events
+
+
+def _before(events: pl.DataFrame | pl.LazyFrame, as_of: datetime, skip_orders: bool) -> pl.DataFrame:
+    """The events read, strictly before `as_of` (orders left out when they come decoded)."""
+    from models_ml.personalisation_features import EVENT_TYPES, REQUIRED_COLUMNS
+
+    lazy = events.lazy()
+    names = lazy.collect_schema().names()
+    missing = [n for n in REQUIRED_COLUMNS if n not in names]
+    if missing:
+        raise PersonalisationInputError(
+            f"the events frame lacks column(s) {', '.join(missing)}: pass the lake's events"
+        )
+    stamp = as_of.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    types = [t for t in EVENT_TYPES if not (skip_orders and t == "order_recorded")]
+    seq = ["seq"] if "seq" in names else []
+    frame = (
+        lazy.filter(
+            pl.col("occurred_at").cast(pl.String) < stamp, pl.col("event_type").is_in(types)
+        )
+        .select(*seq, *REQUIRED_COLUMNS)
+        .collect()
+    )
+    if frame.height == 0:
+        raise PersonalisationInputError(f"the events frame is empty: no events before {stamp}")
+    return frame
+
+
+def _orders_before(orders: pl.LazyFrame | None, as_of: datetime) -> pl.LazyFrame | None:
+    return None if orders is None else orders.filter(pl.col("at") < as_of)
 
 
 def _require_columns(events: pl.DataFrame, names: tuple[str, ...]) -> None:
@@ -672,3 +819,15 @@ def _bounds(first: date, last: date) -> tuple[datetime, datetime]:
         datetime.combine(first, time(), tzinfo=UTC),
         datetime.combine(last + timedelta(days=1), time(), tzinfo=UTC),
     )
+
+
+__all__ = [
+    "CATEGORICAL_VOCAB",
+    "PersonalisationInputError",
+    "PersonalisationModel",
+    "evaluate_frames",
+    "evaluate_personalisation",
+    "next_best_offers",
+    "plan_split",
+    "train_personalisation",
+]
