@@ -1,14 +1,19 @@
 """`promo models ...`: train, evaluate, list, promote and roll back models (see registry.py).
 
     promo models train fraud|personalisation [--from DATE] [--to DATE] [--seed N]
+                       [--split auto|campaign|time]
     promo models evaluate VERSION|KIND [--from DATE] [--to DATE]
     promo models list [--kind KIND]
     promo models promote VERSION [--force]
     promo models rollback KIND
 
-Training reads the lake under $PROMO_HOME/lake (default window: its last DEFAULT_DAYS days),
-holds out the later part of the window for the metrics on the card, and saves a new version
-(not promoted). Plain text by default, JSON with --json. Errors: one line on stderr, exit 2.
+Training reads the lake under $PROMO_HOME/lake (default window: its last DEFAULT_DAYS days;
+personalisation's, PERSONALISATION_DEFAULT_DAYS), holds out the later part of the window (the
+latest campaigns, or the later offers) for the metrics on the card, and saves a new version
+(not promoted). Evaluating a personalisation version also writes its ROC, precision-recall,
+calibration, feature-importance and (with an uplift model) Qini plots, and evaluation.json,
+in the version's `evaluation/` folder beside its card. Plain text by default, JSON with
+--json. Errors: one line on stderr, exit 2.
 """
 
 from __future__ import annotations
@@ -34,6 +39,13 @@ def register(commands: Any) -> None:
     train.add_argument("kind", choices=KINDS)
     _window_arguments(train)
     train.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    train.add_argument(
+        "--split",
+        choices=("auto", "campaign", "time"),
+        default="auto",
+        help="personalisation: hold out the latest campaigns whole (one-shot campaigns) or the "
+        "later offers (continuous autopilots); auto picks by how the campaigns were sent",
+    )
 
     evaluate = actions.add_parser(
         "evaluate", help="metrics of a version (or a kind's promoted one) on a window"
@@ -83,7 +95,9 @@ def run(args: argparse.Namespace) -> int:
 
 # -- actions -----------------------------------------------------------------------------------
 def _train(args: argparse.Namespace, home: Path) -> tuple[Any, str]:
-    card = train_and_register(home, args.kind, args.first, args.last, args.seed)
+    card = train_and_register(
+        home, args.kind, args.first, args.last, args.seed, split=getattr(args, "split", "auto")
+    )
     return _card_document(card), _card_text(card, f"trained {card.version} (not promoted)")
 
 
@@ -97,7 +111,7 @@ def _personalisation() -> Any:
 
 
 def _evaluate(args: argparse.Namespace, home: Path) -> tuple[Any, str]:
-    from models_ml.data import lake_days, load_events
+    from models_ml.data import lake_days
 
     registry = Registry(home)
     if args.target in KINDS:
@@ -120,18 +134,52 @@ def _evaluate(args: argparse.Namespace, home: Path) -> tuple[Any, str]:
             load_review_labels(lake),
         )
     else:
-        events = load_events(home / "lake", None, last)
-        metrics = _personalisation().evaluate_personalisation(model, events, first, last)
+        metrics, plots = _evaluate_personalisation(args, registry, model, card, first, last, home)
     document = {
         "version": card.version,
         "window": {"from": first.isoformat(), "to": last.isoformat()},
         "primary_metric": card.primary_metric,
         "metrics": metrics,
     }
-    lines = [f"{card.version} on {first} .. {last}"] + [
-        f"  {name:<44} {value:.4f}" for name, value in sorted(metrics.items())
-    ]
+    if card.kind == "personalisation":
+        document["plots"] = [str(path) for path in plots]
+    lines = [f"{card.version} on {first} .. {last}", *metric_lines(metrics)]
+    if card.kind == "personalisation":
+        lines.append(f"plots and evaluation.json in {plots[0].parent}" if plots else "no plots")
     return document, "\n".join(lines)
+
+
+def _evaluate_personalisation(
+    args: argparse.Namespace,
+    registry: Registry,
+    model: Any,
+    card: ModelCard,
+    first: date,
+    last: date,
+    home: Path,
+) -> tuple[dict[str, float], list[Path]]:
+    """Metrics on the window, and the plots beside the card. Without --from/--to the window is
+    the version's own held-out part, scored by its fit without that part."""
+    from models_ml.data import load_events
+    from models_ml.personalisation_plots import write_evaluation
+
+    holdout = card.extra.get("holdout") if args.first is None and args.last is None else None
+    events = load_events(home / "lake", None, last)
+    metrics, scored, arms = _personalisation().evaluate_personalisation(
+        model, events, first, last, holdout=holdout
+    )
+    scorer = model.holdout_model if holdout is not None else model
+    about = {
+        "version": card.version,
+        "window": {"from": first.isoformat(), "to": last.isoformat()},
+        "held_out_part": holdout,
+        "scored_by": "the fit without the held-out part" if holdout else "the model",
+    }
+    written = write_evaluation(
+        registry.folder(card.version) / "evaluation", metrics, scored, arms, scorer.propensity,
+        about,
+    )  # fmt: skip
+    return metrics, [path for path in written if path.suffix == ".png"]
 
 
 def _evaluation_window(
@@ -140,12 +188,12 @@ def _evaluation_window(
     """--from/--to, else the version's held-out days, else the days after its training window,
     else the training window itself (in-sample: say so by passing a window)."""
     held = card.extra.get("holdout_window")
-    split_at = card.params.get("split_at")  # personalisation: the held-out part's start
+    holdout = card.extra.get("holdout")  # personalisation: its held-out campaigns or offers
     trained_to = date.fromisoformat(card.training_window["to"])
     if held:
         default = date.fromisoformat(held["from"]), date.fromisoformat(held["to"])
-    elif isinstance(split_at, str):
-        default = date.fromisoformat(split_at[:10]), trained_to
+    elif isinstance(holdout, dict):
+        default = date.fromisoformat(card.training_window["from"]), trained_to
     elif trained_to < lake_last:
         default = trained_to + timedelta(days=1), lake_last
     else:
@@ -209,9 +257,24 @@ def _card_text(card: ModelCard, headline: str) -> str:
         f"  fingerprint {card.data_fingerprint[:16]}…",
         f"  {card.primary_metric:<11} {card.metrics[card.primary_metric]:.4f}  (primary)",
     ]
-    lines += [
-        f"  {name:<44} {value:.4f}"
-        for name, value in sorted(card.metrics.items())
-        if name != card.primary_metric
-    ]
+    lines += metric_lines({k: v for k, v in card.metrics.items() if k != card.primary_metric})
     return "\n".join(lines)
+
+
+def metric_lines(metrics: dict[str, float]) -> list[str]:
+    """One line per metric, its 95% interval beside it when it has one; a lift over a baseline
+    is shown by its interval alone."""
+    lines = []
+    for name, value in sorted(metrics.items()):
+        if "_lift_over_" in name:
+            if name.endswith("_ci95_low"):
+                base = name.removesuffix("_ci95_low")
+                high = metrics.get(f"{base}_ci95_high", float("nan"))
+                lines.append(f"  {base:<44} [{value:.4f}, {high:.4f}]")
+            continue
+        if name.endswith(("_ci95_low", "_ci95_high")):
+            continue
+        low, high = metrics.get(f"{name}_ci95_low"), metrics.get(f"{name}_ci95_high")
+        interval = f"  [{low:.4f}, {high:.4f}]" if low is not None and high is not None else ""
+        lines.append(f"  {name:<44} {value:.4f}{interval}")
+    return lines

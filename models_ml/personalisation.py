@@ -6,8 +6,8 @@
   within its own validity: its publication's valid days, the campaign's end or its finishing.
 - Uplift (T-learner, `models_ml.uplift`): in campaigns with a control group, each publication is
   a treated assignment and each `customer_held_out` a control one; the outcome is any order by
-  the voucher's horizon. uplift = P(order | treated) − P(order | held out).
-- Next best offers: every customer × every campaign offerable at `as_of`, scored by both, ranked
+  the voucher's horizon. uplift = P(order | treated) - P(order | held out).
+- Next best offers: every customer x every campaign offerable at `as_of`, scored by both, ranked
   by `score = propensity + uplift_weight * uplift`.
 
 Metrics come from a split of the window that matches how the merchant sends:
@@ -75,8 +75,14 @@ PROPENSITY_PARAMS: dict[str, Any] = {
     "bagging_fraction": 0.8,
     "bagging_freq": 1,
     "lambda_l2": 5.0,
+    "max_bin": 63,
     "num_boost_round": 200,
 }
+# Redemptions are rare (a fraction of a percent of a retailer's coupons): the propensity learns
+# from every redeemed offer and at most this many unredeemed ones per redeemed one, drawn with
+# the seed and weighted up by the share drawn, so probabilities keep their scale. Training then
+# costs what the redemptions cost, not what the ledger's size does.
+NEGATIVES_PER_POSITIVE = 50
 UPLIFT_PARAMS: dict[str, Any] = {
     "objective": "binary",
     "learning_rate": 0.05,
@@ -198,14 +204,13 @@ def train_personalisation(
         "training_window": {"from": first.isoformat(), "to": last.isoformat()},
         "features": features,
         "params": {
-            "propensity": PROPENSITY_PARAMS,
+            "propensity": {**PROPENSITY_PARAMS, "negatives_per_positive": NEGATIVES_PER_POSITIVE},
             "uplift": {**UPLIFT_PARAMS, "learner": "two-model (T-learner)"},
             "fixed": FIXED_PARAMS,
             "label": "voucher redeemed (never rolled back) within its validity: publication "
             "plus valid days, the campaign's end or finishing, whichever first",
             "uplift_outcome": "any order by the voucher's horizon",
             "split": plan.kind,
-            **{f"split_{k}": v for k, v in plan.description.items()},
             "test_share": CAMPAIGN_TEST_SHARE if plan.kind == "campaign" else TEST_SHARE,
             "ndcg_k": NDCG_K,
             "ranking_score": f"propensity + {UPLIFT_WEIGHT} * uplift",
@@ -230,20 +235,29 @@ def evaluate_personalisation(
     first: date,
     last: date,
     *,
-    held_out: bool = False,
+    holdout: dict[str, Any] | None = None,
     seed: int = 0,
 ) -> tuple[dict[str, float], pl.DataFrame, pl.DataFrame]:
     """The model's metrics on the offers (and assignments) published from `first` to `last`,
-    with the scored rows (offers: label, propensity and the baselines; assignments: treated,
-    converted, uplift). `held_out`: the window is the model's own held-out part, so its fit
-    without that part scores it."""
+    with the scored rows (offers: label, the model's propensity and each baseline's score;
+    assignments: treated, converted, uplift). `holdout` (a card's `extra.holdout`): measure on
+    the model's own held-out part of the window (its campaigns, or the offers from its cutoff),
+    scored by the model's fit without that part."""
+    check_model(model)
     _check_window(first, last)
-    scorer = model.holdout_model if held_out and model.holdout_model is not None else model
+    scorer = model
+    if holdout is not None:
+        if model.holdout_model is None:
+            raise PersonalisationInputError("this model kept no fit without its held-out part")
+        scorer = model.holdout_model
     tables = build_tables(_until(events, last))
     offers = _window_offers(tables, first, last)
+    assignments = _window_assignments(tables, first, last)
+    if holdout is not None:
+        held = _held_out(holdout)
+        offers, assignments = offers.filter(held), assignments.filter(held)
     _check_classes(offers, "label", f"the offers from {first} to {last}")
     frame = offer_features(tables, offers, scorer.vocab)
-    assignments = _window_assignments(tables, first, last)
     arms = offer_features(tables, assignments, scorer.vocab) if assignments.height else assignments
     metrics, scored = evaluate_frames(scorer, frame, arms, seed=seed)
     return metrics, scored, _scored_arms(scorer, arms)
@@ -406,6 +420,7 @@ def _campaign_split(offers: pl.DataFrame) -> Split:
         train,
         test,
         {
+            "kind": "campaign",
             "cutoff": cutoff.isoformat(),
             "held_out_campaigns": sorted(test_campaigns.to_list()),
             "train": f"offers of {starts.height - test_campaigns.len()} earlier campaigns whose "
@@ -432,6 +447,7 @@ def _time_split(offers: pl.DataFrame) -> Split:
         train.to_series(),
         test.to_series(),
         {
+            "kind": "time",
             "cutoff": split_at.isoformat(),
             "train": f"offers before {split_at:%Y-%m-%d %H:%M} whose outcome was known by then",
             "test": f"offers from {split_at:%Y-%m-%d %H:%M}",
@@ -444,13 +460,17 @@ def _split_assignments(arms: pl.DataFrame, plan: Split) -> tuple[pl.DataFrame, p
     measured, earlier ones whose outcome was known by the cutoff learned from."""
     if arms.height == 0:
         return arms, arms
+    held = _held_out(plan.description)
     cutoff = datetime.fromisoformat(plan.description["cutoff"])
-    if plan.kind == "campaign":
-        held = pl.col("campaign_id").is_in(plan.description["held_out_campaigns"])
-    else:
-        held = pl.col("at") >= cutoff
     train = arms.filter(~held & (pl.col("horizon_end") <= cutoff))
     return train, arms.filter(held)
+
+
+def _held_out(description: dict[str, Any]) -> pl.Expr:
+    """The rows of a split's held-out part: its campaigns, or the rows from its cutoff."""
+    if description.get("kind") == "campaign":
+        return pl.col("campaign_id").is_in(description["held_out_campaigns"])
+    return pl.col("at") >= datetime.fromisoformat(description["cutoff"])
 
 
 # -- metrics -----------------------------------------------------------------------------------
@@ -482,7 +502,9 @@ def evaluate_frames(
     scored: customer_id, campaign_id, voucher_id, label, `model` and one column per baseline."""
     y = frame["label"].to_numpy()
     scores = {"model": model.predict_propensity(frame), **baseline_scores(model, frame)}
-    metrics = compare(y, frame["customer_id"].to_numpy(), scores, model="model", k=NDCG_K, seed=seed)
+    metrics = compare(
+        y, frame["customer_id"].to_numpy(), scores, model="model", k=NDCG_K, seed=seed
+    )
     metrics["test_offers"] = float(len(y))
     metrics["test_redemption_rate"] = float(y.mean())
     metrics["test_customers"] = float(frame["customer_id"].n_unique())
@@ -622,15 +644,31 @@ def _booster(
     params = PROPENSITY_PARAMS
     settings = {k: v for k, v in params.items() if k != "num_boost_round"}
     settings.update(FIXED_PARAMS, seed=seed)
+    rows, weights = negative_sample(frame["label"].to_numpy(), seed)
     data = lgb.Dataset(
-        _matrix(frame, features),
-        label=frame["label"].to_numpy().astype(np.float64),
+        _matrix(frame[rows], features),
+        label=frame["label"].to_numpy()[rows].astype(np.float64),
+        weight=weights,
         feature_name=features,
         categorical_feature=categorical,
         free_raw_data=True,
-        params={"verbose": -1},
+        params={"verbose": -1, "max_bin": params["max_bin"]},
     )
     return lgb.train(settings, data, num_boost_round=params["num_boost_round"])
+
+
+def negative_sample(labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """The rows the propensity learns from (every positive, at most NEGATIVES_PER_POSITIVE
+    negatives per positive, drawn with `seed`) and their weights (None: every row, unweighted)."""
+    positives = np.flatnonzero(labels == 1)
+    negatives = np.flatnonzero(labels != 1)
+    keep = NEGATIVES_PER_POSITIVE * len(positives)
+    if keep == 0 or len(negatives) <= keep:
+        return np.arange(len(labels)), None
+    drawn = np.random.default_rng(seed).choice(negatives, keep, replace=False)
+    rows = np.sort(np.concatenate([positives, drawn]))
+    weights = np.where(labels[rows] == 1, 1.0, len(negatives) / keep)
+    return rows, weights
 
 
 def _matrix(frame: pl.DataFrame, features: list[str]) -> np.ndarray:
@@ -762,7 +800,9 @@ def _until(events: pl.DataFrame, last: date) -> pl.DataFrame:
     return events
 
 
-def _before(events: pl.DataFrame | pl.LazyFrame, as_of: datetime, skip_orders: bool) -> pl.DataFrame:
+def _before(
+    events: pl.DataFrame | pl.LazyFrame, as_of: datetime, skip_orders: bool
+) -> pl.DataFrame:
     """The events read, strictly before `as_of` (orders left out when they come decoded)."""
     from models_ml.personalisation_features import EVENT_TYPES, REQUIRED_COLUMNS
 

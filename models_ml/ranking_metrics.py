@@ -71,9 +71,7 @@ def roc_auc(y: np.ndarray, score: np.ndarray, weights: np.ndarray | None = None)
     )
 
 
-def average_precision(
-    y: np.ndarray, score: np.ndarray, weights: np.ndarray | None = None
-) -> float:
+def average_precision(y: np.ndarray, score: np.ndarray, weights: np.ndarray | None = None) -> float:
     return _Sorted(np.asarray(y), np.asarray(score, dtype=np.float64)).average_precision(
         np.ones(len(y)) if weights is None else weights
     )

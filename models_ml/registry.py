@@ -86,6 +86,11 @@ class Registry:
             raise RegistryError(f"no model version {version}")
         return ModelCard(**json.loads(path.read_text()))
 
+    def folder(self, version: str) -> Path:
+        """Where a version's files are (model.pkl, card.json and what evaluations add)."""
+        card = self.card(version)
+        return self.root / card.kind / card.version
+
     def promoted(self, kind: str) -> ModelCard | None:
         history = self._history(kind)
         return self.card(history[-1]) if history else None

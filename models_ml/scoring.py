@@ -37,10 +37,11 @@ def fraud_review_queue(home: Path, features: pl.DataFrame) -> tuple[pl.DataFrame
 def next_best_offer_table(home: Path) -> tuple[pl.DataFrame, ModelCard]:
     """Per customer, the NEXT_BEST_OFFERS campaigns offerable at the lake's last event."""
     from models_ml.order_cache import cached_orders
-    from models_ml.personalisation import next_best_offers
+    from models_ml.personalisation import check_model, next_best_offers
     from models_ml.personalisation_features import EVENT_TYPES
 
     model, card = Registry(home).load("personalisation")
+    check_model(model)
     lake = home / "lake"
     last_day = lake_days(lake)[1]
     # Lazy: next_best_offers reads only the event types and columns it uses. The moment is the

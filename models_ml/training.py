@@ -20,6 +20,9 @@ from models_ml.data import (
 from models_ml.registry import KINDS, ModelCard, Registry, RegistryError
 
 DEFAULT_DAYS = 60  # the training window when none is given: the lake's last 60 days
+# Personalisation learns from campaigns, and a merchant sending one-shot campaigns sends a few a
+# month: its default window is the last two years (the history before a window is read anyway).
+PERSONALISATION_DEFAULT_DAYS = 730
 DEFAULT_SEED = 0  # as `promo models train` without --seed
 # The first personalisation model on a new ledger (nightly, nothing promoted yet) learns from
 # the events of at most this many customers, drawn with the seed: at 130,000 customers the full
@@ -27,10 +30,13 @@ DEFAULT_SEED = 0  # as `promo models train` without --seed
 BOOTSTRAP_CUSTOMERS = 20_000
 
 
-def training_window(home: Path, first: date | None, last: date | None) -> tuple[date, date]:
+def training_window(
+    home: Path, first: date | None, last: date | None, kind: str = "fraud"
+) -> tuple[date, date]:
     lake_first, lake_last = lake_days(home / "lake")
     last = last or lake_last
-    first = first or max(lake_first, last - timedelta(days=DEFAULT_DAYS - 1))
+    days = PERSONALISATION_DEFAULT_DAYS if kind == "personalisation" else DEFAULT_DAYS
+    first = first or max(lake_first, last - timedelta(days=days - 1))
     if first > last:
         raise ValueError(f"empty window: --from {first} is after --to {last}")
     return first, last
@@ -43,11 +49,13 @@ def train(
     kind: str,
     seed: int,
     max_customers: int | None = None,
+    split: str = "auto",
 ) -> tuple[Any, dict[str, Any]]:
     """A fitted model of `kind` and its registry card fields, trained on [first, last].
 
-    `max_customers` (personalisation only): learn from a sample of that many customers, drawn
-    with `seed`, rather than from everyone."""
+    Personalisation only: `max_customers`, learn from a sample of that many customers, drawn
+    with `seed`, rather than from everyone; `split`, how its metrics hold out offers (auto,
+    campaign or time)."""
     lake = home / "lake"
     if kind == "fraud":
         from models_ml.fraud_features import load_fraud_events
@@ -69,7 +77,7 @@ def train(
 
         # customer history and campaign definitions come from before the window too
         events, sample = personalisation_events(lake, last, seed, max_customers)
-        model, card = train_personalisation(events, first, last, seed)
+        model, card = train_personalisation(events, first, last, seed, split=split)
         if sample is not None:
             card["params"]["customer_sample"] = sample
         return model, card
@@ -117,7 +125,8 @@ def train_and_register(
     last: date | None = None,
     seed: int = DEFAULT_SEED,
     max_customers: int | None = None,
+    split: str = "auto",
 ) -> ModelCard:
-    first, last = training_window(home, first, last)
-    model, card_fields = train(home, first, last, kind, seed, max_customers)
+    first, last = training_window(home, first, last, kind)
+    model, card_fields = train(home, first, last, kind, seed, max_customers, split)
     return Registry(home).save(kind, model, card_fields)

@@ -11,11 +11,11 @@ treatment column and a 0/1 outcome column):
     q = uplift.qini_auc_score(scored["converted"], scored["uplift"], scored["treated"])
     noise = uplift.random_qini(scored, "treated", "converted", seeds=200)  # random rankings
 
-The T-learner fits one LightGBM classifier per arm; uplift = P(outcome | treated, x) −
+The T-learner fits one LightGBM classifier per arm; uplift = P(outcome | treated, x) -
 P(outcome | control, x). The Qini curve and coefficient follow the uplift literature's
 conventions as scikit-uplift implements them (Radcliffe 2007): targeting the top n by uplift,
-Q(n) = Y_T(n) − Y_C(n) · N_T(n) / N_C(n); ties form one step; the coefficient is the area
-between the curve and the random line (0, 0)–(N, Q(N)), divided by the same area for the
+Q(n) = Y_T(n) - Y_C(n) · N_T(n) / N_C(n); ties form one step; the coefficient is the area
+between the curve and the random line (0, 0)-(N, Q(N)), divided by the same area for the
 perfect ranking (negative effects included), so 1 is perfect, 0 is random and a ranking that
 puts the harmed first is negative. A figure alone says little on a few thousand assignments:
 `random_qini` gives the distribution of the coefficient over random rankings of the same rows,
@@ -31,6 +31,8 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 import polars as pl
+
+from models_ml.ranking_metrics import Interval
 
 T_LEARNER_PARAMS: dict[str, Any] = {
     "objective": "binary",
@@ -134,9 +136,7 @@ def feature_matrix(
 # -- the Qini curve and coefficient ------------------------------------------------------------
 
 
-def qini_points(
-    y_true: Any, uplift: Any, treatment: Any
-) -> tuple[np.ndarray, np.ndarray]:
+def qini_points(y_true: Any, uplift: Any, treatment: Any) -> tuple[np.ndarray, np.ndarray]:
     """(n targeted, Q(n)) at each distinct score from the highest down, starting at (0, 0):
     scikit-uplift's `qini_curve`."""
     y, u, t = _arrays(y_true, uplift, treatment)
@@ -161,7 +161,7 @@ def perfect_qini_points(y_true: Any, treatment: Any) -> tuple[np.ndarray, np.nda
 
 def qini_auc_score(y_true: Any, uplift: Any, treatment: Any) -> float:
     """The Qini coefficient normalised as scikit-uplift's `qini_auc_score` (negative_effect=True):
-    (area of the curve − area of the random line) / (the same for the perfect curve)."""
+    (area of the curve - area of the random line) / (the same for the perfect curve)."""
     x, q = qini_points(y_true, uplift, treatment)
     x_best, q_best = perfect_qini_points(y_true, treatment)
     baseline = x_best[-1] * q_best[-1] / 2
@@ -194,19 +194,7 @@ def qini_curve(
     )
 
 
-@dataclass(frozen=True)
-class Interval:
-    value: float
-    low: float
-    high: float
-
-    def as_dict(self, name: str) -> dict[str, float]:
-        return {name: self.value, f"{name}_ci95_low": self.low, f"{name}_ci95_high": self.high}
-
-
-def random_qini(
-    frame: pl.DataFrame, treatment: str, outcome: str, *, seeds: int = 200
-) -> Interval:
+def random_qini(frame: pl.DataFrame, treatment: str, outcome: str, *, seeds: int = 200) -> Interval:
     """The Qini coefficient of random rankings of these rows over `seeds` seeds: its mean and
     the 2.5% and 97.5% quantiles. A model's coefficient inside this band is not told apart from
     targeting at random."""
@@ -299,7 +287,9 @@ def _arrays(y_true: Any, uplift: Any, treatment: Any) -> tuple[np.ndarray, ...]:
     u = np.asarray(uplift, dtype=np.float64)
     t = np.asarray(treatment, dtype=np.float64)
     if not len(y) == len(u) == len(t):
-        raise UpliftInputError(f"lengths differ: outcome {len(y)}, score {len(u)}, treatment {len(t)}")
+        raise UpliftInputError(
+            f"lengths differ: outcome {len(y)}, score {len(u)}, treatment {len(t)}"
+        )
     for name, values in (("outcome", y), ("treatment", t)):
         if not np.isin(values, (0.0, 1.0)).all():
             raise UpliftInputError(f"{name} must be 0 or 1")
