@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 
@@ -143,3 +144,74 @@ def model_versions(kind: str) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+# The rankings a personalisation card measures (`ranking_metrics.compare`'s names).
+SCORERS = ("model", "random", "popularity", "contents_popularity", "own_history_rate",
+           "own_history_count", "contents_size")  # fmt: skip
+RANKING_METRICS = ("roc_auc", "pr_auc", "ndcg_at_3")
+PLOTS = ("roc.png", "precision_recall.png", "calibration.png", "feature_importance.png",
+         "qini.png")  # fmt: skip
+
+
+def model_card(version: str) -> ModelCard:
+    return Registry(promo_home()).card(version)
+
+
+def promoted_card(kind: str) -> ModelCard | None:
+    return Registry(promo_home()).promoted(kind)
+
+
+def with_interval(metrics: dict[str, float], name: str) -> str:
+    """`0.8826 [0.8667, 0.8990]`, or the value alone, or '' when the card lacks it."""
+    value = metrics.get(name)
+    if value is None:
+        return ""
+    low, high = metrics.get(f"{name}_ci95_low"), metrics.get(f"{name}_ci95_high")
+    return f"{value:.4f}" if low is None or high is None else f"{value:.4f} [{low:.4f}, {high:.4f}]"
+
+
+def against_baselines(card: ModelCard) -> pd.DataFrame:
+    """One row per ranking (the model, then each baseline measured on the same held-out rows),
+    one column per metric, each value with its bootstrap 95% interval, and the interval of the
+    model's lift over each baseline."""
+    rows = []
+    for scorer in SCORERS:
+        row: dict[str, str] = {"ranking": scorer}
+        for metric in RANKING_METRICS:
+            name = metric if scorer == "model" else f"{metric}_{scorer}"
+            row[metric] = with_interval(card.metrics, name)
+            low = card.metrics.get(f"{metric}_lift_over_{scorer}_ci95_low")
+            high = card.metrics.get(f"{metric}_lift_over_{scorer}_ci95_high")
+            row[f"{metric}_model_lift"] = (
+                "" if low is None or high is None else f"[{low:+.4f}, {high:+.4f}]"
+            )
+        if any(row[m] for m in RANKING_METRICS):
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def against_promoted(card: ModelCard, promoted: ModelCard | None) -> pd.DataFrame:
+    """The headline metrics of a version beside the promoted version's, each on its own held-out
+    part (the windows are shown: figures on different windows compare loosely)."""
+    names = [*RANKING_METRICS, "qini", "test_offers", "test_redemption_rate"]
+    rows = []
+    for name in names:
+        if name not in card.metrics and (promoted is None or name not in promoted.metrics):
+            continue
+        rows.append(
+            {
+                "metric": name,
+                card.version: with_interval(card.metrics, name),
+                f"promoted ({promoted.version})" if promoted else "promoted": (
+                    with_interval(promoted.metrics, name) if promoted else "none"
+                ),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def evaluation_plots(card: ModelCard) -> list[Path]:
+    """The PNGs `promo models evaluate` wrote beside the version's card, in a fixed order."""
+    folder = Registry(promo_home()).folder(card.version) / "evaluation"
+    return [folder / name for name in PLOTS if (folder / name).is_file()]

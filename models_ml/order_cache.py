@@ -20,7 +20,7 @@ from models_ml.data import LAKE_SCHEMA, _events_dir
 from models_ml.personalisation_features import decode_orders
 
 # Part of every file name: bump it when decode_orders' output changes, so old files are redone.
-FORMAT = 1
+FORMAT = 2
 _PATH = "source_file"
 
 

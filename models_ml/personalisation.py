@@ -411,7 +411,7 @@ def _campaign_split(offers: pl.DataFrame) -> Split:
             "every campaign of the window was first sent at one time: a campaign split needs "
             "campaigns sent at two or more times"
         )
-    in_test = pl.col("campaign_id").is_in(test_campaigns)
+    in_test = pl.col("campaign_id").is_in(test_campaigns.implode())
     train = offers.select(~in_test & (pl.col("horizon_end") <= cutoff)).to_series()
     test = offers.select(in_test).to_series()
     embargoed = offers.filter(~in_test & (pl.col("horizon_end") > cutoff))
@@ -729,7 +729,7 @@ def _known_customers(tables: EventTables, as_of: datetime) -> pl.DataFrame:
         .select(
             "customer_id",
             *[pl.col(c).fill_null(False).alias(f"consent_{c}") for c in CHANNELS],
-            has_ordered=pl.col("customer_id").is_in(ordered),
+            has_ordered=pl.col("customer_id").is_in(ordered.implode()),
         )
     )
 
@@ -765,7 +765,7 @@ def _already_offered(tables: EventTables, as_of: datetime) -> pl.DataFrame:
     redeemed = tables.redemptions.filter(pl.col("at") < as_of)["voucher_id"]
     offers = with_horizon(tables, tables.offers.filter(pl.col("at") < as_of))
     holding = offers.filter(
-        ~pl.col("voucher_id").is_in(redeemed) & (pl.col("horizon_end") > as_of)
+        ~pl.col("voucher_id").is_in(redeemed.implode()) & (pl.col("horizon_end") > as_of)
     ).select("customer_id", "campaign_id")
     decided = pl.concat(
         [

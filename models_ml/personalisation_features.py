@@ -92,6 +92,8 @@ CATEGORICAL_VOCAB: dict[str, tuple[str, ...]] = {
 }
 
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S%.fZ"
+# One per event row, for running counts (a literal 1 would not broadcast inside cum_sum).
+ROW = pl.col("at").is_not_null().cast(pl.Int64)
 _UTC = pl.Datetime("us", "UTC")
 _ITEM = pl.Struct(
     {"product_id": pl.String, "category": pl.String, "brand": pl.String, "quantity": pl.Int64}
@@ -586,7 +588,7 @@ def uplift_assignments(tables: EventTables) -> pl.DataFrame:
     and each hold-out (treated = 0), with `converted` = an order by the voucher's horizon."""
     with_control = tables.held_out["campaign_id"].unique()
     campaign_contents = tables.campaigns.select("campaign_id", "contents")
-    treated = tables.offers.filter(pl.col("campaign_id").is_in(with_control)).select(
+    treated = tables.offers.filter(pl.col("campaign_id").is_in(with_control.implode())).select(
         "customer_id", "at", "campaign_id", "channel", "contents", treated=pl.lit(1)
     )
     control = (
@@ -651,6 +653,7 @@ def customer_feature_names(vocab: Vocabulary) -> list[str]:
         *[f"share_via_{s}" for s in SALES_CHANNELS], *[f"share_cat_{c}" for c in vocab.categories],
         "offers_90d", "offers_365d", "redemptions_90d", "redemptions_365d", "redeem_rate",
         "accept_rate", "days_since_last_offer", "days_since_last_redemption", "vouchers_open",
+        "accepted_open", "overdue",
         "held_out_365d", "delivery_failures_365d", *[f"consent_{c}" for c in CHANNELS],
         *attribute_feature_names(vocab),
     ]  # fmt: skip
@@ -666,7 +669,8 @@ OFFER_FEATURES = [
     "new_customers_only", "distribution_mode", "trigger_type", "control_share", "offer_channel",
     "whole_order", "listed_products", "listed_categories", "listed_brands", "listed_collections",
     "contents_products", "contents_price_median", "discount_to_price", "discount_to_aov",
-    "min_order_to_aov", "campaign_rate_before", "contents_rate_before",
+    "min_order_to_aov", "expected_orders_in_validity", "campaign_rate_before",
+    "contents_rate_before", "shape_rate_before",
 ]  # fmt: skip
 PAIR_FEATURES = [
     *[f"bought_{level}_overlap" for level in LEVELS],
@@ -715,6 +719,8 @@ def offer_features(tables: EventTables, rows: pl.DataFrame, vocab: Vocabulary) -
         .when(aov > 0)
         .then(pl.col("amount_off") / aov),
         min_order_to_aov=pl.when(aov > 0).then(pl.col("min_order_amount").fill_null(0) / aov),
+        # will the customer even shop before the voucher expires, at their recent pace?
+        expected_orders_in_validity=pl.col("orders_90d") / 90 * pl.col("validity_days"),
     )
     coded = wide.with_columns(
         [
@@ -786,7 +792,7 @@ def _timelines(tables: EventTables, vocab: Vocabulary) -> dict[str, pl.DataFrame
         if category not in orders.columns:
             orders = orders.with_columns(pl.lit(0, pl.Int64).alias(category))
     order_sums = {
-        "orders_total": one,
+        "orders_total": ROW,
         "spend_gross": pl.col("amount"),
         "lunch_orders": pl.col("lunch"),
         "units_total": pl.col("units").fill_null(0),
@@ -807,9 +813,9 @@ def _timelines(tables: EventTables, vocab: Vocabulary) -> dict[str, pl.DataFrame
     engagement = _cumulative(
         engagement, {"offers_n": pl.col("offers"), "redemptions_n": pl.col("redemptions")}
     )
-    offers_last = _cumulative(tables.offers, {"_seen": one}, last="last_offer_at").drop("_seen")
+    offers_last = _cumulative(tables.offers, {"_seen": ROW}, last="last_offer_at").drop("_seen")
     redemptions_last = _cumulative(
-        tables.redemptions, {"_seen": one}, last="last_redemption_at"
+        tables.redemptions, {"_seen": ROW}, last="last_redemption_at"
     ).drop("_seen")
     # Vouchers open at a moment: +1 at publication, -1 when redeemed or at their horizon.
     offered = labelled_offers(tables).join(
@@ -817,19 +823,28 @@ def _timelines(tables: EventTables, vocab: Vocabulary) -> dict[str, pl.DataFrame
         on="voucher_id",
         how="left",
     )
+    closes = pl.min_horizontal("horizon_end", pl.col("first_use").fill_null(pl.col("horizon_end")))
+    # Of those, the ones the customer accepted (in the wallet, likely used first): +1 at the
+    # acceptance, -1 when they close.
+    accepted = offered.join(
+        tables.accepted.group_by("voucher_id").agg(accepted_at=pl.col("at").min()),
+        on="voucher_id",
+    ).filter(pl.col("accepted_at") < closes)
     open_changes = pl.concat(
         [
-            offered.select("customer_id", "at", change=one),
+            offered.select("customer_id", "at", change=one, accepted_change=zero),
             offered.select(
-                "customer_id",
-                at=pl.min_horizontal(
-                    "horizon_end", pl.col("first_use").fill_null(pl.col("horizon_end"))
-                ),
-                change=pl.lit(-1, pl.Int64),
+                "customer_id", at=closes, change=pl.lit(-1, pl.Int64), accepted_change=zero
+            ),
+            accepted.select("customer_id", at="accepted_at", change=zero, accepted_change=one),
+            accepted.select(
+                "customer_id", at=closes, change=zero, accepted_change=pl.lit(-1, pl.Int64)
             ),
         ]
     )
-    counted = ("change", "refunds", "cancels", "accepted", "held_out", "failures")
+    counted = (
+        "change", "accepted_change", "refunds", "cancels", "accepted", "held_out", "failures",
+    )  # fmt: skip
 
     def part(frame: pl.DataFrame, name: str, value: pl.Expr = one) -> pl.DataFrame:
         return frame.select(
@@ -837,7 +852,9 @@ def _timelines(tables: EventTables, vocab: Vocabulary) -> dict[str, pl.DataFrame
         )
 
     lifetime_parts = [
-        open_changes.select("customer_id", "at", "change", **{c: zero for c in counted[1:]}),
+        open_changes.select(
+            "customer_id", "at", "change", "accepted_change", **{c: zero for c in counted[2:]}
+        ),
         part(tables.refunds, "refunds"),
         part(tables.cancellations, "cancels"),
         part(tables.accepted, "accepted"),
@@ -848,6 +865,7 @@ def _timelines(tables: EventTables, vocab: Vocabulary) -> dict[str, pl.DataFrame
         pl.concat(lifetime_parts),
         {
             "vouchers_open_n": pl.col("change"),
+            "accepted_open_n": pl.col("accepted_change"),
             "refunds_n": pl.col("refunds"),
             "cancels_n": pl.col("cancels"),
             "accepted_n": pl.col("accepted"),
@@ -881,7 +899,8 @@ def _derived_customer_features(wide: pl.DataFrame, vocab: Vocabulary) -> pl.Data
         *[f"via_{s}" for s in SALES_CHANNELS], *[f"cat_{c}" for c in cats],
         *[f"orders_total_{w}d" for w in WINDOWS], *[f"spend_gross_{w}d" for w in WINDOWS],
         "offers_n", "redemptions_n", "offers_n_90d", "redemptions_n_90d", "offers_n_365d",
-        "redemptions_n_365d", "vouchers_open_n", "refunds_n", "cancels_n", "accepted_n",
+        "redemptions_n_365d", "vouchers_open_n", "accepted_open_n", "refunds_n", "cancels_n",
+        "accepted_n",
         "held_out_n", "failures_n", "refunds_n_365d", "cancels_n_365d", "held_out_n_365d",
         "failures_n_365d",
     ]  # fmt: skip
@@ -935,6 +954,11 @@ def _derived_customer_features(wide: pl.DataFrame, vocab: Vocabulary) -> pl.Data
         days_since_last_offer=days_since("last_offer_at"),
         days_since_last_redemption=days_since("last_redemption_at"),
         vouchers_open=pl.col("vouchers_open_n"),
+        accepted_open=pl.col("accepted_open_n"),
+        # how overdue the next order is, against the customer's own recent pace
+        overdue=pl.when(within("orders_total", 90) > 0).then(
+            days_since("last_order_at") * within("orders_total", 90) / 90
+        ),
         held_out_365d=pl.col("held_out_n") - pl.col("held_out_n_365d"),
         delivery_failures_365d=pl.col("failures_n") - pl.col("failures_n_365d"),
         **{f"consent_{c}": pl.col(f"consent_{c}").cast(pl.Float64) for c in CHANNELS},
@@ -1001,7 +1025,7 @@ def _membership(tables: EventTables, contents: pl.Series) -> pl.DataFrame:
     """(contents, product_id, valid_from, valid_to): which catalogue products each contents
     covers, and when; a listed product is covered always, known to the catalogue or not."""
     cat = tables.catalogue
-    wanted = tables.contents.filter(pl.col("contents").is_in(contents))
+    wanted = tables.contents.filter(pl.col("contents").is_in(contents.implode()))
     always = {
         "valid_from": pl.lit(SINCE_EVER).dt.replace_time_zone("UTC"),
         "valid_to": pl.lit(NEVER).dt.replace_time_zone("UTC"),
@@ -1039,7 +1063,7 @@ def _covered_products(tables: EventTables, keys: pl.DataFrame) -> pl.DataFrame:
     member = _membership(tables, keys["contents"].unique())
     at_time = (
         keys.join(member, on="contents")
-        .filter((pl.col("valid_from") <= pl.col("at")) & (pl.col("at") < pl.col("valid_to")))
+        .filter((pl.col("valid_from") < pl.col("at")) & (pl.col("at") <= pl.col("valid_to")))
         .select("contents", "at", "product_id")
         .unique()
     )
@@ -1050,7 +1074,7 @@ def _covered_products(tables: EventTables, keys: pl.DataFrame) -> pl.DataFrame:
         how="left",
     ).filter(
         pl.col("valid_from").is_null()
-        | ((pl.col("valid_from") <= pl.col("at")) & (pl.col("at") < pl.col("valid_to")))
+        | ((pl.col("valid_from") < pl.col("at")) & (pl.col("at") <= pl.col("valid_to")))
     )
     return priced.group_by("contents", "at").agg(
         contents_products=pl.col("product_id").n_unique(),
@@ -1059,17 +1083,23 @@ def _covered_products(tables: EventTables, keys: pl.DataFrame) -> pl.DataFrame:
 
 
 def _past_rates(tables: EventTables, keys: pl.DataFrame) -> pl.DataFrame:
-    """Per (campaign_id, contents, at): the campaign's and the same contents' redemptions per
-    voucher published before `at`, smoothed towards the rate of all vouchers before `at` (missing
-    when none was published before: a one-shot campaign's first and only send)."""
+    """Per (campaign_id, contents, at): the redemptions per voucher published before `at` of the
+    campaign, of the same contents and of the same offer shape (a monthly promotion's earlier
+    editions), smoothed towards the rate of all vouchers before `at` (missing when none was
+    published before: a one-shot campaign's only send, a first edition)."""
+    shapes = tables.campaigns.select("campaign_id", "shape")
     published = tables.offers.select("campaign_id", "contents", "at", n=pl.lit(1), r=pl.lit(0))
     used = tables.redemptions.join(
         tables.offers.select("voucher_id", "contents").unique("voucher_id"),
         on="voucher_id",
         how="inner",
     ).select("campaign_id", "contents", "at", n=pl.lit(0), r=pl.lit(1))
-    events = pl.concat([published, used]).sort("at", maintain_order=True)
-    queries = keys.with_row_index("row")
+    events = (
+        pl.concat([published, used])
+        .join(shapes, on="campaign_id", how="left")
+        .sort("at", maintain_order=True)
+    )
+    queries = keys.join(shapes, on="campaign_id", how="left").with_row_index("row")
     out = queries
     overall = (
         events.select("at", n_all=pl.col("n").cum_sum(), r_all=pl.col("r").cum_sum())
@@ -1079,7 +1109,7 @@ def _past_rates(tables: EventTables, keys: pl.DataFrame) -> pl.DataFrame:
     out = out.sort("at").join_asof(
         overall, on="at", strategy="backward", allow_exact_matches=False, check_sortedness=False
     )
-    for by, name in (("campaign_id", "campaign"), ("contents", "contents")):
+    for by, name in (("campaign_id", "campaign"), ("contents", "contents"), ("shape", "shape")):
         running = (
             events.select(
                 by,
@@ -1102,7 +1132,7 @@ def _past_rates(tables: EventTables, keys: pl.DataFrame) -> pl.DataFrame:
         )
     prior = pl.when(pl.col("n_all") > 0).then(pl.col("r_all") / pl.col("n_all")).otherwise(0.0)
     rates = {}
-    for name in ("campaign", "contents"):
+    for name in ("campaign", "contents", "shape"):
         n, r = pl.col(f"n_{name}").fill_null(0), pl.col(f"r_{name}").fill_null(0)
         rates[f"{name}_rate_before"] = pl.when(n > 0).then((r + 10 * prior) / (n + 10))
     return out.sort("row").select("campaign_id", "contents", "at", **rates)
@@ -1125,8 +1155,8 @@ def _pair_part(tables: EventTables, pairs: pl.DataFrame, vocab: Vocabulary) -> p
         .join(pairs, on=["customer_id", "contents"])
         .filter(
             (pl.col("first_at") < pl.col("at"))
-            & (pl.col("valid_from") <= pl.col("at"))
-            & (pl.col("at") < pl.col("valid_to"))
+            & (pl.col("valid_from") < pl.col("at"))
+            & (pl.col("at") <= pl.col("valid_to"))
         )
         .group_by("customer_id", "contents", "at", "source", "level")
         .agg(found=pl.col("key").n_unique())
@@ -1180,7 +1210,7 @@ def _contents_keys(tables: EventTables, contents: pl.Series) -> pl.DataFrame:
         "valid_from": pl.lit(SINCE_EVER).dt.replace_time_zone("UTC"),
         "valid_to": pl.lit(NEVER).dt.replace_time_zone("UTC"),
     }
-    listed = tables.contents.filter(pl.col("contents").is_in(contents))
+    listed = tables.contents.filter(pl.col("contents").is_in(contents.implode()))
     parts = [
         versions.select(*span, level=pl.lit("product"), key="product_id"),
         listed.select("contents", key="products").explode("key")
@@ -1207,7 +1237,7 @@ def _touches(tables: EventTables, customers: pl.Series) -> pl.DataFrame:
     (`bought`, an order line) or redeemed (`redeemed`, a voucher covering it) each product,
     category, brand and collection."""
     cat = tables.catalogue
-    lines = _order_lines(tables.orders.filter(pl.col("customer_id").is_in(customers)))
+    lines = _order_lines(tables.orders.filter(pl.col("customer_id").is_in(customers.implode())))
     # What the catalogue said of each product when it was bought fills what the line omits.
     lines = lines.join(
         cat.select("product_id", "valid_from", "valid_to", cat_category="category",
@@ -1216,7 +1246,7 @@ def _touches(tables: EventTables, customers: pl.Series) -> pl.DataFrame:
         how="left",
     ).filter(
         pl.col("valid_from").is_null()
-        | ((pl.col("valid_from") <= pl.col("at")) & (pl.col("at") < pl.col("valid_to")))
+        | ((pl.col("valid_from") < pl.col("at")) & (pl.col("at") <= pl.col("valid_to")))
     )  # fmt: skip
     bought = pl.concat(
         [
@@ -1236,7 +1266,7 @@ def _touches(tables: EventTables, customers: pl.Series) -> pl.DataFrame:
         ]
     ).with_columns(source=pl.lit("bought"))
     redeemed_contents = (
-        tables.redemptions.filter(pl.col("customer_id").is_in(customers))
+        tables.redemptions.filter(pl.col("customer_id").is_in(customers.implode()))
         .join(tables.offers.select("voucher_id", "contents").unique("voucher_id"), on="voucher_id")
         .filter(pl.col("contents") != WHOLE_ORDER)
         .select("customer_id", "at", "contents")
@@ -1244,7 +1274,7 @@ def _touches(tables: EventTables, customers: pl.Series) -> pl.DataFrame:
     keys = _contents_keys(tables, redeemed_contents["contents"].unique())
     redeemed = (
         redeemed_contents.join(keys, on="contents")
-        .filter((pl.col("valid_from") <= pl.col("at")) & (pl.col("at") < pl.col("valid_to")))
+        .filter((pl.col("valid_from") < pl.col("at")) & (pl.col("at") <= pl.col("valid_to")))
         .select("customer_id", "at", "level", "key", source=pl.lit("redeemed"))
     )
     return (
@@ -1297,7 +1327,7 @@ def _category_share(tables: EventTables, pairs: pl.DataFrame, keys: pl.DataFrame
     """Per (customer_id, contents, at): the share of the units the customer bought before `at`
     that fall in the categories the contents covers then (missing for the whole order, or before
     any purchase)."""
-    lines = _order_lines(tables.orders.filter(pl.col("customer_id").is_in(pairs["customer_id"])))
+    lines = _order_lines(tables.orders.filter(pl.col("customer_id").is_in(pairs["customer_id"].unique().implode())))
     lines = (
         lines.join(
             tables.catalogue.select(
@@ -1308,7 +1338,7 @@ def _category_share(tables: EventTables, pairs: pl.DataFrame, keys: pl.DataFrame
         )
         .filter(
             pl.col("valid_from").is_null()
-            | ((pl.col("valid_from") <= pl.col("at")) & (pl.col("at") < pl.col("valid_to")))
+            | ((pl.col("valid_from") < pl.col("at")) & (pl.col("at") <= pl.col("valid_to")))
         )
         .select("customer_id", "at", "quantity", category=pl.coalesce("category", "cat_category"))
     )
@@ -1332,7 +1362,7 @@ def _category_share(tables: EventTables, pairs: pl.DataFrame, keys: pl.DataFrame
     )
     asked = (
         pairs.join(offer_categories, on="contents")
-        .filter((pl.col("valid_from") <= pl.col("at")) & (pl.col("at") < pl.col("valid_to")))
+        .filter((pl.col("valid_from") < pl.col("at")) & (pl.col("at") <= pl.col("valid_to")))
         .select("customer_id", "contents", "at", "category")
         .unique()
         .sort("at")

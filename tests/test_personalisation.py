@@ -1,10 +1,12 @@
-"""Reward personalisation: point-in-time features, propensity, uplift and next best offers."""
+"""Reward personalisation at the customer x voucher grain: point-in-time features, labels within
+a voucher's validity, the campaign and time splits, propensity against its baselines, next best
+offers."""
 
 from __future__ import annotations
 
 import json
+import math
 import pickle
-import random
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -12,187 +14,57 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pytest
+from personalisation_builders import T0, Ledger, booklet_ledger, planted_uplift_ledger
 from polars.testing import assert_frame_equal
 
 from models_ml.order_cache import cache_dir, cached_orders
 from models_ml.personalisation import (
     PersonalisationInputError,
     evaluate_personalisation,
-    ndcg_at_k,
     next_best_offers,
-    qini_coefficient,
+    plan_split,
     train_personalisation,
 )
 from models_ml.personalisation_features import (
+    Vocabulary,
     build_tables,
-    customer_features,
-    customer_snapshot,
     decode_orders,
+    feature_names,
     labelled_offers,
+    offer_features,
+    vocabulary,
 )
-from pipelines.ledger_extract import LAKE_SCHEMA, Lake, sync_lake
+from pipelines.ledger_extract import Lake, sync_lake
 from redemption_core.simulate import SimulationConfig, simulate
 
-T0 = datetime(2026, 3, 2, tzinfo=UTC)  # a Monday
-PLANTED_LAST = (T0 + timedelta(days=59)).date()  # the planted ledger's assignments and outcomes
-
-
-# -- builders ----------------------------------------------------------------------------------
-
-
-class Ledger:
-    """Lake-schema event rows, built one call per event; `frame()` is what the lake would hold."""
-
-    def __init__(self) -> None:
-        self.rows: list[dict[str, Any]] = []
-
-    def add(
-        self, event_type: str, at: datetime, payload: dict[str, Any] | None = None, **ids: str
-    ) -> None:
-        row: dict[str, Any] = {name: None for name in LAKE_SCHEMA.names}
-        stamp = at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        row.update(
-            seq=len(self.rows) + 1,
-            event_id=f"evt_{len(self.rows) + 1:028x}",
-            event_type=event_type,
-            occurred_at=stamp,
-            recorded_at=stamp,
-            payload=json.dumps(payload or {}),
-            event_date=stamp[:10],
-            **ids,
-        )
-        self.rows.append(row)
-
-    def campaign(
-        self, campaign_id: str, at: datetime = T0 - timedelta(days=90), **overrides: Any
-    ) -> None:
-        definition = {
-            "id": campaign_id,
-            "status": "active",
-            "active_from": "2025-01-01T00:00:00.000000Z",
-            "active_until": "2027-01-01T00:00:00.000000Z",
-            "voucher": {"kind": "unique"},
-            "discount": {"type": "amount", "amount_off": 500},
-            "rules": {"valid_days_after_publication": 14},
-            "distribution": {
-                "mode": "promotion",
-                "channels": ["push", "email"],
-                "control_share": 0.5,
-            },
-            **overrides,
-        }
-        self.add("campaign_created", at, {"definition": definition}, campaign_id=campaign_id)
-
-    def customer(
-        self, customer_id: str, at: datetime, email: bool = True, push: bool = False
-    ) -> None:
-        consent = {"email": email, "sms": False, "push": push}
-        self.add(
-            "customer_created",
-            at,
-            {"signup_at": at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "consent": consent},
-            customer_id=customer_id,
-        )
-
-    def order(
-        self,
-        customer_id: str,
-        at: datetime,
-        amount: int = 2000,
-        category: str = "pizza",
-        order_id: str | None = None,
-    ) -> None:
-        order_id = order_id or f"o{len(self.rows):06d}"
-        items = [
-            {"product_id": category, "category": category, "quantity": 2, "unit_price": amount // 2}
-        ]
-        self.add(
-            "order_recorded",
-            at,
-            {"amount": amount, "currency": "EUR", "items": items},
-            customer_id=customer_id,
-            order_id=order_id,
-            sales_channel="app",
-        )
-
-    def publish(
-        self,
-        customer_id: str,
-        campaign_id: str,
-        voucher_id: str,
-        at: datetime,
-        channel: str = "email",
-    ) -> None:
-        self.add("voucher_published", at, {"code": voucher_id.upper()}, customer_id=customer_id,
-                 campaign_id=campaign_id, voucher_id=voucher_id, channel=channel)  # fmt: skip
-
-    def redeem(
-        self,
-        customer_id: str,
-        campaign_id: str,
-        voucher_id: str,
-        at: datetime,
-        redemption_id: str = "",
-    ) -> None:
-        self.add("redemption_succeeded", at, {"code": voucher_id.upper(), "discount": 500},
-                 customer_id=customer_id, campaign_id=campaign_id, voucher_id=voucher_id,
-                 redemption_id=redemption_id or f"r_{voucher_id}")  # fmt: skip
-
-    def frame(self) -> pl.DataFrame:
-        return pl.DataFrame(
-            self.rows,
-            schema=dict(zip(LAKE_SCHEMA.names, [pl.Int64] + [pl.String] * 19, strict=True)),
-        )
-
-
-def planted_uplift_ledger(customers: int = 1_200, seed: int = 5) -> Ledger:
-    """Half the customers (salad eaters) order far more often when offered; the others order
-    at the same rate either way. Each is assigned once, treated or held out by a coin."""
-    rng = random.Random(seed)
-    ledger = Ledger()
-    ledger.campaign("spring")
-    for i in range(customers):
-        customer = f"c{i:05d}"
-        persuadable = i % 2 == 0
-        ledger.customer(customer, T0 - timedelta(days=80), push=rng.random() < 0.5)
-        for k in range(3):
-            ledger.order(customer, T0 - timedelta(days=70 - 20 * k, hours=rng.random()),
-                         category="salad" if persuadable else "pizza")  # fmt: skip
-        at = T0 + timedelta(days=i % 30, hours=6)
-        treated = rng.random() < 0.5
-        if treated:
-            ledger.publish(customer, "spring", f"v_{i:05d}", at)
-        else:
-            ledger.add(
-                "customer_held_out",
-                at,
-                {"source": "promotion"},
-                customer_id=customer,
-                campaign_id="spring",
-            )
-        converts = rng.random() < (0.8 if treated and persuadable else 0.3)
-        if converts:
-            when = at + timedelta(days=rng.uniform(0.5, 10))
-            ledger.order(customer, when, category="salad" if persuadable else "pizza")
-            if treated and rng.random() < 0.7:
-                ledger.redeem(customer, "spring", f"v_{i:05d}", when)
-    ledger.order("c00000", T0 + timedelta(days=60))  # the data runs past every horizon
-    return ledger
+BOOKLET_DAYS = (T0 - timedelta(days=400)).date(), (T0 + timedelta(days=30)).date()
+PLANTED_LAST = (T0 + timedelta(days=59)).date()
+SIM_FIRST, SIM_LAST = date(2026, 1, 5), date(2026, 3, 5)
 
 
 @pytest.fixture(scope="module")
-def simulated(tmp_path_factory: pytest.TempPathFactory) -> pl.DataFrame:
-    # 60 days rather than 45: with a 14-day label horizon, a 45-day run leaves a single promotion
-    # batch in the later (held-out) part, so no customer has two offers there to rank.
+def booklets() -> pl.DataFrame:
+    return booklet_ledger().frame()
+
+
+@pytest.fixture(scope="module")
+def booklet_model(booklets: pl.DataFrame) -> tuple[Any, dict[str, Any]]:
+    return train_personalisation(booklets, *BOOKLET_DAYS, seed=2)
+
+
+@pytest.fixture(scope="module")
+def simulated_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home: Path = tmp_path_factory.mktemp("personalisation")
     simulate(home, SimulationConfig(customers=800, days=60, seed=3), progress=None)
     sync_lake(home / "ledger.sqlite", Lake(home / "lake"))
+    return home
+
+
+@pytest.fixture(scope="module")
+def simulated(simulated_home: Path) -> pl.DataFrame:
     return pl.scan_parquet(
-        str(home / "lake" / "events" / "*" / "*.parquet"), hive_partitioning=True
+        str(simulated_home / "lake" / "events" / "*" / "*.parquet"), hive_partitioning=True
     ).collect()
-
-
-SIM_FIRST, SIM_LAST = date(2026, 1, 5), date(2026, 3, 5)
 
 
 @pytest.fixture(scope="module")
@@ -200,226 +72,312 @@ def trained(simulated: pl.DataFrame) -> tuple[Any, dict[str, Any]]:
     return train_personalisation(simulated, SIM_FIRST, SIM_LAST, seed=11)
 
 
-# -- features ----------------------------------------------------------------------------------
+def features_at(events: pl.DataFrame, vocab: Vocabulary | None = None) -> pl.DataFrame:
+    tables = build_tables(events)
+    return offer_features(tables, labelled_offers(tables), vocab or vocabulary(tables))
 
 
-def test_customer_features_count_only_what_happened_before_the_moment() -> None:
+def same(a: Any, b: Any) -> bool:
+    if isinstance(a, float) and isinstance(b, float):
+        return (math.isnan(a) and math.isnan(b)) or a == pytest.approx(b)
+    return a == b
+
+
+# -- features as of an instant -----------------------------------------------------------------
+
+
+def history_with(event: str, at: datetime) -> pl.DataFrame:
+    """Ann's history, an offer of a pizza voucher at T0, and one more `event` at `at`."""
     ledger = Ledger()
+    ledger.add("customer_attributes_declared", T0 - timedelta(days=200),
+               {"attributes": {"age": "numeric", "tier": "categorical"}})  # fmt: skip
+    ledger.product("margherita", T0 - timedelta(days=200), category="pizza", brand="casa",
+                   price=900, currency="EUR", collections=["italian"])  # fmt: skip
+    ledger.campaign("old", at=T0 - timedelta(days=150),
+                    discount={"type": "amount", "amount_off": 300,
+                              "applies_to": {"categories": ["pizza"]}},
+                    rules={"valid_days_after_publication": 30})  # fmt: skip
+    ledger.campaign("spring", at=T0 - timedelta(days=100),
+                    discount={"type": "percent", "percent_off": 20,
+                              "applies_to": {"brands": ["casa"]}})  # fmt: skip
+    ledger.customer("ann", T0 - timedelta(days=120), attributes={"age": 30, "tier": "gold"})
+    ledger.order("ann", T0 - timedelta(days=40), category="pizza", product="margherita")
+    ledger.voucher("old", "v_old", T0 - timedelta(days=20))
+    ledger.publish("ann", "old", "v_old", T0 - timedelta(days=20))
+    ledger.customer("bob", T0 - timedelta(days=120))
+    ledger.publish("bob", "spring", "v_bob", T0 - timedelta(days=10))
+    ledger.redeem("bob", "spring", "v_bob", T0 - timedelta(days=9))
+    ledger.voucher("spring", "v_new", T0)
+    ledger.publish("ann", "spring", "v_new", T0)
+    if event == "redemption":
+        ledger.redeem("ann", "old", "v_old", at)
+    elif event == "order":
+        ledger.order("ann", at, category="salad", product="caprese")
+    elif event == "attributes":
+        ledger.add("customer_updated", at, {"attributes": {"age": 31, "tier": "silver"}},
+                   customer_id="ann")  # fmt: skip
+    elif event == "product":
+        ledger.product("caprese", at, category="salad", brand="casa", price=700, currency="EUR")
+    elif event == "acceptance":
+        ledger.add("voucher_accepted", at, {}, customer_id="ann", campaign_id="old",
+                   voucher_id="v_old")  # fmt: skip
+    ledger.order("ann", T0 + timedelta(days=60))  # the data runs past every horizon
+    return ledger.frame()
+
+
+# One vocabulary for every variant: a model's is fixed when it is trained.
+VOCAB = Vocabulary(("pizza", "salad"), {"age": "numeric", "tier": "categorical"},
+                   {"tier": ("gold", "silver")})  # fmt: skip
+
+
+def ann_at_t0(events: pl.DataFrame) -> dict[str, Any]:
+    frame = features_at(events, VOCAB)
+    return frame.filter(pl.col("voucher_id") == "v_new").row(0, named=True)
+
+
+@pytest.mark.parametrize("event", ["redemption", "order", "attributes", "product", "acceptance"])
+def test_every_feature_of_an_offer_ignores_an_event_just_after_its_publication(event: str) -> None:
+    without = ann_at_t0(history_with("none", T0))
+    after = ann_at_t0(history_with(event, T0 + timedelta(seconds=1)))
+    at_the_instant = ann_at_t0(history_with(event, T0))
+
+    for name in feature_names(VOCAB):
+        assert same(after[name], without[name]), name
+        assert same(at_the_instant[name], without[name]), name
+
+
+@pytest.mark.parametrize(
+    ("event", "changed"),
+    [
+        ("redemption", ["redemptions_90d", "redeem_rate", "days_since_last_redemption",
+                        "vouchers_open", "redeemed_product_overlap", "redeemed_category_overlap",
+                        "redeemed_brand_overlap", "redeemed_collection_overlap"]),
+        ("order", ["orders_30d", "days_since_last_order", "share_cat_pizza",
+                   "share_in_offer_categories", "spend_90d"]),
+        ("attributes", ["attr_age", "attr_tier"]),
+        ("product", ["contents_products", "contents_price_median"]),
+        ("acceptance", ["accept_rate", "accepted_open"]),
+    ],
+)  # fmt: skip
+def test_the_same_event_moved_before_the_publication_changes_the_features_it_feeds(
+    event: str, changed: list[str]
+) -> None:
+    without = ann_at_t0(history_with("none", T0))
+
+    before = ann_at_t0(history_with(event, T0 - timedelta(days=2)))
+
+    assert [name for name in changed if same(before[name], without[name])] == []
+
+
+def test_features_do_not_depend_on_when_the_ledger_started() -> None:
+    # Two years of an unrelated customer before the same story: no count since the ledger's
+    # start, no tenure, nothing that would tell a model how old the ledger is.
+    young = history_with("none", T0)
+    older = Ledger()
+    older.campaign("ancient", at=T0 - timedelta(days=900))
+    older.customer("zed", T0 - timedelta(days=900))
+    older.order("zed", T0 - timedelta(days=880))
+    older.product("old-dish", T0 - timedelta(days=880), category="soup", price=500, currency="EUR")
+    events = pl.concat([older.frame(), young.with_columns(pl.col("seq") + 1000)])
+
+    late = ann_at_t0(events)
+    early = ann_at_t0(young)
+
+    assert [n for n in feature_names(VOCAB) if not same(late[n], early[n])] == []
+
+
+def test_attributes_declared_numeric_are_read_as_numbers_and_categorical_as_labels() -> None:
+    ledger = Ledger()
+    ledger.add("customer_attributes_declared", T0 - timedelta(days=10),
+               {"attributes": {"age": "numeric", "size": "categorical"}})  # fmt: skip
     ledger.campaign("spring")
-    ledger.customer("ann", T0 - timedelta(days=100), email=True, push=False)
-    ledger.order("ann", T0 - timedelta(days=40), amount=3000, category="pasta", order_id="o1")
-    ledger.order(
-        "ann", T0 - timedelta(days=10, hours=-1), amount=1000, category="salad", order_id="o2"
-    )
-    ledger.add(
-        "order_refunded", T0 - timedelta(days=5), {"amount": 400}, customer_id="ann", order_id="o1"
-    )
-    ledger.publish("ann", "spring", "v_1", T0 - timedelta(days=20), channel="email")
-    ledger.add(
-        "voucher_accepted",
-        T0 - timedelta(days=19),
-        {},
-        customer_id="ann",
-        campaign_id="spring",
-        voucher_id="v_1",
-    )
-    ledger.redeem("ann", "spring", "v_1", T0 - timedelta(days=10, hours=-1))
-    ledger.add("consent_changed", T0 - timedelta(days=3), {"channel": "push", "granted": True},
-               customer_id="ann", channel="push")  # fmt: skip
-    ledger.order("ann", T0, amount=9000, category="pizza")  # at the moment itself: not yet known
-    ledger.order("ann", T0 + timedelta(days=1), amount=9000, category="pizza")  # the future
-    tables = build_tables(ledger.frame())
-
-    row = customer_features(tables, pl.DataFrame({"customer_id": ["ann"], "at": [T0]})).row(
-        0, named=True
-    )
-
-    assert row["orders_total"] == 2
-    assert row["spend_net"] == 3000 + 1000 - 400
-    assert row["avg_order_value"] == 2000
-    assert row["orders_30d"] == 1 and row["orders_90d"] == 2
-    assert row["days_since_last_order"] == pytest.approx(10 - 1 / 24)
-    assert row["tenure_days"] == pytest.approx(100)
-    assert row["share_cat_pasta"] == 0.5 and row["share_cat_salad"] == 0.5
-    assert row["offers_total"] == 1 and row["offers_email"] == 1 and row["offers_push"] == 0
-    assert row["accepted_total"] == 1
-    assert row["offer_redemptions"] == 1 and row["redemptions_email"] == 1
-    assert row["refunds_total"] == 1
-    assert row["consent_email"] == 1 and row["consent_push"] == 1
-
-
-def test_features_before_the_first_order_know_nothing_of_it() -> None:
-    ledger = Ledger()
-    ledger.customer("bo", T0 - timedelta(days=10))
-    ledger.order("bo", T0 + timedelta(hours=1))
-    tables = build_tables(ledger.frame())
-
-    row = customer_features(tables, pl.DataFrame({"customer_id": ["bo"], "at": [T0]})).row(
-        0, named=True
-    )
-
-    assert row["orders_total"] == 0
-    assert row["days_since_last_order"] is None
-    assert row["days_since_first_order"] is None
-    assert row["avg_order_value"] is None
-
-
-def test_an_offer_is_labelled_by_a_redemption_within_its_horizon_that_was_not_rolled_back() -> None:
-    ledger = Ledger()
-    ledger.campaign("spring", rules={"valid_days_after_publication": 5})
-    for name in ("in_time", "too_late", "rolled_back", "never"):
-        ledger.customer(name, T0 - timedelta(days=30))
+    profiles = {
+        "ann": {"age": "35", "size": "5", "favourite": "tea"},
+        "bob": {"age": 41, "size": 5},
+        "cy": {"age": "forty", "size": "L"},
+        "di": {"size": "5+"},
+    }
+    for name, attributes in profiles.items():
+        ledger.customer(name, T0 - timedelta(days=5), attributes=attributes)
         ledger.publish(name, "spring", f"v_{name}", T0)
-    ledger.redeem("in_time", "spring", "v_in_time", T0 + timedelta(days=4))
-    ledger.redeem("too_late", "spring", "v_too_late", T0 + timedelta(days=6))
-    ledger.redeem(
-        "rolled_back", "spring", "v_rolled_back", T0 + timedelta(days=1), redemption_id="r_x"
+    tables = build_tables(ledger.frame())
+    vocab = vocabulary(tables)
+
+    rows = {r["customer_id"]: r for r in features_at(ledger.frame()).iter_rows(named=True)}
+
+    assert vocab.attribute_types == {"age": "numeric", "size": "categorical"}
+    assert vocab.attribute_values["size"] == ("5", "5+", "L")
+    assert [rows[c]["attr_age"] for c in ("ann", "bob")] == [35.0, 41.0]
+    assert rows["cy"]["attr_age"] is None and rows["di"]["attr_age"] is None  # not a number
+    assert rows["ann"]["attr_size"] == rows["bob"]["attr_size"] == 0.0  # the label "5"
+    assert (rows["di"]["attr_size"], rows["cy"]["attr_size"]) == (1.0, 2.0)
+    assert "attr_favourite" not in feature_names(vocab)  # never declared: not read
+    assert vocabulary(tables, {"size": "numeric"}).attribute_types == {"size": "numeric"}
+
+
+def test_an_attribute_type_other_than_numeric_or_categorical_is_refused_naming_it() -> None:
+    tables = build_tables(history_with("none", T0))
+
+    with pytest.raises(PersonalisationInputError, match="age"):
+        vocabulary(tables, {"age": "ordinal"})
+
+
+# -- labels ------------------------------------------------------------------------------------
+
+
+def test_an_offer_is_labelled_within_its_own_validity_or_the_campaign_end_not_a_fortnight() -> None:
+    ledger = Ledger()
+    ledger.campaign("monthly", rules={"valid_days_after_publication": 30})
+    ledger.campaign("ends", rules={}, active_until="2026-03-12T00:00:00.000000Z")
+    ledger.campaign("open", rules={}, active_until=None)
+    ledger.campaign("stopped", rules={"valid_days_after_publication": 30})
+    ledger.add("campaign_status_changed", T0 + timedelta(days=5),
+               {"status": "finished", "previous": "active"}, campaign_id="stopped")  # fmt: skip
+    cases = {
+        ("monthly", 20): 1, ("monthly", 31): 0, ("ends", 9): 1, ("ends", 11): 0,
+        ("open", 80): 1, ("stopped", 6): 0,
+    }  # fmt: skip
+    for i, ((campaign, day), _) in enumerate(cases.items()):
+        ledger.customer(f"c{i}", T0 - timedelta(days=1))
+        ledger.publish(f"c{i}", campaign, f"v{i}", T0)
+        ledger.redeem(f"c{i}", campaign, f"v{i}", T0 + timedelta(days=day))
+    ledger.customer("late", T0)
+    ledger.publish("late", "monthly", "v_rolled", T0)
+    ledger.redeem("late", "monthly", "v_rolled", T0 + timedelta(days=2), redemption_id="r1")
+    ledger.add("redemption_rolled_back", T0 + timedelta(days=3), {}, redemption_id="r1")
+
+    labelled = labelled_offers(build_tables(ledger.frame()))
+
+    found = dict(labelled.select("voucher_id", "label").iter_rows())
+    assert [found[f"v{i}"] for i in range(len(cases))] == list(cases.values())
+    assert found["v_rolled"] == 0
+    horizons = dict(labelled.select("voucher_id", "horizon_end").iter_rows())
+    assert horizons["v0"] == T0 + timedelta(days=30)
+    assert horizons["v2"] == datetime(2026, 3, 12, tzinfo=UTC)
+    assert horizons["v4"] == T0 + timedelta(days=90)  # nothing ends it: the open horizon
+    assert horizons["v5"] == T0 + timedelta(days=5)
+
+
+# -- one-shot campaigns and voucher contents ----------------------------------------------------
+
+
+def test_one_shot_campaigns_train_and_evaluate_holding_out_the_latest_campaigns_whole(
+    booklets: pl.DataFrame, booklet_model: tuple[Any, dict[str, Any]]
+) -> None:
+    model, card = booklet_model
+    tables = build_tables(booklets)
+    offers = labelled_offers(tables).filter(pl.col("horizon_end") <= tables.end)
+
+    plan = plan_split(offers)
+    metrics, scored, _ = evaluate_personalisation(
+        model, booklets, *BOOKLET_DAYS, holdout=card["extra"]["holdout"]
     )
-    ledger.add("redemption_rolled_back", T0 + timedelta(days=2), {"reason": "voided"},
-               campaign_id="spring", voucher_id="v_rolled_back", redemption_id="r_x")  # fmt: skip
 
-    offers = labelled_offers(build_tables(ledger.frame()), label_days=14)
-
-    labels = dict(offers.select("customer_id", "label").iter_rows())
-    assert labels == {"in_time": 1, "too_late": 0, "rolled_back": 0, "never": 0}
-    assert offers["horizon_end"].unique().to_list() == [T0 + timedelta(days=5)]
-
-
-# -- metrics -----------------------------------------------------------------------------------
-
-
-def test_ndcg_rewards_putting_the_redeemed_offer_first_and_scores_ties_as_random() -> None:
-    groups = np.array(["a", "a", "a"])
-    labels = np.array([0, 1, 0])
-
-    best = ndcg_at_k(groups, labels, np.array([0.1, 0.9, 0.2]), k=3)
-    worst = ndcg_at_k(groups, labels, np.array([0.9, 0.1, 0.2]), k=3)
-    tied = ndcg_at_k(groups, labels, np.zeros(3), k=3)
-
-    assert best == 1.0
-    assert worst == pytest.approx(0.5)
-    assert tied == pytest.approx((1 + 1 / np.log2(3) + 0.5) / 3)
+    assert card["params"]["split"] == plan.kind == "campaign"
+    assert card["extra"]["holdout"]["held_out_campaigns"] == ["booklet-7", "booklet-8"]
+    train_campaigns = set(offers.filter(plan.train)["campaign_id"])
+    test_campaigns = set(offers.filter(plan.test)["campaign_id"])
+    assert train_campaigns and test_campaigns and not train_campaigns & test_campaigns
+    assert set(scored["campaign_id"]) == test_campaigns
+    assert metrics["roc_auc"] == card["metrics"]["roc_auc"]  # the fit without the held-out part
+    assert metrics["roc_auc_ci95_low"] < metrics["roc_auc"] < metrics["roc_auc_ci95_high"]
+    for baseline in ("random", "popularity", "own_history_rate", "own_history_count",
+                     "contents_size"):  # fmt: skip
+        assert metrics["roc_auc"] > metrics[f"roc_auc_{baseline}"], baseline
+        assert metrics["pr_auc"] > metrics[f"pr_auc_{baseline}"], baseline
 
 
-def test_qini_is_positive_for_a_ranking_by_the_true_uplift_and_zero_for_a_constant() -> None:
-    rng = np.random.default_rng(0)
-    true_uplift = rng.uniform(0, 0.5, 4_000)
-    treated = rng.integers(0, 2, 4_000)
-    outcome = (rng.uniform(size=4_000) < 0.2 + treated * true_uplift).astype(int)
+def test_a_vouchers_contents_change_its_score(
+    booklets: pl.DataFrame, booklet_model: tuple[Any, dict[str, Any]]
+) -> None:
+    model, _ = booklet_model
+    tables = build_tables(booklets)
+    at = T0 + timedelta(days=1)
+    rows = pl.DataFrame(
+        {
+            "customer_id": ["c0000", "c0000", "c0001", "c0001"],  # a pizza, a salad eater
+            "at": [at] * 4,
+            "campaign_id": ["booklet-8"] * 4,
+            "voucher_id": [None] * 4,
+            "channel": ["email"] * 4,
+            "contents": ['{"categories":["pizza"]}', '{"categories":["salad"]}'] * 2,
+        },
+        schema_overrides={"at": pl.Datetime("us", "UTC"), "voucher_id": pl.String},
+    )
 
-    assert qini_coefficient(true_uplift, treated, outcome) > 0.01
-    assert qini_coefficient(-true_uplift, treated, outcome) < -0.01
-    assert qini_coefficient(np.zeros(4_000), treated, outcome) == pytest.approx(0.0)
+    scores = model.predict_propensity(offer_features(tables, rows, model.vocab))
+
+    assert scores[0] > 2 * scores[1]  # the pizza eater: the pizza voucher first
+    assert scores[3] > 2 * scores[2]  # the salad eater: the salad one
 
 
-# -- on a simulation ---------------------------------------------------------------------------
+def test_a_split_the_data_cannot_give_is_refused_saying_why(booklets: pl.DataFrame) -> None:
+    first_send = booklets.filter(
+        (pl.col("event_type") != "voucher_published")
+        | (pl.col("campaign_id") == "booklet-1")
+    )
+
+    with pytest.raises(PersonalisationInputError, match="one time"):
+        train_personalisation(first_send, *BOOKLET_DAYS, seed=1, split="time")
+    with pytest.raises(PersonalisationInputError, match="two or more campaigns"):
+        train_personalisation(first_send, *BOOKLET_DAYS, seed=1, split="campaign")
 
 
-def test_propensity_beats_the_random_baseline_on_roc_auc_and_pr_auc(
+# -- the simulator: a continuous business -------------------------------------------------------
+
+
+def test_on_the_simulator_the_propensity_beats_its_baselines_and_popularity_on_ndcg(
     trained: tuple[Any, dict[str, Any]],
 ) -> None:
     _, card = trained
     metrics = card["metrics"]
 
-    assert metrics["roc_auc"] > metrics["roc_auc_random"] + 0.1
-    assert metrics["pr_auc"] > metrics["pr_auc_random"]
-    # NDCG@3 is reported but not asserted here: on this small simulation few customers hold
-    # two offers in the held-out days, and the model is level with random (0.83 vs 0.84);
-    # on 4,000 customers x 90 days it is 0.92 against 0.78.
-    assert 0 < metrics["ndcg_at_3"] <= 1
-    assert metrics["roc_auc"] > metrics["roc_auc_popularity"]
-    assert card["primary_metric"] in metrics
-    assert card["training_window"] == {"from": "2026-01-05", "to": "2026-03-05"}
-    assert len(card["data_fingerprint"]) == 64
+    assert card["params"]["split"] == "time"  # autopilots send every day
+    for baseline in ("random", "popularity", "contents_popularity", "own_history_rate",
+                     "own_history_count", "contents_size"):  # fmt: skip
+        assert metrics["roc_auc"] > metrics[f"roc_auc_{baseline}"], baseline
+        assert metrics["pr_auc"] > metrics[f"pr_auc_{baseline}"], baseline
+    assert metrics["ndcg_at_3"] > metrics["ndcg_at_3_popularity"]
+    assert metrics["ndcg_at_3_ci95_low"] <= metrics["ndcg_at_3"] <= metrics["ndcg_at_3_ci95_high"]
 
 
 def test_training_twice_on_the_same_data_and_seed_gives_the_same_model_bytes(
     simulated: pl.DataFrame, trained: tuple[Any, dict[str, Any]]
 ) -> None:
-    model, card = trained
+    again, card = train_personalisation(simulated, SIM_FIRST, SIM_LAST, seed=11)
 
-    again, card_again = train_personalisation(simulated, SIM_FIRST, SIM_LAST, seed=11)
-
-    assert pickle.dumps(again, protocol=5) == pickle.dumps(model, protocol=5)
-    assert card_again == card
-
-
-def test_evaluation_on_the_window_reports_the_same_metric_names_as_training(
-    simulated: pl.DataFrame, trained: tuple[Any, dict[str, Any]]
-) -> None:
-    model, _ = trained
-
-    metrics = evaluate_personalisation(model, simulated, date(2026, 2, 16), SIM_LAST)
-
-    assert {
-        "roc_auc",
-        "roc_auc_random",
-        "roc_auc_popularity",
-        "roc_auc_own_history",
-        "ndcg_at_3",
-    } <= set(metrics)
-    assert metrics["roc_auc_random"] == 0.5
+    assert card["data_fingerprint"] == trained[1]["data_fingerprint"]
+    assert again.propensity.model_to_string() == trained[0].propensity.model_to_string()
+    assert pickle.loads(pickle.dumps(again)).features == trained[0].features
 
 
 def test_next_best_offers_give_each_customer_one_ranked_list_of_offerable_campaigns(
-    simulated: pl.DataFrame, trained: tuple[Any, dict[str, Any]]
+    trained: tuple[Any, dict[str, Any]], simulated: pl.DataFrame
 ) -> None:
     model, _ = trained
     as_of = datetime(2026, 3, 6, tzinfo=UTC)
-    published = simulated.filter(
-        (pl.col("event_type") == "voucher_published") & (pl.col("occurred_at") < "2026-03-06")
-    ).select("customer_id", "campaign_id")
-    promotions = {"new-dish"} | {
-        c for c in published["campaign_id"].unique() if c.startswith(("vip-", "slow-"))
-    }
 
     table = next_best_offers(model, simulated, as_of, top_k=3)
 
-    ranks = table.group_by("customer_id").agg(
-        pl.col("rank").sort(), pl.col("campaign_id").n_unique().alias("n")
+    assert table.height > 100
+    per_customer = table.group_by("customer_id").agg(
+        ranks=pl.col("rank").sort(), scores=pl.col("score"), campaigns=pl.col("campaign_id")
     )
-    assert all(r.to_list() == list(range(1, len(r) + 1)) for r in ranks["rank"])
-    assert (ranks["n"] == ranks["rank"].list.len()).all()
-    assert table["rank"].max() == 3
-    assert set(table["campaign_id"]) <= {
-        "winback",
-        "celebration",
-        *promotions,
-    }  # never welcome, flyer, happy-hour
-    assert table.join(published.filter(pl.col("campaign_id").is_in(list(promotions))),
-                      on=["customer_id", "campaign_id"], how="semi").height == 0  # fmt: skip
-    ordered = table.sort(["customer_id", "rank"])
-    assert (
-        ordered.group_by("customer_id", maintain_order=True)
-        .agg(pl.col("score").diff().max())["score"]
-        .fill_null(0)
-        <= 0
-    ).all()
-    assert table["uplift"].null_count() == 0
-
-
-# -- uplift on a planted effect ----------------------------------------------------------------
-
-
-def test_uplift_model_finds_the_customers_a_planted_offer_changes() -> None:
-    events = planted_uplift_ledger().frame()
-
-    _, card = train_personalisation(events, T0.date(), PLANTED_LAST, seed=3)
-
-    metrics = card["metrics"]
-    assert metrics["qini_coefficient"] > metrics["qini_random"] + 0.02
-    assert metrics["qini_coefficient"] > metrics["qini_coefficient_popularity"]
+    for ranks, scores, campaigns in per_customer.select("ranks", "scores", "campaigns").rows():
+        assert ranks == list(range(1, len(ranks) + 1)) and len(ranks) <= 3
+        assert scores == sorted(scores, reverse=True)
+        assert len(set(campaigns)) == len(campaigns)
+    assert set(table["campaign_id"]) <= {"winback", "celebration", "new-dish", "vip-thanks-1",
+                                          "vip-thanks-2", "slow-night-1", "slow-night-2",
+                                          "slow-night-3", "slow-night-4"}  # fmt: skip
+    assert (table["as_of"] == as_of).all()
 
 
 def test_next_best_offers_leave_out_paused_ended_and_unconsented_campaigns() -> None:
     ledger = planted_uplift_ledger(customers=200)
     ledger.campaign("paused-one")
-    ledger.add(
-        "campaign_status_changed",
-        T0,
-        {"status": "paused", "previous": "active"},
-        campaign_id="paused-one",
-    )
+    ledger.add("campaign_status_changed", T0, {"status": "paused", "previous": "active"},
+               campaign_id="paused-one")  # fmt: skip
     ledger.campaign("ended-one", active_until="2026-03-01T00:00:00.000000Z")
     ledger.campaign("sms-only", distribution={"mode": "promotion", "channels": ["sms"]})
     ledger.campaign("autopilot-one", distribution={"mode": "autopilot", "channels": ["push", "email"],
@@ -431,18 +389,26 @@ def test_next_best_offers_leave_out_paused_ended_and_unconsented_campaigns() -> 
 
     assert set(table["campaign_id"]) == {"autopilot-one"}  # everyone already had "spring"
     assert table["customer_id"].n_unique() == 200
-    pushes = dict(table.select("customer_id", "channel").iter_rows())
-    assert set(pushes.values()) <= {"push", "email"}
+    assert set(table["channel"]) <= {"push", "email"}
+
+
+def test_uplift_is_learned_where_campaigns_have_a_control_group() -> None:
+    events = planted_uplift_ledger().frame()
+
+    model, card = train_personalisation(events, T0.date(), PLANTED_LAST, seed=3)
+
+    metrics = card["metrics"]
+    assert model.uplift is not None
+    assert metrics["qini"] > metrics["qini_random_ci95_high"]
+    assert metrics["qini"] > metrics["qini_popularity"]
 
 
 # -- bad inputs --------------------------------------------------------------------------------
 
 
 def test_an_empty_frame_is_refused_with_a_message_saying_so() -> None:
-    empty = Ledger().frame()
-
     with pytest.raises(PersonalisationInputError, match="empty"):
-        train_personalisation(empty, T0.date(), T0.date(), seed=1)
+        train_personalisation(Ledger().frame(), T0.date(), T0.date(), seed=1)
 
 
 def test_a_frame_without_the_payload_column_is_refused_naming_it() -> None:
@@ -476,6 +442,13 @@ def test_a_window_without_offers_is_refused_naming_the_missing_offers() -> None:
         )
 
 
+def test_an_unknown_split_is_refused_naming_the_choices() -> None:
+    events = planted_uplift_ledger(customers=50).frame()
+
+    with pytest.raises(PersonalisationInputError, match="auto, campaign, time"):
+        train_personalisation(events, T0.date(), PLANTED_LAST, seed=1, split="random")
+
+
 def test_next_best_offers_need_a_time_zone_on_as_of(
     trained: tuple[Any, dict[str, Any]], simulated: pl.DataFrame
 ) -> None:
@@ -485,21 +458,17 @@ def test_next_best_offers_need_a_time_zone_on_as_of(
         next_best_offers(model, simulated, datetime(2026, 3, 6))
 
 
-# -- scoring: one moment, every customer --------------------------------------------------------
-
-
-def test_the_scoring_snapshot_gives_every_customer_the_features_of_the_as_of_joins(
+def test_a_model_pickled_by_earlier_code_is_refused_asking_for_a_new_one(
     simulated: pl.DataFrame,
 ) -> None:
-    # Scoring computes the features with one group-by per customer; training with as-of joins.
-    as_of = datetime(2026, 3, 6, tzinfo=UTC)
-    tables = build_tables(simulated.filter(pl.col("occurred_at") < "2026-03-06"))
+    class Old:
+        features = ["tenure_days"]
 
-    snapshot = customer_snapshot(simulated.lazy(), as_of, tables.categories)
+    with pytest.raises(PersonalisationInputError, match="train a new one"):
+        next_best_offers(Old(), simulated, datetime(2026, 3, 6, tzinfo=UTC))  # type: ignore[arg-type]
 
-    expected = customer_features(tables, snapshot.profile.select("customer_id", "at"))
-    assert snapshot.profile.height > 100
-    assert_frame_equal(snapshot.profile, expected)
+
+# -- the order cache ----------------------------------------------------------------------------
 
 
 def test_decoded_orders_are_kept_per_lake_day_and_redone_when_a_day_changes(
@@ -525,3 +494,26 @@ def test_decoded_orders_are_kept_per_lake_day_and_redone_when_a_day_changes(
     assert again.height == cached.height + 1
     assert 1234 in again["amount"].to_list()
     assert len(list(cache_dir(tmp_path).glob("*.parquet"))) == events["event_date"].n_unique()
+
+
+def test_next_best_offers_from_the_order_cache_equal_those_from_the_events(
+    trained: tuple[Any, dict[str, Any]], simulated_home: Path, simulated: pl.DataFrame
+) -> None:
+    model, _ = trained
+    as_of = datetime(2026, 3, 6, tzinfo=UTC)
+    orders = cached_orders(simulated_home, date(2026, 3, 6))
+
+    cached = next_best_offers(model, simulated.lazy(), as_of, orders=orders)
+
+    assert_frame_equal(cached, next_best_offers(model, simulated, as_of))
+
+
+def test_the_model_card_lists_attributes_found_but_not_declared(
+    booklet_model: tuple[Any, dict[str, Any]],
+) -> None:
+    _, card = booklet_model
+
+    assert card["params"]["attribute_types"] == {"age": "numeric", "tier": "categorical"}
+    assert card["params"]["attributes_not_declared"] == []
+    assert json.dumps(card)  # the card is plain JSON
+    assert np.isfinite(card["metrics"]["roc_auc"])

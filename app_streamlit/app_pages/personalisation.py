@@ -12,6 +12,7 @@ from app_streamlit import queries_ml as q
 from app_streamlit import record_format as fmt
 
 CUSTOMER_KEY = "personalisation_customer"
+VERSION_KEY = "personalisation_version"
 TRAIN_COMMANDS = (
     "`promo models train personalisation`, then `promo models promote personalisation-vN` "
     "with the version it printed, then `make pipeline`"
@@ -98,6 +99,38 @@ def _models() -> None:
         versions.assign(promoted=versions["promoted"].map({True: "★ promoted", False: ""})),
         key="personalisation_models",
     )
+    _evaluation(list(versions["version"]))
+
+
+def _evaluation(versions: list[str]) -> None:
+    """A version's held-out figures against the baselines and against the promoted version, and
+    the plots `promo models evaluate` drew for both."""
+    st.subheader("Evaluation")
+    chosen = q.model_card(st.selectbox("Version", versions, key=VERSION_KEY))
+    promoted = q.promoted_card("personalisation")
+    holdout = chosen.extra.get("holdout") or {}
+    st.caption(
+        f"Measured on the held-out part of {chosen.version}'s window: {holdout.get('test', 'n/a')}"
+        f" ({holdout.get('kind', 'time')} split), each figure with a bootstrap 95% interval "
+        "(customers resampled); lift: the interval of the model minus that ranking."
+    )
+    baselines = q.against_baselines(chosen)
+    if baselines.empty:
+        st.info(f"{chosen.version}'s card has no ranking metrics to compare.")
+    else:
+        ui.table(baselines, key="personalisation_baselines")
+    ui.table(q.against_promoted(chosen, promoted), key="personalisation_against_promoted")
+    shown = [card for card in (chosen, promoted) if card is not None]
+    shown = list({card.version: card for card in shown}.values())
+    for column, card in zip(st.columns(len(shown)), shown, strict=True):
+        with column:
+            label = "promoted" if promoted and card.version == promoted.version else "chosen"
+            st.markdown(f"**{card.version}** ({label})")
+            plots = q.evaluation_plots(card)
+            if not plots:
+                st.caption(f"No plots yet: run `promo models evaluate {card.version}`.")
+            for path in plots:
+                st.image(str(path), caption=path.stem.replace("_", " "))
 
 
 st.title("Personalisation")
