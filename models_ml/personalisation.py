@@ -92,15 +92,22 @@ UPLIFT_PARAMS: dict[str, Any] = {
     "lambda_l2": 1.0,
     "num_boost_round": 100,
 }
-# Same data, same seed, same model bytes: deterministic mode and row-wise histograms; the thread
-# count is part of the parameters, so it is fixed too.
+# Same data, same seed, same model bytes: deterministic mode and row-wise histograms, and a
+# thread count that follows from the data alone (`threads_for`).
 FIXED_PARAMS: dict[str, Any] = {
     "deterministic": True,
-    "num_threads": 2,
     "force_row_wise": True,
     "verbose": -1,
 }
-PREDICT_THREADS = 2
+# Below this many rows a second thread costs more than it saves (and on a busy machine its
+# spin-waiting multiplies the wall time).
+ROWS_PER_THREAD = 200_000
+
+
+def threads_for(rows: int) -> int:
+    return 2 if rows >= ROWS_PER_THREAD else 1
+
+
 NBO_COLUMNS = {
     "customer_id": pl.String,
     "rank": pl.Int64,
@@ -134,7 +141,9 @@ class PersonalisationModel:
     format: int = FORMAT
 
     def predict_propensity(self, frame: pl.DataFrame) -> np.ndarray:
-        return self.propensity.predict(_matrix(frame, self.features), num_threads=PREDICT_THREADS)
+        return self.propensity.predict(
+            _matrix(frame, self.features), num_threads=threads_for(frame.height)
+        )
 
     def predict_uplift(self, frame: pl.DataFrame) -> np.ndarray | None:
         if self.uplift is None:
@@ -604,7 +613,7 @@ def _fit(
                 "treated",
                 "converted",
                 seed=seed,
-                params={**UPLIFT_PARAMS, **FIXED_PARAMS},
+                params={**UPLIFT_PARAMS, **FIXED_PARAMS, "num_threads": threads_for(arms.height)},
             )
         rates = (
             arms.group_by("campaign_id", "treated")
@@ -645,6 +654,7 @@ def _booster(
     settings = {k: v for k, v in params.items() if k != "num_boost_round"}
     settings.update(FIXED_PARAMS, seed=seed)
     rows, weights = negative_sample(frame["label"].to_numpy(), seed)
+    settings["num_threads"] = threads_for(len(rows))
     data = lgb.Dataset(
         _matrix(frame[rows], features),
         label=frame["label"].to_numpy()[rows].astype(np.float64),

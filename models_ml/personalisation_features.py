@@ -1327,7 +1327,9 @@ def _category_share(tables: EventTables, pairs: pl.DataFrame, keys: pl.DataFrame
     """Per (customer_id, contents, at): the share of the units the customer bought before `at`
     that fall in the categories the contents covers then (missing for the whole order, or before
     any purchase)."""
-    lines = _order_lines(tables.orders.filter(pl.col("customer_id").is_in(pairs["customer_id"].unique().implode())))
+    lines = _order_lines(
+        tables.orders.filter(pl.col("customer_id").is_in(pairs["customer_id"].unique().implode()))
+    )
     lines = (
         lines.join(
             tables.catalogue.select(
