@@ -179,7 +179,9 @@ def booklet_ledger(customers: int = 240, sends: int = 8, seed: int = 7) -> Ledge
                 ledger.publish(customer, campaign, voucher, at)
                 chance = (0.45 if category == eats[customer] else 0.04) * (1.6 if keen else 0.8)
                 if rng.random() < chance:
-                    ledger.redeem(customer, campaign, voucher, at + timedelta(days=rng.uniform(1, 15)))
+                    ledger.redeem(
+                        customer, campaign, voucher, at + timedelta(days=rng.uniform(1, 15))
+                    )
     # the data runs past every horizon
     ledger.order("c0000", start + timedelta(days=60 + 30 * sends + 30))
     return ledger

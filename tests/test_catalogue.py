@@ -5,6 +5,7 @@ of its customer attributes."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ MENU = [
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> RedemptionEngine:
+def engine(tmp_path: Path) -> Iterator[RedemptionEngine]:
     with engine_at(tmp_path) as opened:
         opened.upsert_products(MENU)
         yield opened
@@ -35,8 +36,10 @@ def engine(tmp_path: Path) -> RedemptionEngine:
 
 def percent_campaign(engine: RedemptionEngine, applies_to: Any, campaign_id: str = "p20") -> None:
     engine.create_from_definition(
-        unique_def(id=campaign_id, discount={"type": "percent", "percent_off": 20,
-                                             "applies_to": applies_to})  # fmt: skip
+        unique_def(
+            id=campaign_id,
+            discount={"type": "percent", "percent_off": 20, "applies_to": applies_to},
+        )
     )
 
 
@@ -256,9 +259,14 @@ def test_promo_import_refuses_what_the_engine_refuses_of_declarations_and_conten
         )
         events = catalogue_events()
         events.append(
-            Event(EventType.VOUCHER_CREATED, NOW, {"code": "DS-1", "kind": "unique",
-                  "applies_to": {"products": ["p1"]}}, campaign_id="dessert", voucher_id="v2",
-                  event_id="e-dessert")  # fmt: skip
+            Event(
+                EventType.VOUCHER_CREATED,
+                NOW,
+                {"code": "DS-1", "kind": "unique", "applies_to": {"products": ["p1"]}},
+                campaign_id="dessert",
+                voucher_id="v2",
+                event_id="e-dessert",
+            )
         )
 
         with pytest.raises(ImportRefused) as refused:

@@ -313,8 +313,7 @@ def test_a_vouchers_contents_change_its_score(
 
 def test_a_split_the_data_cannot_give_is_refused_saying_why(booklets: pl.DataFrame) -> None:
     first_send = booklets.filter(
-        (pl.col("event_type") != "voucher_published")
-        | (pl.col("campaign_id") == "booklet-1")
+        (pl.col("event_type") != "voucher_published") | (pl.col("campaign_id") == "booklet-1")
     )
 
     with pytest.raises(PersonalisationInputError, match="one time"):
@@ -462,7 +461,7 @@ def test_a_model_pickled_by_earlier_code_is_refused_asking_for_a_new_one(
     simulated: pl.DataFrame,
 ) -> None:
     class Old:
-        features = ["tenure_days"]
+        features = ("tenure_days",)
 
     with pytest.raises(PersonalisationInputError, match="train a new one"):
         next_best_offers(Old(), simulated, datetime(2026, 3, 6, tzinfo=UTC))  # type: ignore[arg-type]
