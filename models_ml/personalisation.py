@@ -496,7 +496,10 @@ def baseline_scores(model: PersonalisationModel, frame: pl.DataFrame) -> dict[st
         .to_numpy(),
         "own_history_rate": frame["redeem_rate"].to_numpy(),
         "own_history_count": frame["redemptions_365d"].to_numpy(),
-        "contents_size": frame["contents_products"].fill_null(float("inf")).to_numpy(),
+        # a discount on the whole order covers more than any list
+        "contents_size": frame["contents_products"]
+        .fill_null((frame["contents_products"].max() or 0) + 1)  # type: ignore[operator]
+        .to_numpy(),
     }
 
 

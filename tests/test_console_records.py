@@ -13,6 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import console_fixtures as fixtures
+import lightgbm as lgb
+import numpy as np
+import polars as pl
 import pytest
 from console_apptest import (
     assert_no_failure,
@@ -425,3 +428,52 @@ def test_without_next_best_offers_the_page_names_the_commands_that_produce_them(
 
     assert_no_failure(app)
     assert "promo models train personalisation" in texts(app)
+
+
+def personalisation_card(auc: float, with_intervals: bool) -> dict[str, Any]:
+    metrics: dict[str, float] = {}
+    for scorer, value in (("", auc), ("_random", 0.5), ("_own_history_count", 0.7)):
+        for metric in ("roc_auc", "pr_auc", "ndcg_at_3"):
+            metrics[f"{metric}{scorer}"] = value
+            if with_intervals:
+                metrics[f"{metric}{scorer}_ci95_low"] = value - 0.02
+                metrics[f"{metric}{scorer}_ci95_high"] = value + 0.02
+            if scorer and with_intervals:
+                metrics[f"{metric}_lift_over{scorer}_ci95_low"] = auc - value - 0.03
+                metrics[f"{metric}_lift_over{scorer}_ci95_high"] = auc - value + 0.03
+    card = {**model_card(auc), "metrics": metrics, "primary_metric": "roc_auc"}
+    card["extra"] = {"holdout": {"kind": "campaign", "test": "2 campaigns first sent from X"}}
+    return card
+
+
+def test_a_personalisation_version_is_shown_against_its_baselines_and_the_promoted_one_with_plots(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from models_ml.personalisation_plots import write_evaluation
+
+    fixtures.published_warehouse(tmp_path, fixtures.RECORD_TABLES)
+    registry = Registry(tmp_path)
+    registry.save("personalisation", {"fitted": True}, personalisation_card(0.71, False))
+    registry.promote("personalisation-v1")
+    card = registry.save("personalisation", {"fitted": True}, personalisation_card(0.83, True))
+    scored = pl.DataFrame({"label": [0, 1, 0, 1, 0, 0], "model": [0.1, 0.9, 0.2, 0.6, 0.4, 0.3],
+                           "random": [0.0] * 6})  # fmt: skip
+    booster = lgb.train({"objective": "binary", "verbose": -1, "min_data_in_leaf": 1},
+                        lgb.Dataset(np.arange(12.0).reshape(6, 2), label=scored["label"]), 2)  # fmt: skip
+    write_evaluation(registry.folder(card.version) / "evaluation", card.metrics, scored,
+                     pl.DataFrame(), booster, {})  # fmt: skip
+    monkeypatch.setenv("PROMO_HOME", str(tmp_path))
+
+    app = open_page("personalisation")
+
+    assert_no_failure(app)
+    assert widget(app, "selectbox", "personalisation_version").value == "personalisation-v2"
+    baselines = table_with(app, "ranking")
+    assert list(baselines["ranking"]) == ["model", "random", "own_history_count"]
+    assert baselines["roc_auc"].iloc[0] == "0.8300 [0.8100, 0.8500]"
+    assert baselines["roc_auc_model_lift"].iloc[1] == "[+0.3000, +0.3600]"
+    against = table_with(app, "metric").set_index("metric")
+    assert against.loc["roc_auc", "personalisation-v2"] == "0.8300 [0.8100, 0.8500]"
+    assert against.loc["roc_auc", "promoted (personalisation-v1)"] == "0.7100"
+    assert len(app.image) == 4  # v2's plots; v1 was never evaluated
+    assert "promo models evaluate personalisation-v1" in texts(app)

@@ -7,6 +7,9 @@ from __future__ import annotations
 import json
 import math
 import pickle
+import shutil
+import subprocess
+import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -516,3 +519,36 @@ def test_the_model_card_lists_attributes_found_but_not_declared(
     assert card["params"]["attributes_not_declared"] == []
     assert json.dumps(card)  # the card is plain JSON
     assert np.isfinite(card["metrics"]["roc_auc"])
+
+
+# -- promo models: the plots beside the card -----------------------------------------------------
+
+
+def promo(home: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "redemption_core.cli", *args],
+        capture_output=True,
+        text=True,
+        env={"PROMO_HOME": str(home), "PATH": "/usr/bin:/bin"},
+    )
+
+
+def test_promo_models_evaluate_writes_the_plots_and_figures_beside_the_card(
+    simulated_home: Path, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    shutil.copytree(simulated_home / "lake", home / "lake")
+    trained = promo(home, "--json", "models", "train", "personalisation", "--split", "time")
+    card = json.loads(trained.stdout)
+
+    evaluated = promo(home, "--json", "models", "evaluate", card["version"])
+
+    assert trained.returncode == evaluated.returncode == 0, trained.stderr + evaluated.stderr
+    folder = home / "models" / "personalisation" / card["version"] / "evaluation"
+    for name in ("roc.png", "precision_recall.png", "calibration.png", "feature_importance.png"):
+        assert (folder / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+    written = json.loads((folder / "evaluation.json").read_text())
+    # the held-out part, scored by the fit without it: the card's figures again
+    assert written["metrics"]["roc_auc"] == card["metrics"]["roc_auc"]
+    assert written["metrics"]["roc_auc_ci95_low"] < written["metrics"]["roc_auc"]
+    assert json.loads(evaluated.stdout)["plots"] == [str(folder / n) for n in written["plots"]]
