@@ -373,10 +373,14 @@ def rank_scored(model: PersonalisationModel, frame: pl.DataFrame, top_k: int) ->
     )
 
 
+class ModelFormatError(PersonalisationInputError):
+    """A model pickled by code of another format: it has to be trained again."""
+
+
 def check_model(model: Any) -> None:
     """Refuse a model pickled by other code (its features would not match)."""
     if getattr(model, "format", None) != FORMAT:
-        raise PersonalisationInputError(
+        raise ModelFormatError(
             "this personalisation model was trained by an earlier version of the code: "
             "train a new one (`promo models train personalisation`) and promote it"
         )
@@ -876,6 +880,7 @@ def _bounds(first: date, last: date) -> tuple[datetime, datetime]:
 
 __all__ = [
     "CATEGORICAL_VOCAB",
+    "ModelFormatError",
     "PersonalisationInputError",
     "PersonalisationModel",
     "evaluate_frames",

@@ -5,12 +5,14 @@ of its customer attributes."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from builders import NOW, engine_at, item, order, unique_def
+from test_cli import Promo
 
 from redemption_core.domain.errors import Conflict, InvalidInput
 from redemption_core.domain.events import Event, EventType
@@ -274,3 +276,39 @@ def test_promo_import_refuses_what_the_engine_refuses_of_declarations_and_conten
 
         found = {(e.row, e.field) for e in refused.value.errors}
         assert found == {(1, "payload.attributes.age"), (5, "payload.applies_to")}
+
+
+# -- promo catalogue, promo attributes, promo codes --applies-to --------------------------------
+
+
+def test_the_cli_upserts_and_shows_products_declares_attributes_and_gives_codes_contents(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PROMO_HOME", str(tmp_path / "home"))
+    promo = Promo(capsys)
+    (tmp_path / "menu.json").write_text(json.dumps({"products": MENU}))
+    (tmp_path / "p20.json").write_text(json.dumps(unique_def(
+        id="p20", discount={"type": "percent", "percent_off": 20,
+                            "applies_to": {"categories": ["pizza"]}})))  # fmt: skip
+
+    upserted = promo.ok("catalogue", "upsert", tmp_path / "menu.json").out.strip()
+    again = promo.ok("catalogue", "upsert", tmp_path / "menu.json").out.strip()
+    shown = promo.ok("--json", "catalogue", "show", "caprese").json
+    declared = promo.ok("--json", "attributes", "age=numeric", "tier=categorical").json
+    changed = promo("attributes", "age=categorical")
+    promo.ok("campaign", "create", tmp_path / "p20.json")
+    code = promo.ok("--json", "codes", "generate", "--campaign", "p20", "--count", "1",
+                    "--applies-to", '{"brands": ["casa"]}').json["codes"][0]  # fmt: skip
+    bad = promo("codes", "generate", "--campaign", "p20", "--count", "1", "--applies-to", "{x")
+
+    assert (upserted, again) == (
+        "3 of 3 products added or changed",
+        "0 of 3 products added or changed",
+    )
+    assert shown == {**MENU[2], "collections": ["classics", "light"]}
+    assert declared == {"age": "numeric", "tier": "categorical"}
+    assert changed.code == 2 and "attributes.age" in changed.err
+    assert bad.code == 2 and "--applies-to" in bad.err
+    with engine_at(tmp_path / "home") as engine, engine.store.read() as tx:
+        voucher = tx.voucher_by_code(code)
+        assert voucher is not None and voucher.applies_to.brands == frozenset({"casa"})  # type: ignore[union-attr]

@@ -17,6 +17,7 @@ import duckdb
 import polars as pl
 
 from models_ml.data import DataError
+from models_ml.personalisation import ModelFormatError
 from models_ml.registry import ModelCard, Registry
 from models_ml.scoring import fraud_attempt_features, fraud_review_queue, next_best_offer_table
 from models_ml.training import BOOTSTRAP_CUSTOMERS, train_and_register
@@ -138,7 +139,12 @@ def next_best_offers_asset(
     if card is None:
         write_ml_table(promo.build_warehouse, "next_best_offers", None)
         return dg.MaterializeResult(metadata={"rows": 0, "model_version": "none"})
-    table, card = next_best_offer_table(home)
+    try:
+        table, card = next_best_offer_table(home)
+    except ModelFormatError as error:  # promoted before the features changed: retrain first
+        context.log.warning(f"{card.version} cannot score: {error}")
+        write_ml_table(promo.build_warehouse, "next_best_offers", None)
+        return dg.MaterializeResult(metadata={"rows": 0, "model_version": card.version})
     write_ml_table(promo.build_warehouse, "next_best_offers", table)
     with duckdb.connect(str(promo.build_warehouse)) as db:
         # the console lists offers by name; the model knows campaigns by id

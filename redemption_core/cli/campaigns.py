@@ -13,6 +13,7 @@ from redemption_core.cli.common import (
     engine_command,
     load_definition,
     open_output,
+    parse_json,
     read_csv,
 )
 from redemption_core.domain.errors import NotFound
@@ -46,6 +47,13 @@ def register(commands: Any) -> None:
     imported = codes_cmd.add_parser("import", help="import codes from CSV (column: code)")
     imported.add_argument("--campaign", required=True)
     imported.add_argument("file", type=Path)
+    for parser in (generate, imported):
+        parser.add_argument(
+            "--applies-to",
+            metavar="JSON",
+            help="what these vouchers discount, in place of the campaign's: e.g. "
+            '\'{"collections": ["coupon-17"]}\' (products, categories, brands, collections)',
+        )
     export = codes_cmd.add_parser("export", help="export a campaign's vouchers as CSV")
     export.add_argument("--campaign", required=True)
     export.add_argument("--out", type=Path, help="file to write (default: standard output)")
@@ -99,7 +107,9 @@ def _codes(engine: RedemptionEngine, args: argparse.Namespace, out: Output) -> i
         # Open the output first: a bad --out must fail before any code is created.
         handle = open_output(args.out) if args.out else None
         try:
-            created = engine.generate_codes(args.campaign, args.count)
+            created = engine.generate_codes(
+                args.campaign, args.count, applies_to=_applies_to(args.applies_to)
+            )
             if handle is not None:
                 writer = csv.writer(handle)
                 writer.writerow(["code"])
@@ -109,7 +119,9 @@ def _codes(engine: RedemptionEngine, args: argparse.Namespace, out: Output) -> i
                 handle.close()
         out.emit({"campaign_id": args.campaign, "codes": created}, "\n".join(created))
     elif args.action == "import":
-        count = engine.import_codes(args.campaign, read_csv(args.file))
+        count = engine.import_codes(
+            args.campaign, read_csv(args.file), applies_to=_applies_to(args.applies_to)
+        )
         out.emit({"campaign_id": args.campaign, "imported": count}, f"imported {count} codes")
     else:
         with engine.store.read() as tx:
@@ -125,6 +137,10 @@ def _codes(engine: RedemptionEngine, args: argparse.Namespace, out: Output) -> i
             if args.out:
                 handle.close()
     return 0
+
+
+def _applies_to(text: str | None) -> Any:
+    return None if text is None else parse_json(text, "--applies-to")
 
 
 @engine_command

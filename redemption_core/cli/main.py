@@ -12,13 +12,21 @@ import sys
 from collections.abc import Sequence
 from importlib.metadata import entry_points
 
-from redemption_core.cli import campaigns, customers, data, distribution, ledger, redemption
+from redemption_core.cli import (
+    campaigns,
+    catalogue,
+    customers,
+    data,
+    distribution,
+    ledger,
+    redemption,
+)
 from redemption_core.cli.common import OneLineParser, Output, clock_for
 from redemption_core.domain.errors import PromoError
 from redemption_core.engine.redemption import RedemptionEngine
 
 # Command groups in the order `promo --help` lists them.
-GROUPS = (campaigns, distribution, customers, redemption, data, ledger)
+GROUPS = (campaigns, catalogue, distribution, customers, redemption, data, ledger)
 
 
 def build_parser() -> OneLineParser:
