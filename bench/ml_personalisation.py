@@ -26,17 +26,17 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from models_ml.personalisation import _fit as personalisation_fit
-from models_ml.personalisation import offer_candidates, rank_scored
-from models_ml.personalisation_features import (
+from models_ml.personalisation import fit_personalisation as personalisation_fit
+from models_ml.personalisation import rank_scored
+from models_ml.personalisation_candidates import offer_candidates
+from models_ml.personalisation_events import (
     CATEGORICAL_VOCAB,
     build_tables,
-    feature_names,
     labelled_offers,
-    offer_features,
     uplift_assignments,
     vocabulary,
 )
+from models_ml.personalisation_features import feature_names, offer_features
 from models_ml.training import personalisation_events
 
 ROWS = 1_000_000

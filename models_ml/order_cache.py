@@ -17,7 +17,7 @@ from pathlib import Path
 import polars as pl
 
 from models_ml.data import LAKE_SCHEMA, _events_dir
-from models_ml.personalisation_features import decode_orders
+from models_ml.personalisation_events import decode_orders
 
 # Part of every file name: bump it when decode_orders' output changes, so old files are redone.
 FORMAT = 2

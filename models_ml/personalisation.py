@@ -10,16 +10,11 @@
 - Next best offers: every customer x every campaign offerable at `as_of`, scored by both, ranked
   by `score = propensity + uplift_weight * uplift`.
 
-Metrics come from a split of the window that matches how the merchant sends:
-- campaign split (one-shot campaigns, each sent at one time): the latest campaigns by their
-  first publication are held out whole, so no campaign is on both sides; the model learns from
-  the earlier campaigns whose outcomes were known when the first held-out one went out;
-- time split (continuous autopilots): fitted on offers whose outcome was known before the split
-  time, measured on the offers published after it.
-Each metric comes with a bootstrap 95% interval (customers resampled) beside the simple
-baselines computed on the same rows: random, the campaign's popularity, the same contents'
-popularity, the customer's own redemption history (rate and count) and the size of the
-voucher's product list. The returned model is refitted on every offer of the window whose
+Metrics come from a split of the window that matches how the merchant sends
+(personalisation_split: the latest campaigns held out whole, or the later offers). Each metric
+comes with a bootstrap 95% interval (customers resampled) beside the simple baselines computed
+on the same rows: random, the campaign's popularity, the same contents' popularity, the
+customer's own redemption history (rate and count) and the size of the voucher's product list. The returned model is refitted on every offer of the window whose
 outcome is known; the fit on the earlier part is kept with it (`holdout_model`) so that an
 evaluation on the held-out part never scores rows the model learned from.
 """
@@ -37,30 +32,30 @@ import numpy as np
 import polars as pl
 
 from models_ml import uplift as uplift_api
-from models_ml.personalisation_features import (
+from models_ml.personalisation_candidates import offer_candidates
+from models_ml.personalisation_events import (
     CATEGORICAL_VOCAB,
-    CHANNELS,
-    WHOLE_ORDER,
     EventTables,
     PersonalisationInputError,
     Vocabulary,
     build_tables,
-    categorical_features,
-    feature_names,
     labelled_offers,
-    offer_features,
     undeclared_attributes,
     uplift_assignments,
     vocabulary,
-    with_horizon,
+)
+from models_ml.personalisation_features import categorical_features, feature_names, offer_features
+from models_ml.personalisation_split import (
+    CAMPAIGN_TEST_SHARE,
+    SPLITS,
+    TEST_SHARE,
+    held_out,
+    plan_split,
+    split_assignments,
 )
 from models_ml.ranking_metrics import compare
 
 FORMAT = 2  # scoring refuses a model pickled by code of another format: retrain it
-TEST_SHARE = 0.3  # time split: the later share of the window's offers held out
-CAMPAIGN_TEST_SHARE = 0.25  # campaign split: the share of campaigns held out (the latest)
-ONE_SHOT_SPAN = timedelta(hours=24)  # a campaign sent within this span of its first send
-SPLITS = ("auto", "campaign", "time")
 NDCG_K = 3
 UPLIFT_WEIGHT = 1.0
 MIN_ARM_ROWS = 30  # fewer assignments in an arm than this: no uplift model
@@ -151,16 +146,6 @@ class PersonalisationModel:
         return self.uplift.predict(frame.select(self.uplift_features))["uplift"].to_numpy()
 
 
-@dataclass(frozen=True)
-class Split:
-    """Which offers the model learns from and which it is measured on."""
-
-    kind: str  # campaign or time
-    train: pl.Series  # boolean per offer row
-    test: pl.Series
-    description: dict[str, Any]
-
-
 # -- public API --------------------------------------------------------------------------------
 
 
@@ -197,14 +182,16 @@ def train_personalisation(
     uplift_features = [f for f in features if f != "offer_channel"]
     assignments = _window_assignments(tables, first, last)
     arms = offer_features(tables, assignments, vocab) if assignments.height else assignments
-    uplift_train, uplift_test = _split_assignments(arms, plan)
+    uplift_train, uplift_test = split_assignments(arms, plan)
 
-    held_out_model = _fit(vocab, train, uplift_train, features, uplift_features, seed)
+    held_out_model = fit_personalisation(
+        vocab, train, uplift_train, features, uplift_features, seed
+    )
     metrics, _ = evaluate_frames(held_out_model, test, uplift_test, seed=seed)
     metrics["train_offers"] = float(train.height)
     metrics["train_redemption_rate"] = float(train["label"].mean())  # type: ignore[arg-type]
 
-    model = _fit(vocab, frame, arms, features, uplift_features, seed)
+    model = fit_personalisation(vocab, frame, arms, features, uplift_features, seed)
     model.holdout_model = held_out_model
     fingerprint = hashlib.sha256(
         frame.select("customer_id", "at", "voucher_id", *features, "label").write_csv().encode()
@@ -263,7 +250,7 @@ def evaluate_personalisation(
     offers = _window_offers(tables, first, last)
     assignments = _window_assignments(tables, first, last)
     if holdout is not None:
-        held = _held_out(holdout)
+        held = held_out(holdout)
         offers, assignments = offers.filter(held), assignments.filter(held)
     _check_classes(offers, "label", f"the offers from {first} to {last}")
     frame = offer_features(tables, offers, scorer.vocab)
@@ -303,45 +290,6 @@ def next_best_offers(
     if candidates.height == 0:
         return pl.DataFrame(schema=NBO_COLUMNS)
     return rank_offers(model, tables, candidates, top_k)
-
-
-def offer_candidates(tables: EventTables, as_of: datetime) -> pl.DataFrame:
-    """The (customer, campaign) pairs offerable at `as_of` (see next_best_offers), as rows
-    customer_id, at, campaign_id, voucher_id (null), channel, contents."""
-    stamp = as_of.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    if tables.campaigns.height == 0:
-        raise PersonalisationInputError(
-            f"no campaign_created events before {stamp}: pass the ledger's history up to as_of"
-        )
-    customers = _known_customers(tables, as_of)
-    if customers.height == 0:
-        raise PersonalisationInputError(f"no customers known before {stamp}")
-    campaigns = _offerable_campaigns(tables.campaigns, tables.statuses, as_of)
-    if campaigns.height == 0:
-        return pl.DataFrame(
-            schema={
-                "customer_id": pl.String, "at": pl.Datetime("us", "UTC"), "campaign_id": pl.String,
-                "voucher_id": pl.String, "channel": pl.String, "contents": pl.String,
-            }
-        )  # fmt: skip
-    pairs = customers.join(
-        campaigns.select("campaign_id", "channels", "new_customers_only", "contents"), how="cross"
-    )
-    pairs = pairs.with_columns(channel=_first_consented_channel()).filter(
-        pl.col("channel").is_not_null()
-        & ~((pl.col("new_customers_only") == 1) & pl.col("has_ordered"))
-    )
-    pairs = pairs.join(
-        _already_offered(tables, as_of), on=["customer_id", "campaign_id"], how="anti"
-    )
-    return pairs.sort(["customer_id", "campaign_id"]).select(
-        "customer_id",
-        at=pl.lit(as_of).cast(pl.Datetime("us", "UTC")),
-        campaign_id="campaign_id",
-        voucher_id=pl.lit(None, pl.String),
-        channel="channel",
-        contents=pl.col("contents").fill_null(WHOLE_ORDER),
-    )
 
 
 def rank_offers(
@@ -384,106 +332,6 @@ def check_model(model: Any) -> None:
             "this personalisation model was trained by an earlier version of the code: "
             "train a new one (`promo models train personalisation`) and promote it"
         )
-
-
-# -- the split ---------------------------------------------------------------------------------
-
-
-def plan_split(offers: pl.DataFrame, split: str = "auto") -> Split:
-    """The campaign or time split of labelled offers (see the module's docstring)."""
-    kind = split
-    if split == "auto":
-        kind = "campaign" if _all_one_shot(offers) else "time"
-    if kind == "campaign":
-        return _campaign_split(offers)
-    return _time_split(offers)
-
-
-def _all_one_shot(offers: pl.DataFrame) -> bool:
-    spans = offers.group_by("campaign_id").agg(span=pl.col("at").max() - pl.col("at").min())
-    return spans.height >= 2 and bool((spans["span"] <= ONE_SHOT_SPAN).all())
-
-
-def _campaign_split(offers: pl.DataFrame) -> Split:
-    starts = (
-        offers.group_by("campaign_id")
-        .agg(start=pl.col("at").min())
-        .sort(["start", "campaign_id"], descending=[True, False])
-    )
-    if starts.height < 2:
-        raise PersonalisationInputError(
-            f"a campaign split needs offers of two or more campaigns; the window has "
-            f"{starts.height}: widen it, or use the time split"
-        )
-    held = max(1, min(starts.height - 1, math.ceil(starts.height * CAMPAIGN_TEST_SHARE)))
-    cutoff = starts["start"][held - 1]
-    # campaigns first sent at the boundary's time go to the held-out side together
-    test_campaigns = starts.filter(pl.col("start") >= cutoff)["campaign_id"]
-    if test_campaigns.len() == starts.height:
-        raise PersonalisationInputError(
-            "every campaign of the window was first sent at one time: a campaign split needs "
-            "campaigns sent at two or more times"
-        )
-    in_test = pl.col("campaign_id").is_in(test_campaigns.implode())
-    train = offers.select(~in_test & (pl.col("horizon_end") <= cutoff)).to_series()
-    test = offers.select(in_test).to_series()
-    embargoed = offers.filter(~in_test & (pl.col("horizon_end") > cutoff))
-    return Split(
-        "campaign",
-        train,
-        test,
-        {
-            "kind": "campaign",
-            "cutoff": cutoff.isoformat(),
-            "held_out_campaigns": sorted(test_campaigns.to_list()),
-            "train": f"offers of {starts.height - test_campaigns.len()} earlier campaigns whose "
-            f"outcome was known by {cutoff:%Y-%m-%d %H:%M}",
-            "test": f"{test_campaigns.len()} campaigns first sent from {cutoff:%Y-%m-%d %H:%M}",
-            "embargoed_offers": embargoed.height,
-            "embargoed_campaigns": sorted(embargoed["campaign_id"].unique().to_list()),
-        },
-    )
-
-
-def _time_split(offers: pl.DataFrame) -> Split:
-    times = offers["at"].sort()
-    split_at = times[min(len(times) - 1, int(len(times) * (1 - TEST_SHARE)))]
-    if split_at == times[0]:
-        raise PersonalisationInputError(
-            "all the window's offers were published at one time: a time split needs offers "
-            "published at two or more times (one-shot campaigns: use the campaign split)"
-        )
-    train = offers.select((pl.col("at") < split_at) & (pl.col("horizon_end") <= split_at))
-    test = offers.select(pl.col("at") >= split_at)
-    return Split(
-        "time",
-        train.to_series(),
-        test.to_series(),
-        {
-            "kind": "time",
-            "cutoff": split_at.isoformat(),
-            "train": f"offers before {split_at:%Y-%m-%d %H:%M} whose outcome was known by then",
-            "test": f"offers from {split_at:%Y-%m-%d %H:%M}",
-        },
-    )
-
-
-def _split_assignments(arms: pl.DataFrame, plan: Split) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The uplift assignments on the same sides as the offers: held-out campaigns (or times)
-    measured, earlier ones whose outcome was known by the cutoff learned from."""
-    if arms.height == 0:
-        return arms, arms
-    held = _held_out(plan.description)
-    cutoff = datetime.fromisoformat(plan.description["cutoff"])
-    train = arms.filter(~held & (pl.col("horizon_end") <= cutoff))
-    return train, arms.filter(held)
-
-
-def _held_out(description: dict[str, Any]) -> pl.Expr:
-    """The rows of a split's held-out part: its campaigns, or the rows from its cutoff."""
-    if description.get("kind") == "campaign":
-        return pl.col("campaign_id").is_in(description["held_out_campaigns"])
-    return pl.col("at") >= datetime.fromisoformat(description["cutoff"])
 
 
 # -- metrics -----------------------------------------------------------------------------------
@@ -590,7 +438,7 @@ def _popularity(model: PersonalisationModel, frame: pl.DataFrame) -> np.ndarray:
 # -- fitting -----------------------------------------------------------------------------------
 
 
-def _fit(
+def fit_personalisation(
     vocab: Vocabulary,
     frame: pl.DataFrame,
     arms: pl.DataFrame,
@@ -725,86 +573,6 @@ def _window_assignments(tables: EventTables, first: date, last: date) -> pl.Data
     )
 
 
-def _known_customers(tables: EventTables, as_of: datetime) -> pl.DataFrame:
-    """Customers created or ordering before `as_of`, with their latest consent per channel and
-    whether they have ordered."""
-    created = tables.consent.filter(pl.col("at") < as_of)
-    consent = (
-        created.filter(pl.col("channel").is_in(CHANNELS))
-        .group_by("customer_id", "channel")
-        .agg(pl.col("granted").last())
-        .pivot("channel", index="customer_id", values="granted", on_columns=CHANNELS)
-    )
-    for channel in CHANNELS:
-        if channel not in consent.columns:
-            consent = consent.with_columns(pl.lit(None, pl.Boolean).alias(channel))
-    ordered = tables.orders.filter(pl.col("at") < as_of)["customer_id"].unique()
-    ids = pl.concat([consent["customer_id"], ordered]).unique().sort()
-    return (
-        pl.DataFrame({"customer_id": ids})
-        .join(consent, on="customer_id", how="left")
-        .select(
-            "customer_id",
-            *[pl.col(c).fill_null(False).alias(f"consent_{c}") for c in CHANNELS],
-            has_ordered=pl.col("customer_id").is_in(ordered.implode()),
-        )
-    )
-
-
-def _offerable_campaigns(
-    campaigns: pl.DataFrame, statuses: pl.DataFrame, as_of: datetime
-) -> pl.DataFrame:
-    status = (
-        statuses.filter(pl.col("at") < as_of)
-        .group_by("campaign_id")
-        .agg(status=pl.col("status").last())
-    )
-    return (
-        campaigns.join(status, on="campaign_id", how="inner")
-        .filter(
-            (pl.col("status") == "active")
-            & (pl.col("active_from").is_null() | (pl.col("active_from") <= as_of))
-            & (pl.col("active_until").is_null() | (pl.col("active_until") > as_of))
-            & pl.col("distribution_mode").is_not_null()
-            & (pl.col("channels").list.len() > 0)
-            & pl.col("voucher_kind").is_in(["unique", "gift"])
-        )
-        .sort("campaign_id")
-    )
-
-
-def _already_offered(tables: EventTables, as_of: datetime) -> pl.DataFrame:
-    """(customer, campaign) pairs not to offer again: the customer holds a voucher of it still
-    valid and unused, or it is a promotion (one decision per customer) that already sent the
-    customer a voucher or held them out (a promotion's held-out customers are its control
-    group: offering it to them later would spoil the comparison)."""
-    modes = tables.campaigns.select("campaign_id", "distribution_mode")
-    redeemed = tables.redemptions.filter(pl.col("at") < as_of)["voucher_id"]
-    offers = with_horizon(tables, tables.offers.filter(pl.col("at") < as_of))
-    holding = offers.filter(
-        ~pl.col("voucher_id").is_in(redeemed.implode()) & (pl.col("horizon_end") > as_of)
-    ).select("customer_id", "campaign_id")
-    decided = pl.concat(
-        [
-            offers.select("customer_id", "campaign_id"),
-            tables.held_out.filter(pl.col("at") < as_of).select("customer_id", "campaign_id"),
-        ]
-    ).join(modes.filter(pl.col("distribution_mode") == "promotion"), on="campaign_id")
-    return pl.concat([holding, decided.select("customer_id", "campaign_id")]).unique()
-
-
-def _first_consented_channel() -> pl.Expr:
-    """The first of the campaign's channels (in its order) the customer consents to."""
-    checks = [
-        pl.when(
-            pl.col("channels").list.get(i, null_on_oob=True).eq(name) & pl.col(f"consent_{name}")
-        ).then(pl.lit(name))
-        for i in range(len(CHANNELS))
-        for name in CHANNELS
-    ]
-    return pl.coalesce(checks)
-
-
 # -- input checks ------------------------------------------------------------------------------
 
 
@@ -821,7 +589,7 @@ def _before(
     events: pl.DataFrame | pl.LazyFrame, as_of: datetime, skip_orders: bool
 ) -> pl.DataFrame:
     """The events read, strictly before `as_of` (orders left out when they come decoded)."""
-    from models_ml.personalisation_features import EVENT_TYPES, REQUIRED_COLUMNS
+    from models_ml.personalisation_events import EVENT_TYPES, REQUIRED_COLUMNS
 
     lazy = events.lazy()
     names = lazy.collect_schema().names()

@@ -38,7 +38,7 @@ def next_best_offer_table(home: Path) -> tuple[pl.DataFrame, ModelCard]:
     """Per customer, the NEXT_BEST_OFFERS campaigns offerable at the lake's last event."""
     from models_ml.order_cache import cached_orders
     from models_ml.personalisation import check_model, next_best_offers
-    from models_ml.personalisation_features import EVENT_TYPES
+    from models_ml.personalisation_events import EVENT_TYPES
 
     model, card = Registry(home).load("personalisation")
     check_model(model)

@@ -91,7 +91,7 @@ def personalisation_events(
     order; with `max_customers`, only those of a seeded sample of customers (and the events of
     no customer: campaigns and their statuses). Returns the events and the sample's description
     (None when everyone is in)."""
-    from models_ml.personalisation_features import EVENT_TYPES, REQUIRED_COLUMNS
+    from models_ml.personalisation_events import EVENT_TYPES, REQUIRED_COLUMNS
 
     scan = scan_events(lake).filter(
         pl.col("event_date") <= last.isoformat(), pl.col("event_type").is_in(EVENT_TYPES)

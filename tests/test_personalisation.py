@@ -25,18 +25,17 @@ from models_ml.personalisation import (
     PersonalisationInputError,
     evaluate_personalisation,
     next_best_offers,
-    plan_split,
     train_personalisation,
 )
-from models_ml.personalisation_features import (
+from models_ml.personalisation_events import (
     Vocabulary,
     build_tables,
     decode_orders,
-    feature_names,
     labelled_offers,
-    offer_features,
     vocabulary,
 )
+from models_ml.personalisation_features import feature_names, offer_features
+from models_ml.personalisation_split import plan_split
 from pipelines.ledger_extract import Lake, sync_lake
 from redemption_core.simulate import SimulationConfig, simulate
 
