@@ -64,13 +64,20 @@ class TLearner:
 
     def predict(self, frame: pl.DataFrame) -> pl.DataFrame:
         """`frame` with `p_treated`, `p_control` and `uplift` (their difference) added."""
-        x = feature_matrix(frame, self.features, self.categories)
-        treated = self.treated.predict(x)
-        control = self.control.predict(x)
+        treated, control = self.predict_matrix(
+            feature_matrix(frame, self.features, self.categories)
+        )
         return frame.with_columns(
             p_treated=pl.Series(treated, dtype=pl.Float64),
             p_control=pl.Series(control, dtype=pl.Float64),
             uplift=pl.Series(treated - control, dtype=pl.Float64),
+        )
+
+    def predict_matrix(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """P(outcome | treated) and P(outcome | control) for rows of `feature_matrix`."""
+        threads = 2 if len(x) >= 200_000 else 1
+        return self.treated.predict(x, num_threads=threads), self.control.predict(
+            x, num_threads=threads
         )
 
 

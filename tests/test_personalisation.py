@@ -551,3 +551,14 @@ def test_promo_models_evaluate_writes_the_plots_and_figures_beside_the_card(
     assert written["metrics"]["roc_auc"] == card["metrics"]["roc_auc"]
     assert written["metrics"]["roc_auc_ci95_low"] < written["metrics"]["roc_auc"]
     assert json.loads(evaluated.stdout)["plots"] == [str(folder / n) for n in written["plots"]]
+
+
+def test_scoring_from_one_feature_matrix_gives_the_propensity_and_uplift_of_each_model() -> None:
+    events = planted_uplift_ledger(customers=300).frame()
+    model, _ = train_personalisation(events, T0.date(), PLANTED_LAST, seed=3)
+    frame = features_at(events, model.vocab)
+
+    propensity, uplift = model.predict(frame)
+
+    np.testing.assert_allclose(propensity, model.predict_propensity(frame))
+    np.testing.assert_allclose(uplift, model.predict_uplift(frame))  # type: ignore[arg-type]
