@@ -94,7 +94,7 @@ def contents_part(tables: EventTables, pairs: pl.DataFrame, vocab: Vocabulary) -
     contents = pairs["contents"].unique()
     customers = pairs["customer_id"].unique()
     keys = _contents_keys(tables, contents.filter(contents != WHOLE_ORDER))
-    touches = _touches(tables, customers)
+    touches = _touches(tables, customers, keys.select("level", "key").unique())
     out = pairs
     joined = (
         touches.join(keys, on=["level", "key"])
@@ -180,10 +180,18 @@ def _contents_keys(tables: EventTables, contents: pl.Series) -> pl.DataFrame:
     )
 
 
-def _touches(tables: EventTables, customers: pl.Series) -> pl.DataFrame:
+def _touches(tables: EventTables, customers: pl.Series, wanted: pl.DataFrame) -> pl.DataFrame:
     """(customer_id, source, level, key, first_at): the first time each customer bought
-    (`bought`, an order line) or redeemed (`redeemed`, a voucher covering it) each product,
-    category, brand and collection."""
+    (`bought`, an order line) or redeemed (`redeemed`, a voucher covering it) each of the
+    `wanted` (level, key) pairs: products, categories, brands and collections."""
+    schema = {"customer_id": pl.String, "source": pl.String, "level": pl.String,
+              "key": pl.String, "first_at": pl.Datetime("us", "UTC")}  # fmt: skip
+    if wanted.height == 0:  # every offer is on the whole order: nothing to overlap with
+        return pl.DataFrame(schema=schema)
+
+    def of(level: str) -> pl.Series:
+        return wanted.filter(pl.col("level") == level)["key"].implode()
+
     cat = tables.catalogue
     lines = order_lines(tables.orders.filter(pl.col("customer_id").is_in(customers.implode())))
     # What the catalogue said of each product when it was bought fills what the line omits.
@@ -196,21 +204,25 @@ def _touches(tables: EventTables, customers: pl.Series) -> pl.DataFrame:
         pl.col("valid_from").is_null()
         | ((pl.col("valid_from") < pl.col("at")) & (pl.col("at") <= pl.col("valid_to")))
     )  # fmt: skip
+    # each level kept to the keys some offer covers before anything is stacked: a customer's
+    # lines times four levels would be most of the memory at scale
     bought = pl.concat(
         [
-            lines.select("customer_id", "at", level=pl.lit("product"), key="product_id"),
+            lines.select("customer_id", "at", level=pl.lit("product"), key="product_id").filter(
+                pl.col("key").is_in(of("product"))
+            ),
             lines.select(
                 "customer_id",
                 "at",
                 level=pl.lit("category"),
                 key=pl.coalesce("category", "cat_category"),
-            ),
+            ).filter(pl.col("key").is_in(of("category"))),
             lines.select(
                 "customer_id", "at", level=pl.lit("brand"), key=pl.coalesce("brand", "cat_brand")
-            ),
-            lines.select(
-                "customer_id", "at", level=pl.lit("collection"), key="collections"
-            ).explode("key"),
+            ).filter(pl.col("key").is_in(of("brand"))),
+            lines.select("customer_id", "at", level=pl.lit("collection"), key="collections")
+            .explode("key")
+            .filter(pl.col("key").is_in(of("collection"))),
         ]
     ).with_columns(source=pl.lit("bought"))
     redeemed_contents = (
@@ -223,6 +235,7 @@ def _touches(tables: EventTables, customers: pl.Series) -> pl.DataFrame:
     redeemed = (
         redeemed_contents.join(keys, on="contents")
         .filter((pl.col("valid_from") < pl.col("at")) & (pl.col("at") <= pl.col("valid_to")))
+        .join(wanted, on=["level", "key"], how="semi")
         .select("customer_id", "at", "level", "key", source=pl.lit("redeemed"))
     )
     return (
@@ -273,10 +286,14 @@ def _same_contents(tables: EventTables, pairs: pl.DataFrame) -> pl.DataFrame:
 
 def _category_share(tables: EventTables, pairs: pl.DataFrame, keys: pl.DataFrame) -> pl.DataFrame:
     """Per (customer_id, contents, at): the share of the units the customer bought before `at`
-    that fall in the categories the contents covers then (missing for the whole order, or before
-    any purchase)."""
+    that fall in the categories the contents covers then (missing for the whole order, for
+    contents of no known category, and before any purchase)."""
+    offer_categories = keys.filter(pl.col("level") == "category").select(
+        "contents", "valid_from", "valid_to", category="key"
+    )
+    listed = pairs.filter(pl.col("contents").is_in(offer_categories["contents"].unique().implode()))
     lines = order_lines(
-        tables.orders.filter(pl.col("customer_id").is_in(pairs["customer_id"].unique().implode()))
+        tables.orders.filter(pl.col("customer_id").is_in(listed["customer_id"].unique().implode()))
     )
     lines = (
         lines.join(
@@ -300,15 +317,12 @@ def _category_share(tables: EventTables, pairs: pl.DataFrame, keys: pl.DataFrame
         .sort("at")
     )
     per_category = (
-        lines.drop_nulls("category")
+        lines.filter(pl.col("category").is_in(offer_categories["category"].unique().implode()))
         .sort("at")
         .with_columns(units_in=pl.col("quantity").cum_sum().over("customer_id", "category"))
         .unique(["customer_id", "category", "at"], keep="last")
         .select("customer_id", "category", "at", "units_in")
         .sort("at")
-    )
-    offer_categories = keys.filter(pl.col("level") == "category").select(
-        "contents", "valid_from", "valid_to", category="key"
     )
     asked = (
         pairs.join(offer_categories, on="contents")
