@@ -106,9 +106,8 @@ def personalisation_bench(home: Path, first: date, last: date, seed: int) -> dic
         }
     )
     rows = replicate(frame, ROWS, rng, features, per_customer=3)
-    uplift_features = [f for f in features if f != "offer_channel"]
     started, cpu = time.perf_counter(), time.process_time()
-    model = personalisation_fit(vocab, rows, arms, features, uplift_features, seed)
+    model = personalisation_fit(vocab, rows, arms, features, features, seed)
     train_s = time.perf_counter() - started
     train_cpu = time.process_time() - cpu
     say(
