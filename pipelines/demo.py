@@ -61,11 +61,22 @@ def summary(published: Path) -> list[str]:
             name, currency, profit, low, high = row
             lines.append(
                 f"{label} campaign by incremental profit: {name}: {_money(profit)} {currency} "
-                f"(95% CI {_money(low)} to {_money(high)})"
+                f"(95% CI {_money(low)} to {_money(high)}); {interval_verdict(low, high)}"
             )
     else:
         lines.append("no campaign with a control group: no incremental profit to rank")
     return lines
+
+
+def interval_verdict(low: float | None, high: float | None) -> str:
+    """What a 95% interval lets a manager conclude, in plain words."""
+    if low is None or high is None:
+        return "no interval: too few customers in the control group to say"
+    if low > 0:
+        return "it made money: the whole interval is above zero"
+    if high < 0:
+        return "it lost money: the whole interval is below zero"
+    return "not distinguishable from no effect: the interval includes zero"
 
 
 def _money(minor: float | int | None) -> str:

@@ -16,7 +16,6 @@ import contextlib
 import csv
 import io
 import itertools
-import os
 import sqlite3
 from collections import Counter
 from collections.abc import Iterator
@@ -42,6 +41,7 @@ from builders import (
     unique_def,
     unique_voucher,
 )
+from shared_data import DUNNHUMBY, require_dunnhumby
 from test_cli import Promo
 
 from redemption_core import cli
@@ -58,14 +58,6 @@ from redemption_core.imports.ledger_schema import (
 from redemption_core.ledger.reports import stats
 from redemption_core.ledger.verify import verify_ledger
 
-# shared/ lies beside the checkout (the session's and CI's layout); PROMO_SHARED_DIR overrides.
-DUNNHUMBY = (
-    Path(
-        os.environ.get("PROMO_SHARED_DIR") or Path(__file__).resolve().parents[1].parent / "shared"
-    )
-    / "data"
-    / "dunnhumby_complete_journey_partial"
-)
 # Every content column of the events table (seq is the receiving ledger's own numbering).
 CONTENT = ", ".join(COLUMNS)
 BEFORE = NOW - timedelta(days=1)  # imported rows happened before the engine's "now"
@@ -718,10 +710,7 @@ def source_table(name: str) -> list[dict[str, str]]:
 @pytest.fixture(scope="module")
 def dunnhumby(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """The folder imported once with `promo import DIR --mapping dunnhumby` into a fresh ledger."""
-    if not (DUNNHUMBY / "README.md").exists():
-        pytest.fail(
-            f"the dunnhumby data is missing: expected {DUNNHUMBY} (shared/ beside the repository)"
-        )
+    require_dunnhumby()
     home = tmp_path_factory.mktemp("dunnhumby") / "home"
     out, err = io.StringIO(), io.StringIO()
     with pytest.MonkeyPatch.context() as patch:

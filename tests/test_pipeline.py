@@ -427,3 +427,7 @@ def test_the_demo_summary_reports_the_ledger_and_ranks_campaigns_by_incremental_
         f"worst campaign by incremental profit: {worst[0]}: {worst[1] / 100:,.2f} "
     )
     assert "(95% CI " in lines[2] and "(95% CI " in lines[3]
+    assert all(
+        line.endswith(("includes zero", "above zero", "below zero", "to say"))
+        for line in lines[2:4]
+    )

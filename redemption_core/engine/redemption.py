@@ -230,11 +230,9 @@ class RedemptionEngine(VoucherOperations, CustomerOperations, ReviewOperations):
                 now=now,
                 facts=tx,
             )
-            reasons, discount, gift = (
-                evaluation.reasons,
-                evaluation.discount,
-                evaluation.gift_amount,
-            )
+            reasons = evaluation.reasons
+            if not reasons:  # an invalid code gives nothing: no discount, the full amount to pay
+                discount, gift = evaluation.discount, evaluation.gift_amount
         valid = not reasons
         event = Event(
             EventType.VOUCHER_VALIDATED,

@@ -132,7 +132,7 @@ class VoucherOperations:
         try:
             new = CampaignStatus(status)
         except ValueError:
-            raise InvalidInput("status", f"unknown status {status!r}") from None
+            raise InvalidInput("status", f"unknown status {p.short(status)}") from None
         with self._transaction() as tx:
             state = tx.campaign_state(campaign_id)
             if state is None:
@@ -187,11 +187,18 @@ class VoucherOperations:
     def code_generator(self, campaign: Campaign) -> CodeGenerator:
         return CodeGenerator(campaign.code_config, self._random_bytes)
 
-    def generate_codes(self, campaign_id: str, count: int) -> list[str]:
+    def generate_codes(
+        self,
+        campaign_id: str,
+        count: int,
+        *,
+        progress: Callable[[int], None] | None = None,
+    ) -> list[str]:
         """Create `count` new vouchers with fresh codes, unique across the whole ledger.
 
         Written in transactions of CODES_PER_TRANSACTION codes: every committed code is
-        complete, and a crash midway leaves the codes generated so far.
+        complete, and a crash midway leaves the codes generated so far. `progress` is told the
+        number committed so far after each transaction.
         """
         p.integer(count, "count", minimum=1, maximum=MAX_CODES_PER_CALL)
         with self.store.read() as tx:
@@ -210,6 +217,8 @@ class VoucherOperations:
                     ]
                 )
             created.extend(codes)
+            if progress is not None:
+                progress(len(created))
         return created
 
     @staticmethod
