@@ -31,6 +31,7 @@ from builders import (
     NOW,
     Clock,
     add_customers,
+    cart,
     engine_at,
     gift_card,
     order,
@@ -220,7 +221,7 @@ def source(tmp_path: Path) -> RedemptionEngine:
     place_order(engine, "cust-2", 6000, "o-2")
     clock.advance(minutes=1)
     engine.validate(code, order(4000), customer_id="cust-1")
-    hold = engine.validate(second, order(4000), customer_id="cust-2", hold_seconds=60)
+    hold = engine.validate(second, cart(4000), customer_id="cust-2", hold_seconds=60)
     first = engine.redeem(
         RedeemRequest(
             code=code,

@@ -53,6 +53,14 @@ class EventType(StrEnum):
     VOUCHER_DELIVERED = "voucher_delivered"
     DELIVERY_FAILED = "delivery_failed"
     FRAUD_REVIEW_RECORDED = "fraud_review_recorded"
+    API_KEY_ISSUED = "api_key_issued"
+    API_KEY_REVOKED = "api_key_revoked"
+    GUESSING_BACKOFF_STARTED = "guessing_backoff_started"
+
+
+# Keys are issued by this ledger only: `promo import` refuses these, so another system's file
+# can never bring a key in.
+NOT_IMPORTED = frozenset({EventType.API_KEY_ISSUED, EventType.API_KEY_REVOKED})
 
 
 # The columns every event row has, in ledger order (seq is assigned by the store).

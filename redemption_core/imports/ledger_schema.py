@@ -29,7 +29,7 @@ from redemption_core.domain.campaigns import campaign_from_dict, main_campaign_f
 from redemption_core.domain.codes import normalize_code
 from redemption_core.domain.customers import consent_from
 from redemption_core.domain.errors import InvalidInput
-from redemption_core.domain.events import COLUMNS, Event, EventType
+from redemption_core.domain.events import COLUMNS, NOT_IMPORTED, Event, EventType
 from redemption_core.domain.money import MAX_AMOUNT
 from redemption_core.domain.segments import segment_from_dict
 from redemption_core.ledger.rows import SELECT_EVENT, event_from_row
@@ -235,6 +235,8 @@ def _event(row: Mapping[str, Any], now: datetime) -> Event:
         raise InvalidInput(
             "event_type", f"unknown event type {p.short(row.get('event_type'))}"
         ) from None
+    if kind in NOT_IMPORTED:
+        raise InvalidInput("event_type", f"{kind} is not imported: keys are issued here")
     event_id = p.identifier(row.get("event_id"), "event_id")
     occurred = _time(row.get("occurred_at"), "occurred_at", now)
     recorded = _time(row.get("recorded_at"), "recorded_at", now) if row.get("recorded_at") else now
