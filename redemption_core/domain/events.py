@@ -56,11 +56,15 @@ class EventType(StrEnum):
     API_KEY_ISSUED = "api_key_issued"
     API_KEY_REVOKED = "api_key_revoked"
     GUESSING_BACKOFF_STARTED = "guessing_backoff_started"
+    IDEMPOTENT_ANSWER_RECORDED = "idempotent_answer_recorded"
 
 
 # Keys are issued by this ledger only: `promo import` refuses these, so another system's file
 # can never bring a key in.
-NOT_IMPORTED = frozenset({EventType.API_KEY_ISSUED, EventType.API_KEY_REVOKED})
+# The answers kept for an Idempotency-Key are this ledger's too.
+NOT_IMPORTED = frozenset(
+    {EventType.API_KEY_ISSUED, EventType.API_KEY_REVOKED, EventType.IDEMPOTENT_ANSWER_RECORDED}
+)
 
 
 # The columns every event row has, in ledger order (seq is assigned by the store).

@@ -102,3 +102,4 @@ class OrderState:
     currency: str
     refunded: int
     cancelled: bool
+    store_id: str | None = None

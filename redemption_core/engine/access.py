@@ -22,6 +22,7 @@ from redemption_core.domain.access import (
     Principal,
     Role,
     Unauthenticated,
+    check_store,
     key_terms,
 )
 from redemption_core.domain.errors import Conflict, NotFound
@@ -100,6 +101,15 @@ class AccessOperations:
                 )
             )
         self._key_cache.clear()
+
+    def check_order_store(self, principal: Principal, order_id: str) -> None:
+        """A key limited to stores refunds and cancels only the orders placed in them."""
+        if not principal.stores:
+            return
+        with self.store.read() as tx:
+            order = tx.order(p.identifier(order_id, "order_id"))
+        if order is not None:
+            check_store(principal, order.store_id, "order_id")
 
     def api_keys(self) -> list[ApiKeyState]:
         with self.store.read() as tx:

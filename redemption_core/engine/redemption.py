@@ -40,6 +40,7 @@ from redemption_core.domain.state import VoucherState
 from redemption_core.engine.access import AccessOperations
 from redemption_core.engine.customers import CustomerOperations, rollback_event
 from redemption_core.engine.guard import Guard, Subject
+from redemption_core.engine.idempotency import IdempotentOperations
 from redemption_core.engine.results import (
     HashedContext,
     RedeemRequest,
@@ -81,7 +82,13 @@ __all__ = [
 ]
 
 
-class RedemptionEngine(VoucherOperations, CustomerOperations, ReviewOperations, AccessOperations):
+class RedemptionEngine(
+    VoucherOperations,
+    CustomerOperations,
+    ReviewOperations,
+    AccessOperations,
+    IdempotentOperations,
+):
     """One engine per process or thread; any number of them may share one ledger.
 
     `limits` bound holds (per customer, device and IP; only with a cart) in every engine. The
@@ -101,10 +108,14 @@ class RedemptionEngine(VoucherOperations, CustomerOperations, ReviewOperations, 
         random_bytes: Callable[[int], bytes] = secrets.token_bytes,
         limits: Limits | None = None,
         guard: Guard | None = None,
+        validation_sink: Callable[[list[Event]], None] | None = None,
     ) -> None:
         self.store = store
         self.limits = limits or (guard.limits if guard is not None else Limits())
         self.guard = guard
+        # Where validation events go instead of this engine's own buffer: an API worker reads
+        # on one engine and hands them to the engine that writes (api/writer.py).
+        self.validation_sink = validation_sink
         self._key_cache = {}
         self._random_bytes = random_bytes
         self._hasher = hasher
@@ -298,15 +309,26 @@ class RedemptionEngine(VoucherOperations, CustomerOperations, ReviewOperations, 
             return result
         with self.store.read() as tx:
             result, events = self._validate_in(tx, code, order, customer_id, hashed, context, None)
+        if self.validation_sink is not None:
+            self.validation_sink(events)
+            return result
+        self.defer(events)
+        self.flush_if_due()
+        return result
+
+    def defer(self, events: Sequence[Event]) -> None:
+        """Append these events with the next write transaction (group commit)."""
         if not self._pending:
             self._pending_since = time.monotonic()
         self._pending.extend(events)
-        if (
+
+    def flush_if_due(self) -> None:
+        """Flush the deferred events when enough wait, or the oldest has waited long enough."""
+        if self._pending and (
             len(self._pending) >= self._buffer_size
             or time.monotonic() - self._pending_since >= self._buffer_age
         ):
             self.flush()
-        return result
 
     def _validate_in(
         self,

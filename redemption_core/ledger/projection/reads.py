@@ -165,13 +165,13 @@ class ProjectionReads(ProjectionBase):
         if self._order_rows:
             self._flush_projection()
         row = self._db.execute(
-            "SELECT order_id, customer_id, amount, currency, refunded, cancelled_at FROM orders"
-            " WHERE order_id = ?",
+            "SELECT order_id, customer_id, amount, currency, refunded, cancelled_at, store_id"
+            " FROM orders WHERE order_id = ?",
             (order_id,),
         ).fetchone()
         if row is None:
             return None
-        return OrderState(*row[:5], cancelled=row[5] is not None)
+        return OrderState(*row[:5], cancelled=row[5] is not None, store_id=row[6])
 
     def open_redemptions_of_order(self, order_id: str) -> list[RedemptionState]:
         self._flush_projection()
