@@ -27,6 +27,7 @@ from redemption_core.api.checkout import ROUTES as CHECKOUT
 from redemption_core.api.problems import EXCEPTION_HANDLERS, PROBLEM_RESPONSES
 from redemption_core.api.resources import ROUTES as RESOURCES
 from redemption_core.api.service import ApiSettings, Service
+from redemption_core.domain.access import ACTING
 from redemption_core.ledger.home import promo_home
 
 VERSION = "1.0.0"
@@ -53,7 +54,11 @@ async def before_request(request: Request) -> None:
     handler = request.route_handler
     operation = handler.opt.get("operation")
     if operation is not None:
-        request.state.principal = request.app.state.service.authorize(request, operation)
+        principal = request.app.state.service.authorize(request, operation)
+        request.state.principal = principal
+        # The request runs in its own task: the engine stamps this key on the events it writes
+        # for it (also on the writer's thread, which runs each call in the request's context).
+        ACTING.set(principal.actor)
     data = handler.parsed_fn_signature.parameters.get("data")
     if data is not None:
         body_type = data.annotation

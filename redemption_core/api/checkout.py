@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Request, Response, post
 from litestar.openapi.spec import Example
-from litestar.params import Body, Parameter
+from litestar.params import Body, HeaderParameter
 
 from redemption_core.api.schemas import (
     NO_CONTEXT,
@@ -26,8 +26,8 @@ from redemption_core.engine.redemption import RedeemRequest
 
 IdempotencyKey = Annotated[
     str | None,
-    Parameter(
-        header="Idempotency-Key",
+    HeaderParameter(
+        name="Idempotency-Key",
         required=False,
         description="Retries with the same key and body get the first answer (replayed); "
         "the same key with another body is refused (422).",
