@@ -34,6 +34,8 @@ VERSION = "1.0.0"
 ROUTES = [*CHECKOUT, *RESOURCES]
 for _handler in ROUTES:
     _handler.responses = PROBLEM_RESPONSES
+    if _handler.opt.get("operation") is not None:  # every route but health needs a key
+        _handler.security = [{"bearer": []}]
 
 OPENAPI_DOC = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
 
@@ -59,6 +61,11 @@ async def before_request(request: Request) -> None:
         # The request runs in its own task: the engine stamps this key on the events it writes
         # for it (also on the writer's thread, which runs each call in the request's context).
         ACTING.set(principal.actor)
+    unknown = sorted(set(request.query_params) - _query_names(handler))
+    if unknown:
+        raise ValidationException(
+            extra=[{"message": "unknown query parameter", "key": unknown[0], "source": "query"}]
+        )
     data = handler.parsed_fn_signature.parameters.get("data")
     if data is not None:
         body_type = data.annotation
@@ -69,6 +76,21 @@ async def before_request(request: Request) -> None:
             raise ValidationException(extra=[{"message": str(error)}]) from None
         except msgspec.DecodeError:
             raise ValidationException(extra=[{"message": "the body is not JSON"}]) from None
+
+
+NOT_QUERY = frozenset({"request", "data", "idempotency_key"})
+
+
+@functools.cache
+def _query_names(handler: Any) -> frozenset[str]:
+    """The query parameters a route declares (the rest of a URL's query is refused, as an
+    unknown body field is)."""
+    paths = " ".join(handler.paths)
+    return frozenset(
+        name
+        for name in handler.parsed_fn_signature.parameters
+        if name not in NOT_QUERY and f"{{{name}:" not in paths
+    )
 
 
 @functools.cache
@@ -114,7 +136,6 @@ def openapi_config() -> OpenAPIConfig:
                 "bearer": SecurityScheme(type="http", scheme="bearer", description="API key")
             }
         ),
-        security=[{"bearer": []}],
         use_handler_docstrings=False,
     )
 

@@ -29,6 +29,9 @@ IdempotencyKey = Annotated[
     HeaderParameter(
         name="Idempotency-Key",
         required=False,
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:@+-]*$",
         description="Retries with the same key and body get the first answer (replayed); "
         "the same key with another body is refused (422).",
     ),

@@ -91,6 +91,7 @@ def validation_error(_: Request, error: ValidationException) -> Response[dict[st
     for item in error.extra or []:
         if isinstance(item, dict) and item.get("source") in ("query", "path", "header"):
             field = str(item.get("key") or field)
+            message = str(item.get("message") or message)
     return problem(422, "invalid_input", f"{field}: {message}", field)
 
 
