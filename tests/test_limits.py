@@ -161,14 +161,26 @@ def test_processes_on_one_machine_share_one_allowance(tmp_path: Path) -> None:
 
 def test_a_flood_of_subjects_never_grows_the_table(tmp_path: Path) -> None:
     table = GuardTable(tmp_path / "guard.table", slots=64)
+    empty = (tmp_path / "guard.table").stat().st_size
     keys = [subject_key("miss:device", f"d-{n}") for n in range(1000)]
 
-    for key in keys:
-        table.update([key], lambda slots: (None, [5.0]))
+    def remember(number: int):  # noqa: ANN202
+        def change(slots: list[list[float]]) -> tuple[None, list[float]]:
+            slots[0][0] = float(number)
+            return None, [float(number)]  # later subjects are fresher: older ones go first
+
+        return change
+
+    for number, key in enumerate(keys, start=1):
+        table.update([key], remember(number))
     size = (tmp_path / "guard.table").stat().st_size
+    newest = table.update([keys[-1]], lambda slots: (slots[0][0], [0.0]))
+    oldest = table.update([keys[0]], lambda slots: (slots[0][0], [0.0]))
     table.close()
 
-    assert size == 64 * 64
+    assert size == empty
+    assert newest == 1000.0  # the newest subject is still there ...
+    assert oldest == 0.0  # ... the stalest were evicted
 
 
 # -- the engine ----------------------------------------------------------------------------------------

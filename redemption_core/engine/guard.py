@@ -91,7 +91,7 @@ class Guard:
     # -- guessing back-off ---------------------------------------------------------------------
     def check_backoff(self, now: float, subjects: list[Subject]) -> None:
         """Raise Throttled when any subject is in back-off."""
-        if not subjects:
+        if not subjects or now >= self.table.latest_block():
             return
         keys = [subject_key(f"miss:{kind}", value) for kind, value in subjects]
 
@@ -123,6 +123,7 @@ class Guard:
                 backoff = record_miss(state, now, policy)
                 if backoff is not None:
                     started.append((subject, backoff))
+                    self.table.extend_latest_block(backoff.until)
                 values[:] = [float(v) for v in astuple(state)]
                 reusable.append(
                     max(

@@ -16,24 +16,31 @@ so the file needs no fsync and is rebuilt empty when it is missing or of another
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import math
 import mmap
 import os
 import struct
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
 SLOT = struct.Struct("<16sd5d")  # key, reusable_after, five values
+AFTER = struct.Struct("<d")
+VALUES = struct.Struct("<5d")
+EMPTY = bytes(16)
+# The file starts with a header: the latest time until which any subject is blocked, so that
+# "is anyone in back-off?" is one read while nobody is (the usual case).
+HEADER = 64
 SLOTS = 1 << 16  # 4 MiB; a probe looks at PROBE slots, so a flood of subjects evicts the
-PROBE = 16  # stalest of them, never a scan of the table
+PROBE = 8  # stalest of them, never a scan of the table
 Values = list[float]
 T = TypeVar("T")
 
 
+@functools.lru_cache(maxsize=65_536)
 def subject_key(kind: str, subject: str) -> bytes:
     return hashlib.blake2b(f"{kind}\0{subject}".encode(), digest_size=16).digest()
 
@@ -42,8 +49,10 @@ class GuardTable:
     """A fixed-size table of slots; `update` runs a function on some slots under one lock."""
 
     def __init__(self, path: Path | None, *, slots: int = SLOTS) -> None:
+        if slots & (slots - 1):
+            raise ValueError("slots must be a power of two")
         self._slots = slots
-        self._size = slots * SLOT.size
+        self._size = HEADER + slots * SLOT.size
         self._thread_lock = threading.Lock()  # flock does not exclude threads sharing an fd
         self._fd: int | None = None
         if path is None:  # one process only: an anonymous map
@@ -60,18 +69,6 @@ class GuardTable:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
         self._map = mmap.mmap(self._fd, self._size)
 
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
-        with self._thread_lock:
-            if self._fd is None:
-                yield
-                return
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(self._fd, fcntl.LOCK_UN)
-
     def update(
         self,
         keys: Sequence[bytes],
@@ -82,37 +79,69 @@ class GuardTable:
         `change` gets each key's five values (to change in place) and returns its answer and,
         per key, the time after which that slot may be reused (0: leave the slot as it was).
         """
-        with self._locked():
-            places: list[int] = []
-            for key in keys:
-                places.append(self._place(key, places))
-            values = [self._read(index, key) for index, key in zip(places, keys, strict=True)]
-            answer, reusable = change(values)
-            for index, key, slot_values, after in zip(places, keys, values, reusable, strict=True):
-                if after > 0:
-                    self._map[index * SLOT.size : (index + 1) * SLOT.size] = SLOT.pack(
-                        key, after, *slot_values
-                    )
-            return answer
+        with self._thread_lock:
+            fd = self._fd
+            if fd is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                places: list[int] = []
+                values: list[Values] = []
+                for key in keys:
+                    index = self._place(key, places)
+                    places.append(index)
+                    values.append(self._read(index, key))
+                answer, reusable = change(values)
+                for index, key, slot_values, after in zip(
+                    places, keys, values, reusable, strict=True
+                ):
+                    if after > 0:
+                        SLOT.pack_into(
+                            self._map, HEADER + index * SLOT.size, key, after, *slot_values
+                        )
+                return answer
+            finally:
+                if fd is not None:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
 
     def _read(self, index: int, key: bytes) -> Values:
-        stored, _, *values = SLOT.unpack_from(self._map, index * SLOT.size)
-        if stored != key or not all(math.isfinite(v) for v in values):
+        offset = HEADER + index * SLOT.size
+        if self._map[offset : offset + 16] != key:
             return [0.0] * 5
-        return values
+        values = list(VALUES.unpack_from(self._map, offset + 24))
+        # A torn or foreign file can hold anything: inf and NaN make the sum non-finite.
+        return values if math.isfinite(sum(values)) else [0.0] * 5
 
     def _place(self, key: bytes, taken: Sequence[int]) -> int:
-        """The key's slot, else the stalest of its probe (free slots are stalest of all)."""
-        start = int.from_bytes(key[:8], "little") % self._slots
+        """The key's slot, else the stalest of its probe (a never-used slot ends the probe:
+        a key is always placed at or before the first of those)."""
+        start = int.from_bytes(key[:8], "little")
+        table, mask, size = self._map, self._slots - 1, SLOT.size
         best, best_after = -1, math.inf
         for step in range(PROBE):
-            index = (start + step) % self._slots
-            stored, after = struct.unpack_from("<16sd", self._map, index * SLOT.size)
+            index = (start + step) & mask
+            offset = HEADER + index * size
+            stored = table[offset : offset + 16]
             if stored == key:
                 return index
-            if index not in taken and after < best_after:
+            if index in taken:
+                continue
+            if stored == EMPTY:
+                return index if best < 0 else best
+            after = AFTER.unpack_from(table, offset + 16)[0]
+            if after < best_after:
                 best, best_after = index, after
         return best
+
+    def latest_block(self) -> float:
+        """Until when some subject may be blocked (read without the lock: an 8-byte aligned
+        word is written whole; a stale answer only sends a check down the slow path)."""
+        value = AFTER.unpack_from(self._map, 0)[0]
+        return value if math.isfinite(value) else math.inf
+
+    def extend_latest_block(self, until: float) -> None:
+        """Called under `update`'s lock when a subject is blocked until `until`."""
+        if until > AFTER.unpack_from(self._map, 0)[0]:
+            AFTER.pack_into(self._map, 0, until)
 
     def close(self) -> None:
         self._map.close()
