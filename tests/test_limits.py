@@ -5,6 +5,7 @@ every door opened on a home has (engine/guard.py)."""
 from __future__ import annotations
 
 import multiprocessing
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -164,7 +165,7 @@ def test_a_flood_of_subjects_never_grows_the_table(tmp_path: Path) -> None:
     empty = (tmp_path / "guard.table").stat().st_size
     keys = [subject_key("miss:device", f"d-{n}") for n in range(1000)]
 
-    def remember(number: int):  # noqa: ANN202
+    def remember(number: int) -> Callable[[list[list[float]]], tuple[None, list[float]]]:
         def change(slots: list[list[float]]) -> tuple[None, list[float]]:
             slots[0][0] = float(number)
             return None, [float(number)]  # later subjects are fresher: older ones go first
