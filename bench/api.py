@@ -243,22 +243,21 @@ async def _load(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def load_main() -> None:
+def load_main(spec_path: Path) -> None:
     import uvloop
 
-    spec = json.loads(sys.stdin.read())
-    print(json.dumps(uvloop.run(_load(spec))))
+    spec = json.loads(spec_path.read_text())
+    result = uvloop.run(_load(spec))
+    spec_path.with_suffix(".out").write_text(json.dumps(result))
 
 
 def run_load(spec: dict[str, Any]) -> dict[str, Any]:
-    done = subprocess.run(
-        [sys.executable, __file__, "--load"],
-        input=json.dumps(spec),
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return json.loads(done.stdout)
+    """The load generator in a process of its own; spec and result go through files."""
+    with tempfile.TemporaryDirectory(prefix="bench-api-load-") as folder:
+        spec_path = Path(folder) / "spec.json"
+        spec_path.write_text(json.dumps(spec))
+        subprocess.run([sys.executable, __file__, "--load", str(spec_path)], check=True)
+        return json.loads(spec_path.with_suffix(".out").read_text())
 
 
 # -- the server ------------------------------------------------------------------------------------
@@ -317,10 +316,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=6.0, help="length of each phase")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--load", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--load", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.load:
-        load_main()
+    if args.load is not None:
+        load_main(args.load)
         return
     load_at_start = os.getloadavg()
     scratch = Path(tempfile.mkdtemp(prefix="bench-api-"))

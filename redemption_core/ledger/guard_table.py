@@ -15,6 +15,7 @@ so the file needs no fsync and is rebuilt empty when it is missing or of another
 
 from __future__ import annotations
 
+import ctypes
 import fcntl
 import functools
 import hashlib
@@ -38,6 +39,27 @@ SLOTS = 1 << 16  # 4 MiB; a probe looks at PROBE slots, so a flood of subjects e
 PROBE = 8  # stalest of them, never a scan of the table
 Values = list[float]
 T = TypeVar("T")
+
+
+# flock through ctypes.PyDLL keeps the GIL: an uncontended lock is taken in a microsecond,
+# where fcntl.flock releases the GIL and then waits for it back behind the worker's other
+# thread (the writer), up to the interpreter's switch interval, on every request. Only when
+# another process holds the lock does the call fall back to a wait that releases the GIL.
+try:
+    _LIBC_FLOCK = ctypes.PyDLL(None).flock
+    _LIBC_FLOCK.argtypes = (ctypes.c_int, ctypes.c_int)
+except (OSError, AttributeError):  # not glibc-like: the portable call only
+    _LIBC_FLOCK = None
+
+
+def _lock(fd: int) -> None:
+    if _LIBC_FLOCK is None or _LIBC_FLOCK(fd, fcntl.LOCK_EX | fcntl.LOCK_NB) != 0:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+
+
+def _unlock(fd: int) -> None:
+    if _LIBC_FLOCK is None or _LIBC_FLOCK(fd, fcntl.LOCK_UN) != 0:
+        fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 @functools.lru_cache(maxsize=65_536)
@@ -82,7 +104,7 @@ class GuardTable:
         with self._thread_lock:
             fd = self._fd
             if fd is not None:
-                fcntl.flock(fd, fcntl.LOCK_EX)
+                _lock(fd)
             try:
                 places: list[int] = []
                 values: list[Values] = []
@@ -101,7 +123,7 @@ class GuardTable:
                 return answer
             finally:
                 if fd is not None:
-                    fcntl.flock(fd, fcntl.LOCK_UN)
+                    _unlock(fd)
 
     def _read(self, index: int, key: bytes) -> Values:
         offset = HEADER + index * SLOT.size
