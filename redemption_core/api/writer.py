@@ -162,6 +162,8 @@ class Writer:
         _answer([work], [result])
 
     def _flush_if_due(self) -> None:
+        if not self.engine.deferred:
+            return
         try:
             with self._machine_lock():
                 self.engine.flush_if_due()
@@ -169,6 +171,8 @@ class Writer:
             time.sleep(0.01)
 
     def _flush_deferred(self) -> None:
+        if not self.engine.deferred:
+            return
         try:
             with self._machine_lock():
                 self.engine.flush()

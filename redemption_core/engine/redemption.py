@@ -322,6 +322,11 @@ class RedemptionEngine(
             self._pending_since = time.monotonic()
         self._pending.extend(events)
 
+    @property
+    def deferred(self) -> int:
+        """How many events wait for the next write transaction."""
+        return len(self._pending)
+
     def flush_if_due(self) -> None:
         """Flush the deferred events when enough wait, or the oldest has waited long enough."""
         if self._pending and (
