@@ -30,8 +30,8 @@ def register(commands: Any) -> None:
     create.add_argument("--name", default="", help="what the key is for")
     keys_cmd.add_parser("list", help="keys with role, stores and status (never the secret)")
     revoke = keys_cmd.add_parser("revoke", help="revoke a key; it stops working at once")
-    revoke.add_argument("key_id")
-    revoke.add_argument("--reason", default="")
+    revoke.add_argument("key_id", help="the key's id (key_…), as `promo keys list` shows it")
+    revoke.add_argument("--reason", default="", help="why, for the ledger")
     keys.set_defaults(handler=_keys)
 
 

@@ -13,8 +13,10 @@ from redemption_core.ledger.home import promo_home
 
 def register(commands: Any) -> None:
     serve = commands.add_parser("serve", help="the HTTP API (JSON, /v1/...)")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
+    )
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
     serve.add_argument("--workers", type=positive, default=2, help="processes (one ledger)")
     serve.add_argument(
         "--forwarded-allow-ips",
