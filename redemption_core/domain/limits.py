@@ -142,7 +142,7 @@ class Limits:
 
     per_key: Rate = field(default_factory=lambda: Rate(500.0, 1000))  # each server key
     per_ip: Rate = field(default_factory=lambda: Rate(1000.0, 2000))  # each client IP, any key
-    # A client-side key's validations per IP: Voucherify's published 5 per 5 seconds.
+    # A client-side key's validations (and publications) per IP: Voucherify's 5 per 5 seconds.
     client_validations_per_ip: Rate = field(default_factory=lambda: Rate(1.0, 5))
     # Requests without a valid key, per IP (a wrong key costs as much as a miss).
     unauthenticated_per_ip: Rate = field(default_factory=lambda: Rate(0.5, 20))

@@ -218,7 +218,8 @@ class RedemptionEngine(
             self.now().timestamp(),
             key_id=None if principal is None or client else principal.key_id,
             ip=ip,
-            client_validation=client and operation is Operation.VALIDATE,
+            # A client-side key is public: what it may do at all is limited per IP.
+            client_validation=client and operation in (Operation.VALIDATE, Operation.PUBLISH_SELF),
             unauthenticated=principal is None,
         )
 
