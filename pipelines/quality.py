@@ -24,11 +24,12 @@ from typing import Any
 
 import duckdb
 
+from pipelines.partitions import EARLIEST_DAY
 from redemption_core import EventType
 
 # An event may be stamped a little after it is stored (clock skew between tills), never a day.
 MAX_SECONDS_AFTER_RECORDED = 86_400
-EARLIEST_PLAUSIBLE = "1990-01-01"
+EARLIEST_PLAUSIBLE = EARLIEST_DAY.isoformat()
 # The ledger's timestamp format (redemption_core.domain.parsing.iso: UTC, microseconds, 'Z'), which sorts
 # as text: the lake's partitions, the models' cut-offs and the marts' "as of" compare the text.
 TIMESTAMP_GLOB = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9].[0-9][0-9][0-9][0-9][0-9][0-9]Z"
