@@ -53,6 +53,10 @@ class EventType(StrEnum):
     VOUCHER_DELIVERED = "voucher_delivered"
     DELIVERY_FAILED = "delivery_failed"
     FRAUD_REVIEW_RECORDED = "fraud_review_recorded"
+    # engagement: what a customer did with a message, and visits to the merchant's site or app
+    MESSAGE_OPENED = "message_opened"
+    MESSAGE_CLICKED = "message_clicked"
+    SITE_VISITED = "site_visited"
 
 
 # The columns every event row has, in ledger order (seq is assigned by the store).

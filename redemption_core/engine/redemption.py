@@ -36,6 +36,7 @@ from redemption_core.domain.reasons import Code, Reason
 from redemption_core.domain.rules import evaluate
 from redemption_core.domain.state import VoucherState
 from redemption_core.engine.customers import CustomerOperations, rollback_event
+from redemption_core.engine.engagement import EngagementOperations
 from redemption_core.engine.results import (
     HashedContext,
     RedeemRequest,
@@ -70,7 +71,9 @@ __all__ = [
 ]
 
 
-class RedemptionEngine(VoucherOperations, CustomerOperations, ReviewOperations):
+class RedemptionEngine(
+    VoucherOperations, CustomerOperations, ReviewOperations, EngagementOperations
+):
     """One engine per process or thread; any number of them may share one ledger."""
 
     def __init__(
