@@ -62,6 +62,7 @@ COLUMNS = (
 def record_step(warehouse: Path, outcome: StepOutcome, run_id: str, at: datetime) -> StepStatus:
     """Record what the step did in this run; a step that did not succeed keeps the time and run
     of its last success."""
+    at = _naive(at)
     with duckdb.connect(str(warehouse)) as db:
         db.execute(f"CREATE SCHEMA IF NOT EXISTS {STATUS_SCHEMA}")
         db.execute(f"CREATE TABLE IF NOT EXISTS {STEPS_TABLE} ({COLUMNS})")
@@ -91,8 +92,8 @@ def record_step(warehouse: Path, outcome: StepOutcome, run_id: str, at: datetime
                 status.detail,
                 status.rows,
                 status.run_id,
-                _naive(status.attempted_at),
-                _naive(status.last_succeeded_at),
+                status.attempted_at,
+                status.last_succeeded_at,
                 status.last_succeeded_run_id,
             ],
         )
@@ -117,8 +118,6 @@ def step_status(warehouse: Path, step: str) -> StepStatus | None:
     )
 
 
-def _naive(moment: datetime | None) -> datetime | None:
+def _naive(moment: datetime) -> datetime:
     """UTC without a zone, as DuckDB's TIMESTAMP holds it."""
-    if moment is None or moment.tzinfo is None:
-        return moment
-    return moment.astimezone(UTC).replace(tzinfo=None)
+    return moment if moment.tzinfo is None else moment.astimezone(UTC).replace(tzinfo=None)
