@@ -147,7 +147,8 @@ def coupon_history(history: ForeignHistory) -> list[Event]:
 def email_experiment() -> list[Event]:
     events = [
         _campaign("mens-email", SEND - timedelta(days=1), control_share=0.5),
-        _campaign("womens-email", SEND - timedelta(days=1), control_share=0.5),
+        # the source system split the audience itself: no distribution section, held-out rows
+        _campaign("womens-email", SEND - timedelta(days=1)),
     ]
     for campaign_id in TREATED:
         for customer in CONTROL:
