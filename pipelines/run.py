@@ -116,9 +116,10 @@ def run_pipeline(
 
 
 def run_warnings(instance: dg.DagsterInstance, run_id: str) -> list[str]:
-    """The warnings the run's steps logged (a full refresh, a model step that could not run)."""
+    """The warnings and errors the run's steps logged (a full refresh, a model step that had
+    nothing to work with or failed), each as `warning: …` or `error: …`."""
     return [
-        entry.user_message
+        f"{'error' if entry.level >= logging.ERROR else 'warning'}: {entry.user_message}"
         for entry in instance.all_logs(run_id)
         if entry.level >= logging.WARNING and entry.dagster_event is None
     ]
@@ -189,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
             seconds = event.event_specific_data.duration_ms / 1000
             print(f"  {event.step_key:<60} {seconds:7.1f} s")
     for warning in warnings:
-        print(f"warning: {warning}", file=sys.stderr)
+        print(warning, file=sys.stderr)
     for message in failure_messages(result):
         print(message, file=sys.stderr)
     print("pipeline:", "succeeded" if result.success else "FAILED", f"(run {result.run_id})")

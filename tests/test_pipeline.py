@@ -154,6 +154,23 @@ def test_a_run_publishes_every_mart_and_the_published_warehouse_matches_the_buil
     assert mart_digests(paths.published_warehouse) == mart_digests(paths.build_warehouse)
 
 
+def test_on_a_simulated_ledger_every_model_step_succeeds(built: Path) -> None:
+    """Model steps never fail the run (pipelines/step_status.py): here, where they have data
+    and labels, each must have made its table."""
+    with duckdb.connect(str(PipelinePaths(built).published_warehouse), read_only=True) as db:
+        steps = dict(db.execute("select step, state from status.pipeline_steps").fetchall())
+        tables = {
+            name for (name,) in db.execute("select table_name from duckdb_tables()").fetchall()
+        }
+
+    assert steps == {
+        "fraud_attempt_features": "succeeded",
+        "fraud_review_queue": "succeeded",
+        "next_best_offers": "succeeded",
+    }
+    assert {"fraud_review_queue", "next_best_offers"} <= tables
+
+
 def test_running_again_on_the_same_ledger_gives_identical_marts(built: Path) -> None:
     paths = PipelinePaths(built)
     before = mart_digests(paths.published_warehouse)
