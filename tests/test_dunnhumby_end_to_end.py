@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,20 +18,12 @@ import duckdb
 import pytest
 from console_apptest import ROUTER, assert_no_failure, texts
 from pipeline_helpers import failure_text, pipeline_env
+from shared_data import DUNNHUMBY, require_dunnhumby
 from streamlit.testing.v1 import AppTest
 
 from app_streamlit.streamlit_app import SECTIONS
 from pipelines.paths import PipelinePaths
 from redemption_core import cli
-
-# shared/ lies beside the checkout (the session's and CI's layout); PROMO_SHARED_DIR overrides.
-DUNNHUMBY = (
-    Path(
-        os.environ.get("PROMO_SHARED_DIR") or Path(__file__).resolve().parents[1].parent / "shared"
-    )
-    / "data"
-    / "dunnhumby_complete_journey_partial"
-)
 
 
 def source_rows(name: str) -> int:
@@ -45,8 +36,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The folder imported with the CLI into a fresh home, and the pipeline run once."""
     from pipelines.run import run_pipeline
 
-    if not (DUNNHUMBY / "README.md").exists():
-        pytest.fail(f"the dunnhumby data is missing: expected {DUNNHUMBY}")
+    require_dunnhumby()
     home = tmp_path_factory.mktemp("dunnhumby_e2e")
     with pytest.MonkeyPatch.context() as env:
         for key, value in pipeline_env(home).items():
