@@ -177,6 +177,10 @@ def funnel_by_campaign_channel(filters: Filters) -> pd.DataFrame:
             sum(funnel.delivered) AS delivered,
             sum(funnel.delivery_failed) AS delivery_failed,
             sum(funnel.delivery_pending) AS delivery_pending,
+            -- null where the ledger records no engagement of that kind (the sum of nulls)
+            sum(funnel.opened) AS opened,
+            sum(funnel.clicked) AS clicked,
+            sum(funnel.visited) AS visited,
             sum(funnel.accepted) AS accepted,
             sum(funnel.redeemed) AS redeemed,
             sum(funnel.rejected) AS rejected,
@@ -257,6 +261,13 @@ def campaign_performance(filters: Filters) -> pd.DataFrame:
             incremental_profit_ci_low,
             incremental_profit_ci_high,
             incremental_window_days,
+            incremental_open_window_customers,
+            outcome_window_closes_at,
+            incremental_treated_visit_rate,
+            incremental_control_visit_rate,
+            incremental_visit_rate,
+            incremental_visit_rate_ci_low,
+            incremental_visit_rate_ci_high,
             campaign_id,
         FROM marts.fct_campaign_performance
         WHERE {where}

@@ -19,6 +19,7 @@ from pathlib import Path
 import dagster as dg
 
 from pipelines.ledger_extract import latest_event_day
+from pipelines.partitions import RunRangeError, run_range
 from pipelines.paths import PipelinePaths
 
 DAGSTER_YAML_HEADER = "# Written by promoledger"
@@ -66,24 +67,32 @@ def run_pipeline(
     full_refresh: bool = False,
 ) -> dg.ExecuteInProcessResult:
     """Materialize every asset for the days `first`..`last` (default: the ledger's latest day).
-    `quiet` keeps Dagster's console log to warnings and errors; `full_refresh` rebuilds dbt's
-    incremental models from the whole raw layer."""
+    `quiet` keeps Dagster's and dbt's logs off the terminal (in $PROMO_HOME/pipeline.log and the
+    Dagster instance); `full_refresh` rebuilds dbt's incremental models from the whole raw
+    layer. Raises RunRangeError, before anything runs, for days the pipeline cannot run for."""
     paths = prepare_environment(home)
     from pipelines.definitions import defs  # after the environment is set
+    from pipelines.defs.ingest import daily
 
-    if first is None or last is None:
-        latest = latest_event_day(paths.ledger)
-        if latest is None:
-            raise SystemExit(
-                f"the ledger at {paths.ledger} has no events: run `promo simulate` first"
-            )
-        first, last = first or latest, last or latest
+    if not paths.ledger.exists():
+        raise RunRangeError(f"no ledger at {paths.ledger}: run `promo simulate` or `promo import`")
+    days = run_range(
+        latest_event_day(paths.ledger) if first is None and last is None else None,
+        first,
+        last,
+        date.fromisoformat(daily.get_last_partition_key()),
+    )
+    if days.note:
+        print(f"pipeline: {days.note}")
     job = defs.resolve_job_def("nightly_pipeline")
     tags = {
-        "dagster/asset_partition_range_start": first.isoformat(),
-        "dagster/asset_partition_range_end": last.isoformat(),
+        "dagster/asset_partition_range_start": days.first.isoformat(),
+        "dagster/asset_partition_range_end": days.last.isoformat(),
     }
-    # quiet: dbt's per-model lines go to $PROMO_HOME/pipeline.log rather than the terminal
+    # quiet: dbt's per-model lines go to $PROMO_HOME/pipeline.log rather than the terminal, and
+    # Dagster's console log is off (a failed step logs its stack trace there): the run's
+    # warnings and failures are told afterwards, in a sentence each (run_warnings,
+    # failure_messages)
     log = open(paths.home / "pipeline.log", "w") if quiet else None  # noqa: SIM115
     try:
         with (
@@ -96,7 +105,7 @@ def run_pipeline(
                 raise_on_error=False,
                 run_config={
                     "loggers": {
-                        "console": {"config": {"log_level": "WARNING" if quiet else "INFO"}}
+                        "console": {"config": {"log_level": "CRITICAL" if quiet else "INFO"}}
                     },
                     "ops": {"warehouse_models": {"config": {"full_refresh": full_refresh}}},
                 },
@@ -104,6 +113,16 @@ def run_pipeline(
     finally:
         if log:
             log.close()
+
+
+def run_warnings(instance: dg.DagsterInstance, run_id: str) -> list[str]:
+    """The warnings and errors the run's steps logged (a full refresh, a model step that had
+    nothing to work with or failed), each as `warning: …` or `error: …`."""
+    return [
+        f"{'error' if entry.level >= logging.ERROR else 'warning'}: {entry.user_message}"
+        for entry in instance.all_logs(run_id)
+        if entry.level >= logging.WARNING and entry.dagster_event is None
+    ]
 
 
 def failure_messages(result: dg.ExecuteInProcessResult) -> list[str]:
@@ -151,13 +170,27 @@ def main(argv: list[str] | None = None) -> int:
         prepare_environment(home)
         print(f"Dagster instance at {os.environ['DAGSTER_HOME']} (telemetry off)")
         return 0
-    result = run_pipeline(
-        home, args.first, args.last, quiet=not args.verbose, full_refresh=args.full_refresh
-    )
+    prepare_environment(home)  # DAGSTER_HOME, for the instance
+    try:
+        with dg.DagsterInstance.get() as instance:
+            result = run_pipeline(
+                home,
+                args.first,
+                args.last,
+                instance=instance,
+                quiet=not args.verbose,
+                full_refresh=args.full_refresh,
+            )
+            warnings = run_warnings(instance, result.run_id) if not args.verbose else []
+    except RunRangeError as error:
+        print(f"pipeline: {error}", file=sys.stderr)
+        return 2
     for event in result.all_events:
         if event.event_type_value == "STEP_SUCCESS":
             seconds = event.event_specific_data.duration_ms / 1000
             print(f"  {event.step_key:<60} {seconds:7.1f} s")
+    for warning in warnings:
+        print(warning, file=sys.stderr)
     for message in failure_messages(result):
         print(message, file=sys.stderr)
     print("pipeline:", "succeeded" if result.success else "FAILED", f"(run {result.run_id})")

@@ -26,6 +26,7 @@ from redemption_core.domain.errors import (
     PromoError,
 )
 from redemption_core.domain.events import Event, EventType
+from redemption_core.domain.money import CURRENCY_EXPONENTS
 from redemption_core.domain.orders import Order, OrderItem, RequestContext
 from redemption_core.domain.parsing import iso
 from redemption_core.domain.reasons import Code, Reason
@@ -41,6 +42,7 @@ from redemption_core.ledger.verify import verify_ledger
 from redemption_core.simulate import SimulationConfig, simulate
 
 __all__ = [
+    "CURRENCY_EXPONENTS",
     "Campaign",
     "CampaignStatus",
     "Code",

@@ -118,6 +118,10 @@ def fct_campaign_funnel(db: duckdb.DuckDBPyConnection) -> None:
             channel,
             CAST(cohort_date AS DATE) AS cohort_date,
             {counts},
+            -- a ledger that records no engagement: null, not 0
+            CAST(NULL AS BIGINT) AS opened,
+            CAST(NULL AS BIGINT) AS clicked,
+            CAST(NULL AS BIGINT) AS visited,
             delivered / nullif(published, 0) AS delivered_per_published,
             accepted / nullif(delivered, 0) AS accepted_per_delivered,
             redeemed / nullif(accepted, 0) AS redeemed_per_accepted,
@@ -206,6 +210,14 @@ def fct_campaign_performance(db: duckdb.DuckDBPyConnection) -> None:
                 AS incremental_treated_customers,
             CAST(CASE WHEN has_control_group THEN 10 END AS BIGINT)
                 AS incremental_control_customers,
+            CAST(CASE WHEN has_control_group THEN 0 END AS BIGINT)
+                AS incremental_open_window_customers,
+            CAST(NULL AS TIMESTAMP) AS outcome_window_closes_at,
+            CAST(NULL AS DOUBLE) AS incremental_treated_visit_rate,
+            CAST(NULL AS DOUBLE) AS incremental_control_visit_rate,
+            CAST(NULL AS DOUBLE) AS incremental_visit_rate,
+            CAST(NULL AS DOUBLE) AS incremental_visit_rate_ci_low,
+            CAST(NULL AS DOUBLE) AS incremental_visit_rate_ci_high,
             CASE WHEN has_control_group THEN 0.30 END AS incremental_treated_conversion,
             CASE WHEN has_control_group THEN 0.20 END AS incremental_control_conversion,
             CASE WHEN has_control_group THEN 0.10 END AS incremental_conversion,

@@ -17,6 +17,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pytest
+from pipeline_helpers import failure_text, pipeline_env
 
 from pipelines.paths import PipelinePaths
 from redemption_core.simulate import SimulationConfig, simulate
@@ -25,16 +26,6 @@ REPO = Path(__file__).resolve().parents[1]
 SMALL = SimulationConfig(customers=300, days=30, seed=21, fraud_scale=2)
 # Tables whose rows describe the run itself (when it ran), not the ledger.
 RUN_DESCRIBING = {"marts.fct_system_health"}
-
-
-def pipeline_env(home: Path) -> dict[str, str]:
-    return {
-        "PROMO_HOME": str(home),
-        "PROMO_WAREHOUSE": str(PipelinePaths(home).build_warehouse),
-        "DAGSTER_HOME": str(home / "dagster"),
-        "DO_NOT_TRACK": "1",
-        "GX_ANALYTICS_ENABLED": "False",
-    }
 
 
 @pytest.fixture(scope="module")
@@ -68,18 +59,6 @@ def mart_digests(warehouse: Path) -> dict[str, str]:
             rows = db.execute(f"select * from {table} order by all").fetchall()
             digests[table] = hashlib.sha256(repr(rows).encode()).hexdigest()
     return digests
-
-
-def failure_text(result: dg.ExecuteInProcessResult) -> str:
-    texts = []
-    for event in result.all_events:
-        if event.event_type_value == "ASSET_CHECK_EVALUATION":
-            evaluation = event.event_specific_data
-            if not evaluation.passed:
-                texts.append(str(evaluation.description))
-        elif event.is_step_failure:
-            texts.append(str(event.event_specific_data.error))
-    return "\n".join(texts)
 
 
 @pytest.fixture(scope="module")
@@ -173,6 +152,23 @@ def test_a_run_publishes_every_mart_and_the_published_warehouse_matches_the_buil
     assert {"fct_campaign_funnel", "fct_campaign_performance", "dim_customers"} <= set(published)
     assert redemptions == succeeded > 0
     assert mart_digests(paths.published_warehouse) == mart_digests(paths.build_warehouse)
+
+
+def test_on_a_simulated_ledger_every_model_step_succeeds(built: Path) -> None:
+    """Model steps never fail the run (pipelines/step_status.py): here, where they have data
+    and labels, each must have made its table."""
+    with duckdb.connect(str(PipelinePaths(built).published_warehouse), read_only=True) as db:
+        steps = dict(db.execute("select step, state from status.pipeline_steps").fetchall())
+        tables = {
+            name for (name,) in db.execute("select table_name from duckdb_tables()").fetchall()
+        }
+
+    assert steps == {
+        "fraud_attempt_features": "succeeded",
+        "fraud_review_queue": "succeeded",
+        "next_best_offers": "succeeded",
+    }
+    assert {"fraud_review_queue", "next_best_offers"} <= tables
 
 
 def test_running_again_on_the_same_ledger_gives_identical_marts(built: Path) -> None:

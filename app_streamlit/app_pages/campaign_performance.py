@@ -32,6 +32,8 @@ def verdict(row: pd.Series) -> str:
     if not row["has_control_group"]:
         return "no control group"
     if pd.isna(row["incremental_profit"]):
+        if pd.notna(row.get("outcome_window_closes_at")):
+            return f"too early: outcome windows close by {row['outcome_window_closes_at']:%Y-%m-%d}"
         return "too early: no closed outcome window yet"
     if row["incremental_profit_ci_low"] > 0:
         return "pays for itself"
@@ -54,6 +56,7 @@ def render() -> None:
         st.info("No campaigns for these filters.")
         return
     performance["verdict"] = performance.apply(verdict, axis=1)
+    _open_windows(performance)
 
     with_control = performance[performance["has_control_group"]]
     measured = with_control[with_control["incremental_profit"].notna()]
@@ -136,8 +139,11 @@ def render() -> None:
                 "attributed_redemptions",
                 "incremental_revenue",
                 "incremental_conversion",
+                "incremental_visit_rate",
                 "incremental_treated_customers",
                 "incremental_control_customers",
+                "incremental_open_window_customers",
+                "outcome_window_closes_at",
                 "incremental_treated_discount",
                 "attributed_net_revenue",
                 "attributed_gift_card_liability",
@@ -145,6 +151,8 @@ def render() -> None:
                 "incremental_revenue_ci_high",
                 "incremental_conversion_ci_low",
                 "incremental_conversion_ci_high",
+                "incremental_visit_rate_ci_low",
+                "incremental_visit_rate_ci_high",
                 "currency",
                 "campaign_id",
             ]
@@ -167,6 +175,9 @@ def render() -> None:
             "incremental_conversion",
             "incremental_conversion_ci_low",
             "incremental_conversion_ci_high",
+            "incremental_visit_rate",
+            "incremental_visit_rate_ci_low",
+            "incremental_visit_rate_ci_high",
         ),
         labels={
             "attributed_redemptions": "Redemptions",
@@ -183,8 +194,13 @@ def render() -> None:
             "incremental_conversion": "Conversion lift",
             "incremental_conversion_ci_low": "Lift 95 % low",
             "incremental_conversion_ci_high": "Lift 95 % high",
+            "incremental_visit_rate": "Visit-rate lift",
+            "incremental_visit_rate_ci_low": "Visit lift 95 % low",
+            "incremental_visit_rate_ci_high": "Visit lift 95 % high",
             "incremental_treated_customers": "Treated (n)",
             "incremental_control_customers": "Held out (n)",
+            "incremental_open_window_customers": "Window still open (n)",
+            "outcome_window_closes_at": "Last window closes",
             "incremental_treated_discount": "Treated discount",
             "attributed_gift_card_liability": "Gift card liability",
             "campaign_id": "Campaign id",
@@ -202,19 +218,42 @@ def render() -> None:
             "incremental_revenue_ci_high",
             "incremental_conversion_ci_low",
             "incremental_conversion_ci_high",
+            "incremental_visit_rate_ci_low",
+            "incremental_visit_rate_ci_high",
             "attributed_net_revenue",
             "campaign_id",
         ),
         missing=(
             "not applicable. The incremental figures need a control group and a closed "
-            "outcome window (the verdict says which is lacking); return on discount needs a "
-            "discount given; gift card liability, gift cards."
+            "outcome window (the verdict says which is lacking); the visit-rate lift, visits "
+            "recorded in the ledger; return on discount needs a discount given; gift card "
+            "liability, gift cards; the last window's close, a window still open."
         ),
     )
     st.caption(
         "Incremental profit = incremental revenue x gross margin - the discount the treated "
         "customers received; its interval scales the revenue interval the same way. Conversion "
         "lift is in percentage points."
+    )
+
+
+def _open_windows(performance: pd.DataFrame) -> None:
+    """Say which campaigns still have customers whose outcome window is open: they are in
+    neither arm yet, so the lift shown is over fewer customers than were assigned (or none)."""
+    waiting = performance[performance["incremental_open_window_customers"].fillna(0) > 0]
+    if waiting.empty:
+        return
+    lines = [
+        f"- **{row.campaign}**: {ui.count(row.incremental_open_window_customers)} customers' "
+        f"windows are still open; the last closes {row.outcome_window_closes_at:%Y-%m-%d %H:%M} "
+        "UTC."
+        for row in waiting.itertuples()
+    ]
+    st.info(
+        "Outcome windows still open: a customer counts in the lift only once the ledger "
+        "knows the whole window after assignment (up to when the ledger was last written).\n"
+        + "\n".join(lines),
+        icon=":material/hourglass_top:",
     )
 
 

@@ -7,8 +7,8 @@ import json
 import pandas as pd
 import streamlit as st
 
+from app_streamlit import pipeline_status, ui
 from app_streamlit import queries_reports as q
-from app_streamlit import ui
 
 
 def render() -> None:
@@ -80,6 +80,8 @@ def render() -> None:
         ]
     )
 
+    _pipeline_steps()
+
     st.subheader("Builds")
     ui.table(
         builds,
@@ -104,6 +106,30 @@ def render() -> None:
                 st.json(json.loads(published["info"].iloc[0]))
             except (TypeError, ValueError):
                 st.code(str(published["info"].iloc[0]))
+
+
+def _pipeline_steps() -> None:
+    """The model steps of the run that published this warehouse: a step with nothing to work
+    with, or one that failed, leaves its table out without holding back the marts."""
+    st.subheader("Pipeline steps")
+    steps = pipeline_status.steps()
+    if steps.empty:
+        st.caption("This warehouse was published before the pipeline recorded its steps.")
+        return
+    for row in steps[steps["state"] != "succeeded"].itertuples():
+        message = (
+            f"{row.step} {row.state} in the run that published this warehouse: {row.detail} "
+            f"({pipeline_status.last_made(steps.loc[row.Index])})."
+        )
+        if row.state == "failed":
+            st.error(message, icon=":material/error:")
+        else:
+            st.info(message, icon=":material/info:")
+    ui.table(
+        steps,
+        key="system_health_pipeline_steps",
+        missing="never succeeded on this ledger, or nothing to count.",
+    )
 
 
 def _short_time(value: pd.Timestamp | None) -> str:

@@ -57,6 +57,10 @@ class EventType(StrEnum):
     API_KEY_REVOKED = "api_key_revoked"
     GUESSING_BACKOFF_STARTED = "guessing_backoff_started"
     IDEMPOTENT_ANSWER_RECORDED = "idempotent_answer_recorded"
+    # engagement: what a customer did with a message, and visits to the merchant's site or app
+    MESSAGE_OPENED = "message_opened"
+    MESSAGE_CLICKED = "message_clicked"
+    SITE_VISITED = "site_visited"
 
 
 # Keys are issued by this ledger only: `promo import` refuses these, so another system's file

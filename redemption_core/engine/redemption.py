@@ -39,6 +39,7 @@ from redemption_core.domain.rules import evaluate
 from redemption_core.domain.state import VoucherState
 from redemption_core.engine.access import AccessOperations
 from redemption_core.engine.customers import CustomerOperations, rollback_event
+from redemption_core.engine.engagement import EngagementOperations
 from redemption_core.engine.guard import Guard, Subject
 from redemption_core.engine.idempotency import IdempotentOperations
 from redemption_core.engine.results import (
@@ -88,6 +89,7 @@ class RedemptionEngine(
     ReviewOperations,
     AccessOperations,
     IdempotentOperations,
+    EngagementOperations,
 ):
     """One engine per process or thread; any number of them may share one ledger.
 
