@@ -18,6 +18,15 @@ from redemption_core.domain.campaigns import (
     campaign_from_dict,
 )
 from redemption_core.domain.clock import SettableClock
+from redemption_core.domain.effects import (
+    Effect,
+    Verdict,
+    interval_verdict,
+    minimum_detectable_effect,
+    money_text,
+    overall_verdict,
+    total,
+)
 from redemption_core.domain.errors import (
     Conflict,
     IdempotencyKeyReused,
@@ -45,6 +54,7 @@ __all__ = [
     "CampaignStatus",
     "Code",
     "Conflict",
+    "Effect",
     "Event",
     "EventType",
     "IdempotencyKeyReused",
@@ -63,10 +73,16 @@ __all__ = [
     "SettableClock",
     "SimulationConfig",
     "ValidationResult",
+    "Verdict",
     "campaign_from_dict",
+    "interval_verdict",
     "iso",
     "ledger_path",
+    "minimum_detectable_effect",
+    "money_text",
+    "overall_verdict",
     "promo_home",
     "simulate",
+    "total",
     "verify_ledger",
 ]
