@@ -256,6 +256,7 @@ def campaign_performance(filters: Filters) -> pd.DataFrame:
             incremental_profit,
             incremental_profit_ci_low,
             incremental_profit_ci_high,
+            incremental_profit_se,
             incremental_window_days,
             campaign_id,
         FROM marts.fct_campaign_performance

@@ -288,9 +288,11 @@ def test_campaign_performance_sets_attributed_beside_incremental_with_a_verdict(
     shown = metrics(app)
     assert shown["Attributed revenue"] == "EUR 145.00"
     assert shown["Discount given"] == "EUR 20.50"
-    assert shown["Return on discount"] == "7.07x"
-    assert shown["Incremental profit"] == "EUR 12.00"
-    assert (shown["With a control group"], shown["Pay for themselves"]) == ("1", "1")
+    assert shown["Return on discount (attributed)"] == "7.07x"
+    assert shown["Incremental profit, 1 campaign"] == "EUR 12.00"
+    assert shown["95 % interval of the sum"] == "EUR 3.00 to EUR 21.00"
+    assert (shown["Measured"], shown["Pay for themselves"]) == ("1 of 3", "1")
+    assert "Incremental profit: 1 of 1 campaign above zero (Win-back)." in app.success[0].value
     table = table_with(app, "verdict").set_index("campaign")
     assert table.loc["Win-back", "verdict"] == "pays for itself"
     assert table.loc[

@@ -52,6 +52,13 @@ def render() -> None:
             ),
             ("Discount given", ui.money_totals(totals, "net_discount"), "Net of rollbacks."),
             ("Order amount", ui.money_totals(totals, "order_amount"), "Of standing redemptions."),
+            (
+                "Order never recorded",
+                ui.count(totals["orphans"].sum() if not totals.empty else 0),
+                "Standing redemptions naming an order the ledger never recorded (orphan "
+                "references): counted here, not on the Orders page (column 'Is order recorded' "
+                "below).",
+            ),
         ],
     )
     by_day = q.attempts_by_day(chosen, search)

@@ -115,9 +115,14 @@ def total(effects: Sequence[Effect], name: str = "together") -> Effect:
     )
 
 
+def minor_unit_exponent(currency: str | None) -> int:
+    """Decimals of a currency's major unit: 2 for EUR, 0 for JPY, 3 for KWD (2 if unknown)."""
+    return CURRENCY_EXPONENTS.get((currency or "").upper(), 2)
+
+
 def money_text(minor: float, currency: str | None) -> str:
     """The one way money is written for people: 'EUR 1,234.56', 'EUR -5.00', 'JPY 1,500'."""
-    digits = CURRENCY_EXPONENTS.get((currency or "").upper(), 2)
+    digits = minor_unit_exponent(currency)
     return f"{currency or ''} {minor / 10**digits:,.{digits}f}".strip()
 
 
