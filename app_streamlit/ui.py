@@ -78,6 +78,25 @@ def moment(value: Any) -> str:
     return MISSING if _missing(value) else f"{pd.Timestamp(value):{MOMENT_FORMAT}}"
 
 
+def legend(**options: Any) -> alt.Legend:
+    """A legend under the chart that wraps onto more lines instead of running off its edge,
+    with whole labels (no '…')."""
+    return alt.Legend(
+        orient="bottom", direction="horizontal", columns=4, labelLimit=0, title=None, **options
+    )
+
+
+def consecutive_runs(frame: pd.DataFrame, day: str, by: Sequence[str] = ()) -> pd.DataFrame:
+    """`frame` with a `run` column numbering each stretch of consecutive days (per `by`
+    group). A line chart drawn with detail=run joins only neighbouring days: a day without
+    sends is a gap, never a line through zero or a slope across days that had nothing."""
+    ordered = frame.sort_values([*by, day]).copy()
+    days = pd.to_datetime(ordered[day])
+    gaps = days.groupby([ordered[column] for column in by]).diff() if by else days.diff()
+    ordered["run"] = (gaps.isna() | (gaps > pd.Timedelta(days=1))).cumsum()
+    return ordered
+
+
 def day_axis(title: str | None = None) -> alt.Axis:
     """A chart's date axis labelled like every other date: with the year."""
     return alt.Axis(title=title, format=DAY_FORMAT, labelAngle=-30, labelOverlap=True)

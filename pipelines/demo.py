@@ -99,7 +99,7 @@ def main() -> int:
     print("running the pipeline (extract, dbt marts and tests, quality gates, publish) ...")
     result = run_pipeline(home, quiet=True)
     if not result.success:
-        for message in failure_messages(result):
+        for message in failure_messages(result.all_events):
             print(message, file=sys.stderr)
         print(
             f"the pipeline FAILED; details in {home / 'pipeline.log'} and the Dagster UI (make dagster)",

@@ -11,6 +11,16 @@ domain (pure rules and values) ← ledger (store port, projection, SQLite) ← e
 imports and distribution ← simulate and demo ← cli.
 """
 
+from redemption_core.distribution.notifications import (
+    Notice,
+    NotificationError,
+    Notifier,
+    load_notifier,
+    notifier_from_home,
+)
+from redemption_core.distribution.notifications import (
+    describe as describe_notifier,
+)
 from redemption_core.domain.campaigns import (
     Campaign,
     CampaignStatus,
@@ -62,6 +72,9 @@ __all__ = [
     "InvalidInput",
     "MainCampaign",
     "NotFound",
+    "Notice",
+    "NotificationError",
+    "Notifier",
     "Order",
     "OrderItem",
     "PromoError",
@@ -76,12 +89,15 @@ __all__ = [
     "ValidationResult",
     "Verdict",
     "campaign_from_dict",
+    "describe_notifier",
     "interval_verdict",
     "iso",
     "ledger_path",
+    "load_notifier",
     "minimum_detectable_effect",
     "minor_unit_exponent",
     "money_text",
+    "notifier_from_home",
     "overall_verdict",
     "promo_home",
     "simulate",

@@ -323,6 +323,22 @@ def fct_system_health(db: duckdb.DuckDBPyConnection) -> None:
             CAST(50 AS BIGINT) AS deliveries_7d,
             CAST(1 AS BIGINT) AS deliveries_failed_7d,
             0.02 AS delivery_failure_rate_7d,
+            CAST(400 AS BIGINT) AS redemption_attempts_baseline,
+            CAST(20 AS BIGINT) AS redemptions_rejected_baseline,
+            0.05 AS redemption_rejection_rate_baseline,
+            CAST(300 AS BIGINT) AS deliveries_baseline,
+            CAST(6 AS BIGINT) AS deliveries_failed_baseline,
+            0.02 AS delivery_failure_rate_baseline,
+            'ok' AS completeness_status,
+            'every ledger event up to seq 1,234 is in the warehouse, none missing'
+                AS completeness_rule,
+            'ok' AS redemption_rejection_status,
+            'rejection rate 5.0 % (5 of 100 redemption attempts) in 7 days against a 5.0 % '
+            || 'baseline (20 of 400); ok: 1.0x the baseline, under 1.5x' AS redemption_rejection_rule,
+            'ok' AS delivery_failure_status,
+            'failure rate 2.0 % (1 of 50 deliveries) in 7 days against a 2.0 % baseline (6 of '
+            || '300); ok: only 1 failures, too few to tell from chance' AS delivery_failure_rule,
+            'ok' AS health_status,
         """
     )
 
@@ -350,6 +366,14 @@ def fct_campaign_health(db: duckdb.DuckDBPyConnection) -> None:
             0.02 AS failure_rate_baseline,
             health_status,
             status_reason,
+            CASE WHEN outcomes < 20
+                THEN format('ok: {} deliveries in 7 days, too few to judge the delivery failure '
+                    || 'rate (it takes 20)', outcomes)
+                ELSE format('delivery failure rate {:.1f} % ({} of {} deliveries) in 7 days '
+                    || 'against a 2.0 % baseline (2 of 100); ok: only {} failures, too few to '
+                    || 'tell from chance', 100.0 * failures / outcomes, failures, outcomes,
+                    failures)
+            END AS failure_rate_rule,
             TIMESTAMP '2026-01-21 05:00:00' AS as_of,
         FROM (VALUES
             ('winback', 'Win-back', 'active', 'autopilot', true, 2, 1, 16, 1, 'warning',

@@ -345,12 +345,15 @@ def test_system_health_shows_freshness_and_error_rates(home: Path) -> None:
     app = open_page("system_health")
 
     shown = metrics(app)
-    assert shown["Published"] == "21 Jan 06:05"
+    assert shown["Published"] == "2026-01-21 06:05"
     assert shown["Ledger events"] == "1,234"
     assert shown["Lag (events)"] == "0"
     assert shown["Redemptions rejected (7 d)"] == "5.0 %"
     assert shown["Deliveries failed (7 d)"] == "2.0 %"
-    assert "holds every ledger event" in app.success[0].value
+    banner = app.success[0].value
+    assert "**Completeness: ok.** every ledger event up to seq 1,234" in banner
+    assert "**Redemption rejections: ok.** rejection rate 5.0 %" in banner
+    assert "**Publication: ok.** published 2026-01-21 06:05 UTC; no schedule recorded" in banner
 
 
 # ---- Monitoring ----------------------------------------------------------------------------

@@ -125,11 +125,20 @@ def test_the_code_location_defines_the_expected_assets_checks_jobs_and_schedules
         "great_expectations_key_marts",
         "fraud_candidate_not_worse",
         "personalisation_candidate_not_worse",
+        "system_health_monitors",
+        "campaign_health_monitors",
+        "daily_event_volume",
+        "fraud_queue_scored",
+        "next_best_offers_scored",
     } <= checks
     assert any(name.startswith("unique_") for name in checks), "dbt tests are asset checks"
     assert repository.has_job("nightly_pipeline") and repository.has_job("retrain_models")
     assert {s.name for s in repository.schedule_defs} == {"nightly_schedule", "weekly_retrain"}
-    assert {s.name for s in repository.sensor_defs} == {"ledger_growth_sensor"}
+    assert {s.name for s in repository.sensor_defs} == {
+        "ledger_growth_sensor",
+        "run_failure_notice",
+        "published_warehouse_lateness",
+    }
 
 
 def test_dagster_validates_the_code_location_from_the_command_line(built: Path) -> None:

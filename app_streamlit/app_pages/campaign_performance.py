@@ -361,7 +361,7 @@ def profit_chart(performance: pd.DataFrame) -> alt.LayerChart:
         "verdict:N",
         title=None,
         scale=alt.Scale(domain=list(VERDICT_COLOURS), range=list(VERDICT_COLOURS.values())),
-        legend=alt.Legend(orient="bottom"),
+        legend=ui.legend(),
     )
     tooltip = [
         alt.Tooltip("campaign:N", title="Campaign"),

@@ -250,9 +250,9 @@ def _overview(c: pd.Series, campaign_id: str, currency: str, chosen: filters.Fil
             alt.Chart(moves)
             .mark_bar()
             .encode(
-                x=alt.X("day:T", title=None),
+                x=alt.X("day:T", axis=ui.day_axis()),
                 y=alt.Y("attempts:Q", title="Attempts"),
-                color=alt.Color("outcome:N", scale=OUTCOME_COLOURS, title=None),
+                color=alt.Color("outcome:N", scale=OUTCOME_COLOURS, legend=ui.legend()),
                 xOffset="outcome:N",
                 tooltip=[alt.Tooltip("day:T", format="%Y-%m-%d"), "outcome:N", "attempts:Q"],
             ),

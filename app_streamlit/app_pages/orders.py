@@ -77,14 +77,16 @@ def render() -> None:
             value_vars=["with_voucher", "without_voucher"],
             var_name="kind",
             value_name="count",
-        ).replace({"kind": {"with_voucher": "with a voucher", "without_voucher": "without"}})
+        ).replace(
+            {"kind": {"with_voucher": "with a standing voucher", "without_voucher": "without"}}
+        )
         st.altair_chart(
             alt.Chart(steps)
             .mark_bar()
             .encode(
-                x=alt.X("day:T", title=None),
+                x=alt.X("day:T", axis=ui.day_axis()),
                 y=alt.Y("count:Q", title="Orders", stack=True),
-                color=alt.Color("kind:N", title=None, legend=alt.Legend(orient="bottom")),
+                color=alt.Color("kind:N", legend=ui.legend()),
                 tooltip=[alt.Tooltip("day:T", format="%Y-%m-%d"), "kind:N", "count:Q"],
             ),
             width="stretch",

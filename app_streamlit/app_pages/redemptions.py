@@ -64,12 +64,13 @@ def render() -> None:
     by_day = q.attempts_by_day(chosen, search)
     if not by_day.empty:
         st.altair_chart(
-            alt.Chart(by_day)
+            alt.Chart(ui.consecutive_runs(by_day, "day", by=["outcome"]))
             .mark_line(point=True)
             .encode(
-                x=alt.X("day:T", title=None),
+                x=alt.X("day:T", axis=ui.day_axis()),
                 y=alt.Y("attempts:Q", title="Attempts"),
-                color=alt.Color("outcome:N", scale=OUTCOME_COLOURS, title=None),
+                color=alt.Color("outcome:N", scale=OUTCOME_COLOURS, legend=ui.legend()),
+                detail="run:N",
                 tooltip=[alt.Tooltip("day:T", format="%Y-%m-%d"), "outcome:N", "attempts:Q"],
             ),
             width="stretch",
