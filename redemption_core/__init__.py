@@ -38,6 +38,9 @@ from redemption_core.domain.effects import (
     overall_verdict,
     total,
 )
+from redemption_core.domain.effects import (
+    describe as describe_effect,
+)
 from redemption_core.domain.errors import (
     Conflict,
     IdempotencyKeyReused,
@@ -89,6 +92,7 @@ __all__ = [
     "ValidationResult",
     "Verdict",
     "campaign_from_dict",
+    "describe_effect",
     "describe_notifier",
     "interval_verdict",
     "iso",

@@ -319,7 +319,7 @@ def test_delivery_performance_shows_success_latency_and_failure_reasons(home: Pa
 
     shown = metrics(app)
     assert shown["Messages sent"] == "25"
-    assert shown["Delivered"] == "24"
+    assert shown["Messages delivered"] == "24"
     assert shown["Success rate"] == "96.0 %"
     assert shown["Failed"] == "1"
     assert shown["Retries"] == "2"

@@ -71,16 +71,16 @@ def test_money_is_written_with_the_currency_thousands_separators_and_its_decimal
     assert money_text(1_500, "JPY") == "JPY 1,500"
 
 
-def test_one_estimate_whose_interval_includes_zero_says_what_could_have_been_detected() -> None:
+def test_one_estimate_is_described_with_its_interval_and_what_the_interval_says() -> None:
     best = Effect("Win-back", "EUR", 291_979, -271_800, 855_800, 287_551)
+    worst = Effect("Lunch", "EUR", -500_000, -900_000, -100_000, 204_000)
 
-    sentence = describe(best)
-
-    assert sentence.startswith(
-        "Win-back: incremental profit EUR 2,919.79 (95 % CI EUR -2,718.00 to EUR 8,558.00)"
+    assert describe(best) == (
+        "Win-back: EUR 2,919.79 (95 % CI EUR -2,718.00 to EUR 8,558.00); not "
+        "distinguishable from no effect: the interval includes zero"
     )
-    assert "not distinguishable from zero" in sentence
-    assert "an effect of EUR 8,055.99 would be detected with 80 % power" in sentence
+    assert describe(worst).endswith("it lost money: the whole interval is below zero")
+    assert best.detectable == pytest.approx(805_599, abs=1)  # EUR 8,055.99 at 80 % power
 
 
 def test_when_no_campaign_is_distinguishable_from_zero_the_verdict_says_so_with_the_detectable_range() -> (

@@ -43,7 +43,12 @@ def render() -> None:
     ui.metrics(
         [
             ("Messages sent", ui.count(messages)),
-            ("Delivered", ui.count(days["delivered"].sum())),
+            (
+                "Messages delivered",
+                ui.count(days["delivered"].sum()),
+                "Messages, by the day of their first attempt: not the Overview's delivered "
+                "vouchers, which count by publication day.",
+            ),
             (
                 "Success rate",
                 ui.percent(ui.ratio(days["delivered"].sum(), messages)),

@@ -141,19 +141,19 @@ PROFIT_VERDICTS = {
 }
 
 
+# What an incremental profit's interval says, in the words `make demo` and the CLI print.
+PROFIT_INTERVAL_WORDS = {
+    Verdict.ABOVE_ZERO: "it made money: the whole interval is above zero",
+    Verdict.BELOW_ZERO: "it lost money: the whole interval is below zero",
+    Verdict.INCLUDES_ZERO: "not distinguishable from no effect: the interval includes zero",
+}
+
+
 def describe(effect: Effect, measure: str = "incremental profit") -> str:
-    """One estimate in a sentence: its interval, what the interval says, and (when it
-    includes zero) the effect this experiment could have detected."""
-    text = f"{effect.name}: {measure} {with_interval(effect)}"
-    if effect.verdict is Verdict.ABOVE_ZERO:
-        return f"{text}; the whole interval is above zero"
-    if effect.verdict is Verdict.BELOW_ZERO:
-        return f"{text}; the whole interval is below zero"
-    return (
-        f"{text}; not distinguishable from zero: the interval includes zero. At this control "
-        f"group size an effect of {money_text(effect.detectable, effect.currency)} would be "
-        f"detected with {POWER * 100:.0f} % power"
-    )
+    """One campaign's estimate in a line: 'Win-back: EUR 12.00 (95 % CI EUR 3.00 to
+    EUR 21.00); it made money: the whole interval is above zero'. What its experiment could
+    have detected is in overall_verdict, beside the others'."""
+    return f"{effect.name}: {with_interval(effect)}; {PROFIT_INTERVAL_WORDS[effect.verdict]}"
 
 
 def overall_verdict(effects: Iterable[Effect], measure: str = "incremental profit") -> list[str]:
