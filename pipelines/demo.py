@@ -50,8 +50,8 @@ def summary(published: Path) -> list[str]:
             "(select count(*) from marts.dim_campaigns)"
         ).fetchone()
         measured = [
-            Effect(name, currency, estimate, low, high, standard_error)
-            for name, currency, estimate, low, high, standard_error in db.execute(
+            Effect(name, currency, *map(float, figures))
+            for name, currency, *figures in db.execute(
                 """
                 select coalesce(campaign_name, campaign_id), currency, incremental_profit,
                     incremental_profit_ci_low, incremental_profit_ci_high,
