@@ -453,7 +453,7 @@ def fct_ledger_timeline(db: duckdb.DuckDBPyConnection) -> None:
             (9, '2026-01-10 06:05:00', 'delivery_failed', 'winback', 'v_6', 'cust_6', NULL,
              'email', NULL, 'delivery failed after 3 attempts: mailbox full'),
             (10, '2026-01-11 12:00:00', 'redemption_succeeded', 'winback', 'v_1', 'cust_1',
-             'o1', NULL, 'r1', 'redeemed: discount 5.00 EUR on order 50.00 EUR'),
+             'o1', NULL, 'r1', 'redeemed: discount EUR 5.00 on order EUR 50.00'),
             (11, '2026-01-20 06:00:00', 'offer_skipped', 'winback', NULL, 'cust_5', NULL, NULL,
              NULL, 'skipped: no_consent')
         ) AS rows (

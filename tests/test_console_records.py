@@ -185,7 +185,7 @@ def test_a_voucher_opens_by_code_with_its_history_from_the_ledger_timeline(home:
     assert list(history["detail"]) == [
         "published WB-1 by autopilot",
         "delivered via smtp",
-        "redeemed: discount 5.00 EUR on order 50.00 EUR",
+        "redeemed: discount EUR 5.00 on order EUR 50.00",
     ]
 
 
@@ -247,7 +247,7 @@ def test_an_order_opens_with_its_vouchers_and_history(home: Path) -> None:
     assert_no_failure(app)
     assert metrics(app)["Vouchers"] == "WB-1"
     history = table_with(app, "detail")
-    assert list(history["detail"]) == ["redeemed: discount 5.00 EUR on order 50.00 EUR"]
+    assert list(history["detail"]) == ["redeemed: discount EUR 5.00 on order EUR 50.00"]
 
 
 # ---- redemptions -----------------------------------------------------------------------------

@@ -285,7 +285,7 @@ def _budget(budget: pd.DataFrame, currency: str) -> None:
 
 
 def describe_discount(c: pd.Series | dict[str, Any]) -> str:
-    """The campaign's discount in words: '5.00 EUR off', '15 % off (at most …)', …"""
+    """The campaign's discount in words: 'EUR 5.00 off', '15 % off (at most …)', …"""
     kind, value, currency = c["discount_type"], c["discount_value"], c["currency"]
     if c.get("voucher_kind") == "gift":
         return "gift card"
