@@ -16,7 +16,14 @@ import duckdb
 
 from pipelines.paths import PipelinePaths
 from pipelines.run import failure_messages, prepare_environment, run_pipeline
-from redemption_core import Effect, SimulationConfig, describe_effect, overall_verdict, simulate
+from redemption_core import (
+    Effect,
+    SimulationConfig,
+    describe_effect,
+    describe_without_interval,
+    overall_verdict,
+    simulate,
+)
 
 MARKER = ".made-by-demo"
 DEMO_SIMULATION = SimulationConfig(customers=4_000, days=90, seed=2026)
@@ -49,24 +56,36 @@ def summary(published: Path) -> list[str]:
             "select (select max(ledger_events) from marts.fct_system_health), "
             "(select count(*) from marts.dim_campaigns)"
         ).fetchone()
-        measured = [
-            Effect(name, currency, *map(float, figures))
-            for name, currency, *figures in db.execute(
-                """
-                select coalesce(campaign_name, campaign_id), currency, incremental_profit,
-                    incremental_profit_ci_low, incremental_profit_ci_high,
-                    incremental_profit_se
-                from marts.fct_campaign_performance
-                where incremental_profit is not null
-                order by incremental_profit desc, campaign_id
-                """
-            ).fetchall()
-        ]
+        rows = db.execute(
+            """
+            select coalesce(campaign_name, campaign_id), currency, incremental_profit,
+                incremental_profit_ci_low, incremental_profit_ci_high, incremental_profit_se
+            from marts.fct_campaign_performance
+            where incremental_profit is not null
+            order by incremental_profit desc, campaign_id
+            """
+        ).fetchall()
+    # one customer in an arm gives an estimate without a standard error, so without an interval
+    effects = [
+        Effect(row[0], row[1], *map(float, row[2:])) if None not in row else None for row in rows
+    ]
     lines = [f"events in the warehouse: {events:,}", f"campaigns: {campaigns}"]
-    if measured:
-        for label, effect in (("best", measured[0]), ("worst", measured[-1])):
-            lines.append(f"{label} campaign by incremental profit: {describe_effect(effect)}")
-        lines += [f"verdict: {sentence}" for sentence in overall_verdict(measured)]
+    if rows:
+        for label, index in (("best", 0), ("worst", -1)):
+            name, currency, profit, *_ = rows[index]
+            effect = effects[index]
+            text = (
+                describe_effect(effect)
+                if effect is not None
+                else describe_without_interval(name, currency, float(profit))
+            )
+            lines.append(f"{label} campaign by incremental profit: {text}")
+        judged = [effect for effect in effects if effect is not None]
+        unjudged = [row[0] for row, effect in zip(rows, effects, strict=True) if effect is None]
+        lines += [
+            f"verdict: {sentence}"
+            for sentence in overall_verdict(judged, without_interval=unjudged)
+        ]
     else:
         lines.append("no campaign with a control group: no incremental profit to rank")
     return lines

@@ -29,8 +29,11 @@ from redemption_core.domain.campaigns import (
 )
 from redemption_core.domain.clock import SettableClock
 from redemption_core.domain.effects import (
+    NO_INTERVAL,
+    PROFIT_VERDICTS,
     Effect,
     Verdict,
+    describe_without_interval,
     interval_verdict,
     minimum_detectable_effect,
     minor_unit_exponent,
@@ -64,6 +67,8 @@ from redemption_core.ledger.verify import verify_ledger
 from redemption_core.simulate import SimulationConfig, simulate
 
 __all__ = [
+    "NO_INTERVAL",
+    "PROFIT_VERDICTS",
     "Campaign",
     "CampaignStatus",
     "Code",
@@ -94,6 +99,7 @@ __all__ = [
     "campaign_from_dict",
     "describe_effect",
     "describe_notifier",
+    "describe_without_interval",
     "interval_verdict",
     "iso",
     "ledger_path",

@@ -314,3 +314,37 @@ def test_sums_of_counts_come_back_as_integers_so_csv_downloads_show_12_not_12_0(
 
     assert str(summed["published"].dtype) == "Int64"
     assert summed.to_csv(index=False).splitlines()[1] == "email,16,0"
+
+
+def test_a_campaign_with_one_customer_in_an_arm_has_no_interval_and_stays_out_of_the_sum(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def one_held_out(connection) -> None:
+        connection.execute(
+            "UPDATE marts.fct_campaign_performance SET incremental_control_customers = 1, "
+            "incremental_profit_ci_low = NULL, incremental_profit_ci_high = NULL, "
+            "incremental_profit_se = NULL WHERE campaign_id = 'vip2'"
+        )
+
+    path = warehouse(tmp_path, fixtures.fct_campaign_performance_inconclusive, one_held_out)
+    monkeypatch.setenv("PROMO_HOME", str(tmp_path))
+
+    app = open_page("campaign_performance")
+
+    assert_no_failure(app)
+    shown = metrics(app)
+    # EUR 993.94 less VIP thank-you #2's EUR 1,514.65
+    assert shown["Incremental profit, 3 campaigns together"] == "EUR -520.71"
+    table = table_with(app, "verdict").set_index("campaign")
+    assert table.loc["VIP thank-you #2", "verdict"] == (
+        "no interval: too few customers in the control group to say"
+    )
+    assert "1 campaign (VIP thank-you #2) has an estimate but no interval" in texts(app)
+    lines = summary(path)
+    assert lines[2] == (
+        "best campaign by incremental profit: VIP thank-you #3: EUR 2,919.79 (95 % CI "
+        "EUR -2,718.21 to EUR 8,557.79); not distinguishable from no effect: the interval "
+        "includes zero"
+    )
+    assert "All 3 together" in lines[4]
+    assert lines[-1].startswith("verdict: 1 campaign (VIP thank-you #2) has an estimate")

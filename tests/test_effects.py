@@ -16,7 +16,7 @@ from redemption_core import (
     overall_verdict,
     total,
 )
-from redemption_core.domain.effects import describe
+from redemption_core.domain.effects import describe, describe_without_interval
 
 
 def campaign(name: str, estimate: float, standard_error: float, currency: str = "EUR") -> Effect:
@@ -125,3 +125,20 @@ def test_each_currency_gets_its_own_verdict_and_nothing_says_anything_without_es
         "No incremental profit can be judged yet: no campaign has a control group with a "
         "closed outcome window."
     ]
+
+
+def test_an_estimate_without_a_standard_error_is_named_and_left_out_of_every_sum() -> None:
+    effects = [campaign("Win-back", 100_000, 10_000)]
+
+    sentences = overall_verdict(effects, without_interval=["Lunch"])
+
+    assert sentences[-1] == (
+        "1 campaign (Lunch) has an estimate but no interval: too few customers in the control "
+        "group to say anything, so left out of every sum."
+    )
+    assert describe_without_interval("Lunch", "EUR", 120_000) == (
+        "Lunch: EUR 1,200.00; no interval: too few customers in the control group to say"
+    )
+    assert overall_verdict([], without_interval=["Lunch"])[0].endswith(
+        "and enough customers in both arms."
+    )

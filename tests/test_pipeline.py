@@ -437,7 +437,8 @@ def test_the_demo_summary_reports_the_ledger_and_ranks_campaigns_by_incremental_
         f"worst campaign by incremental profit: {worst[0]}: EUR {worst[1] / 100:,.2f}"
     )
     assert all(
-        line.endswith(("includes zero", "above zero", "below zero", "to say")) for line in lines[2:4]
+        line.endswith(("includes zero", "above zero", "below zero", "to say"))
+        for line in lines[2:4]
     )
     # the verdict over every measured campaign, with what their control groups could detect
     verdict = " ".join(lines[4:])

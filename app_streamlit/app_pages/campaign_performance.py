@@ -12,6 +12,8 @@ import streamlit as st
 from app_streamlit import filters, page_state, ui
 from app_streamlit import queries_reports as q
 from redemption_core import (
+    NO_INTERVAL,
+    PROFIT_VERDICTS,
     Effect,
     Verdict,
     interval_verdict,
@@ -19,7 +21,6 @@ from redemption_core import (
     overall_verdict,
     total,
 )
-from redemption_core.domain.effects import PROFIT_VERDICTS
 
 NO_CONTROL_GROUP = "no control group"
 TOO_EARLY = "too early: no closed outcome window yet"
@@ -46,14 +47,17 @@ def verdict(row: pd.Series) -> str:
         return NO_CONTROL_GROUP
     if pd.isna(row["incremental_profit"]):
         return TOO_EARLY
+    if pd.isna(row["incremental_profit_se"]):
+        return NO_INTERVAL
     return PROFIT_VERDICTS[
         interval_verdict(row["incremental_profit_ci_low"], row["incremental_profit_ci_high"])
     ]
 
 
 def effects(performance: pd.DataFrame) -> list[Effect]:
-    """The campaigns whose incremental profit was measured, as estimates with their error."""
-    measured = performance[performance["incremental_profit"].notna()]
+    """The campaigns whose incremental profit was measured with a standard error (one customer
+    in an arm gives an estimate without one), as estimates with their error."""
+    measured = performance[performance["incremental_profit_se"].notna()]
     return [
         Effect(
             name=row.campaign,
@@ -107,7 +111,7 @@ def render() -> None:
             )
         else:
             st.altair_chart(
-                profit_chart(performance[performance["incremental_profit"].notna()]),
+                profit_chart(performance[performance["incremental_profit_se"].notna()]),
                 width="stretch",
             )
 
@@ -272,7 +276,8 @@ def _incremental_headline(performance: pd.DataFrame, measured: list[Effect]) -> 
             ),
         ]
     )
-    sentences = overall_verdict(measured)
+    without_interval = performance.loc[performance["verdict"] == NO_INTERVAL, "campaign"]
+    sentences = overall_verdict(measured, without_interval=list(without_interval))
     if any(effect.verdict is Verdict.BELOW_ZERO for effect in measured):
         box = st.warning
     elif measured and all(effect.verdict is Verdict.ABOVE_ZERO for effect in measured):

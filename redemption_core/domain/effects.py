@@ -149,6 +149,15 @@ PROFIT_INTERVAL_WORDS = {
 }
 
 
+NO_INTERVAL = "no interval: too few customers in the control group to say"
+
+
+def describe_without_interval(name: str, currency: str, estimate: float) -> str:
+    """An estimate whose experiment had too few customers in an arm for a standard error
+    (one customer gives no variance): shown, and said to prove nothing."""
+    return f"{name}: {money_text(estimate, currency)}; {NO_INTERVAL}"
+
+
 def describe(effect: Effect, measure: str = "incremental profit") -> str:
     """One campaign's estimate in a line: 'Win-back: EUR 12.00 (95 % CI EUR 3.00 to
     EUR 21.00); it made money: the whole interval is above zero'. What its experiment could
@@ -156,19 +165,33 @@ def describe(effect: Effect, measure: str = "incremental profit") -> str:
     return f"{effect.name}: {with_interval(effect)}; {PROFIT_INTERVAL_WORDS[effect.verdict]}"
 
 
-def overall_verdict(effects: Iterable[Effect], measure: str = "incremental profit") -> list[str]:
+def overall_verdict(
+    effects: Iterable[Effect],
+    measure: str = "incremental profit",
+    without_interval: Sequence[str] = (),
+) -> list[str]:
     """What all the estimates together let one conclude: one paragraph per currency, saying
     which campaigns are above or below zero, which cannot be told from zero and what effect
-    their experiments could detect, and the sum with the interval of the sum."""
+    their experiments could detect, and the sum with the interval of the sum. Campaigns named
+    in `without_interval` have an estimate but no standard error: they are named and left out
+    of every sum."""
     by_currency: dict[str, list[Effect]] = {}
     for effect in effects:
         by_currency.setdefault(effect.currency, []).append(effect)
-    if not by_currency:
-        return [
+    sentences = [_currency_verdict(group, measure) for _, group in sorted(by_currency.items())]
+    if not sentences:
+        sentences.append(
             f"No {measure} can be judged yet: no campaign has a control group with a closed "
-            "outcome window."
-        ]
-    return [_currency_verdict(group, measure) for _, group in sorted(by_currency.items())]
+            "outcome window" + (" and enough customers in both arms." if without_interval else ".")
+        )
+    if without_interval:
+        count = len(without_interval)
+        sentences.append(
+            f"{count} campaign{'s' if count != 1 else ''} ({', '.join(without_interval)}) "
+            f"{'have' if count != 1 else 'has'} an estimate but no interval: too few customers "
+            "in the control group to say anything, so left out of every sum."
+        )
+    return sentences
 
 
 def _currency_verdict(effects: list[Effect], measure: str) -> str:
