@@ -104,13 +104,29 @@ VOLUME_DROP_RATIO = 0.5
 
 
 def daily_event_counts(warehouse: Path) -> list[tuple[date, int]]:
-    """Ledger events per day in the raw layer, oldest first."""
+    """Ledger events per day in the raw layer over the days the volume check reads (the
+    latest VOLUME_BASELINE_DAYS + 2), oldest first; a first entry of (first day, 0) when the
+    ledger starts inside that stretch, so days before it do not count as quiet ones."""
     with duckdb.connect(str(warehouse), read_only=True) as db:
+        first, last = db.execute(
+            "SELECT min(event_date), max(event_date) FROM raw.ledger_events"
+        ).fetchone()
+        if last is None:
+            return []
+        since = max(
+            date.fromisoformat(first),
+            date.fromisoformat(last) - timedelta(days=VOLUME_BASELINE_DAYS + 1),
+        )
+        # text comparison on the ISO day: the raw layer's ordering keeps this to its last pages
         rows = db.execute(
             "SELECT CAST(event_date AS DATE) AS day, count(*) FROM raw.ledger_events "
-            "GROUP BY day ORDER BY day"
+            "WHERE event_date >= ? GROUP BY day ORDER BY day",
+            [since.isoformat()],
         ).fetchall()
-    return [(day, int(events)) for day, events in rows]
+    counts = [(day, int(events)) for day, events in rows]
+    if counts and counts[0][0] > since:
+        counts.insert(0, (since, 0))
+    return counts
 
 
 def event_volume(daily: list[tuple[date, int]]) -> Finding:

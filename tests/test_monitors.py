@@ -91,3 +91,31 @@ def test_model_outputs_missing_or_empty_are_warnings_and_an_empty_fraud_queue_is
     assert queue.status == "ok" and queue.figures["rows"] == 0
     assert offers.status == "warning"
     assert offers.summary == "ml.next_best_offers was not written: no model promoted to score"
+
+
+def test_daily_counts_read_only_the_days_the_check_needs_and_mark_where_the_ledger_starts(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "build.duckdb"
+    with duckdb.connect(str(path)) as db:
+        db.execute("CREATE SCHEMA raw")
+        db.execute(
+            "CREATE TABLE raw.ledger_events AS SELECT i AS seq, "
+            "strftime(DATE '2026-01-01' + (i // 10)::INT, '%Y-%m-%d') AS event_date "
+            "FROM range(400) AS t(i) WHERE i // 10 NOT IN (35, 36)"  # two quiet days
+        )
+    young = tmp_path / "young.duckdb"
+    with duckdb.connect(str(young)) as db:
+        db.execute("CREATE SCHEMA raw")
+        db.execute(
+            "CREATE TABLE raw.ledger_events AS SELECT '2026-03-0' || (1 + i % 3) AS event_date "
+            "FROM range(30) AS t(i)"
+        )
+
+    counts = monitors.daily_event_counts(path)
+    started = monitors.daily_event_counts(young)
+
+    assert counts[0] == (date(2026, 1, 11), 10)  # 40 days held, the last 30 read
+    assert counts[-1] == (date(2026, 2, 9), 10)
+    assert date(2026, 2, 5) not in dict(counts)  # a quiet day is simply absent
+    assert started == [(date(2026, 3, 1), 10), (date(2026, 3, 2), 10), (date(2026, 3, 3), 10)]
