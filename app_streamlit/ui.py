@@ -277,15 +277,42 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_") or "table"
 
 
-def metrics(items: Iterable[tuple[str, str] | tuple[str, str, str]], columns: int = 4) -> None:
-    """A row (or rows) of headline numbers: (label, value) or (label, value, help); at most
-    four to a row, so that a money amount or a timestamp is not cut short."""
+def metrics(
+    items: Iterable[
+        tuple[str, str] | tuple[str, str, str | None] | tuple[str, str, str | None, str]
+    ],
+    columns: int = 4,
+) -> None:
+    """A row (or rows) of headline numbers: (label, value), (label, value, help) or (label,
+    value, help, note); at most four to a row, so that a money amount or a timestamp is not cut
+    short. A note is printed small under the value, in grey, without an arrow: what must be
+    read with the number (an estimate's interval), not a change."""
     items = list(items)
+    columns = min(columns, fitting_columns(max((len(item[1]) for item in items), default=0)))
     for offset in range(0, len(items), columns):
         row = items[offset : offset + columns]
         for column, item in zip(st.columns(columns), row, strict=False):
-            label, value, *help_text = item
-            column.metric(label, value, help=help_text[0] if help_text else None)
+            label, value, *extra = item
+            help_text = extra[0] if extra else None
+            note = extra[1] if len(extra) > 1 else None
+            column.metric(
+                label, value, delta=note, delta_color="off", delta_arrow="off", help=help_text
+            )
+
+
+# How many headline numbers of a given length fit side by side in the wide layout before
+# Streamlit cuts them with '…' (measured on a 1400-pixel window): money of 100,000 and up with
+# its currency and two decimals, or a date with its year and time, takes three.
+_CHARACTERS_PER_COLUMN = {4: 13, 3: 18, 2: 28}
+
+
+def fitting_columns(longest: int) -> int:
+    """The most columns a row of headline numbers may have when its longest value has
+    `longest` characters."""
+    for columns, fits in _CHARACTERS_PER_COLUMN.items():
+        if longest <= fits:
+            return columns
+    return 1
 
 
 @contextmanager

@@ -21,7 +21,14 @@ import console_fixtures as fixtures
 import pandas as pd
 import pyarrow as pa
 import pytest
-from console_apptest import assert_no_failure, metrics, open_page, table_with, texts
+from console_apptest import (
+    assert_no_failure,
+    metric_notes,
+    metrics,
+    open_page,
+    table_with,
+    texts,
+)
 from streamlit.testing.v1 import AppTest
 
 from app_streamlit import db, ui
@@ -68,8 +75,10 @@ def test_a_sum_of_inconclusive_campaigns_comes_with_its_interval_and_a_verdict_i
 
     assert_no_failure(app)
     shown = metrics(app)
-    assert shown["Incremental profit, 4 campaigns together"] == "EUR 993.94"
-    assert shown["95 % interval of the sum"] == "EUR -9,362.56 to EUR 11,350.44"
+    assert shown["Incremental profit, 4 together"] == "EUR 993.94"
+    assert metric_notes(app)["Incremental profit, 4 together"] == (
+        "95 % CI EUR -9,362.56 to EUR 11,350.44"
+    )
     assert shown["Indistinguishable from zero"] == "4"
     (verdict,) = [box.value for box in app.info if "distinguishable" in box.value]
     assert verdict.startswith("No campaign is distinguishable from zero yet")
@@ -334,7 +343,7 @@ def test_a_campaign_with_one_customer_in_an_arm_has_no_interval_and_stays_out_of
     assert_no_failure(app)
     shown = metrics(app)
     # EUR 993.94 less VIP thank-you #2's EUR 1,514.65
-    assert shown["Incremental profit, 3 campaigns together"] == "EUR -520.71"
+    assert shown["Incremental profit, 3 together"] == "EUR -520.71"
     table = table_with(app, "verdict").set_index("campaign")
     assert table.loc["VIP thank-you #2", "verdict"] == (
         "no interval: too few customers in the control group to say"
@@ -348,3 +357,37 @@ def test_a_campaign_with_one_customer_in_an_arm_has_no_interval_and_stays_out_of
     )
     assert "All 3 together" in lines[4]
     assert lines[-1].startswith("verdict: 1 campaign (VIP thank-you #2) has an estimate")
+
+
+def test_a_campaign_above_its_baseline_without_the_evidence_is_named_not_hidden_under_an_all_clear(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unlucky(connection) -> None:
+        # the issue's own case: 2 failures in 50 deliveries (4.0 %) against a 1.0 % baseline
+        connection.execute(
+            """
+            UPDATE marts.fct_campaign_health SET
+                delivery_outcomes_7d = 50, delivery_failures_7d = 2, failure_rate_7d = 0.04,
+                failure_rate_baseline = 0.0101, health_status = 'ok',
+                status_reason = 'delivering normally',
+                failure_rate_rule = 'delivery failure rate 4.0 % (2 of 50 deliveries) in 7 '
+                    || 'days against a 1.0 % baseline (14 of 1,381); ok: only 2 failures, too '
+                    || 'few to tell from chance'
+            WHERE campaign_id <> 'vip'
+            """
+        )
+        connection.execute(
+            "UPDATE marts.fct_campaign_health SET health_status = 'ok' WHERE campaign_id = 'vip'"
+        )
+
+    warehouse(tmp_path, unlucky)
+    monkeypatch.setenv("PROMO_HOME", str(tmp_path))
+
+    app = open_page("campaign_health")
+
+    watched = [box.value for box in app.info if "not yet beyond chance" in box.value]
+    assert any(
+        text.startswith("**Win-back** is above its own baseline") and "only 2 failures" in text
+        for text in watched
+    )
+    assert app.success[0].value == "No campaign breaks a rule; 2 to watch above."

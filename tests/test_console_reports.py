@@ -22,6 +22,7 @@ from console_apptest import (
     APOLOGY,
     ROUTER,
     assert_no_failure,
+    metric_notes,
     metrics,
     open_page,
     table_with,
@@ -290,7 +291,7 @@ def test_campaign_performance_sets_attributed_beside_incremental_with_a_verdict(
     assert shown["Discount given"] == "EUR 20.50"
     assert shown["Return on discount (attributed)"] == "7.07x"
     assert shown["Incremental profit, 1 campaign"] == "EUR 12.00"
-    assert shown["95 % interval of the sum"] == "EUR 3.00 to EUR 21.00"
+    assert metric_notes(app)["Incremental profit, 1 campaign"] == "95 % CI EUR 3.00 to EUR 21.00"
     assert (shown["Measured"], shown["Pay for themselves"]) == ("1 of 3", "1")
     assert "Incremental profit: 1 of 1 campaign above zero (Win-back)." in app.success[0].value
     table = table_with(app, "verdict").set_index("campaign")

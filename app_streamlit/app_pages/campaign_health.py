@@ -56,8 +56,24 @@ def render() -> None:
             st.error(message, icon=":material/error:")
         else:
             st.warning(message, icon=":material/warning:")
+    # Above their own baseline without the evidence to flag them: said, with the rule's reason,
+    # so that a bar four times its tick below does not sit under an all-clear.
+    rising = health[
+        (health["health_status"] == "ok")
+        & (health["failure_rate_7d"] > health["failure_rate_baseline"])
+    ]
+    for row in rising.itertuples():
+        st.info(
+            f"**{row.campaign}** is above its own baseline, not yet beyond chance: "
+            f"{fmt.text(row.failure_rate_rule)}",
+            icon=":material/visibility:",
+        )
     if troubled.empty:
-        st.success("Every campaign is running normally.", icon=":material/check_circle:")
+        st.success(
+            "No campaign breaks a rule"
+            + (f"; {len(rising)} to watch above." if len(rising) else "."),
+            icon=":material/check_circle:",
+        )
 
     st.subheader("All campaigns")
     shown = health.assign(health_status=health["health_status"].map(STATUS_LABELS))

@@ -235,22 +235,18 @@ def _incremental_headline(performance: pd.DataFrame, measured: list[Effect]) -> 
     ui.metrics(
         [
             (
-                f"Incremental profit, {len(measured)} campaigns together"
+                f"Incremental profit, {len(measured)} together"
                 if len(measured) != 1
                 else "Incremental profit, 1 campaign",
                 ui.money(summed.estimate, summed.currency) if summed else ui.MISSING,
-                "The sum of the measured campaigns' estimates; its interval is beside it. "
-                f"{ui.MISSING}: nothing measured yet, or campaigns in several currencies (the "
-                "verdict below sums each currency).",
-            ),
-            (
-                "95 % interval of the sum",
-                f"{ui.money(summed.low, summed.currency)} to "
+                "The sum of the measured campaigns' estimates, never shown without the interval "
+                "of the sum under it: the standard errors add in quadrature, since each "
+                f"campaign draws its own control group. {ui.MISSING}: nothing measured yet, or "
+                "campaigns in several currencies (the verdict below sums each currency).",
+                f"95 % CI {ui.money(summed.low, summed.currency)} to "
                 f"{ui.money(summed.high, summed.currency)}"
                 if summed
-                else ui.MISSING,
-                "The standard errors add in quadrature: each campaign draws its own control "
-                "group, so their estimates are taken as independent.",
+                else None,
             ),
             (
                 "Measured",
@@ -258,6 +254,11 @@ def _incremental_headline(performance: pd.DataFrame, measured: list[Effect]) -> 
                 f"Campaigns with a control group: {len(with_control)}; measured once some "
                 "treated and held-out customers' outcome windows have closed.",
             ),
+        ],
+        columns=2,
+    )
+    ui.metrics(
+        [
             (
                 "Pay for themselves",
                 ui.count(counts.get(PROFIT_VERDICTS[Verdict.ABOVE_ZERO], 0)),
@@ -274,7 +275,8 @@ def _incremental_headline(performance: pd.DataFrame, measured: list[Effect]) -> 
                 "Incremental profit's 95 % interval includes zero: the data cannot tell "
                 "the campaign's effect from none.",
             ),
-        ]
+        ],
+        columns=3,
     )
     without_interval = performance.loc[performance["verdict"] == NO_INTERVAL, "campaign"]
     sentences = overall_verdict(measured, without_interval=list(without_interval))
