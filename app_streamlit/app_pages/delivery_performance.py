@@ -107,11 +107,14 @@ def render() -> None:
         summary(days) if not days.empty else days,
         key="delivery_by_provider",
         percent=("success_rate",),
-        labels={
-            "latency_p50_ms": "p50 ms",
-            "latency_p95_ms": "p95 ms",
-            "latency_p99_ms": "p99 ms",
-            "latency_max_ms": "Max ms",
+        column_config={
+            column: st.column_config.NumberColumn(label, format="%,.1f")
+            for column, label in (
+                ("latency_p50_ms", "p50 ms"),
+                ("latency_p95_ms", "p95 ms"),
+                ("latency_p99_ms", "p99 ms"),
+                ("latency_max_ms", "Max ms"),
+            )
         },
         empty="No messages sent in this range.",
         missing=NO_LATENCY,
