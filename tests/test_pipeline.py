@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -139,6 +140,9 @@ def test_the_code_location_defines_the_expected_assets_checks_jobs_and_schedules
         "run_failure_notice",
         "published_warehouse_lateness",
     }
+    published = dg.AssetKey(["published", "warehouse"])
+    freshness = defs.resolve_assets_def(published).specs_by_key[published].freshness_policy
+    assert freshness.fail_window.to_timedelta() == timedelta(hours=26)
 
 
 def test_dagster_validates_the_code_location_from_the_command_line(built: Path) -> None:
