@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Iterable
 from contextlib import nullcontext, redirect_stdout
 from datetime import date
 from pathlib import Path
@@ -24,10 +25,15 @@ from pipelines.paths import PipelinePaths
 
 DAGSTER_YAML_HEADER = "# Written by promoledger"
 DAGSTER_YAML = """\
-# Written by promoledger: telemetry off; runs and event logs under this folder, the event log's
+# Written by promoledger: telemetry and the newsletter prompt off; freshness policies shown
+# (the published warehouse has one); runs and event logs under this folder, the event log's
 # SQLite files in WAL mode (pipelines/dagster_storage.py). Rewritten when this text changes.
 telemetry:
   enabled: false
+nux:
+  enabled: false
+freshness:
+  enabled: true
 event_log_storage:
   module: pipelines.dagster_storage
   class: WalSqliteEventLogStorage
@@ -38,8 +44,8 @@ event_log_storage:
 
 def prepare_environment(home: Path) -> PipelinePaths:
     """Set the variables the code location reads (PROMO_HOME, PROMO_WAREHOUSE, DAGSTER_HOME) and
-    write the Dagster instance's settings with telemetry off (a dagster.yaml someone else wrote
-    is left alone)."""
+    write the Dagster instance's settings with telemetry and the newsletter prompt off (a
+    dagster.yaml someone else wrote is left alone)."""
     paths = PipelinePaths(home)
     os.environ["PROMO_HOME"] = str(home)
     os.environ.setdefault("PROMO_WAREHOUSE", str(paths.build_warehouse))
@@ -125,10 +131,11 @@ def run_warnings(instance: dg.DagsterInstance, run_id: str) -> list[str]:
     ]
 
 
-def failure_messages(result: dg.ExecuteInProcessResult) -> list[str]:
-    """What stopped a run: failed checks (with the rows they name) and failed steps."""
+def failure_messages(events: Iterable[dg.DagsterEvent]) -> list[str]:
+    """What stopped a run, from its events (an in-process result's `all_events`, or the
+    instance's log of a run): failed checks (with the rows they name) and failed steps."""
     messages = []
-    for event in result.all_events:
+    for event in events:
         if event.event_type_value == "ASSET_CHECK_EVALUATION":
             evaluation = event.event_specific_data
             if not evaluation.passed:
@@ -169,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.setup_only:
         prepare_environment(home)
         print(f"Dagster instance at {os.environ['DAGSTER_HOME']} (telemetry off)")
+        print(automation_summary())
         return 0
     prepare_environment(home)  # DAGSTER_HOME, for the instance
     try:
@@ -191,10 +199,24 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {event.step_key:<60} {seconds:7.1f} s")
     for warning in warnings:
         print(warning, file=sys.stderr)
-    for message in failure_messages(result):
+    for message in failure_messages(result.all_events):
         print(message, file=sys.stderr)
     print("pipeline:", "succeeded" if result.success else "FAILED", f"(run {result.run_id})")
     return 0 if result.success else 1
+
+
+def automation_summary() -> str:
+    """What `make dagster` will start, and how to change it."""
+    from pipelines.defs.automation import AUTOMATION_SWITCH, automation_running
+
+    if automation_running():
+        state = f"running (start them stopped with {AUTOMATION_SWITCH}=off)"
+    else:
+        state = f"stopped ({AUTOMATION_SWITCH}=off); start them in the UI or unset it"
+    return (
+        f"nightly_schedule, ledger_growth_sensor and weekly_retrain: {state}. Failure and "
+        "lateness notices: see docs/runbook.md (notifications.yaml under PROMO_HOME)."
+    )
 
 
 def exit_now(code: int) -> None:

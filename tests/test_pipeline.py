@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -104,11 +105,23 @@ def test_the_code_location_defines_the_expected_assets_checks_jobs_and_schedules
         "great_expectations_key_marts",
         "fraud_candidate_not_worse",
         "personalisation_candidate_not_worse",
+        "system_health_monitors",
+        "campaign_health_monitors",
+        "daily_event_volume",
+        "fraud_queue_scored",
+        "next_best_offers_scored",
     } <= checks
     assert any(name.startswith("unique_") for name in checks), "dbt tests are asset checks"
     assert repository.has_job("nightly_pipeline") and repository.has_job("retrain_models")
     assert {s.name for s in repository.schedule_defs} == {"nightly_schedule", "weekly_retrain"}
-    assert {s.name for s in repository.sensor_defs} == {"ledger_growth_sensor"}
+    assert {s.name for s in repository.sensor_defs} == {
+        "ledger_growth_sensor",
+        "run_failure_notice",
+        "published_warehouse_lateness",
+    }
+    published = dg.AssetKey(["published", "warehouse"])
+    freshness = defs.resolve_assets_def(published).specs_by_key[published].freshness_policy
+    assert freshness.fail_window.to_timedelta() == timedelta(hours=26)
 
 
 def test_dagster_validates_the_code_location_from_the_command_line(built: Path) -> None:
@@ -406,7 +419,8 @@ def test_the_demo_summary_reports_the_ledger_and_ranks_campaigns_by_incremental_
     published = PipelinePaths(built).published_warehouse
     with duckdb.connect(str(published), read_only=True) as db:
         profits = db.execute(
-            "select campaign_name, incremental_profit from marts.fct_campaign_performance "
+            "select campaign_name, incremental_profit, incremental_profit_ci_low, "
+            "incremental_profit_ci_high from marts.fct_campaign_performance "
             "where incremental_profit is not null"
         ).fetchall()
 
@@ -417,13 +431,17 @@ def test_the_demo_summary_reports_the_ledger_and_ranks_campaigns_by_incremental_
     best = max(profits, key=lambda row: row[1])
     worst = min(profits, key=lambda row: row[1])
     assert lines[2].startswith(
-        f"best campaign by incremental profit: {best[0]}: {best[1] / 100:,.2f} "
+        f"best campaign by incremental profit: {best[0]}: EUR {best[1] / 100:,.2f}"
     )
     assert lines[3].startswith(
-        f"worst campaign by incremental profit: {worst[0]}: {worst[1] / 100:,.2f} "
+        f"worst campaign by incremental profit: {worst[0]}: EUR {worst[1] / 100:,.2f}"
     )
-    assert "(95% CI " in lines[2] and "(95% CI " in lines[3]
     assert all(
         line.endswith(("includes zero", "above zero", "below zero", "to say"))
         for line in lines[2:4]
     )
+    # the verdict over every measured campaign, with what their control groups could detect
+    verdict = " ".join(lines[4:])
+    assert lines[4].startswith("verdict: ")
+    if any(low is not None and low <= 0 <= high for _, _, low, high in profits):
+        assert "would be detected with 80 % power" in verdict

@@ -141,12 +141,13 @@ def render() -> None:
             }
         ).melt(id_vars="day", var_name="rate", value_name="share")
         st.altair_chart(
-            alt.Chart(rates.dropna())
+            alt.Chart(ui.consecutive_runs(rates.dropna(), "day", by=["rate"]))
             .mark_line(point=True)
             .encode(
-                x=alt.X("day:T", title="Publication day"),
+                x=alt.X("day:T", axis=ui.day_axis("Publication day")),
                 y=alt.Y("share:Q", title=None, axis=alt.Axis(format="%")),
-                color=alt.Color("rate:N", title=None, legend=alt.Legend(orient="bottom")),
+                color=alt.Color("rate:N", legend=ui.legend()),
+                detail="run:N",
                 tooltip=[
                     alt.Tooltip("day:T", format="%Y-%m-%d"),
                     "rate:N",
@@ -244,7 +245,7 @@ def _accepted_vs_redeemed(funnel: pd.DataFrame) -> alt.Chart:
             y=alt.Y("campaign:N", title=None),
             yOffset="step:N",
             x=alt.X("vouchers:Q", title="Vouchers"),
-            color=alt.Color("step:N", title=None, legend=alt.Legend(orient="bottom")),
+            color=alt.Color("step:N", legend=ui.legend()),
             tooltip=["campaign:N", "step:N", "vouchers:Q"],
         )
     )

@@ -27,6 +27,7 @@ from models_ml.data import DataError
 from models_ml.registry import ModelCard, Registry
 from models_ml.scoring import fraud_attempt_features, fraud_review_queue, next_best_offer_table
 from models_ml.training import BOOTSTRAP_CUSTOMERS, train_and_register
+from pipelines.defs.automation import schedule_status
 from pipelines.defs.dbt import warehouse_models
 from pipelines.defs.ingest import RAW_EVENTS
 from pipelines.resources import PromoHomeResource
@@ -303,7 +304,10 @@ retrain_models = dg.define_asset_job(
     description="Train candidates; promote each one whose metrics are not worse than the promoted model's.",
 )
 weekly_retrain = dg.ScheduleDefinition(
-    name="weekly_retrain", job=retrain_models, cron_schedule="30 3 * * 0"
+    name="weekly_retrain",
+    job=retrain_models,
+    cron_schedule="30 3 * * 0",
+    default_status=schedule_status(),  # running unless PROMO_AUTOMATION=off
 )
 
 defs = dg.Definitions(

@@ -14,7 +14,7 @@
 -- unpooled standard error of a difference of proportions, for revenue per customer Welch's
 -- standard error (unequal variances); profit = incremental revenue x `campaign_gross_margin` -
 -- the treated group's discount, its interval the revenue interval scaled the same way (the
--- discount is known, not estimated).
+-- discount is known, not estimated); incremental_profit_se is that interval's standard error.
 {% set margin = var('campaign_gross_margin', 0.65) %}
 {% set z = 1.96 %}
 
@@ -288,6 +288,9 @@ final as (
         cast(round(
             (lift.mean_diff + {{ z }} * lift.mean_se) * lift.n_t * {{ margin }} - lift.discount_t
         ) as bigint) as incremental_profit_ci_high,
+        -- The standard error the interval came from, for what follows from it: the smallest
+        -- effect this control group could detect, the interval of a sum of campaigns.
+        round(lift.mean_se * lift.n_t * {{ margin }}, 2) as incremental_profit_se,
 
     from campaigns
     left join discounts
