@@ -11,10 +11,11 @@ export GX_ANALYTICS_ENABLED := False
 UV := python3 -m uv
 RUN := $(UV) run --frozen --no-sync
 
-.PHONY: env demo demo-core pipeline dagster console test lint format bench-core bench-distribution bench-sim bench-pipeline bench-ml bench-console
+.PHONY: env demo demo-core pipeline dagster console screenshot serve test lint format bench-api bench-core bench-distribution bench-sim bench-pipeline bench-ml bench-console
 
+# Quiet unless something fails: a newcomer's first screen shows the demo, not installer chatter.
 env:
-	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
+	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore uv
 	@$(UV) sync --frozen --quiet --compile-bytecode
 
 # Simulate a business into PROMO_HOME, run the whole pipeline, print a summary.
@@ -38,6 +39,14 @@ dagster: env
 console: env
 	$(RUN) streamlit run app_streamlit/streamlit_app.py --server.address 127.0.0.1 --server.headless true --browser.gatherUsageStats false
 
+# The README's picture of the console, from the warehouse under PROMO_HOME (after `make demo`).
+screenshot: env
+	$(RUN) python -m app_streamlit.screenshots
+
+# The HTTP API on http://127.0.0.1:8000/v1 (two workers over the ledger in PROMO_HOME).
+serve: env
+	$(RUN) promo serve
+
 test: env
 	$(RUN) pytest
 
@@ -51,6 +60,9 @@ format: env
 
 bench-core: env
 	$(RUN) python bench/core.py
+
+bench-api: env
+	$(RUN) python bench/api.py
 
 bench-distribution: env
 	$(RUN) python bench/distribution.py

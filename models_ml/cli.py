@@ -36,7 +36,7 @@ def register(commands: Any) -> None:
     actions = models.add_subparsers(dest="action", required=True)
 
     train = actions.add_parser("train", help="train a new version on the lake (not promoted)")
-    train.add_argument("kind", choices=KINDS)
+    train.add_argument("kind", choices=KINDS, help="which model")
     _window_arguments(train)
     train.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     train.add_argument(
@@ -50,18 +50,20 @@ def register(commands: Any) -> None:
     evaluate = actions.add_parser(
         "evaluate", help="metrics of a version (or a kind's promoted one) on a window"
     )
-    evaluate.add_argument("target", metavar="VERSION|KIND")
+    evaluate.add_argument(
+        "target", metavar="VERSION|KIND", help="a version, or a kind for its promoted version"
+    )
     _window_arguments(evaluate, "default: the version's held-out days")
 
     listing = actions.add_parser("list", help="model versions with their metrics; promoted marked")
-    listing.add_argument("--kind", choices=KINDS)
+    listing.add_argument("--kind", choices=KINDS, help="only this kind")
 
     promote = actions.add_parser("promote", help="make a version the one scoring uses")
-    promote.add_argument("version")
+    promote.add_argument("version", help="the version to promote")
     promote.add_argument("--force", action="store_true", help="promote even if it regresses")
 
     rollback = actions.add_parser("rollback", help="go back to the previously promoted version")
-    rollback.add_argument("kind", choices=KINDS)
+    rollback.add_argument("kind", choices=KINDS, help="which model goes back a version")
     models.set_defaults(plugin_run=run)
 
 

@@ -12,6 +12,7 @@ written to the ledger.
 
 from __future__ import annotations
 
+import argparse
 import csv
 import io
 import json
@@ -28,6 +29,7 @@ import yaml
 
 from redemption_core import cli
 from redemption_core.cli.campaigns import EXPORT_COLUMNS
+from redemption_core.cli.main import build_parser
 
 REPO = Path(__file__).resolve().parents[1]
 HMAC_KEY = "5e" * 32  # 64 hex characters
@@ -63,6 +65,10 @@ SPRING_JSON = """\
 }
 """
 
+# A cart of 30.00: what a hold needs.
+CART_3000 = json.dumps(
+    {"amount": 3000, "currency": "EUR", "items": [{"product_id": "burger", "unit_price": 3000}]}
+)
 ORDER = {
     "id": "o-1",
     "amount": 4000,
@@ -285,7 +291,7 @@ def test_an_illegal_status_change_is_refused_and_names_the_status(
 # -- codes -------------------------------------------------------------------------------------
 
 
-def test_codes_generate_writes_n_unique_codes_to_stdout_and_to_the_out_csv(
+def test_codes_generate_writes_n_unique_codes_to_the_out_csv_and_prints_a_summary(
     promo: Promo, campaigns: None, tmp_path: Path
 ) -> None:
     out_file = tmp_path / "codes.csv"
@@ -293,15 +299,33 @@ def test_codes_generate_writes_n_unique_codes_to_stdout_and_to_the_out_csv(
     result = promo("codes", "generate", "--campaign", "winback", "--count", 25, "--out", out_file)
 
     assert result.code == 0
-    printed = result.out.split()
+    assert result.out.strip() == f"generated 25 codes for winback into {out_file}"
     with out_file.open(newline="") as handle:
         rows = list(csv.reader(handle))
     assert rows[0] == ["code"]
     written = [row[0] for row in rows[1:]]
-    assert written == printed
     assert len(written) == len(set(written)) == 25
     assert all(code.startswith("WB-") and len(code) == len("WB-") + 13 for code in written)
     assert promo.stats()["events_by_type"]["voucher_created"] == 1 + 25
+
+
+def test_codes_generate_to_a_file_as_json_names_the_file_and_the_count_not_the_codes(
+    promo: Promo, campaigns: None, tmp_path: Path
+) -> None:
+    result = promo(
+        "--json",
+        "codes",
+        "generate",
+        "--campaign",
+        "winback",
+        "--count",
+        4,
+        "--out",
+        tmp_path / "c.csv",
+    )
+
+    assert result.code == 0
+    assert result.json == {"campaign_id": "winback", "generated": 4, "out": str(tmp_path / "c.csv")}
 
 
 def test_codes_generate_as_json_names_the_campaign_and_the_codes(
@@ -536,7 +560,7 @@ def test_validate_of_an_unknown_code_exits_1_with_resource_not_found(
 def test_validate_hold_returns_a_session_that_redeem_session_consumes_once(
     promo: Promo, winback_code: str
 ) -> None:
-    order = ("--customer", "c-1", "--amount", 3000, "--currency", "EUR")
+    order = ("--customer", "c-1", "--order", CART_3000)
     held = promo("--json", "validate", winback_code, *order, "--hold", 30)
     session = held.json["session_id"]
 
@@ -557,7 +581,7 @@ def test_validate_hold_returns_a_session_that_redeem_session_consumes_once(
 def test_a_hold_keeps_other_sessions_from_using_a_single_use_code(
     promo: Promo, winback_code: str
 ) -> None:
-    order = ("--customer", "c-1", "--amount", 3000, "--currency", "EUR")
+    order = ("--customer", "c-1", "--order", CART_3000)
     promo.ok("validate", winback_code, *order, "--hold", 30)
 
     result = redeem_json(promo, winback_code, *order)
@@ -674,7 +698,7 @@ BAD_INVOCATIONS = [
         id="unknown currency",
     ),
     pytest.param(
-        ["redeem", "SPRING10", "--amount", "3000"], "order.currency", id="missing currency"
+        ["redeem", "SPRING10", "--amount", "3000"], "--currency", id="missing currency"
     ),
     pytest.param(["redeem", "SPRING10", "--order", '{"amount": 3000,'], "--order", id="bad JSON"),
     pytest.param(
@@ -890,7 +914,8 @@ def test_a_fresh_home_works_end_to_end_in_real_processes_without_an_hmac_key(
 
     assert (created.code, created.out.strip()) == (0, "created campaigns: winback, giftcards")
     assert generated.code == 0
-    assert [row["code"] for row in parse_csv(codes_file.read_text())] == generated.out.split()
+    assert len(parse_csv(codes_file.read_text())) == 3
+    assert generated.out.strip() == f"generated 3 codes for winback into {codes_file}"
     assert {row["campaign_id"]: row["vouchers"] for row in listed.json} == {
         "winback": 3,
         "giftcards": 0,
@@ -908,7 +933,7 @@ def test_a_hold_taken_by_validate_in_one_process_is_consumed_by_redeem_in_anothe
     code = promo_process(home, "codes", "generate", "--campaign", "winback", "--count", 1).out
     code = code.strip()
     promo_process(home, "voucher", "publish", code, "--customer", "c-1")
-    order = ("--customer", "c-1", "--amount", 3000, "--currency", "EUR")
+    order = ("--customer", "c-1", "--order", CART_3000)
 
     held = promo_process(home, "--json", "validate", code, *order, "--hold", 30)
     redeemed = promo_process(
@@ -1042,3 +1067,97 @@ def test_ledger_tail_refuses_a_negative_count(promo: Promo, winback_code: str) -
     result = promo("ledger", "tail", "-n", -1)
 
     assert_refused(result, "-n")
+
+
+# -- what a newcomer met -----------------------------------------------------------------------
+
+
+def test_every_command_and_option_has_help_text() -> None:
+    missing = []
+
+    def walk(parser: argparse.ArgumentParser, path: list[str]) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                helps = {choice.dest: choice.help for choice in action._choices_actions}
+                for name, sub in action.choices.items():
+                    if not helps.get(name):
+                        missing.append(" ".join([*path, name]))
+                    walk(sub, [*path, name])
+            elif not isinstance(action, argparse._HelpAction) and not action.help:
+                missing.append(" ".join([*path, *(action.option_strings or [action.dest])]))
+
+    walk(build_parser(), ["promo"])
+
+    assert missing == []
+
+
+@pytest.mark.parametrize("amount", ["32.00", "32,00", "3.2e3"])
+def test_an_amount_with_decimals_is_refused_saying_amounts_are_minor_units(
+    promo: Promo, campaigns: None, amount: str
+) -> None:
+    result = promo("validate", "SPRING10", "--amount", amount, "--currency", "EUR")
+
+    assert result.code == 2
+    assert "minor units" in result.err and "3200 is 32.00 EUR" in result.err
+    assert promo.stats()["events_by_type"].get("voucher_validated", 0) == 0
+
+
+def test_32_point_00_is_shown_as_3200_minor_units(promo: Promo, campaigns: None) -> None:
+    result = promo("validate", "SPRING10", "--amount", "32.00", "--currency", "EUR")
+
+    assert "32.00 in a currency with 2 decimals is 3200" in result.err
+
+
+def test_an_amount_without_a_currency_names_the_currency_option_not_none(
+    promo: Promo, campaigns: None
+) -> None:
+    result = promo("validate", "SPRING10", "--amount", 3200)
+
+    assert result.code == 2
+    assert result.err_lines == [
+        "error: --currency: required with --amount: an ISO 4217 code such as EUR"
+    ]
+
+
+def test_a_rule_message_never_shows_pythons_none(promo: Promo, tmp_path: Path) -> None:
+    promo.ok(
+        "campaign",
+        "create",
+        write(
+            tmp_path / "web.yaml",
+            SPRING_JSON.replace('"spring"', '"web"')
+            .replace("spring10", "WEBONLY")
+            .replace(
+                '"discount"', '"rules": {"sales_channels": ["web"], "stores": ["s-1"]}, "discount"'
+            ),
+        ),
+    )
+
+    result = promo("--json", "validate", "WEBONLY", "--amount", 3200, "--currency", "EUR")
+
+    messages = [reason["message"] for reason in result.json["reasons"]]
+    assert result.code == 1
+    assert messages == [
+        "no sales channel given; this voucher needs one of: web",
+        "no store given; this voucher needs one of: s-1",
+    ]
+    assert "None" not in result.out
+
+
+def test_an_invalid_validation_reports_no_discount_and_the_full_amount_to_pay(
+    promo: Promo, campaigns: None
+) -> None:
+    # winback needs orders of 20.00 or more: 15% would have been 2.25 on 15.00.
+    (code,) = promo.ok("--json", "codes", "generate", "--campaign", "winback", "--count", 1).json[
+        "codes"
+    ]
+    promo.ok("voucher", "publish", code, "--customer", "c-1")
+
+    result = promo(
+        "--json", "validate", code, "--customer", "c-1", "--amount", 1500, "--currency", "EUR"
+    )
+
+    assert result.code == 1
+    assert result.json["valid"] is False
+    assert (result.json["discount"], result.json["gift_amount"]) == (0, 0)
+    assert result.json["amount_to_pay"] == 1500

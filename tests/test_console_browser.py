@@ -13,13 +13,9 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import sqlite3
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass
@@ -28,26 +24,25 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from app_streamlit.screenshots import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    README_SHOTS,
+    VIEWPORT,
+    open_page,
+    readme_screenshots,
+    running_console,
+    screenshot,
+    wait_for_script,
+)
 from app_streamlit.streamlit_app import SECTIONS
 from redemption_core.simulate import SimulationConfig, simulate
 
 REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 # A small business with enough fraud for the pipeline to train a first fraud model.
 BUSINESS = SimulationConfig(customers=400, days=40, seed=7, fraud_scale=3)
-VIEWPORT = {"width": 1400, "height": 1000}
 # Bounded waits, in milliseconds (Playwright) or seconds (processes).
 PAGE_TIMEOUT_MS = 60_000
-CONSOLE_START_SECONDS = 90
 PIPELINE_SECONDS = 900
 APT_SECONDS = 900
 # What only a broken page says: the console's own apology, and the empty states for a missing
@@ -132,42 +127,14 @@ def promo_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def console(promo_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
-    """`streamlit run` on a free loopback port, as `make console` runs it; stopped (terminate,
-    then kill) whatever happens. Its output goes to a log file that the test reads at the end."""
-    port = _free_port()
+    """`streamlit run` on a free loopback port, as `make console` runs it; stopped whatever
+    happens. Its output goes to a log file that the test reads at the end."""
     log_path = tmp_path_factory.mktemp("console_log") / "streamlit.log"
-    env = {**os.environ, "PROMO_HOME": str(promo_home), "DO_NOT_TRACK": "1"}
-    env.pop("PROMO_WAREHOUSE", None)
-    command = [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        "app_streamlit/streamlit_app.py",
-        "--server.address",
-        "127.0.0.1",
-        "--server.port",
-        str(port),
-        "--server.headless",
-        "true",
-        "--browser.gatherUsageStats",
-        "false",
-    ]
-    with log_path.open("w") as log:
-        server = subprocess.Popen(
-            command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, text=True
-        )
     try:
-        base = f"http://127.0.0.1:{port}"
-        _wait_until_healthy(base, server, log_path)
-        yield Console(base, log_path)
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=15)
+        with running_console(promo_home, log_path) as base:
+            yield Console(base, log_path)
+    except RuntimeError as failure:
+        pytest.fail(str(failure))
 
 
 @pytest.fixture(scope="module")
@@ -203,6 +170,13 @@ def test_every_page_opens_without_errors_and_a_fraud_item_can_be_marked(
             assert_no_errors(tab, title)
             screenshot(tab, screenshots / f"{path or 'overview'}.png")
 
+        # `make screenshot`'s code, writing under the test's folder instead of docs/.
+        pictures = readme_screenshots(tab, console.base, tmp_path / "readme")
+        assert [p.relative_to(tmp_path / "readme") for p in pictures] == [
+            file for _, _, file in README_SHOTS
+        ]
+        assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pictures)
+
         open_page(tab, console.base, "fraud_review", "Fraud review")
         mark_top_item_fraud(tab, promo_home)
         assert_no_errors(tab, "Fraud review (after recording a decision)")
@@ -229,17 +203,6 @@ def pages() -> list[tuple[str, str]]:
     return found
 
 
-def open_page(tab, base: str, path: str, title: str) -> None:
-    """Load a page and wait until its script has run to the end and the browser has drawn it."""
-    tab.goto(f"{base}/{path}", wait_until="domcontentloaded")
-    heading = tab.locator("h1").filter(has_text=title)
-    try:
-        heading.first.wait_for(state="visible")
-        wait_for_script(tab)
-    except Exception as timeout:
-        raise AssertionError(f"{title}: the page did not finish loading: {timeout}") from None
-
-
 def assert_navigation_lists_every_page(tab) -> None:
     """The sidebar shows the first pages and a "View N more" button for the rest."""
     more = tab.get_by_test_id("stSidebarNavViewButton")
@@ -252,22 +215,6 @@ def assert_navigation_lists_every_page(tab) -> None:
     assert not missing, f"the navigation does not list {missing}; it lists {listed}"
 
 
-def wait_for_script(tab) -> None:
-    """The app's root says whether the script is running; the status widget shows while it does."""
-    tab.locator('[data-testid="stApp"][data-test-script-state="notRunning"]').wait_for(
-        state="attached"
-    )
-    tab.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden")
-    tab.locator('[data-testid="stSkeleton"]').first.wait_for(state="hidden")
-    # Charts draw after the script ends: wait until each visible one (not those on a tab that
-    # is not open) has its canvas or SVG.
-    tab.wait_for_function(
-        """() => [...document.querySelectorAll('[data-testid="stVegaLiteChart"]')]
-                 .filter(chart => chart.checkVisibility())
-                 .every(chart => chart.querySelector('canvas, svg'))"""
-    )
-
-
 def assert_no_errors(tab, title: str) -> None:
     exceptions = tab.locator('[data-testid="stException"]')
     assert exceptions.count() == 0, f"{title}: an exception is shown: {_texts(exceptions)}"
@@ -277,22 +224,6 @@ def assert_no_errors(tab, title: str) -> None:
     text = tab.locator('[data-testid="stApp"]').inner_text()
     for broken in BROKEN_PAGE_TEXTS:
         assert broken not in text, f"{title}: the page says {broken!r}:\n{_tail(text)}"
-
-
-def screenshot(tab, path: Path) -> None:
-    """The whole page: Streamlit scrolls inside its main container, not the document, so the
-    viewport is made as tall as the content for the shot, then put back."""
-    height = tab.evaluate(
-        """() => Math.max(...[...document.querySelectorAll(
-                 '[data-testid="stMain"], [data-testid="stSidebarContent"]')]
-                 .map(element => element.scrollHeight), window.innerHeight)"""
-    )
-    tab.set_viewport_size({"width": VIEWPORT["width"], "height": min(int(height), 12_000)})
-    try:
-        wait_for_script(tab)
-        tab.screenshot(path=str(path), full_page=True)
-    finally:
-        tab.set_viewport_size(VIEWPORT)
 
 
 # --- fraud review ----------------------------------------------------------------------------
@@ -374,33 +305,6 @@ def reviews_in_ledger(home: Path) -> list[tuple[str, str, str, str]]:
 
 
 # --- helpers ---------------------------------------------------------------------------------
-
-
-def _wait_until_healthy(base: str, server: subprocess.Popen, log_path: Path) -> None:
-    deadline = time.monotonic() + CONSOLE_START_SECONDS
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(
-                f"the console exited {server.returncode} at start:\n"
-                f"{_tail(log_path.read_text(errors='replace'))}"
-            )
-        try:
-            with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as answer:
-                if answer.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.2)
-    pytest.fail(
-        f"the console did not answer on {base} within {CONSOLE_START_SECONDS} s:\n"
-        f"{_tail(log_path.read_text(errors='replace'))}"
-    )
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _texts(locator) -> list[str]:

@@ -16,7 +16,6 @@ import contextlib
 import csv
 import io
 import itertools
-import os
 import sqlite3
 from collections import Counter
 from collections.abc import Iterator
@@ -32,6 +31,7 @@ from builders import (
     NOW,
     Clock,
     add_customers,
+    cart,
     engine_at,
     gift_card,
     order,
@@ -42,6 +42,7 @@ from builders import (
     unique_def,
     unique_voucher,
 )
+from shared_data import DUNNHUMBY, require_dunnhumby
 from test_cli import Promo
 
 from redemption_core import cli
@@ -58,14 +59,6 @@ from redemption_core.imports.ledger_schema import (
 from redemption_core.ledger.reports import stats
 from redemption_core.ledger.verify import verify_ledger
 
-# shared/ lies beside the checkout (the session's and CI's layout); PROMO_SHARED_DIR overrides.
-DUNNHUMBY = (
-    Path(
-        os.environ.get("PROMO_SHARED_DIR") or Path(__file__).resolve().parents[1].parent / "shared"
-    )
-    / "data"
-    / "dunnhumby_complete_journey_partial"
-)
 # Every content column of the events table (seq is the receiving ledger's own numbering).
 CONTENT = ", ".join(COLUMNS)
 BEFORE = NOW - timedelta(days=1)  # imported rows happened before the engine's "now"
@@ -228,7 +221,7 @@ def source(tmp_path: Path) -> RedemptionEngine:
     place_order(engine, "cust-2", 6000, "o-2")
     clock.advance(minutes=1)
     engine.validate(code, order(4000), customer_id="cust-1")
-    hold = engine.validate(second, order(4000), customer_id="cust-2", hold_seconds=60)
+    hold = engine.validate(second, cart(4000), customer_id="cust-2", hold_seconds=60)
     first = engine.redeem(
         RedeemRequest(
             code=code,
@@ -743,10 +736,7 @@ def trimmed_copy(target: Path) -> Path:
 @pytest.fixture(scope="module")
 def dunnhumby(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """The trimmed folder imported once with `promo import DIR --mapping dunnhumby`."""
-    if not (DUNNHUMBY / "README.md").exists():
-        pytest.fail(
-            f"the dunnhumby data is missing: expected {DUNNHUMBY} (shared/ beside the repository)"
-        )
+    require_dunnhumby()
     root = tmp_path_factory.mktemp("dunnhumby")
     folder = trimmed_copy(root / "data")
     home = root / "home"

@@ -12,6 +12,7 @@ from redemption_core.cli.common import (
     Output,
     engine_command,
     load_definition,
+    minor_units,
     open_output,
     parse_json,
     read_csv,
@@ -31,22 +32,28 @@ def register(commands: Any) -> None:
     campaign = commands.add_parser("campaign", help="create and manage campaigns")
     campaign_cmd = campaign.add_subparsers(dest="action", required=True)
     create = campaign_cmd.add_parser("create", help="create campaigns from a YAML or JSON file")
-    create.add_argument("file", type=Path)
+    create.add_argument(
+        "file", type=Path, help="a campaign, or a main campaign with campaigns: [...]"
+    )
     campaign_cmd.add_parser("list", help="campaigns with status and counters")
     status = campaign_cmd.add_parser("status", help="activate, pause or finish a campaign")
-    status.add_argument("campaign_id")
-    status.add_argument("status", choices=["draft", "active", "paused", "finished"])
+    status.add_argument("campaign_id", help="the campaign's id")
+    status.add_argument(
+        "status", choices=["draft", "active", "paused", "finished"], help="the new status"
+    )
     campaign.set_defaults(handler=_campaign)
 
     codes = commands.add_parser("codes", help="generate, import and export voucher codes")
     codes_cmd = codes.add_subparsers(dest="action", required=True)
     generate = codes_cmd.add_parser("generate", help="generate new unique codes")
-    generate.add_argument("--campaign", required=True)
-    generate.add_argument("--count", type=int, required=True)
+    generate.add_argument("--campaign", required=True, help="the campaign the codes belong to")
+    generate.add_argument("--count", type=int, required=True, help="how many new codes")
     generate.add_argument("--out", type=Path, help="also write the codes to this CSV file")
     imported = codes_cmd.add_parser("import", help="import codes from CSV (column: code)")
-    imported.add_argument("--campaign", required=True)
-    imported.add_argument("file", type=Path)
+    imported.add_argument("--campaign", required=True, help="the campaign the codes belong to")
+    imported.add_argument(
+        "file", type=Path, help="CSV with columns code[,customer_id][,gift_balance]"
+    )
     for parser in (generate, imported):
         parser.add_argument(
             "--applies-to",
@@ -55,27 +62,34 @@ def register(commands: Any) -> None:
             '\'{"collections": ["coupon-17"]}\' (products, categories, brands, collections)',
         )
     export = codes_cmd.add_parser("export", help="export a campaign's vouchers as CSV")
-    export.add_argument("--campaign", required=True)
+    export.add_argument("--campaign", required=True, help="the campaign to export")
     export.add_argument("--out", type=Path, help="file to write (default: standard output)")
     codes.set_defaults(handler=_codes)
 
     # The customer's act in the app, also reachable as `promo voucher accept`.
     accept = commands.add_parser("accept", help="the holder accepts a voucher")
-    accept.add_argument("code")
-    accept.add_argument("--customer", required=True)
+    accept.add_argument("code", help="the voucher code")
+    accept.add_argument("--customer", required=True, help="the holder's customer id")
     accept.set_defaults(action="accept", handler=_voucher)
 
     voucher = commands.add_parser("voucher", help="publish, accept, disable, top up a voucher")
     voucher_cmd = voucher.add_subparsers(dest="action", required=True)
-    for name in ("publish", "accept"):
-        sub = voucher_cmd.add_parser(name)
-        sub.add_argument("code")
-        sub.add_argument("--customer", required=True)
+    for name, text in (
+        ("publish", "give a unique voucher or gift card to a customer"),
+        ("accept", "the holder accepts the voucher (as in the app)"),
+    ):
+        sub = voucher_cmd.add_parser(name, help=text)
+        sub.add_argument("code", help="the voucher code")
+        sub.add_argument("--customer", required=True, help="the customer's id")
     for name in ("disable", "enable"):
-        voucher_cmd.add_parser(name).add_argument("code")
+        voucher_cmd.add_parser(name, help=f"{name} a voucher").add_argument(
+            "code", help="the voucher code"
+        )
     topup = voucher_cmd.add_parser("topup", help="add to a gift card's balance")
-    topup.add_argument("code")
-    topup.add_argument("amount", type=int, help="minor units")
+    topup.add_argument("code", help="the gift card's code")
+    topup.add_argument(
+        "amount", type=minor_units, help="amount to add, in minor units (500 = 5.00)"
+    )
     voucher.set_defaults(handler=_voucher)
 
 
@@ -104,11 +118,13 @@ def _campaign(engine: RedemptionEngine, args: argparse.Namespace, out: Output) -
 @engine_command
 def _codes(engine: RedemptionEngine, args: argparse.Namespace, out: Output) -> int:
     if args.action == "generate":
+        applies_to = _applies_to(args.applies_to)
         # Open the output first: a bad --out must fail before any code is created.
         handle = open_output(args.out) if args.out else None
+        progress = _Progress(args.count) if args.out and not out.as_json else None
         try:
             created = engine.generate_codes(
-                args.campaign, args.count, applies_to=_applies_to(args.applies_to)
+                args.campaign, args.count, applies_to=applies_to, progress=progress
             )
             if handle is not None:
                 writer = csv.writer(handle)
@@ -117,7 +133,13 @@ def _codes(engine: RedemptionEngine, args: argparse.Namespace, out: Output) -> i
         finally:
             if handle is not None:
                 handle.close()
-        out.emit({"campaign_id": args.campaign, "codes": created}, "\n".join(created))
+        if args.out is None:
+            out.emit({"campaign_id": args.campaign, "codes": created}, "\n".join(created))
+        else:  # the file holds the codes; the terminal gets a summary, not 200,000 lines
+            out.emit(
+                {"campaign_id": args.campaign, "generated": len(created), "out": str(args.out)},
+                f"generated {len(created):,} codes for {args.campaign} into {args.out}",
+            )
     elif args.action == "import":
         count = engine.import_codes(
             args.campaign, read_csv(args.file), applies_to=_applies_to(args.applies_to)
@@ -165,3 +187,16 @@ def _voucher(engine: RedemptionEngine, args: argparse.Namespace, out: Output) ->
         balance = engine.top_up(args.code, args.amount)
         out.emit({"code": args.code, "gift_balance": balance}, f"balance {balance}")
     return 0
+
+
+class _Progress:
+    """`generated 40,000 of 200,000 codes` on stderr, rewritten in place as codes commit."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+
+    def __call__(self, done: int) -> None:
+        if not sys.stderr.isatty():  # logs get the summary line only
+            return
+        end = "\n" if done >= self.total else ""
+        print(f"\rgenerated {done:,} of {self.total:,} codes", end=end, file=sys.stderr, flush=True)

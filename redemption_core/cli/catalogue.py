@@ -1,4 +1,4 @@
-"""`promo catalogue` (products upserted, shown) and `promo customer attributes` (the merchant's
+"""`promo catalogue` (products upserted, shown) and `promo attributes` (the merchant's
 declaration of how its customer attributes are read)."""
 
 from __future__ import annotations
@@ -19,16 +19,26 @@ def register(commands: Any) -> None:
     upsert = catalogue_cmd.add_parser(
         "upsert", help="add or change products from a YAML/JSON list (unchanged ones are skipped)"
     )
-    upsert.add_argument("file", type=Path)
+    upsert.add_argument(
+        "file",
+        type=Path,
+        help="a list of {id, name, category, brand, price, currency, collections} (or "
+        "{products: [...]})",
+    )
     catalogue_cmd.add_parser("show", help="a product as the catalogue holds it").add_argument(
-        "product_id"
+        "product_id", help="the product's id"
     )
     catalogue.set_defaults(handler=_catalogue)
 
     attributes = commands.add_parser(
         "attributes", help="declare how customer attributes are read: NAME=numeric|categorical"
     )
-    attributes.add_argument("declarations", nargs="*", metavar="NAME=TYPE")
+    attributes.add_argument(
+        "declarations",
+        nargs="*",
+        metavar="NAME=TYPE",
+        help="e.g. age=numeric tier=categorical; a declared name keeps its type; none: list them",
+    )
     attributes.set_defaults(handler=_attributes)
 
 

@@ -60,13 +60,45 @@ def positive(value: str) -> int:
     return number
 
 
+def minor_units(value: str) -> int:
+    """An amount on the command line: a whole number of minor units (cents), never 32.00."""
+    text = value.strip()
+    digits = text.removeprefix("-").removeprefix("+")
+    if digits.isdigit() and len(digits) <= 18:  # the domain checks the range and names the field
+        return int(text)
+    hint = ""
+    whole, dot, cents = text.partition(".")
+    if dot and whole.isdigit() and cents.isdigit() and len(cents) <= 3:
+        hint = f"; {text} in a currency with 2 decimals is {int(whole) * 100 + int(cents.ljust(2, '0')[:2])}"
+    raise argparse.ArgumentTypeError(
+        f"amounts are whole minor units (3200 is 32.00 EUR), got {value!r}{hint}"
+    )
+
+
+# The request context a till, web shop or app sends with a validation, redemption or order.
+CONTEXT_OPTIONS = {
+    "device": "the customer's device id (stored hashed)",
+    "ip": "the client's IP address (stored hashed)",
+    "payment": "a payment card fingerprint (stored hashed)",
+    "store": "the store id",
+    "staff": "the staff member who keyed it in",
+    "channel": "the sales channel (e.g. app, web, pos)",
+}
+
+
 def order_arguments(sub: argparse.ArgumentParser) -> None:
-    sub.add_argument("--order", help="the order as JSON, or @file.json")
-    sub.add_argument("--amount", type=int, help="order amount in minor units (instead of --order)")
-    sub.add_argument("--currency", help="order currency (with --amount)")
-    sub.add_argument("--customer")
-    for name in ("device", "ip", "payment", "store", "staff", "channel"):
-        sub.add_argument(f"--{name}")
+    sub.add_argument("--order", help="the order as JSON, or @file.json (amounts in minor units)")
+    sub.add_argument(
+        "--amount",
+        type=minor_units,
+        help="order amount in minor units, e.g. 3200 (instead of --order)",
+    )
+    sub.add_argument(
+        "--currency", help="order currency, an ISO 4217 code such as EUR (with --amount)"
+    )
+    sub.add_argument("--customer", help="the customer's id")
+    for name, text in CONTEXT_OPTIONS.items():
+        sub.add_argument(f"--{name}", help=text)
 
 
 def read_text(path: Path, field: str) -> str:
@@ -99,6 +131,8 @@ def order_from_args(args: argparse.Namespace) -> Order:
         return order_from_dict(read_json_argument(args.order, "--order"))
     if args.amount is None:
         raise InvalidInput("--amount", "required (or give --order)")
+    if args.currency is None:
+        raise InvalidInput("--currency", "required with --amount: an ISO 4217 code such as EUR")
     return order_from_dict({"amount": args.amount, "currency": args.currency})
 
 

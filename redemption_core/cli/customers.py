@@ -12,6 +12,7 @@ from redemption_core.cli.common import (
     context_from_args,
     engine_command,
     load_definition,
+    minor_units,
     order_arguments,
     order_from_args,
 )
@@ -23,16 +24,16 @@ def register(commands: Any) -> None:
     customer = commands.add_parser("customer", help="customer profiles and consent")
     customer_cmd = customer.add_subparsers(dest="action", required=True)
     customer_cmd.add_parser("add", help="add customers from a YAML/JSON file").add_argument(
-        "file", type=Path
+        "file", type=Path, help="one profile or a list (YAML or JSON)"
     )
     customer_cmd.add_parser("show", help="a customer's profile (contacts masked)").add_argument(
-        "customer_id"
+        "customer_id", help="the customer's id"
     )
     consent = customer_cmd.add_parser("consent", help="grant or withdraw a channel's consent")
-    consent.add_argument("customer_id")
-    consent.add_argument("channel", choices=["email", "sms", "push"])
-    consent.add_argument("decision", choices=["grant", "withdraw"])
-    consent.add_argument("--source", default="cli")
+    consent.add_argument("customer_id", help="the customer's id")
+    consent.add_argument("channel", choices=["email", "sms", "push"], help="the channel")
+    consent.add_argument("decision", choices=["grant", "withdraw"], help="the decision")
+    consent.add_argument("--source", default="cli", help="where the decision came from")
     customer.set_defaults(handler=_customer)
 
     order = commands.add_parser("order", help="record, refund and cancel orders")
@@ -40,27 +41,27 @@ def register(commands: Any) -> None:
     record = order_cmd.add_parser("record", help="record an order, with or without a voucher")
     order_arguments(record)
     refund = order_cmd.add_parser("refund", help="refund part or all of an order")
-    refund.add_argument("order_id")
-    refund.add_argument("amount", type=int, help="minor units")
-    refund.add_argument("--reason", default="")
+    refund.add_argument("order_id", help="the order's id")
+    refund.add_argument("amount", type=minor_units, help="amount to refund, in minor units")
+    refund.add_argument("--reason", default="", help="why (kept in the ledger)")
     cancel = order_cmd.add_parser("cancel", help="cancel an order (rolls back its redemptions)")
-    cancel.add_argument("order_id")
-    cancel.add_argument("--reason", default="")
+    cancel.add_argument("order_id", help="the order's id")
+    cancel.add_argument("--reason", default="", help="why (kept in the ledger)")
     order.set_defaults(handler=_order)
 
     segment = commands.add_parser("segment", help="define and preview segments")
     segment_cmd = segment.add_subparsers(dest="action", required=True)
     for name in ("add", "remove"):
         member = segment_cmd.add_parser(name, help=f"{name} a listed member")
-        member.add_argument("segment_id")
-        member.add_argument("customer_id")
+        member.add_argument("segment_id", help="the segment's id")
+        member.add_argument("customer_id", help="the customer's id")
     segment_cmd.add_parser("define", help="define a segment from a YAML/JSON file").add_argument(
-        "file", type=Path
+        "file", type=Path, help="the segment definition (id, match, rules)"
     )
     preview = segment_cmd.add_parser("preview", help="size and first members of a segment")
-    preview.add_argument("segment_id")
+    preview.add_argument("segment_id", help="the segment's id")
     preview.add_argument("--at", help="evaluate at this past instant (ISO 8601)")
-    preview.add_argument("--limit", type=int, default=20)
+    preview.add_argument("--limit", type=int, default=20, help="how many members to list")
     segment.set_defaults(handler=_segment)
 
 

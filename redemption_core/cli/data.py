@@ -33,10 +33,10 @@ def register(commands: Any) -> None:
     simulated = commands.add_parser(
         "simulate", help="run a simulated restaurant through the core into an empty PROMO_HOME"
     )
-    simulated.add_argument("--customers", type=int, default=2000)
-    simulated.add_argument("--days", type=int, default=90)
+    simulated.add_argument("--customers", type=int, default=2000, help="how many customers")
+    simulated.add_argument("--days", type=int, default=90, help="how many days to simulate")
     simulated.add_argument("--start", default="2026-01-05T00:00:00Z", help="first day (ISO 8601)")
-    simulated.add_argument("--seed", type=int, default=1)
+    simulated.add_argument("--seed", type=int, default=1, help="same seed, same ledger")
     simulated.add_argument("--fraud-scale", type=float, default=1.0, help="0 for no fraud")
     simulated.set_defaults(handler=_simulate)
 

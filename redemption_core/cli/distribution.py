@@ -28,7 +28,7 @@ def register(commands: Any) -> None:
     promotion = commands.add_parser("promotion", help="send a promotion to its segment")
     promotion_cmd = promotion.add_subparsers(dest="action", required=True)
     promotion_cmd.add_parser("send", help="publish and deliver (resumable)").add_argument(
-        "campaign_id"
+        "campaign_id", help="the promotion campaign's id"
     )
     promotion.set_defaults(handler=_send)
 
@@ -43,14 +43,16 @@ def register(commands: Any) -> None:
 
     deliveries = commands.add_parser("deliveries", help="delivery maintenance")
     deliveries_cmd = deliveries.add_subparsers(dest="action", required=True)
-    deliveries_cmd.add_parser("retry", help="re-send failed deliveries").add_argument("--campaign")
+    deliveries_cmd.add_parser("retry", help="re-send failed deliveries").add_argument(
+        "--campaign", help="only this campaign's (default: all)"
+    )
     deliveries.set_defaults(handler=_send)
 
     settings = commands.add_parser("settings", help="platform settings")
     settings_cmd = settings.add_subparsers(dest="action", required=True)
     cap = settings_cmd.add_parser("frequency-cap", help="at most N offers per M days")
-    cap.add_argument("max_offers", type=int)
-    cap.add_argument("days", type=int)
+    cap.add_argument("max_offers", type=int, help="at most this many offers per customer")
+    cap.add_argument("days", type=int, help="within this many days")
     settings.set_defaults(handler=_settings)
 
 

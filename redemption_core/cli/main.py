@@ -18,15 +18,17 @@ from redemption_core.cli import (
     customers,
     data,
     distribution,
+    keys,
     ledger,
     redemption,
+    serve,
 )
 from redemption_core.cli.common import OneLineParser, Output, clock_for
 from redemption_core.domain.errors import PromoError
 from redemption_core.engine.redemption import RedemptionEngine
 
 # Command groups in the order `promo --help` lists them.
-GROUPS = (campaigns, catalogue, distribution, customers, redemption, data, ledger)
+GROUPS = (campaigns, catalogue, distribution, customers, redemption, data, ledger, keys, serve)
 
 
 def build_parser() -> OneLineParser:

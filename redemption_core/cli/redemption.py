@@ -9,6 +9,7 @@ from redemption_core.cli.common import (
     Output,
     context_from_args,
     engine_command,
+    minor_units,
     order_arguments,
     order_from_args,
     reasons_text,
@@ -20,21 +21,27 @@ from redemption_core.engine.redemption import RedeemRequest, RedemptionEngine
 def register(commands: Any) -> None:
     for name in ("validate", "redeem"):
         sub = commands.add_parser(name, help=f"{name} a code against an order")
-        sub.add_argument("code")
+        sub.add_argument("code", help="the voucher code as typed or scanned")
         order_arguments(sub)
         if name == "validate":
             sub.add_argument("--hold", type=int, metavar="SECONDS", help="reserve one use")
             sub.set_defaults(handler=_validate)
         else:
-            sub.add_argument("--idempotency-key")
+            sub.add_argument(
+                "--idempotency-key", help="a retry with the same key gets the first answer"
+            )
             sub.add_argument("--session", help="session id of a validation hold")
-            sub.add_argument("--gift-amount", type=int, help="gift card amount to use")
+            sub.add_argument(
+                "--gift-amount", type=minor_units, help="gift card amount to use, in minor units"
+            )
             sub.set_defaults(handler=_redeem)
 
     rollback = commands.add_parser("rollback", help="roll back a redemption")
-    rollback.add_argument("redemption_id")
-    rollback.add_argument("--reason", default="")
-    rollback.add_argument("--idempotency-key")
+    rollback.add_argument("redemption_id", help="the redemption's id (r_...)")
+    rollback.add_argument("--reason", default="", help="why (kept in the ledger)")
+    rollback.add_argument(
+        "--idempotency-key", help="a retry with the same key gets the first answer"
+    )
     rollback.set_defaults(handler=_rollback)
 
 

@@ -11,6 +11,7 @@ import re
 from decimal import Decimal, InvalidOperation
 
 from redemption_core.domain.errors import InvalidInput
+from redemption_core.domain.parsing import short
 
 # Minor-unit exponents of the currencies the core accepts (ISO 4217).
 CURRENCY_EXPONENTS: dict[str, int] = {
@@ -30,15 +31,17 @@ PERCENT_TEXT = re.compile(r"[0-9]{1,3}(\.[0-9]+)?")
 
 
 def check_currency(value: object, field: str) -> str:
+    if value is None:
+        raise InvalidInput(field, "is required: an ISO 4217 code such as EUR")
     if not isinstance(value, str) or value not in CURRENCY_EXPONENTS:
-        raise InvalidInput(field, f"unknown currency {_short(value)} (expected an ISO 4217 code)")
+        raise InvalidInput(field, f"unknown currency {short(value)} (expected an ISO 4217 code)")
     return value
 
 
 def check_amount(value: object, field: str, *, allow_zero: bool = True) -> int:
     """An amount in minor units: an int (not bool, not float) within [0, MAX_AMOUNT]."""
     if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidInput(field, f"must be an integer amount in minor units, got {_short(value)}")
+        raise InvalidInput(field, f"must be an integer amount in minor units, got {short(value)}")
     if value < 0:
         raise InvalidInput(field, f"must not be negative, got {value}")
     if value == 0 and not allow_zero:
@@ -51,18 +54,18 @@ def check_amount(value: object, field: str, *, allow_zero: bool = True) -> int:
 def parse_percent(value: object, field: str) -> int:
     """A percentage (e.g. 15 or "12.5") as basis points, exact: at most two decimals."""
     if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise InvalidInput(field, f"must be a number of percent, got {_short(value)}")
+        raise InvalidInput(field, f"must be a number of percent, got {short(value)}")
     if isinstance(value, str) and not PERCENT_TEXT.fullmatch(value):
-        raise InvalidInput(field, f"must be a number like 15 or 12.5, got {_short(value)}")
+        raise InvalidInput(field, f"must be a number like 15 or 12.5, got {short(value)}")
     try:
         decimal = Decimal(str(value))
     except InvalidOperation:
-        raise InvalidInput(field, f"must be a number of percent, got {_short(value)}") from None
+        raise InvalidInput(field, f"must be a number of percent, got {short(value)}") from None
     if not decimal.is_finite() or decimal <= 0 or decimal > 100:
-        raise InvalidInput(field, f"must be above 0 and at most 100, got {_short(value)}")
+        raise InvalidInput(field, f"must be above 0 and at most 100, got {short(value)}")
     basis_points = decimal * 100
     if basis_points != basis_points.to_integral_value():
-        raise InvalidInput(field, f"at most two decimals, got {_short(value)}")
+        raise InvalidInput(field, f"at most two decimals, got {short(value)}")
     return int(basis_points)
 
 
@@ -78,8 +81,3 @@ def format_money(amount: int, currency: str) -> str:
     whole, minor = divmod(abs(amount), 10**exponent)
     sign = "-" if amount < 0 else ""
     return f"{sign}{whole}.{minor:0{exponent}d} {currency}"
-
-
-def _short(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."

@@ -21,6 +21,9 @@ CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b-\x1f]")  # below 32, except tab
 
 
 def short(value: object) -> str:
+    """A value as a message shows it: short, and a missing one as 'nothing', never 'None'."""
+    if value is None:
+        return "nothing"
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
 

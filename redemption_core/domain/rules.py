@@ -6,7 +6,7 @@ answers inside the redemption's transaction, and only for the rules a campaign a
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -132,11 +132,11 @@ def evaluate(
         fail(
             Reason(
                 Code.SALES_CHANNEL_NOT_ALLOWED,
-                f"sales channel {context.sales_channel!r} not allowed",
+                _not_among("sales channel", context.sales_channel, rules.sales_channels),
             )
         )
     if rules.stores and context.store_id not in rules.stores:
-        fail(Reason(Code.STORE_NOT_ALLOWED, f"store {context.store_id!r} not allowed"))
+        fail(Reason(Code.STORE_NOT_ALLOWED, _not_among("store", context.store_id, rules.stores)))
 
     needs_customer = (
         rules.holder_only
@@ -222,3 +222,11 @@ def _gift_amount(balance: int, order: Order, requested: int | None, fail) -> int
     if amount <= 0:
         fail(Reason(Code.NO_APPLICABLE_ITEMS, "the order amount is zero"))
     return amount
+
+
+def _not_among(what: str, given: str | None, allowed: Iterable[str]) -> str:
+    """'store 'x' not allowed (allowed: a, b)', or 'no store given (...)': never Python's None."""
+    choices = ", ".join(sorted(allowed))
+    if given is None:
+        return f"no {what} given; this voucher needs one of: {choices}"
+    return f"{what} {given!r} not allowed; allowed: {choices}"

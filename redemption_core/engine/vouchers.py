@@ -135,7 +135,7 @@ class VoucherOperations:
         try:
             new = CampaignStatus(status)
         except ValueError:
-            raise InvalidInput("status", f"unknown status {status!r}") from None
+            raise InvalidInput("status", f"unknown status {p.short(status)}") from None
         with self._transaction() as tx:
             state = tx.campaign_state(campaign_id)
             if state is None:
@@ -194,14 +194,20 @@ class VoucherOperations:
         return CodeGenerator(campaign.code_config, self._random_bytes)
 
     def generate_codes(
-        self, campaign_id: str, count: int, *, applies_to: Mapping[str, Any] | None = None
+        self,
+        campaign_id: str,
+        count: int,
+        *,
+        applies_to: Mapping[str, Any] | None = None,
+        progress: Callable[[int], None] | None = None,
     ) -> list[str]:
         """Create `count` new vouchers with fresh codes, unique across the whole ledger.
 
         `applies_to` (`{products, categories, brands, collections}`): what these vouchers'
         discount applies to, in place of the campaign's (one coupon of a booklet, say).
         Written in transactions of CODES_PER_TRANSACTION codes: every committed code is
-        complete, and a crash midway leaves the codes generated so far.
+        complete, and a crash midway leaves the codes generated so far. `progress` is told the
+        number committed so far after each transaction.
         """
         p.integer(count, "count", minimum=1, maximum=MAX_CODES_PER_CALL)
         with self.store.read() as tx:
@@ -223,6 +229,8 @@ class VoucherOperations:
                     ]
                 )
             created.extend(codes)
+            if progress is not None:
+                progress(len(created))
         return created
 
     @staticmethod
@@ -344,6 +352,36 @@ class VoucherOperations:
                 )
             )
         return True
+
+    def publish_next(self, campaign_id: str, customer_id: str) -> tuple[str, bool]:
+        """A voucher of the campaign for this customer: the one they hold already, else a free
+        one published to them now (what a client-side key may do). (code, newly published)."""
+        campaign_id = p.identifier(campaign_id, "campaign_id")
+        customer_id = p.identifier(customer_id, "customer_id")
+        with self._transaction() as tx:
+            state = tx.campaign_state(campaign_id)
+            if state is None:
+                raise NotFound("campaign_id", campaign_id)
+            if state.campaign.voucher_kind is VoucherKind.STANDALONE:
+                raise Conflict("campaign_id", "a standalone code is shared, not published")
+            if state.status is not CampaignStatus.ACTIVE:
+                raise Conflict("campaign_id", f"the campaign is {state.status}")
+            voucher = tx.voucher_for_customer(campaign_id, customer_id)
+            if voucher is None:
+                raise Conflict("campaign_id", "the campaign has no unpublished voucher left")
+            if voucher.holder_id == customer_id:
+                return voucher.code, False
+            tx.append(
+                Event(
+                    EventType.VOUCHER_PUBLISHED,
+                    self.now(),
+                    payload={"code": voucher.code, "source": "client"},
+                    campaign_id=campaign_id,
+                    voucher_id=voucher.voucher_id,
+                    customer_id=customer_id,
+                )
+            )
+        return voucher.code, True
 
     def accept(self, code: str, customer_id: str) -> bool:
         """The holder accepts the voucher in the app. False: it was accepted before."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from redemption_core.domain.events import Event, EventType
+from redemption_core.ledger.projection.access import AccessProjection
 from redemption_core.ledger.projection.catalogue import CatalogueProjection
 from redemption_core.ledger.projection.customers import CustomerProjection
 from redemption_core.ledger.projection.distribution import DistributionProjection
@@ -24,6 +25,7 @@ class ProjectionTransaction(
     CustomerProjection,
     DistributionProjection,
     CatalogueProjection,
+    AccessProjection,
     ProjectionReads,
 ):
     def apply(self, event: Event) -> None:
@@ -73,4 +75,6 @@ APPLY_BY_TYPE: dict[EventType, Callable[[ProjectionTransaction, Event], None]] =
     EventType.FRAUD_REVIEW_RECORDED: ProjectionTransaction._fraud_review_recorded,
     EventType.PRODUCT_UPSERTED: ProjectionTransaction._product_upserted,
     EventType.CUSTOMER_ATTRIBUTES_DECLARED: ProjectionTransaction._customer_attributes_declared,
+    EventType.API_KEY_ISSUED: ProjectionTransaction._api_key_issued,
+    EventType.API_KEY_REVOKED: ProjectionTransaction._api_key_revoked,
 }
