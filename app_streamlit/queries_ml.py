@@ -84,8 +84,8 @@ def next_best_offers(customer: str, campaigns: Collection[str]) -> pd.DataFrame:
         params["campaigns"] = list(campaigns)
     return db.query(
         f"""
-        SELECT customer_id, rank, campaign_id, campaign_name, propensity, uplift, score,
-            model_version, scored_at,
+        SELECT customer_id, rank, campaign_id, campaign_name, propensity, uplift,
+            incremental_value, currency, score, ranked_by, model_version, scored_at,
         FROM {NEXT_BEST_OFFERS}
         WHERE {" AND ".join(clauses)}
         ORDER BY customer_id, rank
@@ -96,7 +96,8 @@ def next_best_offers(customer: str, campaigns: Collection[str]) -> pd.DataFrame:
 
 
 def offers_by_campaign(campaigns: Collection[str]) -> pd.DataFrame:
-    """How often each campaign is a customer's best offer, with its mean propensity/uplift."""
+    """How often each campaign is a customer's best offer, with its mean propensity, uplift and
+    expected incremental value."""
     where = "list_contains($campaigns::VARCHAR[], campaign_id)" if campaigns else "TRUE"
     return db.query(
         f"""
@@ -105,6 +106,8 @@ def offers_by_campaign(campaigns: Collection[str]) -> pd.DataFrame:
             count(*) AS offered_to,
             avg(propensity) AS mean_propensity,
             avg(uplift) AS mean_uplift,
+            avg(incremental_value) AS mean_incremental_value,
+            any_value(currency) AS currency,
         FROM {NEXT_BEST_OFFERS}
         WHERE {where}
         GROUP BY campaign_id
@@ -119,7 +122,22 @@ def offers_scored() -> pd.DataFrame:
         f"""
         SELECT count(DISTINCT customer_id) AS customers, count(*) AS offers,
             max(scored_at) AS scored_at, any_value(model_version) AS model_version,
+            any_value(ranked_by) AS ranked_by,
         FROM {NEXT_BEST_OFFERS}
+        """
+    )
+
+
+def campaigns_losing_money() -> pd.DataFrame:
+    """Campaigns whose incremental profit (Campaign performance) is below zero with confidence:
+    next best offers leave them out."""
+    return db.query(
+        """
+        SELECT campaign_id, campaign_name, currency, incremental_profit,
+            incremental_profit_ci_low, incremental_profit_ci_high,
+        FROM marts.fct_campaign_performance
+        WHERE incremental_profit_ci_high < 0
+        ORDER BY campaign_id
         """
     )
 
@@ -150,6 +168,7 @@ def model_versions(kind: str) -> pd.DataFrame:
 SCORERS = ("model", "random", "popularity", "contents_popularity", "own_history_rate",
            "own_history_count", "contents_size")  # fmt: skip
 RANKING_METRICS = ("roc_auc", "pr_auc", "ndcg_at_3")
+METRIC_NAMES = {"roc_auc": "ROC-AUC", "pr_auc": "PR-AUC", "ndcg_at_3": "NDCG@3"}
 PLOTS = ("roc.png", "precision_recall.png", "calibration.png", "feature_importance.png",
          "qini.png")  # fmt: skip
 

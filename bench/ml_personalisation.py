@@ -3,8 +3,8 @@ customer x voucher rows and next-best-offer scoring of 1,000,000 candidate rows.
 
 `personalisation_train_s_1m`: the propensity and uplift fits as `train_personalisation` makes
 them (negative sampling included), on 1,000,000 offer rows with features; target <= 60 s on 2
-cores. `nbo_score_rows_per_s`: propensity, uplift, score and the per-customer ranking of
-1,000,000 candidate rows with their features; target >= 500,000 rows/s. Building the features of
+cores. `nbo_score_rows_per_s`: propensity, uplift, expected incremental value and the
+per-customer ranking of 1,000,000 candidate rows with their features; target >= 500,000 rows/s. Building the features of
 every offerable (customer, campaign) pair at an instant is measured on the real candidates and
 reported beside it (`nbo_features_rows_per_s`), not replicated.
 
@@ -27,7 +27,7 @@ import numpy as np
 import polars as pl
 
 from models_ml.personalisation import fit_personalisation as personalisation_fit
-from models_ml.personalisation import rank_scored
+from models_ml.personalisation import money_facts, rank_scored
 from models_ml.personalisation_candidates import offer_candidates
 from models_ml.personalisation_events import (
     CATEGORICAL_VOCAB,
@@ -107,7 +107,7 @@ def personalisation_bench(home: Path, first: date, last: date, seed: int) -> dic
     )
     rows = replicate(frame, ROWS, rng, features, per_customer=3)
     started, cpu = time.perf_counter(), time.process_time()
-    model = personalisation_fit(vocab, rows, arms, features, features, seed)
+    model = personalisation_fit(vocab, rows, arms, features, features, seed, **money_facts(tables))
     train_s = time.perf_counter() - started
     train_cpu = time.process_time() - cpu
     say(

@@ -7,8 +7,11 @@
 - Uplift (T-learner, `models_ml.uplift`): in campaigns with a control group, each publication is
   a treated assignment and each `customer_held_out` a control one; the outcome is any order by
   the voucher's horizon. uplift = P(order | treated) - P(order | held out).
-- Next best offers: every customer x every campaign offerable at `as_of`, scored by both, ranked
-  by `score = propensity + uplift_weight * uplift`.
+- Next best offers: every customer x every campaign offerable at `as_of`, scored by both and
+  ranked by expected incremental value (personalisation_value: uplift x margin x order value -
+  propensity x discount) where there is an uplift model, else by propensity; campaigns whose
+  measured effect is below zero with confidence are never offered, and where the model did not
+  beat the simple baselines on its held-out part, the best baseline ranks instead.
 
 Metrics come from a split of the window that matches how the merchant sends
 (personalisation_split: the latest campaigns held out whole, or the later offers). Each metric
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -53,11 +57,18 @@ from models_ml.personalisation_split import (
     plan_split,
     split_assignments,
 )
+from models_ml.personalisation_value import (
+    MODEL,
+    CampaignEffect,
+    campaign_effects,
+    choose_ranking,
+    incremental_value,
+    mean_discounts,
+)
 from models_ml.ranking_metrics import compare
 
-FORMAT = 2  # scoring refuses a model pickled by code of another format: retrain it
+FORMAT = 3  # scoring refuses a model pickled by code of another format: retrain it
 NDCG_K = 3
-UPLIFT_WEIGHT = 1.0
 MIN_ARM_ROWS = 30  # fewer assignments in an arm than this: no uplift model
 RANDOM_QINI_SEEDS = 200
 
@@ -114,9 +125,15 @@ NBO_COLUMNS = {
     "channel": pl.String,
     "propensity": pl.Float64,
     "uplift": pl.Float64,
+    "incremental_value": pl.Float64,
+    "currency": pl.String,
     "score": pl.Float64,
+    "ranked_by": pl.String,
     "as_of": pl.Datetime("us", "UTC"),
 }
+# What `score` is, by what ranked the offers.
+INCREMENTAL_VALUE = "incremental_value"
+PROPENSITY = "propensity"
 
 
 @dataclass
@@ -129,13 +146,16 @@ class PersonalisationModel:
     features: list[str]
     uplift_features: list[str]
     vocab: Vocabulary
-    uplift_weight: float
     popularity: dict[str, float]  # campaign → smoothed redemption rate in the training offers
     shape_popularity: dict[str, float]  # the same per offer shape (a campaign's next edition)
     contents_popularity: dict[str, float]  # the same per voucher contents (one coupon, say)
     base_rate: float
     campaign_effect: dict[str, float] = field(default_factory=dict)  # observed uplift
     base_effect: float = 0.0
+    order_value: float | None = None  # the mean order in the training data (minor units)
+    discounts: dict[str, float] = field(default_factory=dict)  # campaign → mean discount given
+    effects: list[CampaignEffect] = field(default_factory=list)  # against control groups
+    ranking: str = MODEL  # the model, or the baseline that beat it on the held-out part
     holdout_model: PersonalisationModel | None = None  # fitted without the held-out part
     format: int = FORMAT
 
@@ -204,15 +224,19 @@ def train_personalisation(
     arms = offer_features(tables, assignments, vocab) if assignments.height else assignments
     uplift_train, uplift_test = split_assignments(arms, plan)
 
+    money = money_facts(tables)
     held_out_model = fit_personalisation(
-        vocab, train, uplift_train, features, uplift_features, seed
+        vocab, train, uplift_train, features, uplift_features, seed, **money
     )
     metrics, _ = evaluate_frames(held_out_model, test, uplift_test, seed=seed)
     metrics["train_offers"] = float(train.height)
     metrics["train_redemption_rate"] = float(train["label"].mean())  # type: ignore[arg-type]
+    ranking = choose_ranking(metrics, NDCG_K)
 
-    model = fit_personalisation(vocab, frame, arms, features, uplift_features, seed)
+    model = fit_personalisation(vocab, frame, arms, features, uplift_features, seed, **money)
     model.holdout_model = held_out_model
+    model.ranking = ranking.ranked_by
+    currencies = dict(tables.campaigns.select("campaign_id", "currency").iter_rows())
     fingerprint = hashlib.sha256(
         frame.select("customer_id", "at", "voucher_id", *features, "label").write_csv().encode()
     ).hexdigest()
@@ -229,7 +253,10 @@ def train_personalisation(
             "split": plan.kind,
             "test_share": CAMPAIGN_TEST_SHARE if plan.kind == "campaign" else TEST_SHARE,
             "ndcg_k": NDCG_K,
-            "ranking_score": f"propensity + {UPLIFT_WEIGHT} * uplift",
+            "ranking": "expected incremental value (uplift x gross margin x order value - "
+            "propensity x discount) with an uplift model, else propensity; the best baseline "
+            "instead where the model did not beat every baseline on the held-out part; campaigns "
+            "below zero with confidence against their control group never offered",
             "refit": "on every offer of the window whose outcome is known",
             "uplift_model": model.uplift is not None,
             "attribute_types": vocab.attribute_types,
@@ -240,7 +267,14 @@ def train_personalisation(
         "metrics": metrics,
         "primary_metric": "roc_auc",
         "data_fingerprint": fingerprint,
-        "extra": {"holdout": plan.description},
+        "extra": {
+            "holdout": plan.description,
+            "ranking": ranking.as_dict(),
+            "campaign_effects": [
+                {**effect.as_dict(), "currency": currencies.get(effect.campaign_id)}
+                for effect in model.effects
+            ],
+        },
     }
     return model, card
 
@@ -285,16 +319,23 @@ def next_best_offers(
     as_of: datetime,
     top_k: int = 3,
     orders: pl.LazyFrame | None = None,
+    exclude: Collection[str] = (),
 ) -> pl.DataFrame:
-    """Per customer, the `top_k` campaigns offerable at `as_of`, ranked by `score`.
+    """Per customer, the `top_k` campaigns offerable at `as_of`, best first.
 
     Offerable: the campaign is active at `as_of` (status and active window), reaches customers
     (a distribution with channels) and the customer consents to one of its channels (the first
     in the campaign's order is the one given), holds no unexpired voucher of it, has not had
     one already when it is a promotion (sent once per customer), and is new when the campaign is
-    for new customers only. Each is scored as a voucher with its campaign's contents. Columns:
-    customer_id, rank (1 = best), campaign_id, channel, propensity, uplift (null without an
-    uplift model), score, as_of.
+    for new customers only; and its effect was not measured below zero with confidence (the
+    model's own measure against the control groups, or a campaign named in `exclude`: the
+    marts' verdict, say). Each is scored as a voucher with its campaign's contents.
+
+    Columns: customer_id, rank (1 = best), campaign_id, channel, propensity, uplift (null
+    without an uplift model), incremental_value (minor units of `currency`; null without an
+    uplift model or where the discount or order value is unknown), currency, score (what ranked
+    the offer), ranked_by (`incremental_value`, `propensity`, or the baseline that beat the
+    model), as_of. See rank_scored.
 
     `events` may be a lazy scan of the lake (only what is used is read); `orders`, the orders
     already decoded (`personalisation_features.decode_orders`), when they are kept elsewhere.
@@ -307,9 +348,17 @@ def next_best_offers(
     as_of = as_of.astimezone(UTC)
     tables = build_tables(_before(events, as_of, orders is not None), _orders_before(orders, as_of))
     candidates = offer_candidates(tables, as_of)
+    candidates = candidates.filter(~pl.col("campaign_id").is_in(never_offered(model, exclude)))
     if candidates.height == 0:
         return pl.DataFrame(schema=NBO_COLUMNS)
     return rank_offers(model, tables, candidates, top_k)
+
+
+def never_offered(model: PersonalisationModel, exclude: Collection[str] = ()) -> list[str]:
+    """The campaigns next best offers leave out: those the model measured below zero with
+    confidence against their control group, and those in `exclude`."""
+    measured = [e.campaign_id for e in model.effects if e.below_zero_with_confidence]
+    return sorted({*measured, *exclude})
 
 
 def rank_offers(
@@ -321,17 +370,35 @@ def rank_offers(
 
 
 def rank_scored(model: PersonalisationModel, frame: pl.DataFrame, top_k: int) -> pl.DataFrame:
-    """Rows with features (offer_features) scored, ranked per customer, the first `top_k` kept."""
+    """Rows with features (offer_features of offer_candidates) scored, ranked per customer, the
+    first `top_k` kept. The score is the best baseline's where the model did not beat it
+    (`model.ranking`); else the expected incremental value where there is an uplift model
+    (offers whose value is unknown after those whose value is known, by propensity); else the
+    propensity."""
     propensity, uplift = model.predict(frame)
-    scored = frame.select("customer_id", "campaign_id", "channel", "at").with_columns(
+    scored = frame.select("customer_id", "campaign_id", "channel", "currency", "at").with_columns(
         propensity=pl.Series(propensity, dtype=pl.Float64),
         uplift=pl.Series(uplift, dtype=pl.Float64)
         if uplift is not None
         else pl.lit(None, pl.Float64),
+        incremental_value=incremental_value(
+            frame, propensity, uplift, model.order_value, model.discounts
+        )
+        if uplift is not None
+        else pl.lit(None, pl.Float64),
     )
-    scored = scored.with_columns(
-        score=pl.col("propensity") + model.uplift_weight * pl.col("uplift").fill_null(0.0)
-    ).sort(["customer_id", "score", "campaign_id"], descending=[False, True, False])
+    if model.ranking != MODEL:
+        ranked_by = model.ranking
+        score = pl.Series(baseline_scores(model, frame)[ranked_by], dtype=pl.Float64)
+    elif uplift is not None:
+        ranked_by, score = INCREMENTAL_VALUE, scored["incremental_value"]
+    else:
+        ranked_by, score = PROPENSITY, scored["propensity"]
+    scored = scored.with_columns(score=score, ranked_by=pl.lit(ranked_by)).sort(
+        ["customer_id", "score", "propensity", "campaign_id"],
+        descending=[False, True, True, False],
+        nulls_last=True,
+    )
     return (
         scored.with_columns(rank=pl.int_range(1, pl.len() + 1).over("customer_id").cast(pl.Int64))
         .filter(pl.col("rank") <= top_k)
@@ -464,8 +531,12 @@ def fit_personalisation(
     features: list[str],
     uplift_features: list[str],
     seed: int,
+    *,
+    order_value: float | None = None,
+    discounts: dict[str, float] | None = None,
 ) -> PersonalisationModel:
-    """Fitted on offer rows and assignment rows (both with features)."""
+    """Fitted on offer rows and assignment rows (both with features). `order_value` (the mean
+    order) and `discounts` (campaign → mean discount given) value the offers (money_facts)."""
     categorical = [f for f in categorical_features(vocab) if f in features]
     propensity = _booster(frame, features, categorical, seed)
     base_rate = float(frame["label"].mean())  # type: ignore[arg-type]
@@ -507,14 +578,25 @@ def fit_personalisation(
         features=features,
         uplift_features=uplift_features,
         vocab=vocab,
-        uplift_weight=UPLIFT_WEIGHT,
         popularity=smoothed("campaign_id"),
         shape_popularity=smoothed("shape"),
         contents_popularity=smoothed("contents"),
         base_rate=base_rate,
         campaign_effect=campaign_effect,
         base_effect=base_effect,
+        order_value=order_value,
+        discounts=discounts or {},
+        effects=campaign_effects(arms) if "revenue" in arms.columns else [],
     )
+
+
+def money_facts(tables: EventTables) -> dict[str, Any]:
+    """What values an offer in money: the mean order and each campaign's mean discount."""
+    amounts = tables.orders["amount"]
+    return {
+        "order_value": float(amounts.mean()) if amounts.len() else None,  # type: ignore[arg-type]
+        "discounts": mean_discounts(tables.redemptions),
+    }
 
 
 def _fittable(rows: pl.DataFrame) -> bool:
@@ -673,6 +755,7 @@ __all__ = [
     "PersonalisationModel",
     "evaluate_frames",
     "evaluate_personalisation",
+    "never_offered",
     "next_best_offers",
     "plan_split",
     "train_personalisation",

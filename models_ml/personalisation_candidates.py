@@ -24,7 +24,7 @@ from models_ml.personalisation_events import (
 
 def offer_candidates(tables: EventTables, as_of: datetime) -> pl.DataFrame:
     """The (customer, campaign) pairs offerable at `as_of` (see next_best_offers), as rows
-    customer_id, at, campaign_id, voucher_id (null), channel, contents."""
+    customer_id, at, campaign_id, voucher_id (null), channel, contents, shape, currency."""
     stamp = as_of.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     if tables.campaigns.height == 0:
         raise PersonalisationInputError(
@@ -39,10 +39,14 @@ def offer_candidates(tables: EventTables, as_of: datetime) -> pl.DataFrame:
             schema={
                 "customer_id": pl.String, "at": pl.Datetime("us", "UTC"), "campaign_id": pl.String,
                 "voucher_id": pl.String, "channel": pl.String, "contents": pl.String,
+                "shape": pl.String, "currency": pl.String,
             }
         )  # fmt: skip
     pairs = customers.join(
-        campaigns.select("campaign_id", "channels", "new_customers_only", "contents"), how="cross"
+        campaigns.select(
+            "campaign_id", "channels", "new_customers_only", "contents", "shape", "currency"
+        ),
+        how="cross",
     )
     pairs = pairs.with_columns(channel=_first_consented_channel()).filter(
         pl.col("channel").is_not_null()
@@ -58,6 +62,8 @@ def offer_candidates(tables: EventTables, as_of: datetime) -> pl.DataFrame:
         voucher_id=pl.lit(None, pl.String),
         channel="channel",
         contents=pl.col("contents").fill_null(WHOLE_ORDER),
+        shape="shape",
+        currency="currency",
     )
 
 

@@ -110,7 +110,7 @@ class EventTables:
     cancellations: pl.DataFrame  # customer_id, at
     offers: pl.DataFrame  # customer_id, at, campaign_id, voucher_id, channel, contents
     accepted: pl.DataFrame  # customer_id, at, voucher_id
-    redemptions: pl.DataFrame  # customer_id, at, voucher_id, campaign_id, rolled_back_at
+    redemptions: pl.DataFrame  # customer_id, at, voucher_id, campaign_id, discount, rolled_back_at
     held_out: pl.DataFrame  # customer_id, at, campaign_id
     delivery_failures: pl.DataFrame  # customer_id, at
     consent: pl.DataFrame  # customer_id, at, channel, granted
@@ -215,7 +215,16 @@ def build_tables(events: pl.DataFrame, orders: pl.LazyFrame | None = None) -> Ev
     redemptions = (
         of("redemption_succeeded")
         .filter(customer)
-        .select("customer_id", "at", "voucher_id", "campaign_id", "redemption_id")
+        .select(
+            "customer_id",
+            "at",
+            "voucher_id",
+            "campaign_id",
+            "redemption_id",
+            discount=pl.col("payload")
+            .str.json_path_match("$.discount")
+            .cast(pl.Int64, strict=False),
+        )
         .join(rolled_back, on="redemption_id", how="left", maintain_order="left")
         .drop("redemption_id")
     )
@@ -292,6 +301,7 @@ def campaign_definitions(created: pl.DataFrame) -> pl.DataFrame:
         "campaign_id": pl.String,
         "created_at": _UTC,
         "initial_status": pl.String,
+        "currency": pl.String,
         "active_from": _UTC,
         "active_until": _UTC,
         "channels": pl.List(pl.String),
@@ -352,6 +362,7 @@ def _campaign_row(campaign_id: str, at: datetime, d: dict[str, Any]) -> dict[str
         "campaign_id": campaign_id,
         "created_at": at,
         "initial_status": d.get("status", "active"),
+        "currency": d.get("currency"),
         "active_from": when(d.get("active_from")),
         "active_until": when(d.get("active_until")),
         "channels": list(distribution.get("channels") or []) if distribution else None,
@@ -567,11 +578,13 @@ def labelled_offers(tables: EventTables) -> pl.DataFrame:
 
 def uplift_assignments(tables: EventTables) -> pl.DataFrame:
     """Treatment assignments in campaigns with a control group: each publication (treated = 1)
-    and each hold-out (treated = 0), with `converted` = an order by the voucher's horizon."""
+    and each hold-out (treated = 0), with `converted` = an order by the voucher's horizon,
+    `revenue` = the amount of the customer's orders after the assignment up to the horizon, and
+    `discount` = what the voucher's standing redemptions in that time gave away (0 held out)."""
     with_control = tables.held_out["campaign_id"].unique()
     campaign_contents = tables.campaigns.select("campaign_id", "contents")
     treated = tables.offers.filter(pl.col("campaign_id").is_in(with_control.implode())).select(
-        "customer_id", "at", "campaign_id", "channel", "contents", treated=pl.lit(1)
+        "customer_id", "at", "campaign_id", "voucher_id", "channel", "contents", treated=pl.lit(1)
     )
     control = (
         tables.held_out.join(campaign_contents, on="campaign_id", how="left")
@@ -580,6 +593,7 @@ def uplift_assignments(tables: EventTables) -> pl.DataFrame:
             "customer_id",
             "at",
             "campaign_id",
+            voucher_id=pl.lit(None, pl.String),
             channel=pl.lit(None, pl.String),
             contents="contents",
             treated=pl.lit(0),
@@ -604,11 +618,15 @@ def uplift_assignments(tables: EventTables) -> pl.DataFrame:
     )
     return (
         rows.join(after.select("row", "next_order_at"), on="row", how="left")
+        .join(_revenue_after(tables, rows), on="row", how="left")
+        .join(_discount_given(tables, rows), on="row", how="left")
         .with_columns(
             converted=(
                 pl.col("next_order_at").is_not_null()
                 & (pl.col("next_order_at") <= pl.col("horizon_end"))
-            ).cast(pl.Int64)
+            ).cast(pl.Int64),
+            revenue=pl.col("revenue").fill_null(0),
+            discount=pl.col("discount").fill_null(0),
         )
         .sort("row")
         .select(
@@ -620,7 +638,50 @@ def uplift_assignments(tables: EventTables) -> pl.DataFrame:
             "treated",
             "horizon_end",
             "converted",
+            "revenue",
+            "discount",
         )
+    )
+
+
+def _revenue_after(tables: EventTables, rows: pl.DataFrame) -> pl.DataFrame:
+    """Per row: the amount of the customer's orders in (at, horizon_end], as the difference of
+    their running spend at the two instants."""
+    spend = (
+        tables.orders.group_by("customer_id", "at")  # one row per instant: no ties to pick from
+        .agg(pl.col("amount").sum())
+        .sort("customer_id", "at")
+        .select("customer_id", "at", spent=pl.col("amount").cum_sum().over("customer_id"))
+        .sort("at")
+    )
+
+    def spent_by(moment: str) -> pl.DataFrame:
+        return (
+            rows.select("row", "customer_id", at=moment)
+            .sort("at")
+            .join_asof(spend, on="at", by="customer_id", check_sortedness=False)
+            .select("row", pl.col("spent").fill_null(0).alias(moment))
+        )
+
+    return (
+        spent_by("horizon_end")
+        .join(spent_by("at"), on="row")
+        .select("row", revenue=pl.col("horizon_end") - pl.col("at"))
+    )
+
+
+def _discount_given(tables: EventTables, rows: pl.DataFrame) -> pl.DataFrame:
+    """Per treated row: the discount of its voucher's standing redemptions up to the horizon."""
+    standing = tables.redemptions.filter(pl.col("rolled_back_at").is_null()).select(
+        "voucher_id", used_at="at", given=pl.col("discount").fill_null(0)
+    )
+    return (
+        rows.filter(pl.col("voucher_id").is_not_null())
+        .select("row", "voucher_id", "at", "horizon_end")
+        .join(standing, on="voucher_id")
+        .filter((pl.col("used_at") >= pl.col("at")) & (pl.col("used_at") <= pl.col("horizon_end")))
+        .group_by("row")
+        .agg(discount=pl.col("given").sum())
     )
 
 

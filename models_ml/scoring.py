@@ -3,6 +3,7 @@ as frames for the pipeline to store in the warehouse's `ml` schema."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -34,8 +35,11 @@ def fraud_review_queue(home: Path, features: pl.DataFrame) -> tuple[pl.DataFrame
     return _stamped(queue.sort("score", "flag_id", descending=[True, False]), card), card
 
 
-def next_best_offer_table(home: Path) -> tuple[pl.DataFrame, ModelCard]:
-    """Per customer, the NEXT_BEST_OFFERS campaigns offerable at the lake's last event."""
+def next_best_offer_table(
+    home: Path, exclude: Collection[str] = ()
+) -> tuple[pl.DataFrame, ModelCard]:
+    """Per customer, the NEXT_BEST_OFFERS campaigns offerable at the lake's last event, none of
+    those in `exclude` (campaigns found to lose money elsewhere: the marts)."""
     from models_ml.order_cache import cached_orders
     from models_ml.personalisation import check_model, next_best_offers
     from models_ml.personalisation_events import EVENT_TYPES
@@ -59,7 +63,9 @@ def next_best_offer_table(home: Path) -> tuple[pl.DataFrame, ModelCard]:
     as_of = datetime.fromisoformat(latest.replace("Z", "+00:00"))
     # The orders come decoded from the cache, which decodes only the days that are new.
     orders = cached_orders(home, last_day)
-    table = next_best_offers(model, events, as_of, top_k=NEXT_BEST_OFFERS, orders=orders)
+    table = next_best_offers(
+        model, events, as_of, top_k=NEXT_BEST_OFFERS, orders=orders, exclude=exclude
+    )
     return _stamped(table, card), card
 
 

@@ -842,8 +842,11 @@ def ml_fraud_review_queue(db: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-def ml_next_best_offers(db: duckdb.DuckDBPyConnection) -> None:
-    """cust_1: winback (score 0.12) then vip; cust_3: winback; cust_5: vip. By personalisation-v2."""
+def ml_next_best_offers(
+    db: duckdb.DuckDBPyConnection, ranked_by: str = "incremental_value"
+) -> None:
+    """cust_1: winback (incremental value EUR 3.10) then vip; cust_3: winback; cust_5: vip. By
+    personalisation-v2; `score` is the incremental value unless `ranked_by` says otherwise."""
     db.execute("CREATE SCHEMA IF NOT EXISTS ml")
     db.execute(
         """
@@ -855,16 +858,21 @@ def ml_next_best_offers(db: duckdb.DuckDBPyConnection) -> None:
             campaign_name,
             propensity,
             uplift,
+            value AS incremental_value,
+            'EUR' AS currency,
             score,
+            $ranked_by AS ranked_by,
             'personalisation-v2' AS model_version,
             TIMESTAMP '2026-01-21 06:03:00' AS scored_at,
         FROM (VALUES
-            ('cust_1', 1, 'winback', 'Win-back', 0.40, 0.30, 0.12),
-            ('cust_1', 2, 'vip', 'VIP thank-you', 0.20, 0.10, 0.02),
-            ('cust_3', 1, 'winback', 'Win-back', 0.30, 0.20, 0.06),
-            ('cust_5', 1, 'vip', 'VIP thank-you', 0.50, 0.10, 0.05)
-        ) AS rows (customer_id, rank, campaign_id, campaign_name, propensity, uplift, score)
-        """
+            ('cust_1', 1, 'winback', 'Win-back', 0.40, 0.30, 310.0, 310.0),
+            ('cust_1', 2, 'vip', 'VIP thank-you', 0.20, 0.10, 95.0, 95.0),
+            ('cust_3', 1, 'winback', 'Win-back', 0.30, 0.20, 150.0, 150.0),
+            ('cust_5', 1, 'vip', 'VIP thank-you', 0.50, 0.10, 40.0, 40.0)
+        ) AS rows (customer_id, rank, campaign_id, campaign_name, propensity, uplift, value,
+                   score)
+        """,
+        {"ranked_by": ranked_by},
     )
 
 

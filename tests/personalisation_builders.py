@@ -130,8 +130,9 @@ class Ledger:
         voucher_id: str,
         at: datetime,
         redemption_id: str = "",
+        discount: int = 500,
     ) -> None:
-        self.add("redemption_succeeded", at, {"code": voucher_id.upper(), "discount": 500},
+        self.add("redemption_succeeded", at, {"code": voucher_id.upper(), "discount": discount},
                  customer_id=customer_id, campaign_id=campaign_id, voucher_id=voucher_id,
                  redemption_id=redemption_id or f"r_{voucher_id}")  # fmt: skip
 

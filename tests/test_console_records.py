@@ -412,6 +412,9 @@ def test_next_best_offers_are_listed_per_customer_and_the_promoted_model_is_mark
     offers = table_with(app, "propensity")
     assert list(offers["campaign_id"]) == ["winback", "vip"]
     assert list(offers["rank"]) == [1, 2]
+    assert list(offers["incremental_value"]) == [3.10, 0.95]  # EUR, from minor units
+    assert "Ranked by expected incremental value" in texts(app)
+    assert not app.warning
     models = table_with(app, "version")
     assert list(models["version"]) == ["personalisation-v2", "personalisation-v1"]
     assert list(models["promoted"]) == ["★ promoted", ""]
@@ -477,3 +480,65 @@ def test_a_personalisation_version_is_shown_against_its_baselines_and_the_promot
     assert against.loc["roc_auc", "promoted (personalisation-v1)"] == "0.7100"
     assert len(app.image) == 4  # v2's plots; v1 was never evaluated
     assert "promo models evaluate personalisation-v1" in texts(app)
+
+
+def ranked_by_popularity(db: Any) -> None:
+    """The nightly table of a model that lost to the popularity baseline: cust_1 gets vip (the
+    more popular campaign) first though winback's expected incremental value is higher; flash
+    loses money with confidence by Campaign performance."""
+    db.execute("CREATE SCHEMA IF NOT EXISTS ml")
+    db.execute(
+        """
+        CREATE TABLE ml.next_best_offers AS
+        SELECT customer_id, CAST(rank AS INTEGER) AS rank, campaign_id, campaign_name,
+            propensity, uplift, value AS incremental_value, 'EUR' AS currency, score,
+            'popularity' AS ranked_by, 'personalisation-v2' AS model_version,
+            TIMESTAMP '2026-01-21 06:03:00' AS scored_at,
+        FROM (VALUES
+            ('cust_1', 1, 'vip', 'VIP thank-you', 0.20, 0.10, 95.0, 0.60),
+            ('cust_1', 2, 'winback', 'Win-back', 0.40, 0.30, 310.0, 0.10)
+        ) AS rows (customer_id, rank, campaign_id, campaign_name, propensity, uplift, value,
+                   score)
+        """
+    )
+    db.execute("UPDATE marts.fct_campaign_performance SET incremental_profit = -1200,"
+               " incremental_profit_ci_low = -2100, incremental_profit_ci_high = -300"
+               " WHERE campaign_id = 'flash'")  # fmt: skip
+
+
+def test_where_the_model_lost_to_the_popularity_baseline_the_page_says_so_and_ranks_by_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from models_ml.personalisation_value import choose_ranking
+
+    tables = [t for t in fixtures.RECORD_TABLES if t is not fixtures.ml_next_best_offers]
+    fixtures.published_warehouse(tmp_path, (*tables, ranked_by_popularity))
+    losing = {"ndcg_at_3": 0.922, "ndcg_at_3_ci95_low": 0.90, "ndcg_at_3_ci95_high": 0.94,
+              "ndcg_at_3_popularity": 0.934, "ndcg_at_3_popularity_ci95_low": 0.92,
+              "ndcg_at_3_popularity_ci95_high": 0.95, "ndcg_at_3_random": 0.80}  # fmt: skip
+    card = {**model_card(0.6), "metrics": losing, "primary_metric": "ndcg_at_3"}
+    card["extra"] = {
+        "ranking": choose_ranking(losing).as_dict(),
+        "campaign_effects": [{"campaign_id": "old-promo", "treated": 90, "control": 30,
+                              "effect": -250.0, "low": -400.0, "high": -100.0, "currency": "EUR"}],
+    }  # fmt: skip
+    registry = Registry(tmp_path)
+    registry.save("personalisation", {"fitted": True}, model_card(0.5))
+    registry.save("personalisation", {"fitted": True}, card)
+    registry.promote("personalisation-v2")
+    monkeypatch.setenv("PROMO_HOME", str(tmp_path))
+
+    app = open_page("personalisation")
+
+    assert_no_failure(app)
+    warning = " ".join(str(w.value) for w in app.warning)
+    assert "personalisation-v2 does not beat the simple baselines" in warning
+    assert "ranked by the best of them, popularity" in warning
+    assert "NDCG@3 of the model is 0.9220 [0.9000, 0.9400], against popularity 0.9340" in warning
+    offers = table_with(app, "propensity")
+    assert list(offers["campaign_id"]) == ["vip", "winback"]  # the baseline's order
+    assert set(offers["ranked_by"]) == {"popularity"}
+    never = table_with(app, "measured_by").set_index("campaign_id")
+    assert never.loc["old-promo", "estimate"] == -2.50
+    assert never.loc["flash", "measured_by"] == "Campaign performance"
+    assert never.loc["flash", "ci_high"] == -3.00

@@ -1,15 +1,18 @@
-"""Personalisation: the next best offers the promoted model ranked for each customer, which
-campaigns it favours, and the model versions in the registry with their metrics (the promoted
-one marked)."""
+"""Personalisation: the next best offers for each customer, what ranked them (expected
+incremental value, propensity, or the baseline that beat the model) and the campaigns never
+recommended because they lose money with confidence; and the model versions in the registry
+with their metrics (the promoted one marked)."""
 
 from __future__ import annotations
 
 import altair as alt
+import pandas as pd
 import streamlit as st
 
 from app_streamlit import db, filters, page_state, pipeline_status, ui
 from app_streamlit import queries_ml as q
 from app_streamlit import record_format as fmt
+from models_ml.registry import ModelCard, RegistryError
 
 CUSTOMER_KEY = "personalisation_customer"
 VERSION_KEY = "personalisation_version"
@@ -17,6 +20,18 @@ TRAIN_COMMANDS = (
     "`promo models train personalisation`, then `promo models promote personalisation-vN` "
     "with the version it printed, then `make pipeline`"
 )
+RANKED_BY = {
+    "incremental_value": (
+        "Ranked by expected incremental value: uplift (the chance of an order the offer adds) x "
+        "gross margin x the customer's mean order, less the chance they redeem it x its "
+        "discount, in the campaign's currency. Offers whose value is unknown come after, by "
+        "propensity."
+    ),
+    "propensity": (
+        "Ranked by propensity (the chance the customer redeems the offer): the model has no "
+        "uplift estimate, since no campaign in its training window had a control group."
+    ),
+}
 
 
 def render() -> None:
@@ -37,13 +52,15 @@ def _offers(chosen: filters.Filters) -> None:
         )
         return
     scored = q.offers_scored().iloc[0]
+    version = fmt.text(scored["model_version"])
+    card = _card(version)
     st.caption(
         f"{ui.count(scored['customers'])} customers, {ui.count(scored['offers'])} offers, "
-        f"scored by {fmt.text(scored['model_version'])} at {fmt.when(scored['scored_at'])}. "
-        f"{chosen.describe(dates=False, channels=False)} (the campaign filter applies). "
-        "Score ranks the offers; propensity is the chance the customer redeems it, uplift "
-        "how much the offer raises the chance of an order."
+        f"scored by {version} at {fmt.when(scored['scored_at'])}. "
+        f"{chosen.describe(dates=False, channels=False)} (the campaign filter applies)."
     )
+    _ranking(fmt.text(scored["ranked_by"]), version, card)
+    _never_recommended(card)
     by_campaign = q.offers_by_campaign(chosen.campaigns)
     if not by_campaign.empty:
         st.altair_chart(
@@ -65,6 +82,7 @@ def _offers(chosen: filters.Filters) -> None:
         ui.table(
             by_campaign,
             key="nbo_by_campaign",
+            money=("mean_incremental_value",),
             percent=("mean_propensity", "mean_uplift"),
         )
 
@@ -77,9 +95,81 @@ def _offers(chosen: filters.Filters) -> None:
     ui.table(
         offers,
         key="next_best_offers",
+        money=("incremental_value",),
         percent=("propensity", "uplift"),
         empty="No offers for this customer and these campaigns.",
+        missing="no uplift estimate, or the discount or the customer's orders are unknown",
     )
+
+
+def _card(version: str) -> ModelCard | None:
+    try:
+        return q.model_card(version)
+    except RegistryError:  # the version left the registry
+        return None
+
+
+def _ranking(ranked_by: str, version: str, card: ModelCard | None) -> None:
+    """What ranked the offers; where a baseline did, that the model lost to it, with the
+    held-out figures that say so."""
+    if ranked_by in RANKED_BY:
+        st.caption(RANKED_BY[ranked_by])
+        return
+    decided = (card.extra.get("ranking") if card else None) or {}
+    metric = decided.get("metric", "")
+    figures = ""
+    if card and metric:
+        beaten = decided.get("beaten_by") or [ranked_by]
+        against = ", ".join(
+            f"{name} {q.with_interval(card.metrics, f'{metric}_{name}')}" for name in beaten
+        )
+        figures = (
+            f" On its held-out part, {q.METRIC_NAMES.get(metric, metric)} of the model is "
+            f"{q.with_interval(card.metrics, metric)}, against {against} (95 % intervals)."
+        )
+    st.warning(
+        f"{version} does not beat the simple baselines, so the offers are ranked by the best "
+        f"of them, {ranked_by}, not by the model.{figures} Train a better model or add what it "
+        f"lacks to learn from (see the Model versions tab)."
+    )
+
+
+def _never_recommended(card: ModelCard | None) -> None:
+    """The campaigns next best offers leave out, each with the estimate that put it there."""
+    rows = []
+    for effect in (card.extra.get("campaign_effects") or []) if card else []:
+        if effect.get("high") is not None and effect["high"] < 0:
+            rows.append(
+                {
+                    "campaign_id": effect["campaign_id"],
+                    "measured_by": f"the model ({card.version}'s training window)",
+                    "measure": "incremental profit per treated customer",
+                    "estimate": effect["effect"],
+                    "ci_low": effect["low"],
+                    "ci_high": effect["high"],
+                    "currency": effect.get("currency"),
+                }
+            )
+    for losing in q.campaigns_losing_money().itertuples():
+        rows.append(
+            {
+                "campaign_id": losing.campaign_id,
+                "measured_by": "Campaign performance",
+                "measure": "incremental profit",
+                "estimate": losing.incremental_profit,
+                "ci_low": losing.incremental_profit_ci_low,
+                "ci_high": losing.incremental_profit_ci_high,
+                "currency": losing.currency,
+            }
+        )
+    if not rows:
+        st.caption("No campaign loses money with confidence, so none is held back.")
+        return
+    st.markdown(
+        "**Never recommended**: these campaigns lose money with confidence (the whole 95 % "
+        "interval of their effect against the control group is below zero)."
+    )
+    ui.table(pd.DataFrame(rows), key="nbo_never", money=("estimate", "ci_low", "ci_high"))
 
 
 def _models() -> None:

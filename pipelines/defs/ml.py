@@ -188,12 +188,25 @@ def fraud_review_queue_asset(
     return run_model_step(context, promo, FRAUD_QUEUE_STEP, "ml.fraud_review_queue", body)
 
 
+def losing_campaigns(warehouse: Path) -> list[str]:
+    """Campaigns whose incremental profit is below zero with confidence (the whole 95 %
+    interval of fct_campaign_performance): next best offers never recommend them, whatever the
+    model's own measure says, so the Personalisation page never contradicts Campaign
+    performance."""
+    with duckdb.connect(str(warehouse)) as db:  # this process is the build's one writer
+        rows = db.execute(
+            "SELECT campaign_id FROM marts.fct_campaign_performance"
+            " WHERE incremental_profit_ci_high < 0 ORDER BY campaign_id"
+        ).fetchall()
+    return [campaign for (campaign,) in rows]
+
+
 @dg.asset(
     key=NEXT_BEST_OFFERS,
     deps=[RAW_EVENTS, *warehouse_models.keys],
     group_name="ml",
     kinds={"lightgbm", "duckdb"},
-    description="Per customer, the three campaigns offerable now ranked by propensity and uplift.",
+    description="Per customer, the three campaigns offerable now, ranked by expected incremental value (or the baseline that beat the model); never a campaign that loses money with confidence.",
 )
 def next_best_offers_asset(
     context: dg.AssetExecutionContext, promo: PromoHomeResource
@@ -203,7 +216,7 @@ def next_best_offers_asset(
         home = promo.paths.home
         promoted = promoted_or_first(home, "personalisation", context.log)
         try:
-            table, card = next_best_offer_table(home)
+            table, card = next_best_offer_table(home, losing_campaigns(promo.build_warehouse))
         except ModelFormatError as error:  # promoted before the features changed
             raise Unavailable(
                 f"{promoted.version} cannot score ({error}): train a new version and promote it"
