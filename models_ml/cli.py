@@ -260,6 +260,12 @@ def _card_text(card: ModelCard, headline: str) -> str:
         f"  {card.primary_metric:<11} {card.metrics[card.primary_metric]:.4f}  (primary)",
     ]
     lines += metric_lines({k: v for k, v in card.metrics.items() if k != card.primary_metric})
+    ranking = card.extra.get("ranking")
+    if ranking and ranking.get("ranked_by") != "model":
+        lines.append(
+            f"  next best offers ranked by the {ranking['ranked_by']} baseline: the model's "
+            f"{ranking['metric']} is not above {', '.join(ranking['beaten_by'])}'s"
+        )
     return "\n".join(lines)
 
 

@@ -294,3 +294,18 @@ def test_the_nightly_step_leaves_out_the_campaigns_the_marts_found_losing_money(
         )
 
     assert losing_campaigns(warehouse) == ["loses"]
+
+
+def test_promo_models_train_says_when_a_baseline_will_rank_the_offers_instead() -> None:
+    from models_ml.cli import _card_text
+    from models_ml.registry import ModelCard
+
+    metrics = {"ndcg_at_3": 0.92, "ndcg_at_3_popularity": 0.93, "roc_auc": 0.7}
+    card = ModelCard("personalisation", "personalisation-v3", "2026-12-07", {"from": "2026-01-01",
+                     "to": "2026-03-01"}, [], {}, 1, metrics, "roc_auc", "f" * 64,
+                     {"ranking": choose_ranking(metrics).as_dict()})  # fmt: skip
+
+    text = _card_text(card, "trained personalisation-v3")
+
+    assert "next best offers ranked by the popularity baseline" in text
+    assert "ndcg_at_3 is not above popularity's" in text
