@@ -230,15 +230,15 @@ def decide(
     if low > -settings.tolerance:
         return decision(
             PROMOTE,
-            f"{said}: its lower end is above -{settings.tolerance:g}, the tolerance, so the "
-            "candidate is not worse",
+            f"{said}: its lower end is above -{settings.tolerance:g}, so the candidate is not "
+            "worse than the promoted model by more than the tolerance",
             **figures,
         )
     if high < -settings.tolerance:
         return decision(
             REFUSE,
-            f"{said}: the whole interval is below -{settings.tolerance:g}, the tolerance, so the "
-            "candidate is worse",
+            f"{said}: the whole interval is below -{settings.tolerance:g}, so the candidate is "
+            "worse than the promoted model by more than the tolerance",
             **figures,
         )
     return decision(
