@@ -64,6 +64,8 @@ def gate_against_promoted(
     rows_of = _fraud_rows if kind == "fraud" else _personalisation_rows
     try:
         rows = rows_of(home, model, promoted_model, current, metrics_window)
+    except _PromotedCannotScore as why:
+        return {"decision": PROMOTE, "reason": str(why), "against": current.version}
     except _CannotCompare as why:
         return {
             "decision": UNDECIDED,
@@ -123,6 +125,11 @@ class _CannotCompare(Exception):
     """The two models cannot be compared on these rows; the message says why."""
 
 
+class _PromotedCannotScore(Exception):
+    """The promoted model cannot score today's rows (trained on other features): scoring cannot
+    use it either, so any candidate that can is better; the message says why."""
+
+
 # -- fraud -------------------------------------------------------------------------------------
 def _fraud_rows(
     home: Path,
@@ -136,10 +143,19 @@ def _fraud_rows(
 
     first, last = date.fromisoformat(window["from"]), date.fromisoformat(window["to"])
     labelled, _ = load_evaluation_frame(home, first, last)
+    try:
+        by_promoted = score_attempts(promoted, labelled)["score"]
+    except Exception as error:  # whatever stops it: a model pickled by older code, other features
+        raise _PromotedCannotScore(
+            f"the promoted {promoted_card.version} cannot score today's attempts "
+            f"({type(error).__name__}: {error}), so scoring cannot use it either: the candidate, "
+            "which can, replaces it without a comparison"
+        ) from None
     # Days the promoted model was fitted on would flatter it: leave them out.
     fitted = promoted_card.extra.get("fit_window") or promoted_card.training_window
-    seen = pl.col("event_date").is_between(pl.lit(fitted["from"]), pl.lit(fitted["to"]))
-    unseen = labelled.filter(~seen)
+    unseen = labelled.with_columns(by_promoted=by_promoted).filter(
+        ~pl.col("event_date").is_between(pl.lit(fitted["from"]), pl.lit(fitted["to"]))
+    )
     compared = {"from": first.isoformat(), "to": last.isoformat(), "rows": unseen.height}
     if unseen.height < labelled.height:
         compared["left_out"] = (
@@ -151,13 +167,6 @@ def _fraud_rows(
             f"every held-out attempt of {first} .. {last} falls on days {promoted_card.version} "
             f"was fitted on ({fitted['from']} .. {fitted['to']}): no fair comparison"
         )
-    try:
-        by_promoted = score_attempts(promoted, unseen)["score"].to_numpy()
-    except (DataError, KeyError, ValueError) as error:
-        raise _CannotCompare(
-            f"the promoted {promoted_card.version} cannot score the held-out attempts ({error}): "
-            "retrain, then promote with --force"
-        ) from None
     actor = pl.coalesce(
         pl.when(pl.col(name) != "").then(pl.concat_str(pl.lit(f"{name}:"), pl.col(name)))
         for name in ("customer_id", "device_hash")
@@ -172,7 +181,7 @@ def _fraud_rows(
     return PairedRows(
         y=unseen["label"].to_numpy(),
         candidate=score_attempts(candidate, unseen)["score"].to_numpy(),
-        promoted=by_promoted,
+        promoted=unseen["by_promoted"].to_numpy(),
         cases=cases.to_numpy(),
         unit="fraud cases",
         other_unit="legitimate customers",

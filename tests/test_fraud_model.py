@@ -321,6 +321,13 @@ def test_the_gate_on_a_few_fraud_cases_is_undecided_and_leaves_the_promoted_vers
     )
     assert Registry(home).promoted("fraud").version == "fraud-v2"
 
+    # held out: days fraud-v2 was fitted on, every one of them
+    promo(home, "models", "train", "fraud", "--from", str(FIRST), "--to", "2026-01-19")
+    unfair = Registry(home).card("fraud-v3").promotion_gate
+
+    assert unfair is not None and unfair["decision"] == "undecided"
+    assert unfair["reason"].endswith("was fitted on (2026-01-05 .. 2026-01-19): no fair comparison")
+
 
 @pytest.mark.parametrize(
     ("first", "last", "message"),
@@ -450,3 +457,20 @@ def test_the_weekly_retrain_promotes_only_what_the_gate_says_and_keeps_the_promo
     assert lenient.get_asset_check_evaluations()[0].passed
     assert registry.promoted("fraud").version == "fraud-v3"
     assert registry.last_change("fraud")["gate"]["against"] == "fraud-v1"
+
+
+def test_a_promoted_model_that_cannot_score_todays_attempts_is_replaced_by_the_gate(
+    ledger_a: Path, tmp_path: Path
+) -> None:
+    from models_ml.training import train_and_register
+
+    home = tmp_path / "home"
+    shutil.copytree(ledger_a, home, ignore=shutil.ignore_patterns("models"))
+    registry = Registry(home)
+    registry.save("fraud", {"pickled by": "older code"}, fake_card(0.99, None))
+    registry.promote("fraud-v1")
+
+    card = train_and_register(home, "fraud", FIRST, LAST, 1)
+
+    assert card.promotion_gate is not None and card.promotion_gate["decision"] == "promote"
+    assert "fraud-v1 cannot score today's attempts (AttributeError" in card.promotion_gate["reason"]
