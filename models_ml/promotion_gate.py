@@ -86,39 +86,56 @@ class GateDecision:
 
 # -- weighted metrics --------------------------------------------------------------------------
 class _Ranked:
-    """One model's rows grouped by distinct score (highest first): weighted PR-AUC and ROC-AUC
-    in one pass, ties scored as one threshold step (as scikit-learn does)."""
+    """One model's rows, arranged once for weighted PR-AUC and ROC-AUC (ties scored as one
+    threshold step, as scikit-learn does). A replicate gives the weights of the positive rows
+    and of the negative rows (in `flatnonzero(y == 1)` and `flatnonzero(y == 0)` order).
+
+    Only the distinct scores that some positive row has are thresholds that matter: each
+    negative row is counted at the first of them (from the top) that it reaches, so a replicate
+    costs one pass over the rows and a cumulative sum over the positive scores, not over every
+    distinct score."""
 
     def __init__(self, y: np.ndarray, score: np.ndarray) -> None:
-        values, group = np.unique(-score, return_inverse=True)  # ascending -score: best first
-        self.groups = len(values)
-        self.group = group
-        self.y = y
+        positive, negative = score[y == 1], score[y == 0]
+        ascending = np.unique(positive)
+        self.thresholds = len(ascending)  # positive scores, highest first
+        # index, from the top, of the first threshold a score reaches (len: none)
+        self.positive_bin = self.thresholds - np.searchsorted(ascending, positive, side="right")
+        self.negative_bin = self.thresholds - np.searchsorted(ascending, negative, side="right")
+        reached = self.negative_bin < self.thresholds
+        highest_first = ascending[::-1]
+        self.tied = np.flatnonzero(reached)[
+            highest_first[self.negative_bin[reached]] == negative[reached]
+        ]
 
-    def counts(self, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        positive = np.bincount(self.group, weights=weights * self.y, minlength=self.groups)
-        negative = np.bincount(self.group, weights=weights * (1 - self.y), minlength=self.groups)
-        return positive, negative
+    def _sums(self, w_pos: np.ndarray, w_neg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per threshold: the weight of the positives at it, and of the negatives at or above."""
+        at = np.bincount(self.positive_bin, weights=w_pos, minlength=self.thresholds)
+        above = np.bincount(self.negative_bin, weights=w_neg, minlength=self.thresholds + 1)
+        return at, np.cumsum(above[: self.thresholds])
 
-    def pr_auc(self, weights: np.ndarray) -> float:
+    def pr_auc(self, w_pos: np.ndarray, w_neg: np.ndarray) -> float:
         """Average precision: the precision at each threshold, weighted by the recall it adds."""
-        positive, negative = self.counts(weights)
-        total = positive.sum()
+        at, false_positives = self._sums(w_pos, w_neg)
+        total = at.sum()
         if total == 0:
             return float("nan")
-        tp, seen = np.cumsum(positive), np.cumsum(positive + negative)
+        tp = np.cumsum(at)
+        seen = tp + false_positives
         # a threshold no drawn row reaches adds no recall: its precision does not matter
         precision = np.divide(tp, seen, out=np.zeros_like(tp), where=seen > 0)
-        return float(np.sum(positive / total * precision))
+        return float(np.sum(at / total * precision))
 
-    def roc_auc(self, weights: np.ndarray) -> float:
+    def roc_auc(self, w_pos: np.ndarray, w_neg: np.ndarray) -> float:
         """The chance a positive outscores a negative (a tie counts half)."""
-        positive, negative = self.counts(weights)
-        p, n = positive.sum(), negative.sum()
+        at, at_or_above = self._sums(w_pos, w_neg)
+        p, n = at.sum(), w_neg.sum()
         if p == 0 or n == 0:
             return float("nan")
-        negatives_below = n - np.cumsum(negative)  # strictly lower scores than this group
-        return float(np.sum(positive * (negatives_below + 0.5 * negative)) / (p * n))
+        tied = np.bincount(
+            self.negative_bin[self.tied], weights=w_neg[self.tied], minlength=self.thresholds
+        )
+        return float(np.sum(at * (n - at_or_above + 0.5 * tied)) / (p * n))
 
 
 def metric_value(metric: str, y: np.ndarray, score: np.ndarray) -> float:
@@ -126,7 +143,7 @@ def metric_value(metric: str, y: np.ndarray, score: np.ndarray) -> float:
     _check_metric(metric)
     y = np.asarray(y, dtype=np.float64)
     ranked = _Ranked(y, np.asarray(score, dtype=np.float64))
-    return getattr(ranked, metric)(np.ones(len(y)))
+    return getattr(ranked, metric)(np.ones(int((y == 1).sum())), np.ones(int((y == 0).sum())))
 
 
 # -- the decision ------------------------------------------------------------------------------
@@ -202,10 +219,8 @@ def decide(
             **point,
         )
 
-    ranked = {
-        "candidate": _Ranked(y, candidate),
-        "promoted": _Ranked(y, promoted),
-    }
+    ranked = {"candidate": _Ranked(y, candidate), "promoted": _Ranked(y, promoted)}
+    case_of_positive, case_of_negative = case_of_row[y == 1], case_of_row[y == 0]
     rng = np.random.default_rng(settings.seed)
     differences = np.empty(settings.resamples)
     for i in range(settings.resamples):
@@ -215,10 +230,11 @@ def decide(
                 rng.choice(negative_cases, len(negative_cases)),
             ]
         )
-        weights = np.bincount(drawn, minlength=case_count)[case_of_row].astype(np.float64)
-        differences[i] = getattr(ranked["candidate"], metric)(weights) - getattr(
+        times = np.bincount(drawn, minlength=case_count).astype(np.float64)
+        w_pos, w_neg = times[case_of_positive], times[case_of_negative]  # both models' rows
+        differences[i] = getattr(ranked["candidate"], metric)(w_pos, w_neg) - getattr(
             ranked["promoted"], metric
-        )(weights)
+        )(w_pos, w_neg)
     tail = (1 - settings.confidence) / 2
     low, high = (float(q) for q in np.quantile(differences, [tail, 1 - tail]))
     figures = {**point, "interval": (low, high)}

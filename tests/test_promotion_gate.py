@@ -12,6 +12,7 @@ from models_ml.promotion_gate import (
     REFUSE,
     UNDECIDED,
     GateSettings,
+    _Ranked,
     decide,
     metric_value,
 )
@@ -46,6 +47,26 @@ def test_the_gate_metrics_equal_scikit_learn_with_ties(metric: str) -> None:
     expected = (average_precision_score if metric == "pr_auc" else roc_auc_score)(y, score)
 
     assert metric_value(metric, y, score) == pytest.approx(expected, abs=1e-12)
+
+
+@pytest.mark.parametrize("metric", ["pr_auc", "roc_auc"])
+def test_a_replicates_weighted_metric_equals_scikit_learn_with_those_sample_weights(
+    metric: str,
+) -> None:
+    """What each bootstrap replicate computes: rows weighted by how often their case was drawn
+    (zero included)."""
+    rng = np.random.default_rng(4)
+    y = rng.integers(0, 2, 800)
+    score = rng.integers(0, 40, 800) / 40
+    weights = rng.integers(0, 4, 800).astype(float)
+    expected = (average_precision_score if metric == "pr_auc" else roc_auc_score)(
+        y, score, sample_weight=weights
+    )
+
+    ranked = _Ranked(y.astype(float), score)
+    found = getattr(ranked, metric)(weights[y == 1], weights[y == 0])
+
+    assert found == pytest.approx(expected, abs=1e-12)
 
 
 def test_a_known_better_candidate_on_many_cases_is_promoted() -> None:
