@@ -1,0 +1,138 @@
+"""The unsupervised layer: per entity kind (device, IP, payment, customer, code, staff member),
+an IsolationForest over the kind's actor-days (one actor on one day, described by what its
+attempts did that day), learnt without labels on the merchant's own history.
+
+A forest always ranks someone first, so a high score alone is not a flag. An actor-day is
+flagged when both hold:
+- its anomaly score is in the top ANOMALY_TOP_SHARE of its kind's actor-days, and
+- at least one of its measures is extreme for the kind: at least EXTREME_TIMES times the
+  kind's EXTREME_QUANTILE quantile and EXTREME_MARGIN above it (what an analyst reads as "what
+  moved": "failures 37, where 99.9% of device-days have at most 1").
+Both are relative to the merchant's own data, so no threshold is about any one business.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+from sklearn.ensemble import IsolationForest
+
+from models_ml.fraud_rules import ENTITY_COLUMNS
+
+ANOMALY_TOP_SHARE = 0.005
+EXTREME_QUANTILE = 0.999
+EXTREME_TIMES = 2.0
+EXTREME_MARGIN = 2.0
+MIN_ACTOR_DAYS = 100  # a kind with fewer actor-days has too little history to learn "usual"
+MIN_ATTEMPTS = 2  # an actor-day of one attempt is too little to call anything about the actor
+FOREST = {"n_estimators": 100, "max_samples": 256}
+KINDS = ("device", "ip", "payment", "customer", "code", "staff")
+
+# What an actor-day is described by: (name, aggregation over its attempts, words for evidence).
+MEASURES: tuple[tuple[str, pl.Expr, str], ...] = (
+    ("attempts", pl.len(), "attempts"),
+    ("failures", pl.col("failed").sum(), "failed attempts"),
+    ("codes", pl.col("code").n_unique(), "distinct codes"),
+    ("customers", pl.col("customer_id").drop_nulls().n_unique(), "distinct customers"),
+    ("devices", pl.col("device_hash").drop_nulls().n_unique(), "distinct devices"),
+    ("redemptions", (pl.col("event_type") == "redemption_succeeded").sum(), "redemptions"),
+    ("non_holder", pl.col("holder_mismatch").sum(), "redemptions of others' codes"),
+    ("welcome_takes", pl.col("welcome_take").sum(), "welcome offers taken"),
+    ("quiet_hour", pl.col("quiet_hour").sum(), "attempts in quiet hours"),
+    ("manual", pl.col("manual_no_customer").sum(), "customer-less attempts keyed in"),
+    ("rolled_back", pl.col("rolled_back").sum(), "redemptions rolled back"),
+    ("refunded_full", pl.col("refunded_full").sum(), "redemptions refunded in full"),
+    ("discount", pl.col("discount").sum(), "discount given (minor units)"),
+)
+
+
+@dataclass(frozen=True)
+class AnomalyFlag:
+    entity_type: str
+    entity_id: str
+    day: str
+    score: float  # the actor-day's share of its kind's actor-days it is more unusual than
+    evidence: list[str]
+    event_ids: list[str]
+
+
+def actor_days(attempts: pl.DataFrame, kind: str) -> pl.DataFrame:
+    column = ENTITY_COLUMNS[kind]
+    return (
+        attempts.filter(pl.col(column).is_not_null())
+        .group_by(pl.col(column).alias("entity_id"), "event_date")
+        .agg(
+            *[expr.cast(pl.Float64).alias(name) for name, expr, _ in MEASURES],
+            event_ids=pl.col("event_id"),
+            first_t=pl.col("t").min(),
+        )
+        .sort("event_date", "entity_id")
+    )
+
+
+def detect_anomalies(attempts: pl.DataFrame, first_day: str, seed: int = 0) -> pl.DataFrame:
+    """Flags of actor-days on or after `first_day` (the history before it teaches the forest
+    what is usual). `attempts` must carry the derived values of fraud_rules (quiet_hour)."""
+    flags: list[dict] = []
+    for kind in KINDS:
+        flags += _detect_kind(attempts, kind, first_day, seed)
+    return pl.DataFrame(
+        flags,
+        schema={
+            "entity_type": pl.String,
+            "entity_id": pl.String,
+            "day": pl.String,
+            "first_t": pl.Int64,
+            "score": pl.Float64,
+            "evidence": pl.List(pl.String),
+            "event_ids": pl.List(pl.String),
+        },
+    )
+
+
+def _detect_kind(attempts: pl.DataFrame, kind: str, first_day: str, seed: int) -> list[dict]:
+    days = actor_days(attempts, kind)
+    if days.height < MIN_ACTOR_DAYS:
+        return []
+    names = [name for name, _, _ in MEASURES]
+    matrix = np.log1p(np.clip(days.select(names).to_numpy(), 0, None))
+    params = {**FOREST, "max_samples": min(FOREST["max_samples"], len(matrix))}
+    forest = IsolationForest(**params, random_state=seed).fit(matrix)
+    score = -forest.score_samples(matrix)
+    rank = (np.argsort(np.argsort(score, kind="stable"), kind="stable") + 1) / len(score)
+    raw = days.select(names).to_numpy()
+    extreme = np.quantile(raw, EXTREME_QUANTILE, axis=0, method="higher")
+    out_of_range = (raw >= EXTREME_TIMES * extreme) & (raw >= extreme + EXTREME_MARGIN)
+    chosen = (
+        (rank > 1 - ANOMALY_TOP_SHARE)
+        & out_of_range.any(axis=1)
+        & (raw[:, names.index("attempts")] >= MIN_ATTEMPTS)
+        & (days["event_date"] >= first_day).to_numpy()
+    )
+    words = {name: text for name, _, text in MEASURES}
+    flags = []
+    for i in np.flatnonzero(chosen):
+        row = days.row(int(i), named=True)
+        moved = sorted(
+            (j for j in range(len(names)) if out_of_range[i, j]),
+            key=lambda j: -raw[i, j] / max(extreme[j], 1.0),
+        )
+        evidence = [
+            f"anomaly ({kind}): {words[names[j]]} {raw[i, j]:g} on {row['event_date']}, where "
+            f"{EXTREME_QUANTILE:.1%} of {kind}-days have at most {extreme[j]:g}"
+            for j in moved
+        ]
+        flags.append(
+            {
+                "entity_type": kind,
+                "entity_id": row["entity_id"],
+                "day": row["event_date"],
+                "first_t": row["first_t"],
+                "score": float(rank[i]),
+                "evidence": evidence,
+                "event_ids": row["event_ids"],
+            }
+        )
+    return flags
