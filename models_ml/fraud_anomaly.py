@@ -31,20 +31,38 @@ FOREST = {"n_estimators": 100, "max_samples": 256}
 KINDS = ("device", "ip", "payment", "customer", "code", "staff")
 
 # What an actor-day is described by: (name, aggregation over its attempts, words for evidence).
-MEASURES: tuple[tuple[str, pl.Expr, str], ...] = (
-    ("attempts", pl.len(), "attempts"),
-    ("failures", pl.col("failed").sum(), "failed attempts"),
-    ("codes", pl.col("code").n_unique(), "distinct codes"),
-    ("customers", pl.col("customer_id").drop_nulls().n_unique(), "distinct customers"),
-    ("devices", pl.col("device_hash").drop_nulls().n_unique(), "distinct devices"),
-    ("redemptions", (pl.col("event_type") == "redemption_succeeded").sum(), "redemptions"),
-    ("non_holder", pl.col("holder_mismatch").sum(), "redemptions of others' codes"),
-    ("welcome_takes", pl.col("welcome_take").sum(), "welcome offers taken"),
-    ("quiet_hour", pl.col("quiet_hour").sum(), "attempts in quiet hours"),
-    ("manual", pl.col("manual_no_customer").sum(), "customer-less attempts keyed in"),
-    ("rolled_back", pl.col("rolled_back").sum(), "redemptions rolled back"),
-    ("refunded_full", pl.col("refunded_full").sum(), "redemptions refunded in full"),
-    ("discount", pl.col("discount").sum(), "discount given (minor units)"),
+# What an actor-day is described by: (name, the attempts it counts (a 0/1 column; None: all),
+# the aggregation, words for the evidence). A flag's attempts are those its extreme measures
+# count: a code's day flagged for its refunds holds the refunded redemptions, not the day.
+MEASURES: tuple[tuple[str, str | None, pl.Expr, str], ...] = (
+    ("attempts", None, pl.len(), "attempts"),
+    ("failures", "failed", pl.col("failed").sum(), "failed attempts"),
+    ("codes", None, pl.col("code").n_unique(), "distinct codes"),
+    ("customers", None, pl.col("customer_id").drop_nulls().n_unique(), "distinct customers"),
+    ("devices", None, pl.col("device_hash").drop_nulls().n_unique(), "distinct devices"),
+    ("redemptions", "redeemed", pl.col("redeemed").sum(), "redemptions"),
+    (
+        "non_holder",
+        "holder_mismatch",
+        pl.col("holder_mismatch").sum(),
+        "redemptions of others' codes",
+    ),
+    ("welcome_takes", "welcome_take", pl.col("welcome_take").sum(), "welcome offers taken"),
+    ("quiet_hour", "quiet_hour", pl.col("quiet_hour").sum(), "attempts in quiet hours"),
+    (
+        "manual",
+        "manual_no_customer",
+        pl.col("manual_no_customer").sum(),
+        "customer-less attempts keyed in",
+    ),
+    ("rolled_back", "rolled_back", pl.col("rolled_back").sum(), "redemptions rolled back"),
+    (
+        "refunded_full",
+        "refunded_full",
+        pl.col("refunded_full").sum(),
+        "redemptions refunded in full",
+    ),
+    ("discount", None, pl.col("discount").sum(), "discount given (minor units)"),
 )
 
 
@@ -64,8 +82,13 @@ def actor_days(attempts: pl.DataFrame, kind: str) -> pl.DataFrame:
         attempts.filter(pl.col(column).is_not_null())
         .group_by(pl.col(column).alias("entity_id"), "event_date")
         .agg(
-            *[expr.cast(pl.Float64).alias(name) for name, expr, _ in MEASURES],
+            *[expr.cast(pl.Float64).alias(name) for name, _, expr, _ in MEASURES],
             event_ids=pl.col("event_id"),
+            **{
+                f"ids::{name}": pl.col("event_id").filter(pl.col(counted).cast(pl.Float64) > 0)
+                for name, counted, _, _ in MEASURES
+                if counted is not None
+            },
             first_t=pl.col("t").min(),
         )
         .sort("event_date", "entity_id")
@@ -96,7 +119,7 @@ def _detect_kind(attempts: pl.DataFrame, kind: str, first_day: str, seed: int) -
     days = actor_days(attempts, kind)
     if days.height < MIN_ACTOR_DAYS:
         return []
-    names = [name for name, _, _ in MEASURES]
+    names = [name for name, _, _, _ in MEASURES]
     matrix = np.log1p(np.clip(days.select(names).to_numpy(), 0, None))
     params = {**FOREST, "max_samples": min(FOREST["max_samples"], len(matrix))}
     forest = IsolationForest(**params, random_state=seed).fit(matrix)
@@ -111,7 +134,8 @@ def _detect_kind(attempts: pl.DataFrame, kind: str, first_day: str, seed: int) -
         & (raw[:, names.index("attempts")] >= MIN_ATTEMPTS)
         & (days["event_date"] >= first_day).to_numpy()
     )
-    words = {name: text for name, _, text in MEASURES}
+    words = {name: text for name, _, _, text in MEASURES}
+    counted = {name: column for name, column, _, _ in MEASURES}
     flags = []
     for i in np.flatnonzero(chosen):
         row = days.row(int(i), named=True)
@@ -132,7 +156,14 @@ def _detect_kind(attempts: pl.DataFrame, kind: str, first_day: str, seed: int) -
                 "first_t": row["first_t"],
                 "score": float(rank[i]),
                 "evidence": evidence,
-                "event_ids": row["event_ids"],
+                "event_ids": _moved_ids(row, [names[j] for j in moved], counted),
             }
         )
     return flags
+
+
+def _moved_ids(row: dict, moved: list[str], counted: dict[str, str | None]) -> list[str]:
+    """The attempts behind the extreme measures: all of the day's when one counts them all."""
+    if any(counted[name] is None for name in moved):
+        return row["event_ids"]
+    return sorted({i for name in moved for i in row[f"ids::{name}"]})

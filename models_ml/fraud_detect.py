@@ -330,8 +330,8 @@ def build_cases(
     """Group signals (and the previous queue's cases) into cases: one row each, QUEUE_SCHEMA.
 
     Signals about attempts (rules, anomaly, model, the previous cases) join when they are about
-    the same actor within CASE_GAP_H hours, or share SHARED_ATTEMPTS of the smaller one's
-    attempts. Drift signals cover many attempts of a busy actor, so they join each other the
+    the same actor within CASE_GAP_H hours, or when SHARED_ATTEMPTS of the attempts of each are
+    the other's (a guessing bot's device and IP). Drift signals cover many attempts of a busy actor, so they join each other the
     same way, and join a case of the others only when most of their own attempts are in it
     (the drift is that case seen from its store or staff member); else they are a case."""
     carried = _carried(previous)
@@ -377,7 +377,8 @@ def build_cases(
         .len()
     )
     for a, b, count in shared.iter_rows():
-        if count >= SHARED_ATTEMPTS * max(1, min(sizes[a], sizes[b])):
+        # most of both: a customer's two attempts inside a code's busy day are not its story
+        if count >= SHARED_ATTEMPTS * max(1, sizes[a], sizes[b]):
             union.join(a, b)
     # A drift group joins the precise case that holds most of its attempts, if one does.
     groups = pl.DataFrame(
@@ -406,18 +407,21 @@ def build_cases(
 def _join_same_actor(nodes: pl.DataFrame, union: _Union) -> None:
     """Join signals of one kind (drift or not) about the same actor within CASE_GAP_H hours."""
     gap = int(CASE_GAP_H * 3600 * 10**9)
-    ordered = nodes.select("node", "drift", "entity_type", "entity_id", "start_t", "end_t").sort(
-        "drift", "entity_type", "entity_id", "start_t"
-    )
+    # A drift is about one rate: two rates of one busy actor are two stories unless they share
+    # their attempts (joined below).
+    topic = pl.when(pl.col("drift")).then(pl.col("source")).otherwise(pl.lit(""))
+    ordered = nodes.select(
+        "node", topic.alias("topic"), "entity_type", "entity_id", "start_t", "end_t"
+    ).sort("topic", "entity_type", "entity_id", "start_t")
     last: tuple | None = None
     reach = 0
-    for node, drift, kind, entity, start, end in ordered.iter_rows():
-        if last is not None and last[1:] == (drift, kind, entity) and start <= reach + gap:
+    for node, topic_, kind, entity, start, end in ordered.iter_rows():
+        if last is not None and last[1:] == (topic_, kind, entity) and start <= reach + gap:
             union.join(last[0], node)
             reach = max(reach, end)
         else:
             reach = end
-        last = (node, drift, kind, entity)
+        last = (node, topic_, kind, entity)
 
 
 def _cases(nodes: pl.DataFrame, attempts: pl.DataFrame) -> pl.DataFrame:

@@ -20,6 +20,7 @@ The evidence names the rate before and after, the days, and a small daily series
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -30,6 +31,8 @@ BASELINE_DAYS = 28
 DRIFT_HISTORY_DAYS = 84  # how far back a change point is searched (and the look-back it needs)
 LOOKBACK_DAYS = DRIFT_HISTORY_DAYS
 MIN_SEGMENT_DAYS = 7
+MIN_HISTORY_DAYS = 14  # an actor is compared with its own past once it has this much of one
+MIN_BASELINE_N = 30  # ... and at least this many attempts in it (the rate's denominator)
 PRIOR_WEIGHT = 30.0  # pseudo-attempts at the peers' rate added to an actor's own baseline
 Z_SPIKE = 5.0
 Z_PEERS = 6.0
@@ -77,7 +80,7 @@ def metrics(attempts: pl.DataFrame) -> dict[str, Metric]:
         "rejection_rate": Metric(pl.col("failed") > 0, pl.lit(True), "attempts that failed"),
         "rollback_rate": Metric(pl.col("rolled_back"), succeeded, "redemptions rolled back"),
         "refund_rate": Metric(
-            pl.col("refunded"), succeeded, "redemptions whose order was refunded"
+            pl.col("refunded") & succeeded, succeeded, "redemptions whose order was refunded"
         ),
         "manual_share": Metric(
             pl.col("manual_no_customer") > 0,
@@ -208,48 +211,91 @@ def series_findings(
     with_peers: bool = True,
 ) -> list[Finding]:
     """The tests on one actor's daily series (index 0 = the first day), for findings that end on
-    or after day `first`."""
+    or after day `first`. `peer_x`, `peer_n`: the same counts summed over the actor's peers (the
+    other actors of its kind), whose own change over the same days is taken out: when every
+    store's refunds rise together, that is the business, not one store."""
     days = len(x)
+    active = np.flatnonzero(n > 0)
+    if not len(active):
+        return []
     phi = _dispersion(x, n)
     peer_rate = peer_x.sum() / peer_n.sum() if peer_n.sum() else x.sum() / max(n.sum(), 1.0)
-    cx, cn = np.concatenate([[0.0], np.cumsum(x)]), np.concatenate([[0.0], np.cumsum(n)])
+    cx, cn = _cumulative(x), _cumulative(n)
+    px, pn = _cumulative(peer_x), _cumulative(peer_n)
+
+    def smoothed(xs: np.ndarray, ns: np.ndarray) -> np.ndarray:
+        return (xs + PRIOR_WEIGHT * peer_rate) / (ns + PRIOR_WEIGHT)
+
     found: list[Finding] = []
+    with np.errstate(divide="ignore", invalid="ignore"):  # empty stretches are masked out
+        for kind, width in (("spike", 1), ("week", 7)):
+            found += _rises(kind, width, cx, cn, px, pn, int(active[0]), first, phi, smoothed)
+        found += _change_point(cx, cn, px, pn, int(active[0]), first, phi)
+    if with_peers:
+        found += _against_peers(cx, cn, px, pn, first)
+    return found
 
-    for kind, width in (("spike", 1), ("week", 7)):
-        ends = np.arange(max(first, width - 1), days)
-        starts = ends - width + 1
-        sx, sn = cx[ends + 1] - cx[starts], cn[ends + 1] - cn[starts]
-        lows = np.maximum(0, starts - BASELINE_DAYS)
-        bx, bn = cx[starts] - cx[lows], cn[starts] - cn[lows]
-        p0 = np.clip((bx + PRIOR_WEIGHT * peer_rate) / (bn + PRIOR_WEIGHT), 1e-4, 1 - 1e-4)
-        rate = np.where(sn > 0, sx / np.maximum(sn, 1e-12), 0.0)
-        z = (sx - sn * p0) / np.sqrt(np.maximum(sn * p0 * (1 - p0), 1e-12)) / np.sqrt(phi)
-        hit = (
-            (sn > 0)
-            & (bn > 0)
-            & (z >= Z_SPIKE)
-            & (sx >= MIN_COUNT[kind])
-            & (rate >= MIN_RATIO[kind] * p0)
-            & (rate >= p0 + MIN_POINTS)
+
+def _rises(
+    kind: str,
+    width: int,
+    cx: np.ndarray,
+    cn: np.ndarray,
+    px: np.ndarray,
+    pn: np.ndarray,
+    active: int,
+    first: int,
+    phi: float,
+    smoothed: Callable[[np.ndarray, np.ndarray], np.ndarray],
+) -> list[Finding]:
+    """`width` days (1: a spike, 7: a week) above the BASELINE_DAYS before them, their rate
+    scaled by how much the peers' rate rose meanwhile."""
+    days = len(cx) - 1
+    ends = np.arange(max(first, width - 1), days)
+    starts = ends - width + 1
+    lows = np.maximum(0, starts - BASELINE_DAYS)
+    sx, sn = cx[ends + 1] - cx[starts], cn[ends + 1] - cn[starts]
+    bx, bn = cx[starts] - cx[lows], cn[starts] - cn[lows]
+    trend = np.maximum(
+        1.0,
+        smoothed(px[ends + 1] - px[starts], pn[ends + 1] - pn[starts])
+        / smoothed(px[starts] - px[lows], pn[starts] - pn[lows]),
+    )
+    trend = np.where(np.isfinite(trend), trend, 1.0)
+    p0 = np.clip(smoothed(bx, bn) * trend, 1e-4, 0.99)
+    rate = np.where(sn > 0, sx / np.maximum(sn, 1e-12), 0.0)
+    z = (sx - sn * p0) / np.sqrt(np.maximum(sn * p0 * (1 - p0), 1e-12)) / np.sqrt(phi)
+    hit = (
+        (sn > 0)
+        & (bn >= MIN_BASELINE_N)
+        & (starts - active >= MIN_HISTORY_DAYS)
+        & (z >= Z_SPIKE)
+        & (sx >= MIN_COUNT[kind])
+        & (rate >= MIN_RATIO[kind] * p0)
+        & (rate >= p0 + MIN_POINTS)
+    )
+    return [
+        Finding(
+            kind, int(starts[i]), int(ends[i]), float(p0[i]), float(rate[i]),
+            float(sx[i]), float(sn[i]), float(z[i]),
         )
-        for i in np.flatnonzero(hit):
-            found.append(
-                Finding(
-                    kind, int(starts[i]), int(ends[i]), float(p0[i]), float(rate[i]),
-                    float(sx[i]), float(sn[i]), float(z[i]),
-                )
-            )  # fmt: skip
+        for i in np.flatnonzero(hit)
+    ]  # fmt: skip
 
-    found += _change_point(cx, cn, days, first, phi)
 
-    # Peers: each BASELINE_DAYS block ending on the last day, back to `first`.
-    end = days - 1
-    while with_peers and end >= first:
+def _against_peers(
+    cx: np.ndarray, cn: np.ndarray, px: np.ndarray, pn: np.ndarray, first: int
+) -> list[Finding]:
+    """Each BASELINE_DAYS block ending on the last day (back to `first`) against the peers'
+    rate over the same days: an actor that has always been unlike its peers has no change."""
+    found = []
+    end = len(cx) - 2
+    while end >= first:
         start = max(0, end - BASELINE_DAYS + 1)
         sx, sn = cx[end + 1] - cx[start], cn[end + 1] - cn[start]
-        px, pn = peer_x[start : end + 1].sum(), peer_n[start : end + 1].sum()
-        if sn > 0 and pn > 0:
-            p0 = px / pn
+        qx, qn = px[end + 1] - px[start], pn[end + 1] - pn[start]
+        if sn > 0 and qn > 0:
+            p0 = qx / qn
             z = _z(sx, sn, p0)
             if z >= Z_PEERS and _large("peers", sx, sx / sn, p0):
                 found.append(Finding("peers", start, end, p0, sx / sn, sx, sn, float(z)))
@@ -257,35 +303,53 @@ def series_findings(
     return found
 
 
+def _cumulative(values: np.ndarray) -> np.ndarray:
+    return np.concatenate([[0.0], np.cumsum(values)])
+
+
 def _change_point(
-    cx: np.ndarray, cn: np.ndarray, days: int, first: int, phi: float
+    cx: np.ndarray,
+    cn: np.ndarray,
+    px: np.ndarray,
+    pn: np.ndarray,
+    active: int,
+    first: int,
+    phi: float,
 ) -> list[Finding]:
-    """The stretch [a, b] (at least MIN_SEGMENT_DAYS long, after MIN_SEGMENT_DAYS of history,
-    ending on or after `first`) whose rate rises most above the rest, by likelihood ratio. On a
-    long history starts and ends are tried on a grid of about CHANGE_POINT_GRID points."""
+    """The stretch [a, b] (at least MIN_SEGMENT_DAYS long, after MIN_HISTORY_DAYS of the actor's
+    history, ending on or after `first`) whose rate rises most above the rest, by likelihood
+    ratio, and by more than the peers' rate rose over the same stretch. On a long history starts
+    and ends are tried on a grid of about CHANGE_POINT_GRID points."""
+    days = len(cx) - 1
     step = max(1, days // CHANGE_POINT_GRID)
-    starts = np.arange(MIN_SEGMENT_DAYS, days, step)
+    starts = np.arange(active + MIN_HISTORY_DAYS, days, step)
     ends = np.unique(np.concatenate([np.arange(0, days, step), [days - 1]]))
-    if not len(starts) or not len(ends):
+    if not len(starts):
         return []
     a, b = np.meshgrid(starts, ends, indexing="ij")
-    valid = (b - a + 1 >= MIN_SEGMENT_DAYS) & (b >= first)
-    if not valid.any():
-        return []
-    total = _loglik(np.array([cx[-1]]), np.array([cn[-1]]))[0]
     inside_x, inside_n = cx[b + 1] - cx[a], cn[b + 1] - cn[a]
     out_x, out_n = cx[-1] - inside_x, cn[-1] - inside_n
-    rate_in = np.where(inside_n > 0, inside_x / np.maximum(inside_n, 1e-12), 0.0)
-    rate_out = np.where(out_n > 0, out_x / np.maximum(out_n, 1e-12), 0.0)
-    candidate = valid & (rate_in > rate_out) & (out_n > 0) & (inside_n > 0)
+    rate_in = inside_x / np.maximum(inside_n, 1e-12)
+    rate_out = out_x / np.maximum(out_n, 1e-12)
+    peer_in = (px[b + 1] - px[a] + 1.0) / (pn[b + 1] - pn[a] + 1.0)
+    peer_out = (px[-1] - (px[b + 1] - px[a]) + 1.0) / (pn[-1] - (pn[b + 1] - pn[a]) + 1.0)
+    peer_rise = np.maximum(1.0, peer_in / peer_out)
+    candidate = (
+        (b - a + 1 >= MIN_SEGMENT_DAYS)
+        & (b >= first)
+        & (out_n >= MIN_BASELINE_N)
+        & (inside_n > 0)
+        & (inside_x >= MIN_COUNT["drift"])
+        & (rate_in >= MIN_RATIO["drift"] * rate_out * peer_rise)
+        & (rate_in >= rate_out + MIN_POINTS)
+    )
     if not candidate.any():
         return []
+    total = _loglik(np.array([cx[-1]]), np.array([cn[-1]]))[0]
     llr = (_loglik(inside_x, inside_n) + _loglik(out_x, out_n) - total) / phi
     scores = np.where(candidate, llr, -np.inf)
     i, j = np.unravel_index(int(np.argmax(scores)), scores.shape)
-    if scores[i, j] < LLR_DRIFT or not _large(
-        "drift", inside_x[i, j], rate_in[i, j], rate_out[i, j]
-    ):
+    if scores[i, j] < LLR_DRIFT:
         return []
     return [
         Finding(

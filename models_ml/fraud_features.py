@@ -158,7 +158,8 @@ def build_attempt_features(
 
 
 def _with_outcomes(features: pl.DataFrame, timeline: pl.DataFrame) -> pl.DataFrame:
-    """Whether each successful redemption was later rolled back, or its order refunded."""
+    """Whether each successful redemption was later rolled back, and whether the order of each
+    attempt was refunded (in part or in full)."""
     typed = pl.col("event_type")
     rolled = timeline.filter(typed == "redemption_rolled_back")["redemption_id"].drop_nulls()
     refunds = (
@@ -173,10 +174,10 @@ def _with_outcomes(features: pl.DataFrame, timeline: pl.DataFrame) -> pl.DataFra
             rolled_back=(succeeded & pl.col("redemption_id").is_in(rolled.unique())).fill_null(
                 False
             ),
-            refunded=(succeeded & pl.col("refund_total").is_not_null()).fill_null(False),
+            # of any attempt on an order, redeemed or not: refund abuse refunds them all
+            refunded=pl.col("refund_total").is_not_null(),
             refunded_full=(
-                succeeded
-                & (pl.col("refund_total") >= FULL_REFUND_SHARE * pl.col("order_amount"))
+                (pl.col("refund_total") >= FULL_REFUND_SHARE * pl.col("order_amount"))
                 & (pl.col("order_amount") > 0)
             ).fill_null(False),
         )

@@ -111,17 +111,17 @@ RULES: dict[str, Rule] = {
     "code_velocity": Rule(
         "code_attempts_10m", 15, "code", "attempts on one code, 10 min", segment="hour_utc"
     ),
-    "customer_refunded_redemptions": Rule(
-        "customer_refunded_full_7d", 2, "customer",
-        "redemptions of one customer whose orders were refunded in full, 7 d", segment=None,
-        counts="refunded_full",
+    "customer_refunded_orders": Rule(
+        "customer_refunded_orders_7d", 2, "customer",
+        "orders of one customer, tried with a voucher, that were refunded in full, 7 d",
+        segment=None, counts="refunded_full",
     ),
 }  # fmt: skip
 
 # Rule values computed here rather than in fraud_features: they need the merchant's baselines
 # (quiet hours) or what happened after the attempt (refunds), which a nightly run knows.
 DERIVED_VALUES = (
-    "quiet_hour", "quiet_manual", "redeemed", "staff_quiet_manual_24h", "customer_refunded_full_7d",
+    "quiet_hour", "quiet_manual", "redeemed", "staff_quiet_manual_24h", "customer_refunded_orders_7d",
 )  # fmt: skip
 NEEDED = (
     "event_id", "seq", "occurred_at", "event_date", "event_type", "hour_utc",
@@ -201,16 +201,20 @@ def with_derived_values(attempts: pl.DataFrame) -> pl.DataFrame:
         quiet, on=["place", "hour_utc"], how="left", maintain_order="left"
     )
     frame = frame.with_columns(
+        # an order counted once, however many attempts were made on it
+        refunded_order=pl.col("refunded_full")
+        & pl.col("order_id").is_not_null()
+        & pl.col("order_id").is_first_distinct(),
         quiet_hour=pl.col("quiet_hour").fill_null(False),
         quiet_manual=pl.col("quiet_hour").fill_null(False) & (pl.col("manual_no_customer") > 0),
     ).drop("place")
     return frame.with_columns(
         redeemed=pl.col("event_type") == "redemption_succeeded",
         staff_quiet_manual_24h=rolling_sum(frame, "staff_id", "quiet_manual", "24h"),
-        # Counted over all of the customer's redemptions of the 7 days, refunds seen since: the
+        # Counted over all of the customer's orders of the 7 days, refunds seen since: the
         # nightly run knows them, and the attempt-time feature sees only refunds before it.
-        customer_refunded_full_7d=rolling_sum(frame, "customer_id", "refunded_full", "7d"),
-    )
+        customer_refunded_orders_7d=rolling_sum(frame, "customer_id", "refunded_order", "7d"),
+    ).drop("refunded_order")
 
 
 def thresholds(attempts: pl.DataFrame, rules: dict[str, Rule] = RULES) -> pl.DataFrame:
