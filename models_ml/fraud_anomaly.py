@@ -5,9 +5,10 @@ attempts did that day), learnt without labels on the merchant's own history.
 A forest always ranks someone first, so a high score alone is not a flag. An actor-day is
 flagged when both hold:
 - its anomaly score is in the top ANOMALY_TOP_SHARE of its kind's actor-days, and
-- at least one of its measures is extreme for the kind: at least EXTREME_TIMES times the
-  kind's EXTREME_QUANTILE quantile and EXTREME_MARGIN above it (what an analyst reads as "what
-  moved": "failures 37, where 99.9% of device-days have at most 1").
+- at least one of its measures is extreme for the kind and for the actor: at least
+  EXTREME_TIMES times the kind's EXTREME_QUANTILE quantile and EXTREME_MARGIN above it, and as
+  far above the actor's own usual day (what an analyst reads as "what moved": "failures 37,
+  where 99.9% of device-days have at most 1").
 Both are relative to the merchant's own data, so no threshold is about any one business.
 """
 
@@ -25,6 +26,8 @@ ANOMALY_TOP_SHARE = 0.005
 EXTREME_QUANTILE = 0.999
 EXTREME_TIMES = 2.0
 EXTREME_MARGIN = 2.0
+OWN_QUANTILE = 0.9
+OWN_MIN_DAYS = 7
 MIN_ACTOR_DAYS = 100  # a kind with fewer actor-days has too little history to learn "usual"
 MIN_ATTEMPTS = 2  # an actor-day of one attempt is too little to call anything about the actor
 FOREST = {"n_estimators": 100, "max_samples": 256}
@@ -127,7 +130,13 @@ def _detect_kind(attempts: pl.DataFrame, kind: str, first_day: str, seed: int) -
     rank = (np.argsort(np.argsort(score, kind="stable"), kind="stable") + 1) / len(score)
     raw = days.select(names).to_numpy()
     extreme = np.quantile(raw, EXTREME_QUANTILE, axis=0, method="higher")
-    out_of_range = (raw >= EXTREME_TIMES * extreme) & (raw >= extreme + EXTREME_MARGIN)
+    own = _own_usual(days, names)
+    out_of_range = (
+        (raw >= EXTREME_TIMES * extreme)
+        & (raw >= extreme + EXTREME_MARGIN)
+        & (raw >= EXTREME_TIMES * own)
+        & (raw >= own + EXTREME_MARGIN)
+    )
     chosen = (
         (rank > 1 - ANOMALY_TOP_SHARE)
         & out_of_range.any(axis=1)
@@ -160,6 +169,20 @@ def _detect_kind(attempts: pl.DataFrame, kind: str, first_day: str, seed: int) -
             }
         )
     return flags
+
+
+def _own_usual(days: pl.DataFrame, names: list[str]) -> np.ndarray:
+    """Per actor-day and measure, the actor's own usual day: the OWN_QUANTILE of its days, for
+    actors seen on at least OWN_MIN_DAYS days (0 for the others). A shared code that fails a
+    dozen times every Friday is busy, not unusual; a bot seen on one day has no usual."""
+    usual = days.with_columns(
+        pl.when(pl.len().over("entity_id") >= OWN_MIN_DAYS)
+        .then(pl.col(name).quantile(OWN_QUANTILE, "higher").over("entity_id"))
+        .otherwise(0.0)
+        .alias(name)
+        for name in names
+    )
+    return usual.select(names).to_numpy()
 
 
 def _moved_ids(row: dict, moved: list[str], counted: dict[str, str | None]) -> list[str]:
