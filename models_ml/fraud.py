@@ -114,6 +114,8 @@ ENTITY_COLUMNS = {
     "voucher": "voucher_id",
     "staff": "staff_id",
     "store": "store_id",
+    "sales_channel": "sales_channel",
+    "campaign": "campaign_id",
 }
 
 
@@ -206,7 +208,7 @@ def review_attempt_labels(attempts: pl.DataFrame, reviews: pl.DataFrame) -> pl.D
     if reviews.is_empty() or attempts.is_empty():
         return empty
     reviews = reviews.filter(pl.col("decision").is_in(["fraud", "legitimate"])).with_columns(
-        day=pl.col("flag_id").str.extract(r"@(\d{4}-\d{2}-\d{2})$"),
+        day=pl.col("flag_id").str.extract(r"@(\d{4}-\d{2}-\d{2})"),
         review_label=(pl.col("decision") == "fraud").cast(pl.Int32),
         specific=pl.col("entity_type").is_in(["attempt", "redemption"]),
     )

@@ -28,6 +28,8 @@ EXTREME_TIMES = 2.0
 EXTREME_MARGIN = 2.0
 OWN_QUANTILE = 0.9
 OWN_MIN_DAYS = 7
+OWN_WEEKDAY_QUANTILE = 0.75
+OWN_MIN_WEEKDAYS = 4
 MIN_ACTOR_DAYS = 100  # a kind with fewer actor-days has too little history to learn "usual"
 MIN_ATTEMPTS = 2  # an actor-day of one attempt is too little to call anything about the actor
 FOREST = {"n_estimators": 100, "max_samples": 256}
@@ -172,12 +174,25 @@ def _detect_kind(attempts: pl.DataFrame, kind: str, first_day: str, seed: int) -
 
 
 def _own_usual(days: pl.DataFrame, names: list[str]) -> np.ndarray:
-    """Per actor-day and measure, the actor's own usual day: the OWN_QUANTILE of its days, for
-    actors seen on at least OWN_MIN_DAYS days (0 for the others). A shared code that fails a
+    """Per actor-day and measure, the actor's own usual day: the higher of the OWN_QUANTILE of
+    its days and the OWN_WEEKDAY_QUANTILE of its days on the same weekday (weeks have busy days),
+    for actors seen on at least OWN_MIN_DAYS days (0 for the others). A shared code that fails a
     dozen times every Friday is busy, not unusual; a bot seen on one day has no usual."""
-    usual = days.with_columns(
+    weekday = pl.col("event_date").str.to_date().dt.weekday()
+    usual = days.with_columns(weekday=weekday).with_columns(
         pl.when(pl.len().over("entity_id") >= OWN_MIN_DAYS)
-        .then(pl.col(name).quantile(OWN_QUANTILE, "higher").over("entity_id"))
+        .then(
+            pl.max_horizontal(
+                pl.col(name).quantile(OWN_QUANTILE, "higher").over("entity_id"),
+                pl.when(pl.len().over("entity_id", "weekday") >= OWN_MIN_WEEKDAYS)
+                .then(
+                    pl.col(name)
+                    .quantile(OWN_WEEKDAY_QUANTILE, "higher")
+                    .over("entity_id", "weekday")
+                )
+                .otherwise(0.0),
+            )
+        )
         .otherwise(0.0)
         .alias(name)
         for name in names

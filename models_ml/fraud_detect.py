@@ -309,8 +309,12 @@ def _format_t(column: str) -> pl.Expr:
 
 
 class _Union:
-    def __init__(self, size: int) -> None:
-        self.parent = list(range(size))
+    """Union-find over signals. Two groups that each hold a case of the previous queue stay
+    apart: those were two cases, and their flag ids (and reviews) must both live on."""
+
+    def __init__(self, flag_ids: list[str | None]) -> None:
+        self.parent = list(range(len(flag_ids)))
+        self.flag = list(flag_ids)
 
     def find(self, i: int) -> int:
         while self.parent[i] != i:
@@ -320,8 +324,11 @@ class _Union:
 
     def join(self, i: int, j: int) -> None:
         a, b = self.find(i), self.find(j)
-        if a != b:
-            self.parent[max(a, b)] = min(a, b)
+        if a == b or (self.flag[a] is not None and self.flag[b] is not None):
+            return
+        low, high = min(a, b), max(a, b)
+        self.parent[high] = low
+        self.flag[low] = self.flag[low] if self.flag[low] is not None else self.flag[high]
 
 
 def build_cases(
@@ -366,7 +373,7 @@ def build_cases(
             drift=pl.col("layer") == "drift",
         )
     )
-    union = _Union(nodes.height)
+    union = _Union(nodes["flag_id"].to_list())
     _join_same_actor(nodes, union)
     pairs = nodes.select("node", "drift", "event_ids").explode("event_ids").drop_nulls().unique()
     sizes = dict(nodes.select("node", pl.col("event_ids").list.len()).iter_rows())
@@ -429,6 +436,7 @@ def _cases(nodes: pl.DataFrame, attempts: pl.DataFrame) -> pl.DataFrame:
     heads = ranked.group_by("case", maintain_order=True).agg(
         entity_type=pl.col("entity_type").first(),
         entity_id=pl.col("entity_id").first(),
+        head_source=pl.col("source").first(),
         flag_id=pl.col("flag_id").drop_nulls().sort().first(),
         score=1 - (1 - pl.col("score").clip(0.0, 0.999)).product(),
         layers=pl.concat_list(pl.col("layer").filter(pl.col("layer") != "carried"))
@@ -476,6 +484,7 @@ def _cases(nodes: pl.DataFrame, attempts: pl.DataFrame) -> pl.DataFrame:
         first_flagged_at=_format_t("flagged_t"),
         attempts=pl.col("event_ids").list.len().cast(pl.Int64),
     ).with_columns(
+        # Two drifts of one actor are two cases: the rate is part of their name.
         flag_id=pl.coalesce(
             "flag_id",
             pl.concat_str(
@@ -484,6 +493,9 @@ def _cases(nodes: pl.DataFrame, attempts: pl.DataFrame) -> pl.DataFrame:
                 "entity_id",
                 pl.lit("@"),
                 pl.col("first_seen").str.slice(0, 10),
+                pl.when(pl.col("head_source").str.starts_with("drift:"))
+                .then(pl.concat_str(pl.lit("/"), pl.col("head_source").str.slice(6)))
+                .otherwise(pl.lit("")),
             ),
         ),
         **{
@@ -495,8 +507,19 @@ def _cases(nodes: pl.DataFrame, attempts: pl.DataFrame) -> pl.DataFrame:
     return (
         cases.select(list(QUEUE_SCHEMA))
         .cast(QUEUE_SCHEMA)  # type: ignore[arg-type]
-        .unique("flag_id", keep="first", maintain_order=True)
+        .with_columns(_numbered_duplicates())
         .sort("score", "first_seen", "flag_id", descending=[True, False, False])
+    )
+
+
+def _numbered_duplicates() -> pl.Expr:
+    """Flag ids stay unique: a second case of the same name gets `#2`, and so on."""
+    number = pl.int_range(pl.len()).over("flag_id")
+    return (
+        pl.when(number == 0)
+        .then(pl.col("flag_id"))
+        .otherwise(pl.concat_str("flag_id", pl.lit("#"), (number + 1).cast(pl.String)))
+        .alias("flag_id")
     )
 
 

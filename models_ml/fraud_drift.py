@@ -214,7 +214,6 @@ def series_findings(
     or after day `first`. `peer_x`, `peer_n`: the same counts summed over the actor's peers (the
     other actors of its kind), whose own change over the same days is taken out: when every
     store's refunds rise together, that is the business, not one store."""
-    days = len(x)
     active = np.flatnonzero(n > 0)
     if not len(active):
         return []
