@@ -1,6 +1,6 @@
 """The named fraud rules: the one table of what each rule watches, its absolute floor and how it
 is scaled to the merchant's own baseline. docs/fraud-rules.md is generated from this table
-(`rules_markdown`) and a test keeps the two equal.
+(fraud_docs.py) and a test keeps the two equal.
 
 A rule fires on an attempt when the rule's value there reaches its threshold:
 
@@ -289,39 +289,3 @@ def apply_rules(attempts: pl.DataFrame, rules: dict[str, Rule] = RULES) -> pl.Da
         (pl.col(rule.value) >= pl.col(f"threshold__{name}")).alias(f"rule__{name}")
         for name, rule in rules.items()
     )
-
-
-def rules_markdown(rules: dict[str, Rule] = RULES) -> str:
-    """docs/fraud-rules.md: the rule table and how thresholds are set."""
-    lines = [
-        "# Fraud rules",
-        "",
-        "Generated from `models_ml/fraud_rules.py` (`RULES`) by `rules_markdown()`; "
-        "`tests/test_fraud_rules.py` fails when the two differ. Regenerate with",
-        "`python -c 'from models_ml.fraud_rules import rules_markdown; print(rules_markdown(), end=\"\")' > docs/fraud-rules.md`.",
-        "",
-        "A rule fires on an attempt when its value there reaches",
-        "`max(absolute floor, times x baseline of the attempt's segment)`. The baseline of a",
-        f"segment is the {BASELINE_QUANTILE:.0%} quantile of the value over the actor-days of that",
-        "segment in the merchant's own history (one device, code or staff member on one day, at its",
-        f"highest value that day); a segment with fewer than {MIN_BASELINE_ACTOR_DAYS} actor-days",
-        "uses the merchant-wide baseline, and with fewer than that overall only the floor applies.",
-        "Rules are listed in priority order: an attempt that sets off several joins the case of the",
-        "first. Quiet hours: the hours of the day in which a store (or, without a store, a sales",
-        f"channel) has under {QUIET_HOUR_SHARE:.0%} of its attempts (a place with fewer than",
-        f"{MIN_PROFILE_ATTEMPTS} attempts uses the merchant's profile).",
-        "",
-        "Shared devices and cards are not a rule: households share them with ordinary behaviour.",
-        "Many accounts that each took a welcome offer on one device or card within days are.",
-        "",
-        "| rule | about | value | window | floor | baseline per | times baseline | what it means |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for name, rule in rules.items():
-        segment = rule.segment or "— (absolute only)"
-        times = f"{rule.times_baseline:g}" if rule.segment else "—"
-        lines.append(
-            f"| `{name}` | {rule.entity_type} | `{rule.value}` | {rule.window} | "
-            f"{rule.at_least:g} | {segment} | {times} | {rule.why} |"
-        )
-    return "\n".join(lines) + "\n"
