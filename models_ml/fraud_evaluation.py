@@ -11,10 +11,13 @@ attempts become labels for the cases of other flags too.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
+from pathlib import Path
 
 import numpy as np
 import polars as pl
+
+from models_ml.data import DataError
 
 TRUE_SHARE = 0.5
 
@@ -164,3 +167,43 @@ def evaluate_queue(
             metrics[f"pattern.{pattern}.flags"] = float(holding.height)
             metrics[f"pattern.{pattern}.precision"] = float(holding["truth"].mean())
     return {k: round(v, 6) for k, v in sorted(metrics.items())}
+
+
+def evaluate_ledger(home: Path, first: date | None, last: date | None) -> tuple[dict, date, date]:
+    """Every layer over the lake's days [first, last] (default: all of them), as a first night
+    would run them, with the promoted model when one fits; the queue's metrics, with labels
+    from the ground truth and the reviews where there are any. Returns the window too."""
+    from models_ml.data import lake_days, load_ground_truth, load_review_labels
+    from models_ml.fraud import attempt_labels
+    from models_ml.fraud_detect import detect
+    from models_ml.fraud_features import build_attempt_features, load_fraud_events
+    from models_ml.fraud_feedback import apply_reviews
+    from models_ml.fraud_nightly import LOOKBACK_DAYS, empty_attempts, usable_model
+    from models_ml.registry import Registry
+
+    lake_first, lake_last = lake_days(home / "lake")
+    first, last = first or lake_first, last or lake_last
+    if first > last:
+        raise ValueError(f"empty window: --from {first} is after --to {last}")
+    events = load_fraud_events(home / "lake", first, last, LOOKBACK_DAYS)
+    try:
+        attempts = build_attempt_features(events)
+    except DataError:
+        attempts = empty_attempts()
+    registry = Registry(home)
+    model = None
+    if registry.promoted("fraud") is not None:
+        model = registry.load("fraud")[0]
+        model = model if usable_model(model) else None
+    queue = detect(attempts, first.isoformat(), model=model).queue
+    reviews = load_review_labels(home / "lake")
+    queue = apply_reviews(queue, reviews).filter(~pl.col("suppressed"))
+    cases = load_ground_truth(home / "simulation" / "ground_truth.jsonl")
+    window = attempts.filter(
+        pl.col("event_date").is_between(pl.lit(first.isoformat()), pl.lit(last.isoformat()))
+    )
+    labels = None if window.is_empty() else attempt_labels(window, cases, reviews)
+    metrics = evaluate_queue(queue, labels, cases, reviews)
+    metrics["attempts"] = float(window.height)
+    metrics["supervised_model"] = float(model is not None)
+    return dict(sorted(metrics.items())), first, last

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import polars as pl
@@ -167,3 +170,33 @@ def test_a_ledger_without_attempts_yields_an_empty_queue() -> None:
 
     assert detection.queue.is_empty()
     assert {"flag_id", "reasons", "series", "event_ids"} <= set(detection.queue.columns)
+
+
+def promo(home: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "redemption_core.cli", *args],
+        capture_output=True,
+        text=True,
+        env={"PROMO_HOME": str(home), "PATH": "/usr/bin:/bin"},
+    )
+
+
+def test_promo_models_evaluate_fraud_needs_no_model_and_counts_flags_per_layer_and_rule(
+    ledger, tmp_path: Path
+) -> None:
+    home, _ = ledger
+    unlabelled = tmp_path / "unlabelled"
+    shutil.copytree(home / "lake", unlabelled / "lake")
+
+    labelled = promo(home, "--json", "models", "evaluate", "fraud")
+    bare = promo(unlabelled, "--json", "models", "evaluate", "fraud")
+
+    assert labelled.returncode == 0 and bare.returncode == 0, labelled.stderr + bare.stderr
+    with_truth = json.loads(labelled.stdout)["metrics"]
+    without = json.loads(bare.stdout)["metrics"]
+    assert with_truth["pattern.code_guessing.recall"] >= 0.9
+    assert "pattern.velocity_burst.time_to_first_flag_median_s" in with_truth
+    assert any(k.startswith("source.") and k.endswith(".false_positives") for k in with_truth)
+    assert without["flags"] == with_truth["flags"] > 0
+    assert without["layer.rules.flags"] > 0 and without["source.code_velocity.flags"] > 0
+    assert "queue_precision" not in without
