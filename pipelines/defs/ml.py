@@ -78,8 +78,8 @@ def _read_table(warehouse: Path, name: str) -> pl.DataFrame | None:
         found = db.execute(
             "SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?",
             [schema, table],
-        ).fetchone()
-        if not found or not found[0]:
+        ).fetchall()
+        if not found[0][0]:
             return None
         return pl.from_arrow(db.sql(f"SELECT * FROM {name}").to_arrow_table())  # type: ignore[return-value]
 
