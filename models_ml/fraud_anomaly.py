@@ -14,8 +14,6 @@ Both are relative to the merchant's own data, so no threshold is about any one b
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import polars as pl
 from sklearn.ensemble import IsolationForest
@@ -30,7 +28,8 @@ OWN_QUANTILE = 0.9
 OWN_MIN_DAYS = 7
 OWN_WEEKDAY_QUANTILE = 0.75
 OWN_MIN_WEEKDAYS = 4
-MIN_ACTOR_DAYS = 100  # a kind with fewer actor-days has too little history to learn "usual"
+MIN_ACTOR_DAYS = 100
+REFERENCE_SAMPLE = 20_000  # actor-days the forest is fitted on and ranks candidates against  # a kind with fewer actor-days has too little history to learn "usual"
 MIN_ATTEMPTS = 2  # an actor-day of one attempt is too little to call anything about the actor
 FOREST = {"n_estimators": 100, "max_samples": 256}
 KINDS = ("device", "ip", "payment", "customer", "code", "staff")
@@ -71,16 +70,6 @@ MEASURES: tuple[tuple[str, str | None, pl.Expr, str], ...] = (
 )
 
 
-@dataclass(frozen=True)
-class AnomalyFlag:
-    entity_type: str
-    entity_id: str
-    day: str
-    score: float  # the actor-day's share of its kind's actor-days it is more unusual than
-    evidence: list[str]
-    event_ids: list[str]
-
-
 def actor_days(attempts: pl.DataFrame, kind: str) -> pl.DataFrame:
     column = ENTITY_COLUMNS[kind]
     return (
@@ -88,12 +77,6 @@ def actor_days(attempts: pl.DataFrame, kind: str) -> pl.DataFrame:
         .group_by(pl.col(column).alias("entity_id"), "event_date")
         .agg(
             *[expr.cast(pl.Float64).alias(name) for name, _, expr, _ in MEASURES],
-            event_ids=pl.col("event_id"),
-            **{
-                f"ids::{name}": pl.col("event_id").filter(pl.col(counted).cast(pl.Float64) > 0)
-                for name, counted, _, _ in MEASURES
-                if counted is not None
-            },
             first_t=pl.col("t").min(),
         )
         .sort("event_date", "entity_id")
@@ -106,52 +89,66 @@ def detect_anomalies(attempts: pl.DataFrame, first_day: str, seed: int = 0) -> p
     flags: list[dict] = []
     for kind in KINDS:
         flags += _detect_kind(attempts, kind, first_day, seed)
-    return pl.DataFrame(
-        flags,
-        schema={
-            "entity_type": pl.String,
-            "entity_id": pl.String,
-            "day": pl.String,
-            "first_t": pl.Int64,
-            "score": pl.Float64,
-            "evidence": pl.List(pl.String),
-            "event_ids": pl.List(pl.String),
-        },
-    )
+    frame = pl.DataFrame(flags, schema=_FLAG_SCHEMA)
+    return _with_event_ids(attempts, frame)
+
+
+_FLAG_SCHEMA = {
+    "entity_type": pl.String,
+    "entity_id": pl.String,
+    "day": pl.String,
+    "first_t": pl.Int64,
+    "score": pl.Float64,
+    "evidence": pl.List(pl.String),
+    "moved": pl.List(pl.String),
+}
 
 
 def _detect_kind(attempts: pl.DataFrame, kind: str, first_day: str, seed: int) -> list[dict]:
+    """The forest is fitted on every actor-day of the kind but scores only those that could be
+    flagged (extreme for the kind, enough attempts, in the window) and a seeded sample that
+    places them among the rest: the kind's other actor-days are most of the work and none of
+    the flags."""
     days = actor_days(attempts, kind)
     if days.height < MIN_ACTOR_DAYS:
         return []
     names = [name for name, _, _, _ in MEASURES]
-    matrix = np.log1p(np.clip(days.select(names).to_numpy(), 0, None))
-    params = {**FOREST, "max_samples": min(FOREST["max_samples"], len(matrix))}
-    forest = IsolationForest(**params, random_state=seed).fit(matrix)
-    score = -forest.score_samples(matrix)
-    rank = (np.argsort(np.argsort(score, kind="stable"), kind="stable") + 1) / len(score)
     raw = days.select(names).to_numpy()
     extreme = np.quantile(raw, EXTREME_QUANTILE, axis=0, method="higher")
-    own = _own_usual(days, names)
-    out_of_range = (
-        (raw >= EXTREME_TIMES * extreme)
-        & (raw >= extreme + EXTREME_MARGIN)
-        & (raw >= EXTREME_TIMES * own)
-        & (raw >= own + EXTREME_MARGIN)
-    )
-    chosen = (
-        (rank > 1 - ANOMALY_TOP_SHARE)
-        & out_of_range.any(axis=1)
+    wild = (raw >= EXTREME_TIMES * extreme) & (raw >= extreme + EXTREME_MARGIN)
+    candidates = np.flatnonzero(
+        wild.any(axis=1)
         & (raw[:, names.index("attempts")] >= MIN_ATTEMPTS)
         & (days["event_date"] >= first_day).to_numpy()
     )
+    if not len(candidates):
+        return []
+    own = _own_usual(days, names, candidates)
+    out_of_range = (
+        wild[candidates]
+        & (raw[candidates] >= EXTREME_TIMES * own)
+        & (raw[candidates] >= own + EXTREME_MARGIN)
+    )
+    keep = out_of_range.any(axis=1)
+    candidates, out_of_range = candidates[keep], out_of_range[keep]
+    if not len(candidates):
+        return []
+    matrix = np.log1p(np.clip(raw, 0, None))
+    rng = np.random.default_rng(seed)
+    sample = rng.choice(len(matrix), min(len(matrix), REFERENCE_SAMPLE), replace=False)
+    params = {**FOREST, "max_samples": min(FOREST["max_samples"], len(matrix))}
+    forest = IsolationForest(**params, random_state=seed).fit(matrix[sample])
+    reference = np.sort(-forest.score_samples(matrix[sample]))
+    score = -forest.score_samples(matrix[candidates])
+    rank = np.searchsorted(reference, score, side="right") / len(reference)
+    chosen = rank > 1 - ANOMALY_TOP_SHARE
     words = {name: text for name, _, _, text in MEASURES}
-    counted = {name: column for name, column, _, _ in MEASURES}
     flags = []
-    for i in np.flatnonzero(chosen):
-        row = days.row(int(i), named=True)
+    for k in np.flatnonzero(chosen):
+        i = int(candidates[k])
+        row = days.row(i, named=True)
         moved = sorted(
-            (j for j in range(len(names)) if out_of_range[i, j]),
+            (j for j in range(len(names)) if out_of_range[k, j]),
             key=lambda j: -raw[i, j] / max(extreme[j], 1.0),
         )
         evidence = [
@@ -165,21 +162,24 @@ def _detect_kind(attempts: pl.DataFrame, kind: str, first_day: str, seed: int) -
                 "entity_id": row["entity_id"],
                 "day": row["event_date"],
                 "first_t": row["first_t"],
-                "score": float(rank[i]),
+                "score": float(rank[k]),
                 "evidence": evidence,
-                "event_ids": _moved_ids(row, [names[j] for j in moved], counted),
+                "moved": [names[j] for j in moved],
             }
         )
     return flags
 
 
-def _own_usual(days: pl.DataFrame, names: list[str]) -> np.ndarray:
-    """Per actor-day and measure, the actor's own usual day: the higher of the OWN_QUANTILE of
-    its days and the OWN_WEEKDAY_QUANTILE of its days on the same weekday (weeks have busy days),
-    for actors seen on at least OWN_MIN_DAYS days (0 for the others). A shared code that fails a
-    dozen times every Friday is busy, not unusual; a bot seen on one day has no usual."""
+def _own_usual(days: pl.DataFrame, names: list[str], rows: np.ndarray) -> np.ndarray:
+    """For the actor-days `rows`, per measure, the actor's own usual day: the higher of the
+    OWN_QUANTILE of its days and the OWN_WEEKDAY_QUANTILE of its days on the same weekday (weeks
+    have busy days), for actors seen on at least OWN_MIN_DAYS days (0 for the others). A shared
+    code that fails a dozen times every Friday is busy, not unusual; a bot seen on one day has
+    no usual."""
+    wanted = days[rows.tolist()].select("entity_id", "event_date").with_row_index("k")
+    mine = days.join(wanted.select("entity_id").unique(), on="entity_id")
     weekday = pl.col("event_date").str.to_date().dt.weekday()
-    usual = days.with_columns(weekday=weekday).with_columns(
+    usual = mine.with_columns(weekday=weekday).with_columns(
         pl.when(pl.len().over("entity_id") >= OWN_MIN_DAYS)
         .then(
             pl.max_horizontal(
@@ -197,11 +197,48 @@ def _own_usual(days: pl.DataFrame, names: list[str]) -> np.ndarray:
         .alias(name)
         for name in names
     )
-    return usual.select(names).to_numpy()
+    return (
+        wanted.join(usual, on=["entity_id", "event_date"], how="left")
+        .sort("k")
+        .select(names)
+        .to_numpy()
+    )
 
 
-def _moved_ids(row: dict, moved: list[str], counted: dict[str, str | None]) -> list[str]:
-    """The attempts behind the extreme measures: all of the day's when one counts them all."""
-    if any(counted[name] is None for name in moved):
-        return row["event_ids"]
-    return sorted({i for name in moved for i in row[f"ids::{name}"]})
+def _with_event_ids(attempts: pl.DataFrame, flags: pl.DataFrame) -> pl.DataFrame:
+    """Each flag's attempts: those its moved measures count, or the whole actor-day when one of
+    them counts every attempt (a code's day flagged for its refunds holds the refunded
+    redemptions, not the day)."""
+    if flags.is_empty():
+        return flags.drop("moved").with_columns(event_ids=pl.lit([], pl.List(pl.String)))
+    counted = {name: column for name, column, _, _ in MEASURES}
+    parts = []
+    for kind in flags["entity_type"].unique().to_list():
+        column = ENTITY_COLUMNS[kind]
+        mine = flags.filter(pl.col("entity_type") == kind).with_row_index("flag")
+        rows = attempts.select(
+            "event_id",
+            "event_date",
+            pl.col(column).alias("entity_id"),
+            *[pl.col(c).cast(pl.Float64).alias(c) for c in {v for v in counted.values() if v}],
+        ).join(
+            mine.select("flag", "entity_id", pl.col("day").alias("event_date"), "moved"),
+            on=["entity_id", "event_date"],
+        )
+        every = (
+            pl.col("moved")
+            .list.eval(pl.element().is_in([n for n, c in counted.items() if c is None]))
+            .list.any()
+        )
+        counts = pl.any_horizontal(
+            pl.col("moved").list.contains(name) & (pl.col(column_) > 0)
+            for name, column_ in counted.items()
+            if column_ is not None
+        )
+        ids = rows.filter(every | counts).group_by("flag").agg(event_ids=pl.col("event_id").sort())
+        parts.append(mine.join(ids, on="flag", how="left").drop("flag"))
+    return (
+        pl.concat(parts)
+        .drop("moved")
+        .with_columns(pl.col("event_ids").fill_null(pl.lit([], pl.List(pl.String))))
+    )

@@ -16,7 +16,7 @@ The previous queue takes part as signals too, so a case that goes on keeps its f
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 
 import numpy as np
 import polars as pl
@@ -530,48 +530,54 @@ def _with_series(cases: pl.DataFrame, attempts: pl.DataFrame) -> pl.DataFrame:
         kind: column for kind, column in ENTITY_COLUMNS.items() if column in attempts.columns
     }
     columns |= {kind: column for kind, column in DIMENSIONS.items() if column in attempts.columns}
-    series, labels = [], []
-    daily: dict[str, pl.DataFrame] = {}
-    for row in cases.select(
-        "entity_type", "entity_id", "last_seen", "drift_series", "drift_label"
-    ).iter_rows(named=True):
-        if row["drift_series"] is not None:
-            series.append(row["drift_series"])
-            labels.append(row["drift_label"])
-            continue
-        kind, last = row["entity_type"], row["last_seen"]
+    numbered = cases.with_row_index("case_row").with_columns(
+        end_day=pl.col("last_seen").str.slice(0, 10).str.to_date()
+    )
+    parts = []
+    for kind in numbered["entity_type"].unique().to_list():
         column = columns.get(kind)
-        if column is None or last is None:
-            series.append([])
-            labels.append(None)
+        if column is None:
             continue
-        if kind not in daily:
-            daily[kind] = (
-                attempts.filter(pl.col(column).is_not_null())
-                .group_by(pl.col(column).cast(pl.String).alias("entity_id"), "event_date")
-                .len()
-            )
-        end = date.fromisoformat(last[:10])
-        start = end - timedelta(days=SERIES_DAYS - 1)
-        counts = dict(
-            daily[kind]
-            .filter(
-                pl.col("entity_id") == row["entity_id"],
-                pl.col("event_date").is_between(pl.lit(start.isoformat()), pl.lit(end.isoformat())),
-            )
-            .select("event_date", "len")
-            .iter_rows()
+        mine = numbered.filter(pl.col("entity_type") == kind, pl.col("drift_series").is_null())
+        if mine.is_empty():
+            continue
+        daily = (
+            attempts.filter(pl.col(column).cast(pl.String).is_in(mine["entity_id"].implode()))
+            .group_by(pl.col(column).cast(pl.String).alias("entity_id"), "event_date")
+            .len()
+            .with_columns(day=pl.col("event_date").str.to_date())
         )
-        series.append(
-            [
-                float(counts.get((start + timedelta(days=d)).isoformat(), 0))
-                for d in range(SERIES_DAYS)
-            ]
+        offsets = pl.DataFrame({"offset": list(range(SERIES_DAYS))})
+        grid = (
+            mine.select("case_row", "entity_id", "end_day")
+            .join(offsets, how="cross")
+            .with_columns(
+                day=pl.col("end_day")
+                - pl.duration(days=SERIES_DAYS - 1)
+                + pl.duration(days=pl.col("offset"))
+            )
         )
-        labels.append(f"{kind} attempts per day from {start.isoformat()}")
-    return cases.with_columns(
-        series=pl.Series(series, dtype=pl.List(pl.Float64)),
-        series_label=pl.Series(labels, dtype=pl.String),
+        parts.append(
+            grid.join(daily.select("entity_id", "day", "len"), on=["entity_id", "day"], how="left")
+            .sort("case_row", "offset")
+            .group_by("case_row", maintain_order=True)
+            .agg(
+                counted=pl.col("len").fill_null(0).cast(pl.Float64),
+                counted_label=pl.format(
+                    f"{kind} attempts per day from {{}}", pl.col("day").first().dt.to_string()
+                ),
+            )
+        )
+    schema = {"case_row": pl.UInt32, "counted": pl.List(pl.Float64), "counted_label": pl.String}
+    counted = pl.concat(parts) if parts else pl.DataFrame(schema=schema)
+    return (
+        numbered.join(counted, on="case_row", how="left")
+        .sort("case_row")
+        .with_columns(
+            series=pl.coalesce("drift_series", "counted", pl.lit([], pl.List(pl.Float64))),
+            series_label=pl.coalesce("drift_label", "counted_label"),
+        )
+        .drop("case_row", "end_day", "counted", "counted_label")
     )
 
 

@@ -20,7 +20,6 @@ The evidence names the rate before and after, the days, and a small daily series
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -44,6 +43,7 @@ MIN_ACTOR_ATTEMPTS = 50  # campaigns and codes with fewer attempts are not watch
 SERIES_DAYS = 28  # the evidence's daily series
 SMALL_BASKET_QUANTILE = 0.1
 CHANGE_POINT_GRID = 120
+CHANGE_POINT_CHUNK = 64  # series whose change points are searched at once (memory)
 
 DIMENSIONS = {
     "store": "store_id",
@@ -160,38 +160,31 @@ def daily_counts(attempts: pl.DataFrame) -> pl.DataFrame:
     return pl.concat(parts)
 
 
-def _dispersion(x: np.ndarray, n: np.ndarray) -> float:
-    """How much more the actor's daily counts vary than binomial counts would (>= 1): the
-    median squared Pearson residual over the median of a chi-square with one degree of freedom,
-    robust to the few days that are the anomaly itself."""
-    used = n > 0
-    if used.sum() < MIN_SEGMENT_DAYS:
-        return 1.0
-    p = x[used].sum() / n[used].sum()
-    if p <= 0 or p >= 1:
-        return 1.0
-    residuals = (x[used] - n[used] * p) / np.sqrt(n[used] * p * (1 - p))
-    return max(1.0, float(np.median(residuals**2)) / 0.4549)
-
-
-def _z(x: float, n: float, p0: float) -> float:
-    p0 = min(max(p0, 1e-4), 1 - 1e-4)
-    return (x - n * p0) / np.sqrt(n * p0 * (1 - p0))
+def _dispersion(x: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Per series (rows), how much more its daily counts vary than binomial counts would
+    (>= 1): the median squared Pearson residual over the median of a chi-square with one degree
+    of freedom, robust to the few days that are the anomaly itself."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = x.sum(axis=1, keepdims=True) / n.sum(axis=1, keepdims=True)
+        residuals = (x - n * p) / np.sqrt(n * p * (1 - p))
+    residuals = np.where((n > 0) & (p > 0) & (p < 1), residuals, np.nan)
+    enough = np.isfinite(residuals).sum(axis=1) >= MIN_SEGMENT_DAYS
+    phi = np.ones(len(x))
+    if enough.any():
+        phi[enough] = np.nanmedian(residuals[enough] ** 2, axis=1) / 0.4549
+    return np.maximum(1.0, np.nan_to_num(phi, nan=1.0))
 
 
 def _loglik(x: np.ndarray, n: np.ndarray) -> np.ndarray:
-    p = np.where(n > 0, x / np.maximum(n, 1e-12), 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
+        p = np.where(n > 0, x / np.maximum(n, 1e-12), 0.0)
         value = x * np.log(np.where(p > 0, p, 1.0)) + (n - x) * np.log(np.where(p < 1, 1 - p, 1.0))
     return np.where(n > 0, value, 0.0)
 
 
-def _large(kind: str, x: float, rate: float, before: float) -> bool:
-    return x >= MIN_COUNT[kind] and rate >= MIN_RATIO[kind] * before and rate >= before + MIN_POINTS
-
-
 @dataclass(frozen=True)
 class Finding:
+    series: int  # the row of the series it was found on
     test: str
     start: int  # day index, inclusive
     end: int  # day index, inclusive
@@ -202,37 +195,44 @@ class Finding:
     strength: float  # z, or likelihood ratio
 
 
+def _cumulative(values: np.ndarray) -> np.ndarray:
+    return np.concatenate([np.zeros((len(values), 1)), np.cumsum(values, axis=1)], axis=1)
+
+
 def series_findings(
     x: np.ndarray,
     n: np.ndarray,
     peer_x: np.ndarray,
     peer_n: np.ndarray,
     first: int,
-    with_peers: bool = True,
+    with_peers: np.ndarray,
 ) -> list[Finding]:
-    """The tests on one actor's daily series (index 0 = the first day), for findings that end on
-    or after day `first`. `peer_x`, `peer_n`: the same counts summed over the actor's peers (the
-    other actors of its kind), whose own change over the same days is taken out: when every
-    store's refunds rise together, that is the business, not one store."""
-    active = np.flatnonzero(n > 0)
-    if not len(active):
-        return []
+    """The tests on many actors' daily series at once (rows: series, columns: days from 0), for
+    findings that end on or after day `first`. `peer_x`, `peer_n`: per series, the same counts
+    summed over the actor's peers (the other actors of its kind), whose own change over the same
+    days is taken out: when every store's refunds rise together, that is the business, not one
+    store. `with_peers`: per series, whether it is also compared with its peers."""
+    active_any = n > 0
+    live = active_any.any(axis=1)
+    active = np.where(live, active_any.argmax(axis=1), n.shape[1])
     phi = _dispersion(x, n)
-    peer_rate = peer_x.sum() / peer_n.sum() if peer_n.sum() else x.sum() / max(n.sum(), 1.0)
-    cx, cn = _cumulative(x), _cumulative(n)
-    px, pn = _cumulative(peer_x), _cumulative(peer_n)
-
-    def smoothed(xs: np.ndarray, ns: np.ndarray) -> np.ndarray:
-        return (xs + PRIOR_WEIGHT * peer_rate) / (ns + PRIOR_WEIGHT)
-
+    with np.errstate(divide="ignore", invalid="ignore"):
+        peer_rate = np.where(
+            peer_n.sum(axis=1) > 0,
+            peer_x.sum(axis=1) / peer_n.sum(axis=1),
+            x.sum(axis=1) / np.maximum(n.sum(axis=1), 1.0),
+        )
+    cx, cn, px, pn = _cumulative(x), _cumulative(n), _cumulative(peer_x), _cumulative(peer_n)
     found: list[Finding] = []
     with np.errstate(divide="ignore", invalid="ignore"):  # empty stretches are masked out
         for kind, width in (("spike", 1), ("week", 7)):
-            found += _rises(kind, width, cx, cn, px, pn, int(active[0]), first, phi, smoothed)
-        found += _change_point(cx, cn, px, pn, int(active[0]), first, phi)
-    if with_peers:
-        found += _against_peers(cx, cn, px, pn, first)
-    return found
+            found += _rises(kind, width, cx, cn, px, pn, active, first, phi, peer_rate)
+        for lo in range(0, len(x), CHANGE_POINT_CHUNK):
+            part = slice(lo, lo + CHANGE_POINT_CHUNK)
+            found += _change_point(
+                cx[part], cn[part], px[part], pn[part], active[part], first, phi[part], lo
+            )
+    return found + _against_peers(cx, cn, px, pn, first, with_peers)
 
 
 def _rises(
@@ -242,32 +242,37 @@ def _rises(
     cn: np.ndarray,
     px: np.ndarray,
     pn: np.ndarray,
-    active: int,
+    active: np.ndarray,
     first: int,
-    phi: float,
-    smoothed: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    phi: np.ndarray,
+    peer_rate: np.ndarray,
 ) -> list[Finding]:
-    """`width` days (1: a spike, 7: a week) above the BASELINE_DAYS before them, their rate
+    """`width` days (1: a spike, 7: a week) above the BASELINE_DAYS before them, the baseline
     scaled by how much the peers' rate rose meanwhile."""
-    days = len(cx) - 1
+    days = cx.shape[1] - 1
     ends = np.arange(max(first, width - 1), days)
+    if not len(ends):
+        return []
     starts = ends - width + 1
     lows = np.maximum(0, starts - BASELINE_DAYS)
-    sx, sn = cx[ends + 1] - cx[starts], cn[ends + 1] - cn[starts]
-    bx, bn = cx[starts] - cx[lows], cn[starts] - cn[lows]
-    trend = np.maximum(
-        1.0,
-        smoothed(px[ends + 1] - px[starts], pn[ends + 1] - pn[starts])
-        / smoothed(px[starts] - px[lows], pn[starts] - pn[lows]),
+    prior = PRIOR_WEIGHT * peer_rate[:, None]
+
+    def smoothed(xs: np.ndarray, ns: np.ndarray) -> np.ndarray:
+        return (xs + prior) / (ns + PRIOR_WEIGHT)
+
+    sx, sn = cx[:, ends + 1] - cx[:, starts], cn[:, ends + 1] - cn[:, starts]
+    bx, bn = cx[:, starts] - cx[:, lows], cn[:, starts] - cn[:, lows]
+    trend = smoothed(px[:, ends + 1] - px[:, starts], pn[:, ends + 1] - pn[:, starts]) / smoothed(
+        px[:, starts] - px[:, lows], pn[:, starts] - pn[:, lows]
     )
-    trend = np.where(np.isfinite(trend), trend, 1.0)
+    trend = np.where(np.isfinite(trend), np.maximum(1.0, trend), 1.0)
     p0 = np.clip(smoothed(bx, bn) * trend, 1e-4, 0.99)
     rate = np.where(sn > 0, sx / np.maximum(sn, 1e-12), 0.0)
-    z = (sx - sn * p0) / np.sqrt(np.maximum(sn * p0 * (1 - p0), 1e-12)) / np.sqrt(phi)
+    z = (sx - sn * p0) / np.sqrt(np.maximum(sn * p0 * (1 - p0), 1e-12)) / np.sqrt(phi[:, None])
     hit = (
         (sn > 0)
         & (bn >= MIN_BASELINE_N)
-        & (starts - active >= MIN_HISTORY_DAYS)
+        & (starts[None, :] - active[:, None] >= MIN_HISTORY_DAYS)
         & (z >= Z_SPIKE)
         & (sx >= MIN_COUNT[kind])
         & (rate >= MIN_RATIO[kind] * p0)
@@ -275,35 +280,49 @@ def _rises(
     )
     return [
         Finding(
-            kind, int(starts[i]), int(ends[i]), float(p0[i]), float(rate[i]),
-            float(sx[i]), float(sn[i]), float(z[i]),
+            int(i), kind, int(starts[j]), int(ends[j]), float(p0[i, j]), float(rate[i, j]),
+            float(sx[i, j]), float(sn[i, j]), float(z[i, j]),
         )
-        for i in np.flatnonzero(hit)
+        for i, j in zip(*np.nonzero(hit), strict=True)
     ]  # fmt: skip
 
 
 def _against_peers(
-    cx: np.ndarray, cn: np.ndarray, px: np.ndarray, pn: np.ndarray, first: int
+    cx: np.ndarray,
+    cn: np.ndarray,
+    px: np.ndarray,
+    pn: np.ndarray,
+    first: int,
+    with_peers: np.ndarray,
 ) -> list[Finding]:
     """Each BASELINE_DAYS block ending on the last day (back to `first`) against the peers'
     rate over the same days: an actor that has always been unlike its peers has no change."""
     found = []
-    end = len(cx) - 2
+    end = cx.shape[1] - 2
     while end >= first:
         start = max(0, end - BASELINE_DAYS + 1)
-        sx, sn = cx[end + 1] - cx[start], cn[end + 1] - cn[start]
-        qx, qn = px[end + 1] - px[start], pn[end + 1] - pn[start]
-        if sn > 0 and qn > 0:
-            p0 = qx / qn
-            z = _z(sx, sn, p0)
-            if z >= Z_PEERS and _large("peers", sx, sx / sn, p0):
-                found.append(Finding("peers", start, end, p0, sx / sn, sx, sn, float(z)))
+        sx, sn = cx[:, end + 1] - cx[:, start], cn[:, end + 1] - cn[:, start]
+        qx, qn = px[:, end + 1] - px[:, start], pn[:, end + 1] - pn[:, start]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            p0 = np.clip(qx / qn, 1e-4, 1 - 1e-4)
+            rate = sx / sn
+            z = (sx - sn * p0) / np.sqrt(sn * p0 * (1 - p0))
+        hit = (
+            with_peers
+            & (sn > 0)
+            & (qn > 0)
+            & (z >= Z_PEERS)
+            & (sx >= MIN_COUNT["peers"])
+            & (rate >= MIN_RATIO["peers"] * p0)
+            & (rate >= p0 + MIN_POINTS)
+        )
+        found += [
+            Finding(int(i), "peers", start, end, float(p0[i]), float(rate[i]), float(sx[i]),
+                    float(sn[i]), float(z[i]))
+            for i in np.flatnonzero(hit)
+        ]  # fmt: skip
         end -= BASELINE_DAYS
     return found
-
-
-def _cumulative(values: np.ndarray) -> np.ndarray:
-    return np.concatenate([[0.0], np.cumsum(values)])
 
 
 def _change_point(
@@ -311,51 +330,63 @@ def _change_point(
     cn: np.ndarray,
     px: np.ndarray,
     pn: np.ndarray,
-    active: int,
+    active: np.ndarray,
     first: int,
-    phi: float,
+    phi: np.ndarray,
+    offset: int,
 ) -> list[Finding]:
-    """The stretch [a, b] (at least MIN_SEGMENT_DAYS long, after MIN_HISTORY_DAYS of the actor's
-    history, ending on or after `first`) whose rate rises most above the rest, by likelihood
-    ratio, and by more than the peers' rate rose over the same stretch. On a long history starts
-    and ends are tried on a grid of about CHANGE_POINT_GRID points."""
-    days = len(cx) - 1
+    """Per series, the stretch [a, b] (at least MIN_SEGMENT_DAYS long, after MIN_HISTORY_DAYS of
+    the actor's history, ending on or after `first`) whose rate rises most above the rest, by
+    likelihood ratio, and by more than the peers' rate rose over the same stretch. On a long
+    history starts and ends are tried on a grid of about CHANGE_POINT_GRID points."""
+    days = cx.shape[1] - 1
     step = max(1, days // CHANGE_POINT_GRID)
-    starts = np.arange(active + MIN_HISTORY_DAYS, days, step)
+    starts = np.arange(0, days, step)
     ends = np.unique(np.concatenate([np.arange(0, days, step), [days - 1]]))
-    if not len(starts):
-        return []
     a, b = np.meshgrid(starts, ends, indexing="ij")
-    inside_x, inside_n = cx[b + 1] - cx[a], cn[b + 1] - cn[a]
-    out_x, out_n = cx[-1] - inside_x, cn[-1] - inside_n
+    a, b = a.ravel(), b.ravel()
+    shape_ok = (b - a + 1 >= MIN_SEGMENT_DAYS) & (b >= first)
+    a, b = a[shape_ok], b[shape_ok]
+    if not len(a):
+        return []
+    total_x, total_n = cx[:, -1:], cn[:, -1:]
+    inside_x, inside_n = cx[:, b + 1] - cx[:, a], cn[:, b + 1] - cn[:, a]
+    out_x, out_n = total_x - inside_x, total_n - inside_n
     rate_in = inside_x / np.maximum(inside_n, 1e-12)
     rate_out = out_x / np.maximum(out_n, 1e-12)
-    peer_in = (px[b + 1] - px[a] + 1.0) / (pn[b + 1] - pn[a] + 1.0)
-    peer_out = (px[-1] - (px[b + 1] - px[a]) + 1.0) / (pn[-1] - (pn[b + 1] - pn[a]) + 1.0)
+    peer_in_x, peer_in_n = px[:, b + 1] - px[:, a], pn[:, b + 1] - pn[:, a]
+    peer_in = (peer_in_x + 1.0) / (peer_in_n + 1.0)
+    peer_out = (px[:, -1:] - peer_in_x + 1.0) / (pn[:, -1:] - peer_in_n + 1.0)
     peer_rise = np.maximum(1.0, peer_in / peer_out)
     candidate = (
-        (b - a + 1 >= MIN_SEGMENT_DAYS)
-        & (b >= first)
+        (a[None, :] >= active[:, None] + MIN_HISTORY_DAYS)
         & (out_n >= MIN_BASELINE_N)
         & (inside_n > 0)
         & (inside_x >= MIN_COUNT["drift"])
         & (rate_in >= MIN_RATIO["drift"] * rate_out * peer_rise)
         & (rate_in >= rate_out + MIN_POINTS)
     )
-    if not candidate.any():
+    rows = np.flatnonzero(candidate.any(axis=1))
+    if not len(rows):
         return []
-    total = _loglik(np.array([cx[-1]]), np.array([cn[-1]]))[0]
-    llr = (_loglik(inside_x, inside_n) + _loglik(out_x, out_n) - total) / phi
-    scores = np.where(candidate, llr, -np.inf)
-    i, j = np.unravel_index(int(np.argmax(scores)), scores.shape)
-    if scores[i, j] < LLR_DRIFT:
-        return []
-    return [
-        Finding(
-            "drift", int(a[i, j]), int(b[i, j]), float(rate_out[i, j]), float(rate_in[i, j]),
-            float(inside_x[i, j]), float(inside_n[i, j]), float(scores[i, j]),
-        )
-    ]  # fmt: skip
+    total = _loglik(total_x[rows], total_n[rows])
+    llr = (
+        _loglik(inside_x[rows], inside_n[rows]) + _loglik(out_x[rows], out_n[rows]) - total
+    ) / phi[rows, None]
+    scores = np.where(candidate[rows], llr, -np.inf)
+    best = scores.argmax(axis=1)
+    found = []
+    for r, i in enumerate(rows):
+        j = best[r]
+        if scores[r, j] >= LLR_DRIFT:
+            found.append(
+                Finding(
+                    int(i) + offset, "drift", int(a[j]), int(b[j]), float(rate_out[i, j]),
+                    float(rate_in[i, j]), float(inside_x[i, j]), float(inside_n[i, j]),
+                    float(scores[r, j]),
+                )
+            )  # fmt: skip
+    return found
 
 
 def detect_drift(attempts: pl.DataFrame, first_day: str) -> pl.DataFrame:
@@ -396,21 +427,60 @@ def detect_drift(attempts: pl.DataFrame, first_day: str) -> pl.DataFrame:
         peer_totals[(str(dimension), str(metric))] = (tx, tn)
 
     table = metrics(attempts)
+    # Every actor's series as rows of two dense matrices, built at once rather than per group.
+    keys = counts.select("dimension", "actor", "metric").unique(maintain_order=True)
+    keys = keys.sort("dimension", "metric", "actor").with_row_index("series_row")
+    indexed = counts.join(keys, on=["dimension", "actor", "metric"])
+    rows_at = indexed["series_row"].to_numpy().astype(np.int64)
+    day_at = indexed["day"].to_numpy()
+    xs, ns = np.zeros((keys.height, days)), np.zeros((keys.height, days))
+    xs[rows_at, day_at] = indexed["x"].to_numpy()
+    ns[rows_at, day_at] = indexed["n"].to_numpy()
+    tx = np.zeros((keys.height, days))
+    tn = np.zeros((keys.height, days))
+    for (dimension, metric), rows_of in keys.group_by("dimension", "metric"):
+        totals_x, totals_n = peer_totals[(str(dimension), str(metric))]
+        at = rows_of["series_row"].to_numpy().astype(np.int64)
+        tx[at], tn[at] = totals_x, totals_n
+    with_peers = keys["dimension"].is_in(list(PEER_DIMENSIONS)).to_numpy()
+    found = series_findings(xs, ns, tx - xs, tn - ns, first, with_peers)
+    names = keys.select("dimension", "actor", "metric").rows()
     rows = []
-    for (dimension, actor, metric), part in counts.group_by("dimension", "actor", "metric"):
-        x, n = np.zeros(days), np.zeros(days)
-        x[part["day"].to_numpy()] = part["x"].to_numpy()
-        n[part["day"].to_numpy()] = part["n"].to_numpy()
-        tx, tn = peer_totals[(str(dimension), str(metric))]
-        peers = str(dimension) in PEER_DIMENSIONS
-        for finding in series_findings(x, n, tx - x, tn - n, first, peers):
-            rows.append(
-                _row(
-                    str(dimension), str(actor), str(metric), table[str(metric)], finding, x, n, day0
-                )
+    by_series: dict[int, list[Finding]] = {}
+    for finding in found:
+        by_series.setdefault(finding.series, []).append(finding)
+    for i, findings in sorted(by_series.items()):
+        dimension, actor, metric = names[i]
+        for finding in _merged(findings):
+            rows.append(_row(dimension, actor, metric, table[metric], finding, xs[i], ns[i], day0))
+    findings_frame = pl.DataFrame(
+        rows, schema={k: v for k, v in schema.items() if k != "event_ids"}
+    )
+    return _with_event_ids(attempts, findings_frame, table).select(list(schema))
+
+
+def _merged(findings: list[Finding]) -> list[Finding]:
+    """Overlapping or adjacent findings of one test on one series are one: a week that stays
+    high is found on each of its days. The strongest speaks for the run, over its whole span."""
+    out: list[Finding] = []
+    for finding in sorted(findings, key=lambda f: (f.test, f.start, f.end)):
+        last = out[-1] if out else None
+        if last is not None and last.test == finding.test and finding.start <= last.end + 1:
+            strongest = max(last, finding, key=lambda f: f.strength)
+            out[-1] = Finding(
+                strongest.series,
+                strongest.test,
+                min(last.start, finding.start),
+                max(last.end, finding.end),
+                strongest.before,
+                strongest.after,
+                strongest.x,
+                strongest.n,
+                strongest.strength,
             )
-    findings = pl.DataFrame(rows, schema={k: v for k, v in schema.items() if k != "event_ids"})
-    return _with_event_ids(attempts, findings, table).select(list(schema))
+        else:
+            out.append(finding)
+    return out
 
 
 def _row(
@@ -460,16 +530,29 @@ def _row(
 def _with_event_ids(
     attempts: pl.DataFrame, findings: pl.DataFrame, table: dict[str, Metric]
 ) -> pl.DataFrame:
-    """Each finding's attempts: those of its actor in its days that count in the numerator."""
+    """Each finding's attempts: those of its actor in its days that count in the numerator.
+    One join per dimension and rate, not a scan of the attempts per finding."""
     if findings.is_empty():
         return findings.with_columns(event_ids=pl.lit([], pl.List(pl.String)))
-    ids = []
-    for row in findings.iter_rows(named=True):
-        column = DIMENSIONS[row["entity_type"]]
-        chosen = attempts.filter(
-            pl.col(column).cast(pl.String) == row["entity_id"],
-            pl.col("event_date").is_between(pl.lit(row["start_day"]), pl.lit(row["end_day"])),
-            table[row["metric"]].numerator.fill_null(False),
+    numbered = findings.with_row_index("finding")
+    parts = []
+    for (dimension, metric), part in numbered.group_by("entity_type", "metric"):
+        column = DIMENSIONS[str(dimension)]
+        counted = attempts.filter(table[str(metric)].numerator.fill_null(False)).select(
+            "event_id", "event_date", entity_id=pl.col(column).cast(pl.String)
         )
-        ids.append(chosen["event_id"].to_list())
-    return findings.with_columns(event_ids=pl.Series(ids, dtype=pl.List(pl.String)))
+        parts.append(
+            counted.join(
+                part.select("finding", "entity_id", "start_day", "end_day"), on="entity_id"
+            )
+            .filter(pl.col("event_date").is_between(pl.col("start_day"), pl.col("end_day")))
+            .group_by("finding")
+            .agg(event_ids=pl.col("event_id").sort())
+        )
+    ids = pl.concat(parts)
+    return (
+        numbered.join(ids, on="finding", how="left")
+        .sort("finding")
+        .drop("finding")
+        .with_columns(pl.col("event_ids").fill_null(pl.lit([], pl.List(pl.String))))
+    )

@@ -107,7 +107,6 @@ def _timeline(events: pl.DataFrame) -> pl.DataFrame:
         .sort("seq")
         .with_columns(
             ts=pl.col("occurred_at").str.strptime(pl.Datetime("us"), "%Y-%m-%dT%H:%M:%S%.fZ"),
-            code=_json("$.code").str.to_uppercase(),
         )
         .with_columns(
             t=pl.col("ts").cast(pl.Int64) * 1000 + offset,
@@ -191,22 +190,61 @@ def _ratio(numerator: str, denominator: str) -> pl.Expr:
     )
 
 
+_ATTEMPT_PAYLOAD = pl.Struct(
+    {
+        "code": pl.String,
+        "valid": pl.Boolean,
+        "reasons": pl.List(pl.Struct({"code": pl.String})),
+        "discount": pl.Float64,
+        "order_amount": pl.Float64,
+        "order": pl.Struct({"amount": pl.Float64}),
+    }
+)
+
+
+def _attempt_payloads(attempts: pl.DataFrame) -> pl.DataFrame:
+    """The payload fields the features read, parsed once per attempt. A payload whose fields
+    are not of these types (the pipeline's raw checks stop those before the models) is read
+    field by field instead, what cannot be read taken as missing."""
+    try:
+        fields = attempts.select(parsed=pl.col("payload").str.json_decode(_ATTEMPT_PAYLOAD)).unnest(
+            "parsed"
+        )
+        return fields.select(
+            code=pl.col("code"),
+            valid=pl.col("valid").cast(pl.String).str.to_lowercase(),
+            reason=pl.col("reasons").list.first().struct.field("code"),
+            discount=pl.col("discount"),
+            order_amount=pl.col("order_amount"),
+            order_total=pl.col("order").struct.field("amount"),
+        )
+    except pl.exceptions.PolarsError:
+        return attempts.select(
+            code=_json("$.code"),
+            valid=_json("$.valid"),
+            reason=_json("$.reasons[0].code"),
+            discount=_json("$.discount").cast(pl.Float64, strict=False),
+            order_amount=_json("$.order_amount").cast(pl.Float64, strict=False),
+            order_total=_json("$.order.amount").cast(pl.Float64, strict=False),
+        )
+
+
 def _with_attempt_fields(attempts: pl.DataFrame, timeline: pl.DataFrame) -> pl.DataFrame:
     """The attempt's own fields: outcome, hour, channel, amounts, holder, account age."""
-    reason = _json("$.reasons[0].code")
+    attempts = pl.concat([attempts, _attempt_payloads(attempts)], how="horizontal")
     amount = (
         pl.when(pl.col("event_type") == "voucher_validated")
-        .then(_json("$.order_amount"))
-        .otherwise(_json("$.order.amount"))
-        .cast(pl.Float64, strict=False)
+        .then(pl.col("order_amount"))
+        .otherwise(pl.col("order_total"))
         .fill_null(0.0)
     )
     frame = attempts.with_columns(
         row=pl.int_range(pl.len(), dtype=pl.Int64),
+        code=pl.col("code").str.to_uppercase(),
         is_validation=(pl.col("event_type") == "voucher_validated"),
         failed=(pl.col("event_type") == "redemption_rejected")
-        | ((pl.col("event_type") == "voucher_validated") & (_json("$.valid") == "false")),
-        code_not_found=(reason == "resource_not_found").fill_null(False),
+        | ((pl.col("event_type") == "voucher_validated") & (pl.col("valid") == "false")),
+        code_not_found=(pl.col("reason") == "resource_not_found").fill_null(False),
         hour_utc=pl.col("ts").dt.hour(),
         has_customer=pl.col("customer_id").is_not_null(),
         manual_no_customer=pl.col("staff_id").is_not_null() & pl.col("customer_id").is_null(),
@@ -214,7 +252,7 @@ def _with_attempt_fields(attempts: pl.DataFrame, timeline: pl.DataFrame) -> pl.D
         channel_web=pl.col("sales_channel") == "web",
         channel_app=pl.col("sales_channel") == "app",
         order_amount=amount,
-        discount=_json("$.discount").cast(pl.Float64, strict=False).fill_null(0.0),
+        discount=pl.col("discount").fill_null(0.0),
     ).with_columns(
         off_hours=(pl.col("hour_utc") >= OFF_HOURS_FROM) | (pl.col("hour_utc") < OFF_HOURS_TO),
         discount_share=pl.when(pl.col("order_amount") > 0)
