@@ -16,9 +16,7 @@ The previous queue takes part as signals too, so a case that goes on keeps its f
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
 
-import numpy as np
 import polars as pl
 
 from models_ml.fraud_anomaly import detect_anomalies
@@ -243,7 +241,7 @@ def drift_signals(ruled: pl.DataFrame, first_day: str) -> pl.DataFrame:
 
 def model_signals(model: object, ruled: pl.DataFrame, first_day: str) -> pl.DataFrame:
     """Attempts the supervised model scores at or above its threshold, one signal each."""
-    from models_ml.fraud import _reasons, score_attempts
+    from models_ml.fraud import model_reasons, score_attempts
 
     window = ruled.filter(pl.col("event_date") >= first_day)
     if window.is_empty():
@@ -252,7 +250,7 @@ def model_signals(model: object, ruled: pl.DataFrame, first_day: str) -> pl.Data
     chosen = scored.filter(pl.col("model_prob") >= model.threshold)  # type: ignore[attr-defined]
     if chosen.is_empty():
         return pl.DataFrame(schema=SIGNAL_SCHEMA)
-    reasons = _reasons(model, chosen)  # type: ignore[arg-type]
+    reasons = model_reasons(model, chosen)  # type: ignore[arg-type]
     return (
         chosen.join(reasons, on="event_id", how="left")
         .select(
@@ -579,13 +577,3 @@ def _with_series(cases: pl.DataFrame, attempts: pl.DataFrame) -> pl.DataFrame:
         )
         .drop("case_row", "end_day", "counted", "counted_label")
     )
-
-
-def window_first_day(lake_first: date, last_scored: date | None) -> date:
-    """The first day to score: the lake's first on a first run, else the last day scored before
-    (it may have been partial when it was scored)."""
-    return lake_first if last_scored is None else max(lake_first, last_scored)
-
-
-def score_of(values: np.ndarray) -> float:
-    return float(1 - np.prod(1 - np.clip(values, 0, 0.999)))

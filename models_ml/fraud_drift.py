@@ -126,7 +126,7 @@ def daily_counts(attempts: pl.DataFrame) -> pl.DataFrame:
         watched = flagged.filter(pl.col(column).is_not_null())
         if dimension in ("campaign", "code"):
             busy = watched.group_by(column).len().filter(pl.col("len") >= MIN_ACTOR_ATTEMPTS)
-            watched = watched.filter(pl.col(column).is_in(busy[column]))
+            watched = watched.filter(pl.col(column).is_in(busy[column].implode()))
         if watched.is_empty():
             continue
         per_day = watched.group_by(column, "event_date").agg(

@@ -170,9 +170,9 @@ def _with_outcomes(features: pl.DataFrame, timeline: pl.DataFrame) -> pl.DataFra
     return (
         features.join(refunds, on="order_id", how="left", maintain_order="left")
         .with_columns(
-            rolled_back=(succeeded & pl.col("redemption_id").is_in(rolled.unique())).fill_null(
-                False
-            ),
+            rolled_back=(
+                succeeded & pl.col("redemption_id").is_in(rolled.unique().implode())
+            ).fill_null(False),
             # of any attempt on an order, redeemed or not: refund abuse refunds them all
             refunded=pl.col("refund_total").is_not_null(),
             refunded_full=(
@@ -296,7 +296,7 @@ def _with_attempt_fields(attempts: pl.DataFrame, timeline: pl.DataFrame) -> pl.D
         welcome_take=(pl.col("event_type") == "redemption_succeeded")
         & pl.col("customer_id").is_not_null()
         & (
-            pl.col("campaign_id").is_in(welcome_campaigns).fill_null(False)
+            pl.col("campaign_id").is_in(welcome_campaigns.implode()).fill_null(False)
             | ((pl.col("account_age_h") >= 0) & (pl.col("account_age_h") < WELCOME_ACCOUNT_AGE_H))
         )
     )
@@ -534,8 +534,8 @@ def load_fraud_events(
         # part of the account age: number them before leaving out the ones not needed.
         .with_columns(t_offset=pl.int_range(pl.len()).over("occurred_at"))
         .filter(
-            ((typed == "voucher_published") & pl.col("voucher_id").is_in(vouchers))
-            | ((typed == "customer_created") & pl.col("customer_id").is_in(customers))
+            ((typed == "voucher_published") & pl.col("voucher_id").is_in(vouchers.implode()))
+            | ((typed == "customer_created") & pl.col("customer_id").is_in(customers.implode()))
         )
         .collect()
     )

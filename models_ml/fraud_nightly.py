@@ -11,7 +11,7 @@ an error: a merchant that has not redeemed anything yet has nothing to review.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import polars as pl
@@ -107,15 +107,3 @@ def usable_model(model: object) -> bool:
     from models_ml.fraud import MODEL_FEATURES
 
     return tuple(getattr(model, "features", ())) == tuple(MODEL_FEATURES)
-
-
-def last_day_scored(scored_to: str | None) -> date | None:
-    return None if scored_to is None else date.fromisoformat(scored_to)
-
-
-def days_between(window: Window) -> int:
-    return (window.last - window.first).days + 1 if window else 0
-
-
-def lookback_start(window: Window) -> date:
-    return window.first - timedelta(days=LOOKBACK_DAYS)
