@@ -240,7 +240,7 @@ def drift_signals(ruled: pl.DataFrame, first_day: str) -> pl.DataFrame:
 
 
 def model_signals(model: object, ruled: pl.DataFrame, first_day: str) -> pl.DataFrame:
-    """Attempts the supervised model scores at or above its threshold, one signal each."""
+    """Attempts the supervised model scores at or above its threshold, per actor and day."""
     from models_ml.fraud import model_reasons, score_attempts
 
     window = ruled.filter(pl.col("event_date") >= first_day)
@@ -251,23 +251,96 @@ def model_signals(model: object, ruled: pl.DataFrame, first_day: str) -> pl.Data
     if chosen.is_empty():
         return pl.DataFrame(schema=SIGNAL_SCHEMA)
     reasons = model_reasons(model, chosen)  # type: ignore[arg-type]
+    grouped = _model_groups(chosen.join(reasons, on="event_id", how="left"))
     return (
-        chosen.join(reasons, on="event_id", how="left")
+        grouped.sort("model_prob", descending=True)
+        .group_by("group", maintain_order=True)
+        .agg(
+            entity_type=pl.col("entity_type").first(),
+            entity_id=pl.col("entity_id").first(),
+            first_day=pl.col("event_date").min(),
+            flagged_t=pl.col("t").min(),
+            score=pl.col("model_prob").max(),
+            evidence=pl.col("model_reasons").first().fill_null(pl.lit([], pl.List(pl.String))),
+            attempts=pl.len(),
+            event_ids=pl.col("event_id").sort(),
+        )
         .select(
             layer=pl.lit("model"),
             source=pl.lit("model"),
             priority=pl.lit(200, pl.Int64),
-            entity_type=pl.lit("attempt"),
-            entity_id="event_id",
-            flagged_t="t",
-            score="model_prob",
-            evidence=pl.col("model_reasons").fill_null(pl.lit([], pl.List(pl.String))),
+            entity_type="entity_type",
+            entity_id="entity_id",
+            flagged_t="flagged_t",
+            score="score",
+            evidence=pl.concat_list(
+                pl.format(
+                    "model: {} attempt(s) from {} scored at least {} (top {})",
+                    "attempts",
+                    "first_day",
+                    pl.lit(round(model.threshold, 3)),  # type: ignore[attr-defined]
+                    pl.col("score").round(3),
+                ),
+                "evidence",
+            ),
             series=pl.lit(None, pl.List(pl.Float64)),
             series_label=pl.lit(None, pl.String),
-            event_ids=pl.concat_list("event_id"),
+            event_ids="event_ids",
         )
         .cast(SIGNAL_SCHEMA)  # type: ignore[arg-type]
     )
+
+
+def _model_groups(chosen: pl.DataFrame) -> pl.DataFrame:
+    """The model's attempts with `group`: those sharing an actor (MODEL_ACTORS) on the same day
+    are one group, so that a burst or a staff member's run the model alone catches is one case;
+    and `entity_type`/`entity_id`: the actor most of the group's attempts share."""
+    chosen = chosen.with_row_index("i")
+    union = _Union([None] * chosen.height)
+    for _, column in MODEL_ACTORS:
+        shared = (
+            chosen.filter(pl.col(column).is_not_null())
+            .group_by(column, "event_date")
+            .agg(pl.col("i"))
+        )
+        for members in shared["i"].to_list():
+            for other in members[1:]:
+                union.join(members[0], other)
+    chosen = chosen.with_columns(group=pl.Series([union.find(i) for i in range(chosen.height)]))
+    votes = pl.concat(
+        [
+            chosen.filter(pl.col(column).is_not_null()).select(
+                "group",
+                entity_type=pl.lit(kind),
+                entity_id=pl.col(column).cast(pl.String),
+                rank=pl.lit(rank),
+            )
+            for rank, (kind, column) in enumerate(MODEL_ACTORS)
+        ]
+        + [
+            chosen.select(
+                "group", entity_type=pl.lit("attempt"), entity_id="event_id", rank=pl.lit(99)
+            )
+        ]
+    )
+    best = (
+        votes.group_by("group", "entity_type", "entity_id", "rank")
+        .len()
+        .sort(["group", "len", "rank"], descending=[False, True, False])
+        .unique("group", keep="first")
+        .select("group", "entity_type", "entity_id")
+    )
+    return chosen.join(best, on="group", how="left")
+
+
+MODEL_ACTORS = (
+    ("staff", "staff_id"),
+    ("code", "code"),
+    ("device", "device_hash"),
+    ("ip", "ip_hash"),
+    ("payment", "payment_hash"),
+    ("customer", "customer_id"),
+)
 
 
 # -- cases -------------------------------------------------------------------------------------
@@ -381,9 +454,15 @@ def build_cases(
         .group_by("node", "node_other")
         .len()
     )
+    model = set(nodes.filter(pl.col("layer") == "model")["node"].to_list())
     for a, b, count in shared.iter_rows():
-        # most of both: a customer's two attempts inside a code's busy day are not its story
-        if count >= SHARED_ATTEMPTS * max(1, sizes[a], sizes[b]):
+        # Most of both: a customer's two attempts inside a code's busy day are not its story.
+        # The model's attempts join the case that holds most of them: it confirms that case.
+        both = count >= SHARED_ATTEMPTS * max(1, sizes[a], sizes[b])
+        contained = (a in model or b in model) and count >= SHARED_ATTEMPTS * min(
+            sizes[a], sizes[b]
+        )
+        if both or contained:
             union.join(a, b)
     # A drift group joins the precise case that holds most of its attempts, if one does.
     groups = pl.DataFrame(

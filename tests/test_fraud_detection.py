@@ -23,6 +23,7 @@ from models_ml.fraud_detect import Detection, detect
 from models_ml.fraud_evaluation import evaluate_queue, judged_flags
 from models_ml.fraud_features import build_attempt_features, load_fraud_events
 from models_ml.fraud_nightly import LOOKBACK_DAYS
+from models_ml.fraud_training import train_fraud
 from pipelines.ledger_extract import Lake, sync_lake
 from redemption_core.simulate import FRAUD_PATTERNS, SimulationConfig, simulate
 
@@ -200,3 +201,26 @@ def test_promo_models_evaluate_fraud_needs_no_model_and_counts_flags_per_layer_a
     assert without["flags"] == with_truth["flags"] > 0
     assert without["layer.rules.flags"] > 0 and without["source.code_velocity.flags"] > 0
     assert "queue_precision" not in without
+
+
+def test_the_supervised_model_joins_the_label_free_layers_and_replaces_none(
+    ledger, attempts: pl.DataFrame, detection: Detection, truth
+) -> None:
+    home, _ = ledger
+    first, last = lake_days(home / "lake")
+    start = last.fromordinal(last.toordinal() - CONFIG.days + 1)
+    cases, labels = truth
+    events = load_fraud_events(home / "lake", start, last, LOOKBACK_DAYS)
+    simulator_cases = load_ground_truth(home / "simulation" / "ground_truth.jsonl")
+    model, _ = train_fraud(events, start, last, 1, simulator_cases, None)
+
+    joined = detect(attempts, first.isoformat(), model=model)
+
+    metrics = evaluate_queue(joined.queue, labels, cases)
+    assert "model" in set(joined.queue["layers"].explode().to_list())
+    # every label-free case is still there (perhaps with the model's attempts added to it)
+    still = set(joined.queue["event_ids"].explode().to_list())
+    assert set(detection.queue["event_ids"].explode().to_list()) <= still
+    assert metrics["queue_precision"] >= 0.8, metrics
+    for pattern in FRAUD_PATTERNS:
+        assert metrics[f"pattern.{pattern}.recall"] >= 0.9, (pattern, metrics)
