@@ -21,10 +21,10 @@ import polars as pl
 
 from models_ml.fraud_anomaly import detect_anomalies
 from models_ml.fraud_drift import DIMENSIONS, detect_drift
-from models_ml.fraud_rules import ENTITY_COLUMNS, RULES, Rule, apply_rules, thresholds
+from models_ml.fraud_rules import ENTITY_COLUMNS, RULES, Rule, apply_rules
 
 CASE_GAP_H = 24.0
-SHARED_ATTEMPTS = 0.5  # two signals sharing this share of the smaller one's attempts: one case
+SHARED_ATTEMPTS = 0.5  # two signals sharing this share of the attempts of each: one case
 SERIES_DAYS = 14
 MAX_REASONS = 8
 LAYER_SCORE = {"rules": 0.9, "drift": 0.75, "anomaly": 0.6}
@@ -105,7 +105,7 @@ def detect(
     if attempts.is_empty():
         carried = previous if previous is not None else empty_queue()
         return Detection(carried, pl.DataFrame(schema=SIGNAL_SCHEMA), pl.DataFrame())
-    ruled = apply_rules(attempts)
+    ruled, thresholds = apply_rules(attempts)
     signals = [
         rule_signals(ruled, first_day),
         anomaly_signals(ruled, first_day, seed),
@@ -115,7 +115,7 @@ def detect(
         signals.append(model_signals(model, ruled, first_day))
     every = pl.concat(signals)
     queue = build_cases(every, ruled, previous)
-    return Detection(queue, every, thresholds(ruled))
+    return Detection(queue, every, thresholds)
 
 
 # -- signals -----------------------------------------------------------------------------------

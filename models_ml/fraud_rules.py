@@ -264,9 +264,11 @@ def _threshold_row(
     return name, segment_value, baseline, n, max(rule.at_least, relative)
 
 
-def apply_rules(attempts: pl.DataFrame, rules: dict[str, Rule] = RULES) -> pl.DataFrame:
+def apply_rules(
+    attempts: pl.DataFrame, rules: dict[str, Rule] = RULES
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The attempts (with DERIVED_VALUES) plus, per rule, `rule__<name>` (bool: fired) and
-    `threshold__<name>` (the threshold the attempt was held to)."""
+    `threshold__<name>` (the threshold the attempt was held to); and the thresholds table."""
     frame = with_derived_values(attempts)
     table = thresholds(frame, rules)
     columns = []
@@ -285,7 +287,8 @@ def apply_rules(attempts: pl.DataFrame, rules: dict[str, Rule] = RULES) -> pl.Da
             )
         columns.append(threshold.alias(f"threshold__{name}"))
     frame = frame.with_columns(columns)
-    return frame.with_columns(
+    fired = frame.with_columns(
         (pl.col(rule.value) >= pl.col(f"threshold__{name}")).alias(f"rule__{name}")
         for name, rule in rules.items()
     )
+    return fired, table

@@ -95,7 +95,7 @@ def welcome_takes(events: Events, device: str, card: str, minutes: list[float]) 
 
 
 def fired(events: Events, rule: str) -> set[str]:
-    ruled = apply_rules(build_attempt_features(events.frame()))
+    ruled, _ = apply_rules(build_attempt_features(events.frame()))
     return set(ruled.filter(pl.col(f"rule__{rule}"))["device_hash"].drop_nulls())
 
 
