@@ -86,21 +86,24 @@ def grown_ledger(events: pl.DataFrame, attempts: int) -> pl.DataFrame:
     first_day = span.min().item()
     # the simulated history before the period stays in the first copy only
     recent = events.filter(pl.col("occurred_at").str.slice(0, 10) >= first_day.isoformat())
-    ids = ("voucher_id", "customer_id", "order_id", "redemption_id", "device_hash", "ip_hash",
-           "payment_hash", "store_id", "staff_id", "event_id")  # fmt: skip
+    # People, devices, stores and staff stay the same over a shard's year; orders, vouchers,
+    # redemptions and events are new in every period.
+    actors = ("customer_id", "device_hash", "ip_hash", "payment_hash", "store_id", "staff_id")
+    acts = ("voucher_id", "order_id", "redemption_id", "event_id")
     ts = pl.col("occurred_at").str.strptime(pl.Datetime("us"), "%Y-%m-%dT%H:%M:%S%.fZ")
     parts = []
     for shard in range(SHARDS):
         for period in range(PERIODS):
             source = events if (shard, period) == (0, 0) else recent
-            tag = f"~{shard}.{period}" if period else f"~{shard}"
+            tag = f"~{shard}.{period}"
             parts.append(
                 source.with_columns(
-                    *[pl.col(c) + tag for c in ids if c != "customer_id" or period == 0],
-                    # a customer is the same person in every period of their shard
-                    *([pl.col("customer_id") + f"~{shard}"] if period else []),
+                    *[pl.col(c) + f"~{shard}" for c in actors],
+                    *[pl.col(c) + tag for c in acts],
+                    # a code is the shard's own; a unique code comes back a month later, far
+                    # beyond every window, on another voucher
                     payload=pl.col("payload").str.replace_all(
-                        r'"code": ?"([^"]+)"', f'"code": "$1{tag}"'
+                        r'"code": ?"([^"]+)"', f'"code": "$1~{shard}"'
                     ),
                     occurred_at=(ts + pl.duration(days=days * period)).dt.strftime(
                         "%Y-%m-%dT%H:%M:%S%.6fZ"

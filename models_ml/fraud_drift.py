@@ -42,7 +42,7 @@ MIN_POINTS = 0.05  # the rate must also rise by at least this (5 percentage poin
 MIN_ACTOR_ATTEMPTS = 50  # campaigns and codes with fewer attempts are not watched
 SERIES_DAYS = 28  # the evidence's daily series
 SMALL_BASKET_QUANTILE = 0.1
-CHANGE_POINT_GRID = 120
+CHANGE_POINT_GRID = 60
 CHANGE_POINT_CHUNK = 64  # series whose change points are searched at once (memory)
 
 DIMENSIONS = {
@@ -227,10 +227,12 @@ def series_findings(
     with np.errstate(divide="ignore", invalid="ignore"):  # empty stretches are masked out
         for kind, width in (("spike", 1), ("week", 7)):
             found += _rises(kind, width, cx, cn, px, pn, active, first, phi, peer_rate)
-        for lo in range(0, len(x), CHANGE_POINT_CHUNK):
-            part = slice(lo, lo + CHANGE_POINT_CHUNK)
+        # only series with enough events for a drift are searched (most are quiet)
+        searched = np.flatnonzero(cx[:, -1] >= MIN_COUNT["drift"])
+        for lo in range(0, len(searched), CHANGE_POINT_CHUNK):
+            part = searched[lo : lo + CHANGE_POINT_CHUNK]
             found += _change_point(
-                cx[part], cn[part], px[part], pn[part], active[part], first, phi[part], lo
+                cx[part], cn[part], px[part], pn[part], active[part], first, phi[part], part
             )
     return found + _against_peers(cx, cn, px, pn, first, with_peers)
 
@@ -333,7 +335,7 @@ def _change_point(
     active: np.ndarray,
     first: int,
     phi: np.ndarray,
-    offset: int,
+    series: np.ndarray,  # the rows' indices among all series
 ) -> list[Finding]:
     """Per series, the stretch [a, b] (at least MIN_SEGMENT_DAYS long, after MIN_HISTORY_DAYS of
     the actor's history, ending on or after `first`) whose rate rises most above the rest, by
@@ -381,7 +383,7 @@ def _change_point(
         if scores[r, j] >= LLR_DRIFT:
             found.append(
                 Finding(
-                    int(i) + offset, "drift", int(a[j]), int(b[j]), float(rate_out[i, j]),
+                    int(series[i]), "drift", int(a[j]), int(b[j]), float(rate_out[i, j]),
                     float(rate_in[i, j]), float(inside_x[i, j]), float(inside_n[i, j]),
                     float(scores[r, j]),
                 )
