@@ -149,6 +149,7 @@ def build_attempt_features(
         _with_outcomes(features, timeline)
         .select(
             *ID_COLUMNS,
+            "t",  # the windows' time key (ns, ties broken by seq), for the layers after them
             *[pl.col(name).cast(pl.Float64).fill_null(0.0).fill_nan(0.0) for name in FEATURES],
             *OUTCOME_COLUMNS,
         )

@@ -45,6 +45,7 @@ def scoring_window(home: Path, last_scored: date | None) -> Window | None:
 def empty_attempts() -> pl.DataFrame:
     schema: dict[str, pl.DataType] = {name: pl.String() for name in ID_COLUMNS}
     schema["seq"] = pl.Int64()
+    schema["t"] = pl.Int64()
     schema |= {name: pl.Float64() for name in FEATURES}
     schema |= {name: pl.Boolean() for name in OUTCOME_COLUMNS}
     return pl.DataFrame(schema=schema)

@@ -221,23 +221,31 @@ def thresholds(attempts: pl.DataFrame, rules: dict[str, Rule] = RULES) -> pl.Dat
     """One row per rule and segment value: the rule's threshold there (`segment_value` null: the
     merchant-wide threshold), its baseline and how many actor-days it rests on."""
     rows = []
+    # Rules about the same actor with the same segment share one pass over the attempts.
+    groups: dict[tuple[str, str], list[str]] = {}
     for name, rule in rules.items():
-        entity = ENTITY_COLUMNS[rule.entity_type]
-        actor_days = attempts.filter(pl.col(entity).is_not_null())
         if rule.segment is None:
             rows.append(_threshold_row(name, rule, None, None, 0))
-            continue
-        daily = actor_days.group_by(
-            pl.col(rule.segment).cast(pl.String).alias("segment_value"), entity, "event_date"
-        ).agg(value=pl.col(rule.value).max())
-        overall = daily.group_by(entity, "event_date").agg(value=pl.col("value").max())
-        rows.append(_threshold_row(name, rule, None, *_baseline(overall["value"])))
-        per_segment = daily.group_by("segment_value").agg(
-            baseline=pl.col("value").quantile(BASELINE_QUANTILE, "higher"), n=pl.len()
+        else:
+            groups.setdefault((ENTITY_COLUMNS[rule.entity_type], rule.segment), []).append(name)
+    for (entity, segment), names in groups.items():
+        daily = (
+            attempts.filter(pl.col(entity).is_not_null())
+            .group_by(pl.col(segment).cast(pl.String).alias("segment_value"), entity, "event_date")
+            .agg(*[pl.col(rules[name].value).max().alias(name) for name in names])
         )
-        for segment_value, baseline, n in per_segment.iter_rows():
-            if segment_value is not None and n >= MIN_BASELINE_ACTOR_DAYS:
-                rows.append(_threshold_row(name, rule, segment_value, baseline, n))
+        overall = daily.group_by(entity, "event_date").agg(*[pl.col(name).max() for name in names])
+        per_segment = daily.group_by("segment_value").agg(
+            *[pl.col(name).quantile(BASELINE_QUANTILE, "higher") for name in names], n=pl.len()
+        )
+        for name in names:
+            rule = rules[name]
+            rows.append(_threshold_row(name, rule, None, *_baseline(overall[name])))
+            for segment_value, baseline, n in per_segment.select(
+                "segment_value", name, "n"
+            ).iter_rows():
+                if segment_value is not None and n >= MIN_BASELINE_ACTOR_DAYS:
+                    rows.append(_threshold_row(name, rule, segment_value, baseline, n))
     return pl.DataFrame(
         rows,
         schema={
