@@ -32,7 +32,7 @@ MIN_ACTOR_DAYS = 100
 REFERENCE_SAMPLE = 20_000  # actor-days the forest is fitted on and ranks candidates against  # a kind with fewer actor-days has too little history to learn "usual"
 MIN_ATTEMPTS = 2  # an actor-day of one attempt is too little to call anything about the actor
 FOREST = {"n_estimators": 100, "max_samples": 256}
-KINDS = ("device", "ip", "payment", "customer", "code", "staff")
+KINDS = ("device", "ip", "payment", "customer", "code", "voucher", "staff")
 
 # What an actor-day is described by: (name, aggregation over its attempts, words for evidence).
 # What an actor-day is described by: (name, the attempts it counts (a 0/1 column; None: all),

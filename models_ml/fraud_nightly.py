@@ -32,14 +32,17 @@ class Window:
     last: date
 
 
-def scoring_window(home: Path, last_scored: date | None) -> Window | None:
-    """The days to score; None when the lake has no events at all."""
+def scoring_window(
+    home: Path, last_scored: date | None, asked: date | None = None
+) -> Window | None:
+    """The days to score (`asked`: from that day on, whatever was scored before); None when the
+    lake has no events at all."""
     try:
         lake_first, lake_last = lake_days(home / "lake")
     except DataError:
         return None
-    first = lake_first if last_scored is None else min(max(lake_first, last_scored), lake_last)
-    return Window(first, lake_last)
+    first = asked or (lake_first if last_scored is None else last_scored)
+    return Window(min(max(lake_first, first), lake_last), lake_last)
 
 
 def empty_attempts() -> pl.DataFrame:

@@ -94,6 +94,13 @@ def _last_scored(warehouse: Path) -> date | None:
     return date.fromisoformat(runs["scored_to"].max())
 
 
+class FraudWindowConfig(dg.Config):
+    """Which days the fraud step scores. Empty (the default): the whole lake on a first run,
+    then the days since the last run; a date: from that day to the lake's last (a re-score)."""
+
+    score_from: str = ""
+
+
 @dg.asset(
     key=FRAUD_FEATURES,
     deps=[RAW_EVENTS, *warehouse_models.keys],
@@ -104,9 +111,17 @@ def _last_scored(warehouse: Path) -> date | None:
         "the last run) and of the look-back before them: its features (features.fraud_attempts)."
     ),
 )
-def fraud_attempt_features_asset(promo: PromoHomeResource) -> dg.MaterializeResult:
+def fraud_attempt_features_asset(
+    config: FraudWindowConfig, promo: PromoHomeResource
+) -> dg.MaterializeResult:
     started = time.perf_counter()
-    window = fraud_nightly.scoring_window(promo.paths.home, _last_scored(promo.build_warehouse))
+    try:
+        asked = date.fromisoformat(config.score_from) if config.score_from else None
+    except ValueError:
+        raise dg.Failure(f"score_from: not a date (YYYY-MM-DD): {config.score_from!r}") from None
+    window = fraud_nightly.scoring_window(
+        promo.paths.home, _last_scored(promo.build_warehouse), asked
+    )
     features = fraud_nightly.attempt_frame(promo.paths.home, window)
     with duckdb.connect(str(promo.build_warehouse)) as db:
         db.execute("CREATE SCHEMA IF NOT EXISTS features")
