@@ -60,8 +60,20 @@ def test_a_busy_channel_raises_its_threshold_and_a_quiet_one_keeps_the_floor() -
     table = thresholds(frame).filter(pl.col("rule") == "device_failed_attempts")
     by_segment = dict(table.select("segment_value", "threshold").iter_rows())
 
-    assert by_segment["kiosk"] == 18.0  # 3 x its 99% quantile of 6
+    assert by_segment["kiosk"] == 18.0  # 3 x its baseline of 6
     assert by_segment["app"] == RULES["device_failed_attempts"].at_least
+
+
+def test_dozens_of_bots_in_one_channel_do_not_raise_its_threshold() -> None:
+    # 5% of the web's device-days are guessing bots failing 150 times an hour
+    bots = MIN_BASELINE_ACTOR_DAYS // 20
+    frame = pl.concat(
+        [actor_days("web", MIN_BASELINE_ACTOR_DAYS - bots, 0.0), actor_days("web", bots, 150.0)]
+    ).with_columns(device_hash=pl.format("d{}", pl.int_range(pl.len())))
+
+    table = thresholds(frame).filter(pl.col("rule") == "device_failed_attempts")
+
+    assert set(table["threshold"]) == {RULES["device_failed_attempts"].at_least}
 
 
 def test_a_merchant_with_few_actor_days_has_only_the_floors() -> None:
