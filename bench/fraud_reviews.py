@@ -29,7 +29,7 @@ from models_ml.fraud_nightly import LOOKBACK_DAYS
 from pipelines.ledger_extract import Lake, sync_lake
 from redemption_core import RedemptionEngine, SimulationConfig, simulate
 
-SIMULATION = SimulationConfig(customers=3000, days=60, seed=9, fraud_scale=25)
+SIMULATION = SimulationConfig(customers=3000, days=60, seed=9, fraud_scale=35)
 REVIEWS = 200
 
 
