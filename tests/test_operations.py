@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -32,11 +33,28 @@ from pipelines.defs.alerts import (
 )
 from pipelines.resources import PromoHomeResource
 from pipelines.run import prepare_environment, run_pipeline
-from redemption_core import InvalidInput, Notice, NotificationError, load_notifier
+from redemption_core import (
+    InvalidInput,
+    Notice,
+    NotificationError,
+    RedemptionEngine,
+    SettableClock,
+    load_notifier,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 AUTOMATIONS = {"nightly_schedule", "weekly_retrain", "ledger_growth_sensor"}
 NOTICE_SENSORS = {"run_failure_notice", "published_warehouse_lateness"}
+
+# A campaign is all the ledger needs for a day to extract.
+CAMPAIGN = {
+    "id": "spring",
+    "name": "Spring",
+    "currency": "EUR",
+    "status": "active",
+    "voucher": {"kind": "standalone", "code": "SPRING10"},
+    "discount": {"type": "amount", "amount_off": 500},
+}
 
 
 # ---- what `make dagster` starts --------------------------------------------------------------
@@ -211,7 +229,12 @@ def test_a_failed_nightly_run_sends_an_email_saying_what_stopped_it(
     tmp_path: Path, smtp: tuple[int, Inbox]
 ) -> None:
     port, inbox = smtp
-    home = tmp_path / "home"  # no ledger: the extract step fails
+    home = tmp_path / "home"
+    with RedemptionEngine.open(
+        home, clock=SettableClock(datetime(2026, 1, 5, 9, tzinfo=UTC))
+    ) as engine:
+        engine.create_from_definition(CAMPAIGN)
+    (home / "lake").write_text("not a folder")  # the extract step cannot write the lake
     write_notifications(home, email_config(port))
     prepare_environment(home)
     with dg.instance_for_test() as instance:
@@ -238,8 +261,7 @@ def test_a_failed_nightly_run_sends_an_email_saying_what_stopped_it(
     assert email["Subject"] == "promoledger: nightly_pipeline failed"
     body = email.get_content()
     assert f"run {result.run_id} failed (days 2026-01-05 to 2026-01-05)" in body
-    assert "- step raw__ledger_events failed: " in body
-    assert "no ledger at" in body
+    assert re.search(r"- step raw__ledger_events failed: \S", body), body
 
 
 def test_without_notifications_yaml_the_failure_sensor_says_nobody_was_told(

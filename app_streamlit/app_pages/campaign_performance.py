@@ -59,7 +59,9 @@ def verdict(row: pd.Series) -> str:
 def effects(performance: pd.DataFrame) -> list[Effect]:
     """The campaigns whose incremental profit was measured with a standard error (one customer
     in an arm gives an estimate without one), as estimates with their error."""
-    measured = performance[performance["incremental_profit_se"].notna()]
+    measured = performance[
+        performance["incremental_profit_se"].notna() & performance["incremental_profit"].notna()
+    ]
     return [
         Effect(
             name=row.campaign,
