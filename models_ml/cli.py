@@ -2,7 +2,7 @@
 
     promo models train fraud|personalisation [--from DATE] [--to DATE] [--seed N]
                        [--tolerance X] [--min-cases N]
-    promo models evaluate VERSION|KIND [--from DATE] [--to DATE]
+    promo models evaluate VERSION|KIND [--from DATE] [--to DATE]   (KIND fraud: the whole queue)
     promo models list [--kind KIND]
     promo models promote VERSION [--force] [--tolerance X] [--min-cases N]
     promo models rollback KIND
@@ -10,9 +10,12 @@
 Training reads the lake under $PROMO_HOME/lake (default window: its last DEFAULT_DAYS days),
 holds out the later part of the window for the metrics on the card (which states that window),
 decides the promotion gate against the promoted version (promotion_gate.py) and saves a new
-version (not promoted). `evaluate` measures on the card's window unless told otherwise, and
-says when the window, its rows or its labels differ from the card's. Plain text by default,
-JSON with --json. Errors: one line on stderr, exit 2.
+version (not promoted). `evaluate VERSION` measures on the card's window unless told otherwise,
+and says when the window, its rows or its labels differ from the card's. `evaluate fraud` needs
+no model: it runs every fraud layer over the lake (default: all of it) and reports flags per
+layer and source, and where labels exist (ground truth, reviews) precision, recall and time to
+first flag per pattern. Plain text by default, JSON with --json. Errors: one line on stderr,
+exit 2.
 """
 
 from __future__ import annotations
@@ -133,6 +136,8 @@ def _personalisation() -> Any:
 def _evaluate(args: argparse.Namespace, home: Path) -> tuple[Any, str]:
     from models_ml.data import lake_days, load_events
 
+    if args.target == "fraud":
+        return _evaluate_fraud_queue(args, home)
     registry = Registry(home)
     if args.target in KINDS:
         model, card = registry.load(args.target)
@@ -201,6 +206,25 @@ def _window_notes(card: ModelCard, window: dict[str, Any], labels: str | None) -
             "overlaps: on those days the figures are in-sample and flatter it"
         )
     return notes
+
+
+def _evaluate_fraud_queue(args: argparse.Namespace, home: Path) -> tuple[Any, str]:
+    """`promo models evaluate fraud`: the queue every layer makes on the ledger, no model
+    needed (the promoted one joins when it fits)."""
+    from models_ml.fraud_evaluation import evaluate_ledger
+
+    metrics, first, last = evaluate_ledger(home, args.first, args.last)
+    document = {
+        "version": "label-free" + ("+promoted" if metrics["supervised_model"] else ""),
+        "window": {"from": first.isoformat(), "to": last.isoformat()},
+        "metrics": metrics,
+    }
+    lines = [f"fraud review queue on {first} .. {last} ({document['version']})"] + [
+        f"  {name:<60} {value:.4f}" for name, value in metrics.items()
+    ]
+    if "queue_precision" not in metrics:
+        lines.append("  (no labels: no ground truth and no reviews, so flag counts only)")
+    return document, "\n".join(lines)
 
 
 def _evaluation_window(

@@ -1,11 +1,13 @@
-"""How well a fraud model does on labelled attempts: precision, recall and PR-AUC overall and per
-fraud pattern, the precision of the review queue it produces, and how long after a case starts
-its first flag appears (`case_first_flags`, the one definition training and `promo models
-evaluate` share). Measured on days the model was not trained on (a time split).
+"""How well a fraud model version does on labelled attempts: precision, recall and PR-AUC overall
+and per fraud pattern, and how long after a case starts its first flagged attempt appears
+(`case_first_flags`, the one definition training, `promo models evaluate VERSION` and the queue's
+evaluation share). Measured on days the model was not trained on (a time split). The review
+queue as a whole (every layer, cases rather than attempts) is measured by fraud_evaluation.py
+(`promo models evaluate fraud`).
 
-Metric names: `precision`, `recall`, `pr_auc`, `queue_precision`, `queue_flags`, `cases`,
-`cases_flagged`, `time_to_first_flag_median_s`, and per pattern `<pattern>.<metric>`. A metric
-that is undefined on the data (no case of a pattern in the window) is left out, never NaN.
+Metric names: `precision`, `recall`, `pr_auc`, `cases`, `cases_flagged`,
+`time_to_first_flag_median_s`, and per pattern `<pattern>.<metric>`. A metric that is undefined
+on the data (no case of a pattern in the window) is left out, never NaN.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import polars as pl
 from sklearn.metrics import average_precision_score
 
 from models_ml.data import DataError, check_columns, load_ground_truth, load_review_labels
-from models_ml.fraud import FraudModel, labelled_frame, review_queue, score_attempts
+from models_ml.fraud import FraudModel, labelled_frame, score_attempts
 
 
 def _instant(text: str) -> datetime:
@@ -36,31 +38,32 @@ def _pr(y: np.ndarray, score: np.ndarray, flagged: np.ndarray) -> dict[str, floa
     return out
 
 
-def case_first_flags(scored: pl.DataFrame, cases: list[dict], window_start: date) -> pl.DataFrame:
-    """Per ground-truth case with attempts in `scored` (scored attempts of one window): its
-    pattern, when it started, its first flagged attempt and the seconds between (null when none
-    of its attempts was flagged). The one definition of time to first flag, at training and at
-    evaluation alike.
+def time_to_first_flag(
+    per_case: pl.DataFrame, cases: list[dict], window_start: date | None
+) -> pl.DataFrame:
+    """The one definition of time to first flag, for a model version's flagged attempts
+    (`case_first_flags`: training and `promo models evaluate VERSION`) and for the review
+    queue's flags (fraud_evaluation.py: `promo models evaluate fraud`) alike.
+
+    `per_case`: case_id, pattern, first_attempt (its first attempt in the window) and
+    first_flag (ISO instants; first_flag null when nothing flagged it). Returns case_id, pattern,
+    started, first_flag and the seconds between (null when never flagged), sorted by case_id.
 
     A case starts at its recorded start (the ground truth's `started_at`: its first event, which
     may be an account opened before any attempt), or at its first attempt in the window when no
-    start is recorded; a case that started before the window starts, for this window, at the
-    window's first instant, since the model could not flag what it was not shown."""
-    check_columns(scored, ["case_id", "pattern", "occurred_at", "flagged"], "the scored frame")
+    start is recorded; a case that started before `window_start` starts, for this window, at the
+    window's first instant, since nothing flagged in it could have flagged it earlier."""
+    check_columns(per_case, ["case_id", "pattern", "first_attempt", "first_flag"], "per_case")
     recorded = {c["case_id"]: _instant(c["started_at"]) for c in cases}
-    opened = datetime.combine(window_start, time(), tzinfo=UTC)
+    opened = None if window_start is None else datetime.combine(window_start, time(), tzinfo=UTC)
     rows = []
     for case_id, pattern, first_attempt, first_flag in (
-        scored.filter(pl.col("case_id").is_not_null())
-        .group_by("case_id", "pattern")
-        .agg(
-            first_attempt=pl.col("occurred_at").min(),
-            first_flag=pl.col("occurred_at").filter(pl.col("flagged")).min(),
-        )
+        per_case.select("case_id", "pattern", "first_attempt", "first_flag")
         .sort("case_id")
         .iter_rows()
     ):
-        started = max(recorded.get(case_id) or _instant(first_attempt), opened)
+        started = recorded.get(case_id) or _instant(first_attempt)
+        started = started if opened is None else max(started, opened)
         flagged_at = _instant(first_flag) if first_flag is not None else None
         seconds = None if flagged_at is None else max(0.0, (flagged_at - started).total_seconds())
         rows.append((case_id, pattern, started, flagged_at, seconds))
@@ -75,6 +78,22 @@ def case_first_flags(scored: pl.DataFrame, cases: list[dict], window_start: date
         },
         orient="row",
     )
+
+
+def case_first_flags(scored: pl.DataFrame, cases: list[dict], window_start: date) -> pl.DataFrame:
+    """`time_to_first_flag` of each ground-truth case with attempts in `scored` (a model's scored
+    attempts of the window that starts on `window_start`), its first flag being its first
+    flagged attempt."""
+    check_columns(scored, ["case_id", "pattern", "occurred_at", "flagged"], "the scored frame")
+    per_case = (
+        scored.filter(pl.col("case_id").is_not_null())
+        .group_by("case_id", "pattern")
+        .agg(
+            first_attempt=pl.col("occurred_at").min(),
+            first_flag=pl.col("occurred_at").filter(pl.col("flagged")).min(),
+        )
+    )
+    return time_to_first_flag(per_case, cases, window_start)
 
 
 def evaluate_fraud_frame(
@@ -106,16 +125,6 @@ def evaluate_fraud_frame(
         mask = (scored["pattern"] == pattern).fill_null(False).to_numpy() & (y == 1) | (y == 0)
         for name, value in _pr(y[mask], score[mask], flagged[mask]).items():
             metrics[f"{pattern}.{name}"] = value
-
-    queue = review_queue(model, scored)
-    metrics["queue_flags"] = float(queue.height)
-    if queue.height:
-        fraud_ids = set(scored.filter(pl.col("label") == 1)["event_id"].to_list())
-        hits = queue.select(
-            hit=pl.col("event_ids").list.eval(pl.element().is_in(list(fraud_ids))).list.mean()
-            >= 0.5
-        )["hit"]
-        metrics["queue_precision"] = float(hits.mean())
 
     per_case = case_first_flags(scored, cases, window_start)
     metrics["cases"] = float(per_case.height)
