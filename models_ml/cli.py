@@ -161,6 +161,12 @@ def _evaluate(args: argparse.Namespace, home: Path) -> tuple[Any, str]:
         rows = int(metrics.get("test_offers", 0))
     window = {"from": first.isoformat(), "to": last.isoformat(), "rows": rows}
     notes = _window_notes(card, window, labels)
+    if card.params.get("refit") and getattr(model, "holdout_model", None) is None:
+        notes.append(
+            "the model was refitted on every offer of its window, the held-out ones included, "
+            "and the card's figures come from its fit without them: these are in-sample and "
+            "flatter it"
+        )
     document = {
         "version": card.version,
         "window": window,
