@@ -31,10 +31,10 @@ from redemption_core.domain.errors import (
 )
 from redemption_core.domain.events import Event, EventType, new_id
 from redemption_core.domain.hashing import ContextHasher
+from redemption_core.domain.invariants import rollback_reason, session_reasons
 from redemption_core.domain.orders import Order, RequestContext
 from redemption_core.domain.reasons import Code, Reason
 from redemption_core.domain.rules import evaluate
-from redemption_core.domain.state import VoucherState
 from redemption_core.engine.customers import CustomerOperations, rollback_event
 from redemption_core.engine.results import (
     HashedContext,
@@ -390,7 +390,10 @@ class RedemptionEngine(VoucherOperations, CustomerOperations, ReviewOperations):
                 session_id=request.session_id,
                 gift_amount=request.gift_amount,
             )
-            reasons = evaluation.reasons + _session_reasons(tx, request.session_id, voucher, now)
+            reasons = evaluation.reasons
+            if request.session_id is not None:
+                hold = tx.hold(request.session_id)
+                reasons += session_reasons(hold, voucher.voucher_id, now)
             discount, gift = evaluation.discount, evaluation.gift_amount
         ok = not reasons
         payload: dict[str, Any] = {
@@ -469,14 +472,7 @@ class RedemptionEngine(VoucherOperations, CustomerOperations, ReviewOperations):
             if request_hash is not None:
                 payload["request_hash"] = request_hash
             ids: dict[str, Any] = {}
-            if redemption is None:
-                rejection = Reason(Code.RESOURCE_NOT_FOUND, "no redemption has this id")
-            elif redemption.rolled_back:
-                rejection = Reason(
-                    Code.ALREADY_ROLLED_BACK, "this redemption was rolled back before"
-                )
-            else:
-                rejection = None
+            rejection = rollback_reason(redemption)
             if redemption is not None:
                 ids = {
                     "campaign_id": redemption.campaign_id,
@@ -500,18 +496,3 @@ class RedemptionEngine(VoucherOperations, CustomerOperations, ReviewOperations):
                 )
             tx.append(event)
         return rollback_result(event, replayed=False)
-
-
-def _session_reasons(
-    tx: LedgerTransaction, session_id: str | None, voucher: VoucherState, now: datetime
-) -> tuple[Reason, ...]:
-    if session_id is None:
-        return ()
-    hold = tx.hold(session_id)
-    if hold is None or hold.voucher_id != voucher.voucher_id:
-        return (Reason(Code.SESSION_NOT_FOUND, "no hold with this session id for this voucher"),)
-    if hold.consumed:
-        return (Reason(Code.SESSION_EXPIRED, "the hold was already used"),)
-    if hold.expires_at <= now:
-        return (Reason(Code.SESSION_EXPIRED, f"the hold expired at {p.iso(hold.expires_at)}"),)
-    return ()

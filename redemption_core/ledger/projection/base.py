@@ -27,7 +27,7 @@ OFFER_SOURCES = ("promotion", "autopilot")  # publications that count as offers
 VOUCHER_KINDS = {kind.value: kind for kind in VoucherKind}
 SELECT_VOUCHER = (
     "SELECT voucher_id, code, campaign_id, kind, holder_id, disabled, published_at,"
-    " accepted_at, redemptions, gift_balance, held_until FROM vouchers"
+    " accepted_at, redemptions, gift_balance, held_until, created_at FROM vouchers"
 )
 
 
@@ -56,7 +56,9 @@ class ProjectionBase(LedgerTransaction):
         self._customer_uses: dict[tuple[str, str], int] = {}
         self._pending_customers: set[str] = set()
         self._redemption_rows: list[tuple[Any, ...]] = []
+        self._pending_redemption_ids: set[str] = set()
         self._order_rows: list[tuple[Any, ...]] = []
+        self._pending_order_ids: set[str] = set()
         self._order_line_rows: list[tuple[Any, ...]] = []
         self._customer_orders: dict[str, list[Any]] = {}  # orders, spend, first, last
         self._campaigns = campaigns  # definitions are immutable: parse each once per process
@@ -105,6 +107,7 @@ class ProjectionBase(LedgerTransaction):
                 ],
             )
             self._order_rows, self._order_line_rows, self._customer_orders = [], [], {}
+            self._pending_order_ids = set()
         if self._voucher_uses:
             db.executemany(
                 "UPDATE vouchers SET redemptions = redemptions + ?,"
@@ -128,10 +131,11 @@ class ProjectionBase(LedgerTransaction):
             self._pending_customers = set()
         if self._redemption_rows:
             db.executemany(
-                "INSERT INTO redemptions VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+                "INSERT INTO redemptions VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)",
                 self._redemption_rows,
             )
             self._redemption_rows = []
+            self._pending_redemption_ids = set()
         dirty = [row for row in self._campaign_rows.values() if row.dirty]
         if dirty:
             self._db.executemany(

@@ -92,6 +92,7 @@ class CustomerProjection(ProjectionBase):
         # Written behind, like redemptions: orders come in large batches (see _flush_projection).
         payload = event.payload
         at = iso(event.occurred_at)
+        self._pending_order_ids.add(event.order_id or "")
         self._order_rows.append(
             (
                 event.order_id,
