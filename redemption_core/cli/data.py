@@ -16,8 +16,9 @@ from redemption_core.imports.ledger_schema import (
     ImportRefused,
     events_to_rows,
     import_events,
-    read_rows,
+    open_rows,
 )
+from redemption_core.imports.reading import RowSource, in_chunks
 from redemption_core.ledger.home import promo_home
 from redemption_core.simulate.simulation import SimulationConfig, simulate
 
@@ -44,11 +45,13 @@ def register(commands: Any) -> None:
 @engine_command
 def _import(engine: RedemptionEngine, args: argparse.Namespace, out: Output) -> int:
     if args.mapping == "dunnhumby":
-        rows = events_to_rows(dunnhumby_events(args.path))
+        # A mapping builds its events table by table; they happened in time order.
+        events = sorted(dunnhumby_events(args.path), key=lambda event: event.occurred_at)
+        rows: RowSource = in_chunks(events_to_rows(events))
     else:
-        rows = read_rows(args.path)
+        rows = open_rows(args.path)
     try:
-        report = import_events(engine, rows)
+        report = import_events(engine, rows, progress=None if out.as_json else sys.stderr)
     except ImportRefused as refused:
         if out.as_json:
             print(

@@ -81,6 +81,32 @@ class Order:
         }
 
 
+ITEM_FIELDS = frozenset(("product_id", "category", "quantity", "unit_price"))
+
+
+def items_total(raw_items: object, field: str) -> int:
+    """Order lines as the ledger stores them (dicts), checked like OrderItem; their total.
+
+    For the import of recorded orders, which needs the lines as they are, not as objects.
+    """
+    if not isinstance(raw_items, list):
+        raise InvalidInput(field, "must be a list")
+    if len(raw_items) > MAX_ITEMS:
+        raise InvalidInput(field, f"more than {MAX_ITEMS} lines")
+    total = 0
+    for i, item in enumerate(raw_items):
+        where = f"{field}[{i}]"
+        if not isinstance(item, dict) or not item.keys() <= ITEM_FIELDS:
+            p.reject_unknown(p.mapping(item, where), set(ITEM_FIELDS), where)
+        p.identifier(item.get("product_id"), f"{where}.product_id")
+        p.optional_identifier(item.get("category"), f"{where}.category")
+        quantity = p.integer(
+            item.get("quantity"), f"{where}.quantity", minimum=1, maximum=MAX_QUANTITY
+        )
+        total += quantity * check_amount(item.get("unit_price"), f"{where}.unit_price")
+    return total
+
+
 def order_from_dict(data: object, field: str = "order") -> Order:
     d = p.mapping(data, field)
     p.reject_unknown(d, {"id", "amount", "currency", "items"}, field)

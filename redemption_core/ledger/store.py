@@ -38,6 +38,15 @@ class LedgerTransaction(ABC):
         for event in events:
             self.append(event)
 
+    def append_row(self, event: Event, row: Sequence[Any]) -> None:
+        """Append an event whose events-table row (ledger/rows.event_row) is already made, as
+        an import has it from the file's text; an adapter may ignore the row."""
+        self.append(event)
+
+    @abstractmethod
+    def flush(self) -> None:
+        """Write what this transaction buffers (it stays uncommitted); reads see it anyway."""
+
     @abstractmethod
     def main_campaign_exists(self, main_campaign_id: str) -> bool: ...
 

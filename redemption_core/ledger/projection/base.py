@@ -15,6 +15,7 @@ from typing import Any
 
 from redemption_core.domain.campaigns import Campaign, VoucherKind
 from redemption_core.domain.events import Event
+from redemption_core.domain.parsing import remember_iso
 from redemption_core.ledger.rows import INSERT_EVENT, event_row
 from redemption_core.ledger.store import LedgerTransaction
 
@@ -78,6 +79,11 @@ class ProjectionBase(LedgerTransaction):
         self._rows.extend(event_row(event) for event in events)
         for event in events:
             self.apply(event)
+
+    def append_row(self, event: Event, row: Sequence[Any]) -> None:
+        self._rows.append(row)
+        remember_iso(event.occurred_at, row[2])  # the row holds occurred_at as ledger text
+        self.apply(event)
 
     def flush(self) -> None:
         """Write buffered event rows and projection changes; called before COMMIT."""
