@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 # rows -> (customers, days) of a simulation with at least that many events (default habits).
-SIZES = {"1m": (1_000_000, 12_500, 120), "5m": (5_000_000, 62_000, 120)}
+SIZES = {"1m": (1_000_000, 13_500, 120), "5m": (5_000_000, 67_000, 120)}
 SEED = 7
 
 IMPORT_CHILD = """

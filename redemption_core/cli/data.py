@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from redemption_core.cli.common import Output, engine_command
+from redemption_core.cli.common import Output, engine_command, whole_number
 from redemption_core.domain.parsing import timestamp
 from redemption_core.engine.redemption import RedemptionEngine
 from redemption_core.imports.dunnhumby import dunnhumby_events
@@ -34,10 +34,14 @@ def register(commands: Any) -> None:
     simulated = commands.add_parser(
         "simulate", help="run a simulated restaurant through the core into an empty PROMO_HOME"
     )
-    simulated.add_argument("--customers", type=int, default=2000, help="how many customers")
-    simulated.add_argument("--days", type=int, default=90, help="how many days to simulate")
+    simulated.add_argument(
+        "--customers", type=whole_number, default=2000, help="how many customers"
+    )
+    simulated.add_argument(
+        "--days", type=whole_number, default=90, help="how many days to simulate"
+    )
     simulated.add_argument("--start", default="2026-01-05T00:00:00Z", help="first day (ISO 8601)")
-    simulated.add_argument("--seed", type=int, default=1, help="same seed, same ledger")
+    simulated.add_argument("--seed", type=whole_number, default=1, help="same seed, same ledger")
     simulated.add_argument("--fraud-scale", type=float, default=1.0, help="0 for no fraud")
     simulated.set_defaults(handler=_simulate)
 

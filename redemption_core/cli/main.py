@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from importlib.metadata import entry_points
 
 from redemption_core.cli import campaigns, customers, data, distribution, ledger, redemption
-from redemption_core.cli.common import OneLineParser, Output, clock_for
+from redemption_core.cli.common import OneLineParser, Output, clock_for, prepare_inputs
 from redemption_core.domain.errors import PromoError
 from redemption_core.engine.redemption import RedemptionEngine
 
@@ -53,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     handler = args.handler
     if not getattr(handler, "needs_engine", False):
         return handler(args, out)
+    prepare_inputs(args)  # bad input is refused before the ledger is opened
     clock = clock_for(args)
     with RedemptionEngine.open(**({"clock": clock} if clock else {})) as engine:
         return handler(engine, args, out)

@@ -94,10 +94,13 @@ def json_number(value: float | int, field: str) -> float | int:
     return value
 
 
-def bounded_document(value: object, field: str, *, max_depth: int, max_nodes: int) -> None:
+def bounded_document(
+    value: object, field: str, *, max_depth: int, max_nodes: int, numbers: bool = True
+) -> None:
     """A parsed JSON or YAML document no deeper than `max_depth` and with at most `max_nodes`
     values, counting a YAML alias as often as it is used (so an alias bomb is refused, not
-    expanded by whoever walks it next); numbers as json_number allows."""
+    expanded by whoever walks it next); with `numbers`, numbers as json_number allows (the
+    checks of a definition's own fields name a bad number more precisely)."""
     stack: list[tuple[object, int]] = [(value, 0)]
     nodes = 0
     while stack:
@@ -112,7 +115,7 @@ def bounded_document(value: object, field: str, *, max_depth: int, max_nodes: in
             stack.extend((key, depth + 1) for key in item)
         elif isinstance(item, list | tuple):
             stack.extend((child, depth + 1) for child in item)
-        elif isinstance(item, float | int) and not isinstance(item, bool):
+        elif numbers and isinstance(item, float | int) and not isinstance(item, bool):
             json_number(item, field)
 
 
