@@ -55,6 +55,7 @@ from redemption_core.imports.ledger_schema import (
     import_events,
     read_rows,
 )
+from redemption_core.imports.reading import in_chunks
 from redemption_core.ledger.reports import stats
 from redemption_core.ledger.verify import verify_ledger
 
@@ -752,7 +753,9 @@ def test_promo_import_of_the_dunnhumby_folder_imports_every_row_into_a_clean_led
 
     report = verify_ledger(dunnhumby["home"] / "ledger.sqlite")
 
-    assert (dunnhumby["code"], dunnhumby["err"]) == (0, "")
+    assert (dunnhumby["code"], dunnhumby["err"].startswith("import: ")) == (0, True), dunnhumby[
+        "err"
+    ]
     assert dunnhumby["out"].strip() == f"imported {total} of {total} rows (0 already in the ledger)"
     assert report.clean, [str(d) for d in report.differences]
     assert report.events == total
@@ -859,3 +862,43 @@ def test_promo_import_of_the_dunnhumby_folder_again_adds_nothing(
     )
     assert sum(by_type(dunnhumby["db"]).values()) == total
     assert promo.ok("ledger", "verify").out.startswith("clean")
+
+
+# -- streaming ---------------------------------------------------------------------------------
+
+
+def test_an_event_id_repeated_in_a_later_chunk_names_the_row_it_repeats(
+    ledger: RedemptionEngine,
+) -> None:
+    rows = good_rows(10)
+    rows[9] = {**order_recorded("o-dup", "imp-0"), "event_id": rows[1]["event_id"]}  # row 10
+    before = event_count(ledger)
+
+    refusal = refused_in_chunks(ledger, rows, size=3)
+
+    assert [(e.row, e.field, e.code) for e in refusal.errors] == [
+        (10, "event_id", "event_id_reused")
+    ]
+    assert refusal.errors[0].problem == "repeats row 2"
+    assert event_count(ledger) == before
+
+
+def refused_in_chunks(engine: RedemptionEngine, rows: list[dict], size: int) -> ImportRefused:
+    with pytest.raises(ImportRefused) as caught:
+        import_events(engine, in_chunks(rows, size=size))
+    return caught.value
+
+
+def test_an_import_shows_its_progress_on_stderr_and_nothing_with_json(
+    source: RedemptionEngine, promo: Promo, tmp_path: Path
+) -> None:
+    path = write_parquet(tmp_path / "events.parquet", events_to_rows(source.store.events()))
+    shown = io.StringIO()
+    import_events(engine_at(tmp_path / "direct"), read_rows(path), progress=shown)
+
+    quiet = promo("--json", "import", path)
+
+    assert shown.getvalue().startswith("import: ")
+    assert shown.getvalue().endswith("rows/s\n")
+    assert f"{len(read_rows(path))} of {len(read_rows(path))} rows (100%)" in shown.getvalue()
+    assert (quiet.code, quiet.err) == (0, "")

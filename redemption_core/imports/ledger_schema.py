@@ -116,18 +116,21 @@ class _Errors:
 
 
 class _Progress:
-    """`import: 1,200,000 of 5,000,000 rows (24%), 61,000 rows/s` on one line of stderr."""
+    """`import: 1,200,000 of 5,000,000 rows (24%), 61,000 rows/s`: on a terminal one line
+    rewritten twice a second, elsewhere (a log) a line every ten seconds, and the last."""
 
     def __init__(self, stream: TextIO | None, source: RowSource) -> None:
         self._stream = stream
         self._source = source
+        self._tty = stream is not None and stream.isatty()
+        self._every = 0.5 if self._tty else 10.0
         self._started = self._shown = time.monotonic()
 
     def update(self, rows: int, *, final: bool = False) -> None:
         if self._stream is None:
             return
         now = time.monotonic()
-        if not final and now - self._shown < 0.5:
+        if not final and now - self._shown < self._every:
             return
         self._shown = now
         rate = rows / max(now - self._started, 1e-9)
@@ -137,7 +140,11 @@ class _Progress:
         else:
             fraction = self._source.done_fraction()
             done = f"{rows:,} rows" + ("" if fraction is None else f" ({fraction:.0%})")
-        self._stream.write(f"\rimport: {done}, {rate:,.0f} rows/s" + ("\n" if final else ""))
+        line = f"import: {done}, {rate:,.0f} rows/s"
+        if self._tty:
+            self._stream.write(f"\r{line}" + ("\n" if final else ""))
+        else:
+            self._stream.write(f"{line}\n")
         self._stream.flush()
 
 
