@@ -65,6 +65,10 @@ class ProjectionBase(LedgerTransaction):
         self._campaigns = campaigns  # definitions are immutable: parse each once per process
 
     @abstractmethod
+    def _flush_for_order(self, order_id: str) -> None:
+        """Write what is pending if it concerns this order (ProjectionReads)."""
+
+    @abstractmethod
     def apply(self, event: Event) -> None:
         """Update the projection for one event (ProjectionTransaction dispatches by type)."""
 

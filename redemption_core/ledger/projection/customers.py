@@ -128,7 +128,7 @@ class CustomerProjection(ProjectionBase):
                 stats[3] = max(stats[3], at)
 
     def _order_refunded(self, event: Event) -> None:
-        self._flush_projection()  # rare: write the pending orders first
+        self._flush_for_order(event.order_id or "")  # the order's row must be written
         amount = event.payload["amount"]
         self._db.execute(
             "UPDATE orders SET refunded = refunded + ? WHERE order_id = ?", (amount, event.order_id)

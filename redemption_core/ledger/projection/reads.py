@@ -112,8 +112,17 @@ class ProjectionReads(ProjectionBase):
             (campaign_id,),
         ).fetchall()
 
+    def _flush_for_order(self, order_id: str) -> None:
+        """Write what is pending only if it concerns this order (refunds and cancellations
+        in an import come between thousands of orders still waiting in the buffers)."""
+        if order_id in self._pending_order_ids or any(
+            row[4] == order_id for row in self._redemption_rows
+        ):
+            self._flush_projection()
+
     def redemption(self, redemption_id: str) -> RedemptionState | None:
-        self._flush_projection()
+        if redemption_id in self._pending_redemption_ids:
+            self._flush_projection()
         row = self._db.execute(
             "SELECT redemption_id, voucher_id, campaign_id, customer_id, order_id, discount,"
             " gift_amount, rolled_back_at, redeemed_at FROM redemptions WHERE redemption_id = ?",
@@ -172,7 +181,7 @@ class ProjectionReads(ProjectionBase):
         )
 
     def order(self, order_id: str) -> OrderState | None:
-        self._flush_projection()
+        self._flush_for_order(order_id)
         row = self._db.execute(
             "SELECT order_id, customer_id, amount, currency, refunded, cancelled_at, ordered_at,"
             " (SELECT coalesce(sum(discount), 0) FROM redemptions r WHERE r.order_id = ?1"
@@ -203,7 +212,7 @@ class ProjectionReads(ProjectionBase):
         return row.fetchone() is not None
 
     def open_redemptions_of_order(self, order_id: str) -> list[RedemptionState]:
-        self._flush_projection()
+        self._flush_for_order(order_id)
         rows = self._db.execute(
             "SELECT redemption_id, voucher_id, campaign_id, customer_id, order_id, discount,"
             " gift_amount FROM redemptions WHERE order_id = ? AND rolled_back_at IS NULL"
