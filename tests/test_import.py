@@ -902,3 +902,16 @@ def test_an_import_shows_its_progress_on_stderr_and_nothing_with_json(
     assert shown.getvalue().endswith("rows/s\n")
     assert f"{len(read_rows(path))} of {len(read_rows(path))} rows (100%)" in shown.getvalue()
     assert (quiet.code, quiet.err) == (0, "")
+
+
+def test_every_event_type_has_its_payload_and_its_state_checked_on_import() -> None:
+    from redemption_core.domain.events import EventType
+    from redemption_core.imports import payloads, replay
+
+    without_state = {  # nothing in the ledger's state decides whether these may be recorded
+        EventType.SEGMENT_MEMBER_ADDED, EventType.SEGMENT_MEMBER_REMOVED,
+        EventType.SEGMENT_DEFINED, EventType.FREQUENCY_CAP_SET, EventType.FRAUD_REVIEW_RECORDED,
+    }  # fmt: skip
+
+    assert set(payloads.CHECKS) == set(EventType)
+    assert set(replay.CHECKS) | without_state == set(EventType)

@@ -338,7 +338,8 @@ def _segment_defined(payload: Mapping[str, Any]) -> None:
     segment_from_dict(payload.get("definition"), "payload.definition")
 
 
-def _nothing(payload: Mapping[str, Any]) -> None:
+def no_fields_read(payload: Mapping[str, Any]) -> None:
+    """The payload of an event type whose fields the core does not read."""
     return None
 
 
@@ -368,8 +369,8 @@ CHECKS: dict[EventType, Callable[[Mapping[str, Any]], Order | None]] = {
     EventType.ORDER_CANCELLED: _reason_only,
     EventType.SEGMENT_DEFINED: _segment_defined,
     EventType.FREQUENCY_CAP_SET: _frequency_cap_set,
-    EventType.PROMOTION_STARTED: _nothing,
-    EventType.PROMOTION_FINISHED: _nothing,
+    EventType.PROMOTION_STARTED: no_fields_read,
+    EventType.PROMOTION_FINISHED: no_fields_read,
     EventType.TRIGGER_MATCHED: _trigger_matched,
     EventType.TRIGGER_COMPLETED: _trigger_completed,
     EventType.TRIGGER_FAILED: _trigger_failed,

@@ -20,11 +20,12 @@ from typing import Any
 import orjson
 
 from redemption_core.domain import parsing as p
+from redemption_core.domain.customers import CHANNELS as CUSTOMER_CHANNELS
 from redemption_core.domain.errors import InvalidInput
 from redemption_core.domain.events import Event, EventType
 from redemption_core.domain.orders import Order
 from redemption_core.domain.reasons import LedgerCode
-from redemption_core.imports.payloads import CHECKS, RowInvalid
+from redemption_core.imports.payloads import CHECKS, RowInvalid, no_fields_read
 from redemption_core.imports.reading import Chunk
 
 MAX_PAYLOAD_BYTES = 64 * 1024
@@ -33,7 +34,7 @@ FUTURE_SLACK = timedelta(days=1)
 ID_COLUMNS = ("campaign_id", "voucher_id", "customer_id", "order_id", "redemption_id", "idempotency_key",
               "device_hash", "ip_hash", "payment_hash", "store_id", "staff_id", "sales_channel")  # fmt: skip
 EVENT_TYPES = {kind.value: kind for kind in EventType}
-CHANNELS = frozenset(("email", "sms", "push"))
+CHANNELS = frozenset(CUSTOMER_CHANNELS)
 LEDGER_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
 # p.identifier's rule in one match (length included); anything else goes through p.identifier
 # for its precise message.
@@ -182,7 +183,7 @@ class RowParser:
                 name = "channel" if at < 0 else ID_COLUMNS[at]
                 raise RowInvalid(name, LedgerCode.MALFORMED, f"required for {kind}")
         payload, payload_text = _payload(payload_value)
-        order = CHECKS[kind](payload)
+        order = CHECKS.get(kind, no_fields_read)(payload)
         if ids[5] is not None and not isinstance(payload.get("request_hash"), str):
             raise RowInvalid(
                 "payload.request_hash", LedgerCode.MALFORMED, "required with an idempotency_key"
