@@ -126,10 +126,13 @@ def _parquet(path: Path, chunk_rows: int) -> RowSource:
 
     def chunks() -> Iterator[Chunk]:
         try:
-            for batch in file.iter_batches(batch_size=chunk_rows):
-                columns = batch.to_pydict()
-                columns.pop("seq", None)
-                yield Chunk(columns, batch.num_rows)
+            # One reader per row group: a single reader over the whole file holds on to what
+            # it decoded (its memory grew by ~60 MB per million rows).
+            for group in range(file.num_row_groups):
+                for batch in file.iter_batches(batch_size=chunk_rows, row_groups=[group]):
+                    columns = batch.to_pydict()
+                    columns.pop("seq", None)
+                    yield Chunk(columns, batch.num_rows)
         except Exception as error:
             raise InvalidInput("file", f"{path} is not a readable Parquet file: {error}") from None
 
