@@ -23,13 +23,51 @@ from pathlib import Path
 from typing import Any
 
 from redemption_core.domain.events import Event, EventType
-from redemption_core.domain.orders import Order, RequestContext
+from redemption_core.domain.orders import Order, OrderItem, RequestContext
 from redemption_core.engine.redemption import RedeemRequest, RedemptionEngine, RedemptionResult
 from redemption_core.ledger.home import ledger_path
 from redemption_core.ledger.sqlite import SqliteLedgerStore
 
 HELPERS = Path(__file__).resolve()
 CHILD_TIMEOUT_S = 60.0
+
+
+# -- older ledgers -----------------------------------------------------------------------------
+# What each schema version added, undone: a new ledger made older, to test its migration.
+DOWNGRADES: dict[int, str] = {
+    # 3 -> 2: audience one row per customer and promotion, redemptions without rollback_cause
+    3: """
+ALTER TABLE audience RENAME TO audience_v3;
+CREATE TABLE audience (campaign_id TEXT NOT NULL, customer_id TEXT NOT NULL,
+    outcome TEXT NOT NULL, reason TEXT, decided_at TEXT NOT NULL,
+    PRIMARY KEY (campaign_id, customer_id)) WITHOUT ROWID;
+INSERT INTO audience SELECT campaign_id, customer_id, outcome, reason, decided_at FROM audience_v3;
+DROP TABLE audience_v3;
+ALTER TABLE redemptions DROP COLUMN rollback_cause;
+""",
+    # 2 -> 1: holds without device and IP, redemptions without store_id, no api_keys
+    2: """
+DROP INDEX holds_by_device;
+DROP INDEX holds_by_ip;
+DROP INDEX holds_by_customer;
+ALTER TABLE holds DROP COLUMN device_hash;
+ALTER TABLE holds DROP COLUMN ip_hash;
+ALTER TABLE redemptions DROP COLUMN store_id;
+DROP TABLE api_keys;
+""",
+}
+
+
+def downgrade_ledger(path: Path, version: int) -> None:
+    """Reshape a closed ledger of the current schema into the tables of `version`."""
+    db = sqlite3.connect(path, isolation_level=None)
+    try:
+        current = db.execute("PRAGMA user_version").fetchone()[0]
+        for step in range(current, version, -1):
+            db.executescript(DOWNGRADES[step])
+        db.execute(f"PRAGMA user_version = {version}")
+    finally:
+        db.close()
 
 
 # -- definitions and ledgers -------------------------------------------------------------------
@@ -94,6 +132,11 @@ def create_ledger(home: Path, definitions: Iterable[Mapping[str, Any]]) -> Path:
 
 def order(amount: int = 5000, *, currency: str = "EUR", order_id: str | None = None) -> Order:
     return Order(amount=amount, currency=currency, id=order_id)
+
+
+def cart(amount: int = 5000) -> Order:
+    """An order with one line: what a hold needs."""
+    return Order(amount=amount, currency="EUR", items=(OrderItem("sku-cart", 1, amount),))
 
 
 # -- reading the ledger from outside the engine -----------------------------------------------
@@ -290,7 +333,7 @@ def _call(engine: RedemptionEngine, request: Mapping[str, Any]) -> dict[str, Any
     if op == "validate":
         validation = engine.validate(
             request["code"],
-            order(request.get("amount", 5000)),
+            cart(request.get("amount", 5000)),
             customer_id=request.get("customer_id"),
             hold_seconds=request.get("hold_seconds"),
         )
@@ -422,7 +465,7 @@ def _child_mixed(spec: Mapping[str, Any]) -> None:
                 engine.rollback(rng.choice(redeemed))
             else:
                 hold = engine.validate(
-                    code, order(3000), customer_id=customer, hold_seconds=rng.choice([None, 600])
+                    code, cart(3000), customer_id=customer, hold_seconds=rng.choice([None, 600])
                 )
                 if hold.session_id and rng.random() < 0.5:
                     engine.redeem(

@@ -65,6 +65,10 @@ SPRING_JSON = """\
 }
 """
 
+# A cart of 30.00: what a hold needs.
+CART_3000 = json.dumps(
+    {"amount": 3000, "currency": "EUR", "items": [{"product_id": "burger", "unit_price": 3000}]}
+)
 ORDER = {
     "id": "o-1",
     "amount": 4000,
@@ -556,7 +560,7 @@ def test_validate_of_an_unknown_code_exits_1_with_resource_not_found(
 def test_validate_hold_returns_a_session_that_redeem_session_consumes_once(
     promo: Promo, winback_code: str
 ) -> None:
-    order = ("--customer", "c-1", "--amount", 3000, "--currency", "EUR")
+    order = ("--customer", "c-1", "--order", CART_3000)
     held = promo("--json", "validate", winback_code, *order, "--hold", 30)
     session = held.json["session_id"]
 
@@ -577,7 +581,7 @@ def test_validate_hold_returns_a_session_that_redeem_session_consumes_once(
 def test_a_hold_keeps_other_sessions_from_using_a_single_use_code(
     promo: Promo, winback_code: str
 ) -> None:
-    order = ("--customer", "c-1", "--amount", 3000, "--currency", "EUR")
+    order = ("--customer", "c-1", "--order", CART_3000)
     promo.ok("validate", winback_code, *order, "--hold", 30)
 
     result = redeem_json(promo, winback_code, *order)
@@ -931,7 +935,7 @@ def test_a_hold_taken_by_validate_in_one_process_is_consumed_by_redeem_in_anothe
     code = promo_process(home, "codes", "generate", "--campaign", "winback", "--count", 1).out
     code = code.strip()
     promo_process(home, "voucher", "publish", code, "--customer", "c-1")
-    order = ("--customer", "c-1", "--amount", 3000, "--currency", "EUR")
+    order = ("--customer", "c-1", "--order", CART_3000)
 
     held = promo_process(home, "--json", "validate", code, *order, "--hold", 30)
     redeemed = promo_process(
@@ -1183,6 +1187,23 @@ def test_an_unbounded_or_rewritten_number_is_refused_with_exit_2_before_the_ledg
     home: Path, argv: list[str], field: str
 ) -> None:
     result = promo_process(home, "redeem", "SPRING10", *argv, hmac_key=None)
+
+    assert_refused(result, field)
+    assert ledger_files(home) == []
+
+
+@pytest.mark.parametrize(
+    "argv, field",
+    [
+        pytest.param(["--port", "9" * 5000], "--port", id="5,000 digits in --port"),
+        pytest.param(["--port", "70000"], "--port", id="--port beyond 65535"),
+        pytest.param(["--workers", "1000000"], "--workers", id="a million workers"),
+    ],
+)
+def test_serve_refuses_a_port_or_worker_count_out_of_bounds_before_anything_starts(
+    home: Path, argv: list[str], field: str
+) -> None:
+    result = promo_process(home, "serve", *argv, hmac_key=None)
 
     assert_refused(result, field)
     assert ledger_files(home) == []

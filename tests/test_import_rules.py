@@ -125,6 +125,12 @@ def order_event(kind: str, payload: dict) -> dict:
     return row(kind, payload, order_id="o-1", customer_id="cust-1", **at(2))
 
 
+def engagement(
+    kind: str, customer: str = "cust-1", *, payload: dict | None = None, **columns: str
+) -> dict:
+    return row(kind, payload or {}, customer_id=customer, **columns, **at(1))
+
+
 def spring_voucher_sent() -> list[dict]:
     created = {"code": "SPRING-1", "kind": "unique", "source": "promotion"}
     return [
@@ -206,6 +212,26 @@ CORRUPTIONS: dict[str, tuple[list[dict], int, str, str]] = {
         1, "payload", "malformed"),
     "an attribute that is not a finite number": (
         [row("customer_created", '{"attributes": {"n": NaN}}', customer_id="new-1", **at(0))], 1, "payload", "malformed"),
+    "an engagement naming a voucher another customer holds": (
+        [customer_created("new-1", at=LATER), engagement("message_opened", "new-1", campaign_id="welcome", voucher_id="v-w", channel="email")],
+        2, "customer_id", "not_the_holder"),
+    "an engagement naming a voucher of another campaign": (
+        [campaign("other"), engagement("message_clicked", campaign_id="other", voucher_id="v-w", channel="email")],
+        2, "campaign_id", "voucher_not_in_campaign"),
+    "an engagement of a customer without a profile": (
+        [engagement("site_visited", "nobody", payload={"surface": "web"})], 1, "customer_id", "reference_not_found"),
+    "a message opened on no channel": (
+        [engagement("message_opened")], 1, "channel", "malformed"),
+    "a visit on a surface that does not exist": (
+        [engagement("site_visited", payload={"surface": "fax"})], 1, "payload.surface", "unknown_value"),
+    "a visit with a channel": (
+        [engagement("site_visited", payload={"surface": "web"}, channel="email")], 1, "channel", "malformed"),
+    "an API key issued by another system": (
+        [row("api_key_issued", {"key_id": "key_x", "key_hash": "h", "kind": "server", "role": "ADMIN", "stores": [], "name": ""}, **at(0))],
+        1, "event_type", "not_imported"),
+    "a guessing back-off of a device the row does not name": (
+        [row("guessing_backoff_started", {"subject": "device", "level": 1, "misses": 5, "backoff_s": 60, "until": iso(LATER)}, **at(0))],
+        1, "device_hash", "malformed"),
 }  # fmt: skip
 
 

@@ -17,7 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from reliability_helpers import event_rows, open_engine, order, standalone_def, unique_def
+from reliability_helpers import (
+    cart,
+    downgrade_ledger,
+    event_rows,
+    open_engine,
+    order,
+    standalone_def,
+    unique_def,
+)
 
 from redemption_core.domain.errors import PromoError
 from redemption_core.domain.events import Event, EventType
@@ -65,7 +73,7 @@ def run_mixed_workload(engine: RedemptionEngine) -> dict[str, Any]:
     engine.set_segment_membership("vip", "dave", True)
     engine.set_segment_membership("vip", "dave", False)
 
-    hold = engine.validate("SHARED10", order(4000), customer_id="erin", hold_seconds=600)
+    hold = engine.validate("SHARED10", cart(4000), customer_id="erin", hold_seconds=600)
     engine.validate("MEMBERS5", order(4000), customer_id="dave")  # buffered, not a member
     held = engine.redeem(
         RedeemRequest("SHARED10", order(4000), customer_id="erin", session_id=hold.session_id)
@@ -199,7 +207,7 @@ def test_verify_reports_a_tampered_projection_with_its_table_key_and_field(
 ) -> None:
     with open_engine(tmp_path) as engine:
         engine.create_from_definition(standalone_def("shared", "SHARED10"))
-        hold = engine.validate("SHARED10", order(), customer_id="alice", hold_seconds=600)
+        hold = engine.validate("SHARED10", cart(), customer_id="alice", hold_seconds=600)
         redeemed = engine.redeem(
             RedeemRequest("SHARED10", order(), customer_id="alice", session_id=hold.session_id)
         )
@@ -400,22 +408,9 @@ def test_sixteen_processes_opening_one_empty_home_at_once_all_succeed(tmp_path: 
     assert verify_ledger(tmp_path / "home-0" / "ledger.sqlite").clean
 
 
-# The version-1 shape of the tables schema 2 changed (audience one row per customer and
-# promotion, redemptions without rollback_cause), to make an older ledger from a new one.
-TO_VERSION_1 = """
-ALTER TABLE audience RENAME TO audience_v2;
-CREATE TABLE audience (campaign_id TEXT NOT NULL, customer_id TEXT NOT NULL,
-    outcome TEXT NOT NULL, reason TEXT, decided_at TEXT NOT NULL,
-    PRIMARY KEY (campaign_id, customer_id)) WITHOUT ROWID;
-INSERT INTO audience SELECT campaign_id, customer_id, outcome, reason, decided_at FROM audience_v2;
-DROP TABLE audience_v2;
-ALTER TABLE redemptions DROP COLUMN rollback_cause;
-PRAGMA user_version = 1;
-"""
-
-
-def test_a_version_1_ledger_is_migrated_on_open_and_its_promotion_still_resumes_without_duplicates(
-    tmp_path: Path,
+@pytest.mark.parametrize("version", [1, 2])
+def test_an_older_ledger_is_migrated_on_open_and_its_promotion_still_resumes_without_duplicates(
+    tmp_path: Path, version: int
 ) -> None:
     from builders import add_customers, distributor, everyone, promotion_def, recording_channels
 
@@ -429,14 +424,12 @@ def test_a_version_1_ledger_is_migrated_on_open_and_its_promotion_still_resumes_
         engine.redeem(RedeemRequest("SHARED10", order(order_id="o-1"), customer_id="ann"))
         engine.cancel_order("o-1")
     path = ledger_path(tmp_path)
-    db = writable(path)
-    db.executescript(TO_VERSION_1)
-    db.close()
+    downgrade_ledger(path, version)
 
     with open_engine(tmp_path) as engine:
         channels = recording_channels("email")
         again = distributor(engine, channels).send_promotion("promo")
-        version = engine.store.connection.execute("PRAGMA user_version").fetchone()[0]  # type: ignore[attr-defined]
+        migrated = engine.store.connection.execute("PRAGMA user_version").fetchone()[0]  # type: ignore[attr-defined]
         audience = engine.store.connection.execute(  # type: ignore[attr-defined]
             "SELECT a.customer_id, a.outcome, a.voucher_id = coalesce(o.voucher_id, '')"
             " FROM audience a LEFT JOIN offers o USING (voucher_id) ORDER BY 1"
@@ -445,7 +438,7 @@ def test_a_version_1_ledger_is_migrated_on_open_and_its_promotion_still_resumes_
             "SELECT rollback_cause FROM redemptions"
         ).fetchall()
 
-    assert version == 2
+    assert migrated == 3
     assert audience == [("ann", "published", 1), ("bob", "published", 1), ("cat", "published", 1), ("dan", "skipped", 1)]  # fmt: skip
     assert causes == [("order_cancelled",)]
     assert (again.published, channels["email"].sent) == (0, [])

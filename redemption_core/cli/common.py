@@ -85,6 +85,18 @@ def positive(value: str) -> int:
     return number
 
 
+def bounded(low: int, high: int) -> Callable[[str], int]:
+    """A whole number from low to high (a port, a number of processes)."""
+
+    def parse(value: str) -> int:
+        number = whole_number(value)
+        if not low <= number <= high:
+            raise argparse.ArgumentTypeError(f"must be from {low} to {high}, got {number}")
+        return number
+
+    return parse
+
+
 def minor_units(value: str) -> int:
     """An amount on the command line: a whole number of minor units (cents), never 32.00."""
     text = value.strip()

@@ -45,6 +45,7 @@ class Code(StrEnum):
     SESSION_NOT_FOUND = "session_not_found"
     SESSION_EXPIRED = "session_expired"
     ALREADY_ROLLED_BACK = "already_rolled_back"
+    HOLD_LIMIT_EXCEEDED = "hold_limit_exceeded"
 
 
 CUSTOMER_RULES = "customer_rules_violated"
@@ -168,6 +169,11 @@ CATALOG: dict[Code, tuple[str, str]] = {
         "already_rolled_back",
         "rollback of a redemption that was already rolled back.",
     ),
+    Code.HOLD_LIMIT_EXCEEDED: (
+        "quantity_exceeded",
+        "validate with a hold, when the customer, the device or the IP already has as many "
+        "open holds as the limits allow (holds_per_customer, holds_per_device, holds_per_ip).",
+    ),
 }
 
 
@@ -190,6 +196,7 @@ class LedgerCode(StrEnum):
 
     MALFORMED = "malformed"
     UNKNOWN_VALUE = "unknown_value"
+    NOT_IMPORTED = "not_imported"
     TIME_OUT_OF_RANGE = "time_out_of_range"
     RECORDED_BEFORE_OCCURRED = "recorded_before_occurred"
     HOLD_TOO_LONG = "hold_too_long"
@@ -217,7 +224,8 @@ class LedgerCode(StrEnum):
 
 LEDGER_CATALOG: dict[LedgerCode, str] = {
     LedgerCode.MALFORMED: "A column or payload field is missing, of the wrong type, too large or nested too deeply, or not a known column or field.",
-    LedgerCode.UNKNOWN_VALUE: "A value the core parses is not one of its known values: event type, campaign status, voucher kind, channel, source, outcome, skip reason, review decision, reason code.",
+    LedgerCode.UNKNOWN_VALUE: "A value the core parses is not one of its known values: event type, campaign status, voucher kind, channel, source, outcome, skip reason, review decision, reason code, visit surface, back-off subject.",
+    LedgerCode.NOT_IMPORTED: "An event this ledger writes itself and never takes from a file: an API key issued or revoked, the answer kept for an Idempotency-Key.",
     LedgerCode.TIME_OUT_OF_RANGE: "A timestamp has no UTC offset, is before 1990 or more than a day ahead of the import.",
     LedgerCode.RECORDED_BEFORE_OCCURRED: "recorded_at is earlier than occurred_at.",
     LedgerCode.HOLD_TOO_LONG: "A validation hold does not expire after it was made, or lasts longer than the engine's MAX_HOLD_SECONDS (one hour).",

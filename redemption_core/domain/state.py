@@ -48,6 +48,7 @@ class RedemptionState:
     gift_amount: int
     rolled_back: bool
     redeemed_at: datetime | None = None
+    store_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +58,26 @@ class HoldState:
     customer_id: str | None
     expires_at: datetime
     consumed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class OpenHolds:
+    """Open (unexpired, unconsumed) holds of one customer, device and IP."""
+
+    by_customer: int
+    by_device: int
+    by_ip: int
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyState:
+    key_id: str
+    kind: str
+    role: str | None
+    stores: tuple[str, ...]
+    name: str
+    issued_at: datetime
+    revoked_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,3 +108,4 @@ class OrderState:
     # those a refund in full rolled back (see invariants.refundable).
     discounts: int = 0
     ordered_at: datetime | None = None
+    store_id: str | None = None

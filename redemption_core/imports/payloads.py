@@ -36,8 +36,10 @@ from redemption_core.domain.offers import (
 from redemption_core.domain.orders import Order, items_total, order_from_dict
 from redemption_core.domain.reasons import Code, LedgerCode
 from redemption_core.domain.segments import segment_from_dict
+from redemption_core.engine.engagement import MAX_URL_LENGTH, SURFACES
 from redemption_core.engine.reviews import DECISIONS, ENTITY_TYPES
 
+BACKOFF_SUBJECTS = ("device", "ip", "customer")
 VOUCHER_SOURCES = ("generated", "import", "definition", *OFFER_SOURCES)
 PUBLICATION_SOURCES = ("import", *OFFER_SOURCES)
 ROLLBACK_CAUSES = ("order_cancelled", REFUND_CAUSE)
@@ -244,7 +246,7 @@ def _rollback_rejected(payload: Mapping[str, Any]) -> None:
 
 def _customer(payload: Mapping[str, Any], *, update: bool) -> None:
     if update:
-        unknown = sorted(set(payload) - CUSTOMER_UPDATABLE)
+        unknown = sorted(set(payload) - CUSTOMER_UPDATABLE - {"actor"})
         if unknown:
             raise InvalidInput(f"payload.{unknown[0]}", "not a field a customer update changes")
     elif payload.get("signup_at") is not None:
@@ -334,6 +336,33 @@ def _fraud_review_recorded(payload: Mapping[str, Any]) -> None:
     _text(payload, "note", required=False)
 
 
+def _message_engagement(payload: Mapping[str, Any]) -> None:
+    """message_opened, message_clicked: the channel is the row's (rows.py requires it)."""
+    if payload.get("surface") is not None:
+        raise InvalidInput("payload.surface", "only a visit has a surface")
+    _url(payload)
+
+
+def _site_visited(payload: Mapping[str, Any]) -> None:
+    one_of(payload.get("surface"), SURFACES, "payload.surface")
+    _url(payload)
+
+
+def _url(payload: Mapping[str, Any]) -> None:
+    if payload.get("url") is not None:
+        p.text(payload["url"], "payload.url", max_length=MAX_URL_LENGTH)
+
+
+def _guessing_backoff_started(payload: Mapping[str, Any]) -> None:
+    one_of(payload.get("subject"), BACKOFF_SUBJECTS, "payload.subject")
+    _int(payload, "level", minimum=1)
+    _int(payload, "misses")
+    seconds = payload.get("backoff_s")
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 <= seconds < 1e9:
+        raise InvalidInput("payload.backoff_s", "must be a number of seconds from 0")
+    p.timestamp(payload.get("until"), "payload.until")
+
+
 def _segment_defined(payload: Mapping[str, Any]) -> None:
     segment_from_dict(payload.get("definition"), "payload.definition")
 
@@ -380,4 +409,8 @@ CHECKS: dict[EventType, Callable[[Mapping[str, Any]], Order | None]] = {
     EventType.VOUCHER_DELIVERED: _delivery_outcome,
     EventType.DELIVERY_FAILED: _delivery_outcome,
     EventType.FRAUD_REVIEW_RECORDED: _fraud_review_recorded,
+    EventType.GUESSING_BACKOFF_STARTED: _guessing_backoff_started,
+    EventType.MESSAGE_OPENED: _message_engagement,
+    EventType.MESSAGE_CLICKED: _message_engagement,
+    EventType.SITE_VISITED: _site_visited,
 }

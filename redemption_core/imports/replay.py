@@ -618,6 +618,51 @@ class Replay:
             return breaches
         return self._holder(voucher, event)
 
+    # -- engagement and the guard --------------------------------------------------------------
+    def _engagement(self, parsed: ParsedRow) -> list[Breach]:
+        """As record_engagement: the customer has a profile; a named voucher is of the named
+        campaign and published to the customer; a named campaign exists."""
+        event = parsed.event
+        breaches = self._customer(event)
+        if breaches:
+            return breaches
+        if event.voucher_id is not None:
+            if event.campaign_id is None:
+                return [
+                    Breach(
+                        "campaign_id",
+                        LedgerCode.MALFORMED,
+                        "required with a voucher_id (the campaign of the voucher)",
+                    )
+                ]
+            voucher, breaches = self._voucher(event)
+            if voucher is None or breaches:
+                return breaches
+            if voucher.holder_id is None:
+                return [
+                    Breach(
+                        "voucher_id", LedgerCode.NOT_THE_HOLDER, "the voucher was never published"
+                    )
+                ]
+            return self._holder(voucher, event)
+        if event.campaign_id is not None:
+            return self._campaign(event)
+        return []
+
+    def _guessing_backoff_started(self, parsed: ParsedRow) -> list[Breach]:
+        """The subject in back-off is named in its column, as the engine records it (a
+        customer id as it was asked for: it need not be a customer with a profile)."""
+        event = parsed.event
+        column = BACKOFF_COLUMNS[event.payload["subject"]]
+        if getattr(event, column) is None:
+            return [
+                Breach(column, LedgerCode.MALFORMED, f"required for a {event.payload['subject']}")
+            ]
+        return []
+
+
+# The column that names each subject of a guessing back-off.
+BACKOFF_COLUMNS = {"customer": "customer_id", "device": "device_hash", "ip": "ip_hash"}
 
 CHECKS: dict[EventType, Callable[[Replay, ParsedRow], list[Breach]]] = {
     EventType.MAIN_CAMPAIGN_CREATED: Replay._main_campaign_created,
@@ -651,4 +696,8 @@ CHECKS: dict[EventType, Callable[[Replay, ParsedRow], list[Breach]]] = {
     EventType.DELIVERY_ATTEMPTED: Replay._delivery,
     EventType.VOUCHER_DELIVERED: Replay._delivery,
     EventType.DELIVERY_FAILED: Replay._delivery,
+    EventType.MESSAGE_OPENED: Replay._engagement,
+    EventType.MESSAGE_CLICKED: Replay._engagement,
+    EventType.SITE_VISITED: Replay._engagement,
+    EventType.GUESSING_BACKOFF_STARTED: Replay._guessing_backoff_started,
 }

@@ -22,7 +22,7 @@ import orjson
 from redemption_core.domain import parsing as p
 from redemption_core.domain.customers import CHANNELS as CUSTOMER_CHANNELS
 from redemption_core.domain.errors import InvalidInput
-from redemption_core.domain.events import Event, EventType
+from redemption_core.domain.events import NOT_IMPORTED, Event, EventType
 from redemption_core.domain.orders import Order
 from redemption_core.domain.reasons import LedgerCode
 from redemption_core.imports.payloads import CHECKS, RowInvalid, no_fields_read
@@ -73,7 +73,12 @@ REQUIRED_IDS: dict[EventType, tuple[str, ...]] = {
     EventType.DELIVERY_ATTEMPTED: ("campaign_id", "voucher_id"),
     EventType.VOUCHER_DELIVERED: ("campaign_id", "voucher_id", "channel"),
     EventType.DELIVERY_FAILED: ("campaign_id", "voucher_id", "channel"),
+    EventType.MESSAGE_OPENED: ("customer_id", "channel"),
+    EventType.MESSAGE_CLICKED: ("customer_id", "channel"),
+    EventType.SITE_VISITED: ("customer_id",),
 }
+# A visit has a surface (its payload's), not a channel, as the engine records it.
+WITHOUT_CHANNEL = frozenset({EventType.SITE_VISITED})
 
 
 @dataclass(slots=True)
@@ -152,6 +157,13 @@ class RowParser:
             raise RowInvalid(
                 "event_type", LedgerCode.UNKNOWN_VALUE, f"unknown event type {p.short(event_type)}"
             )
+        if kind in NOT_IMPORTED:
+            raise RowInvalid(
+                "event_type",
+                LedgerCode.NOT_IMPORTED,
+                f"{kind} is written by this ledger only (API keys and their answers are issued"
+                " here), never imported",
+            )
         if type(event_id) is not str or not QUICK_ID.fullmatch(event_id):
             if event_id is None:
                 raise RowInvalid("event_id", LedgerCode.MALFORMED, "required")
@@ -178,12 +190,16 @@ class RowParser:
             raise RowInvalid(
                 "channel", LedgerCode.UNKNOWN_VALUE, f"unknown channel {p.short(channel)}"
             )
+        if channel is not None and kind in WITHOUT_CHANNEL:
+            raise RowInvalid("channel", LedgerCode.MALFORMED, f"{kind} has no channel")
         for at in _REQUIRED_AT.get(kind, ()):
             if (channel if at < 0 else ids[at]) is None:
                 name = "channel" if at < 0 else ID_COLUMNS[at]
                 raise RowInvalid(name, LedgerCode.MALFORMED, f"required for {kind}")
         payload, payload_text = _payload(payload_value)
         order = CHECKS.get(kind, no_fields_read)(payload)
+        if payload.get("actor") is not None:  # who acted through the HTTP API (any event)
+            p.identifier(payload["actor"], "payload.actor")
         if ids[5] is not None and not isinstance(payload.get("request_hash"), str):
             raise RowInvalid(
                 "payload.request_hash", LedgerCode.MALFORMED, "required with an idempotency_key"

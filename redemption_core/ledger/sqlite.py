@@ -170,11 +170,11 @@ class SqliteLedgerStore(LedgerStore):
                     version = self._db.execute("PRAGMA user_version").fetchone()[0]
                     if version > SCHEMA_VERSION:
                         raise RuntimeError(f"ledger schema {version} is newer than this code")
-                    if version == 0:
-                        _run_script(self._db, EVENTS_SCHEMA + PROJECTION_SCHEMA)
-                    else:
+                    if version:  # 0: a new file
                         for step in range(version, SCHEMA_VERSION):
                             _run_script(self._db, MIGRATIONS[step])
+                    # Creates a new ledger's tables, and what a migration leaves missing.
+                    _run_script(self._db, EVENTS_SCHEMA + PROJECTION_SCHEMA)
                     self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                     self._db.execute("COMMIT")
                 except BaseException:

@@ -16,9 +16,11 @@ from redemption_core.domain.invariants import REFUND_CAUSE
 from redemption_core.domain.parsing import from_iso, iso
 from redemption_core.domain.segments import segment_from_dict
 from redemption_core.domain.state import (
+    ApiKeyState,
     CampaignState,
     CustomerState,
     HoldState,
+    OpenHolds,
     OrderState,
     RedemptionState,
     VoucherState,
@@ -125,13 +127,14 @@ class ProjectionReads(ProjectionBase):
             self._flush_projection()
         row = self._db.execute(
             "SELECT redemption_id, voucher_id, campaign_id, customer_id, order_id, discount,"
-            " gift_amount, rolled_back_at, redeemed_at FROM redemptions WHERE redemption_id = ?",
+            " gift_amount, rolled_back_at, redeemed_at, store_id FROM redemptions"
+            " WHERE redemption_id = ?",
             (redemption_id,),
         ).fetchone()
         if row is None:
             return None
         return RedemptionState(
-            *row[:7], rolled_back=row[7] is not None, redeemed_at=from_iso(row[8])
+            *row[:7], rolled_back=row[7] is not None, redeemed_at=from_iso(row[8]), store_id=row[9]
         )
 
     def hold(self, session_id: str) -> HoldState | None:
@@ -185,14 +188,18 @@ class ProjectionReads(ProjectionBase):
         row = self._db.execute(
             "SELECT order_id, customer_id, amount, currency, refunded, cancelled_at, ordered_at,"
             " (SELECT coalesce(sum(discount), 0) FROM redemptions r WHERE r.order_id = ?1"
-            "  AND (r.rolled_back_at IS NULL OR r.rollback_cause = ?2))"
+            "  AND (r.rolled_back_at IS NULL OR r.rollback_cause = ?2)), store_id"
             " FROM orders WHERE order_id = ?1",
             (order_id, REFUND_CAUSE),
         ).fetchone()
         if row is None:
             return None
         return OrderState(
-            *row[:5], cancelled=row[5] is not None, ordered_at=from_iso(row[6]), discounts=row[7]
+            *row[:5],
+            cancelled=row[5] is not None,
+            ordered_at=from_iso(row[6]),
+            discounts=row[7],
+            store_id=row[8],
         )
 
     def order_exists(self, order_id: str) -> bool:
@@ -215,11 +222,11 @@ class ProjectionReads(ProjectionBase):
         self._flush_for_order(order_id)
         rows = self._db.execute(
             "SELECT redemption_id, voucher_id, campaign_id, customer_id, order_id, discount,"
-            " gift_amount FROM redemptions WHERE order_id = ? AND rolled_back_at IS NULL"
+            " gift_amount, store_id FROM redemptions WHERE order_id = ? AND rolled_back_at IS NULL"
             " ORDER BY redeemed_at",
             (order_id,),
         )
-        return [RedemptionState(*row, rolled_back=False) for row in rows]
+        return [RedemptionState(*row[:7], rolled_back=False, store_id=row[7]) for row in rows]
 
     def segment_definition(self, segment_id: str) -> dict | None:
         row = self._db.execute(
@@ -358,6 +365,53 @@ class ProjectionReads(ProjectionBase):
         self._flush_projection()
         return self._db.execute(sql, params).fetchall()
 
+    def open_holds(
+        self,
+        customer_id: str | None,
+        device_hash: str | None,
+        ip_hash: str | None,
+        now: datetime,
+    ) -> OpenHolds:
+        counts = []
+        for column, value in (
+            ("customer_id", customer_id),
+            ("device_hash", device_hash),
+            ("ip_hash", ip_hash),
+        ):
+            if value is None:
+                counts.append(0)
+                continue
+            counts.append(
+                self._db.execute(
+                    f"SELECT count(*) FROM holds WHERE {column} = ? AND expires_at > ?"
+                    " AND consumed = 0",
+                    (value, iso(now)),
+                ).fetchone()[0]
+            )
+        return OpenHolds(*counts)
+
+    def api_key_by_hash(self, key_hash: str) -> ApiKeyState | None:
+        row = self._db.execute(f"{SELECT_API_KEY} WHERE key_hash = ?", (key_hash,)).fetchone()
+        return None if row is None else _api_key(row)
+
+    def api_keys(self) -> list[ApiKeyState]:
+        return [_api_key(row) for row in self._db.execute(f"{SELECT_API_KEY} ORDER BY issued_at")]
+
+    def voucher_for_customer(self, campaign_id: str, customer_id: str) -> VoucherState | None:
+        """The campaign's voucher this customer holds, else an unpublished enabled one."""
+        row = (
+            self._db.execute(
+                "SELECT code FROM vouchers WHERE campaign_id = ? AND holder_id = ? LIMIT 1",
+                (campaign_id, customer_id),
+            ).fetchone()
+            or self._db.execute(
+                "SELECT code FROM vouchers WHERE campaign_id = ? AND holder_id IS NULL"
+                " AND disabled = 0 LIMIT 1",
+                (campaign_id,),
+            ).fetchone()
+        )
+        return None if row is None else self.voucher_by_code(row[0])
+
     def holds_by_others(self, voucher_id: str, session_id: str | None, now: datetime) -> int:
         row = self._db.execute(
             "SELECT count(*) FROM holds WHERE voucher_id = ? AND consumed = 0"
@@ -365,3 +419,18 @@ class ProjectionReads(ProjectionBase):
             (voucher_id, iso(now), session_id),
         ).fetchone()
         return row[0]
+
+
+SELECT_API_KEY = "SELECT key_id, kind, role, stores, name, issued_at, revoked_at FROM api_keys"
+
+
+def _api_key(row: Sequence[Any]) -> ApiKeyState:
+    return ApiKeyState(
+        key_id=row[0],
+        kind=row[1],
+        role=row[2],
+        stores=tuple(orjson.loads(row[3])),
+        name=row[4],
+        issued_at=from_iso(row[5]),
+        revoked_at=from_iso(row[6]) if row[6] else None,
+    )
