@@ -1209,6 +1209,18 @@ def test_serve_refuses_a_port_or_worker_count_out_of_bounds_before_anything_star
     assert ledger_files(home) == []
 
 
+def test_a_promo_hmac_key_that_is_not_hex_is_refused_before_the_ledger_is_created(
+    home: Path, tmp_path: Path
+) -> None:
+    events = tmp_path / "events.csv"
+    events.write_text("event_id,event_type,occurred_at,payload\n")
+
+    result = promo_process(home, "import", events, hmac_key="not-hex")
+
+    assert_refused(result, "PROMO_HMAC_KEY")
+    assert ledger_files(home) == []
+
+
 def test_a_definition_file_larger_than_the_bound_is_refused_without_reading_it(
     home: Path, tmp_path: Path
 ) -> None:

@@ -70,7 +70,7 @@ def _import(engine: RedemptionEngine, args: argparse.Namespace, out: Output) -> 
         else:
             print("\n".join(str(error) for error in refused.errors))
         print(
-            f"error: import refused, nothing written: {refused.total} bad rows; first: {refused.errors[0]}",
+            f"error: import refused, nothing written: {refused.total} bad row(s); first: {refused.errors[0]}",
             file=sys.stderr,
         )
         return 2

@@ -133,11 +133,13 @@ class RedemptionEngine(
     ) -> RedemptionEngine:
         """The engine on the ledger under PROMO_HOME (or `home`)."""
         home = home or promo_home()
+        # The key and the limits file first: a bad one is refused before the ledger exists.
+        hasher = context_hasher(home)
+        home_limits = None if "guard" in kwargs else kwargs.pop("limits", None) or limits(home)
         store = SqliteLedgerStore(ledger_path(home), durable=durable)
-        if "guard" not in kwargs:
-            home_limits = kwargs.pop("limits", None) or limits(home)
+        if home_limits is not None:
             kwargs["guard"] = Guard(home_limits, GuardTable(guard_table_path(home)))
-        return cls(store, context_hasher(home), **kwargs)
+        return cls(store, hasher, **kwargs)
 
     def __enter__(self) -> RedemptionEngine:
         return self
