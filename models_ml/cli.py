@@ -1,14 +1,16 @@
 """`promo models ...`: train, evaluate, list, promote and roll back models (see registry.py).
 
     promo models train fraud|personalisation [--from DATE] [--to DATE] [--seed N]
-    promo models evaluate VERSION|KIND [--from DATE] [--to DATE]
+    promo models evaluate VERSION|KIND [--from DATE] [--to DATE]   (KIND fraud: the whole queue)
     promo models list [--kind KIND]
     promo models promote VERSION [--force]
     promo models rollback KIND
 
 Training reads the lake under $PROMO_HOME/lake (default window: its last DEFAULT_DAYS days),
 holds out the later part of the window for the metrics on the card, and saves a new version
-(not promoted). Plain text by default, JSON with --json. Errors: one line on stderr, exit 2.
+(not promoted). `evaluate fraud` needs no model: it runs every fraud layer over the lake
+(default: all of it) and reports flags per layer and source, and where labels exist (ground
+truth, reviews) precision, recall and time to first flag per pattern. Plain text by default, JSON with --json. Errors: one line on stderr, exit 2.
 """
 
 from __future__ import annotations
@@ -101,6 +103,8 @@ def _personalisation() -> Any:
 def _evaluate(args: argparse.Namespace, home: Path) -> tuple[Any, str]:
     from models_ml.data import lake_days, load_events
 
+    if args.target == "fraud":
+        return _evaluate_fraud_queue(args, home)
     registry = Registry(home)
     if args.target in KINDS:
         model, card = registry.load(args.target)
@@ -133,6 +137,25 @@ def _evaluate(args: argparse.Namespace, home: Path) -> tuple[Any, str]:
     lines = [f"{card.version} on {first} .. {last}"] + [
         f"  {name:<44} {value:.4f}" for name, value in sorted(metrics.items())
     ]
+    return document, "\n".join(lines)
+
+
+def _evaluate_fraud_queue(args: argparse.Namespace, home: Path) -> tuple[Any, str]:
+    """`promo models evaluate fraud`: the queue every layer makes on the ledger, no model
+    needed (the promoted one joins when it fits)."""
+    from models_ml.fraud_evaluation import evaluate_ledger
+
+    metrics, first, last = evaluate_ledger(home, args.first, args.last)
+    document = {
+        "version": "label-free" + ("+promoted" if metrics["supervised_model"] else ""),
+        "window": {"from": first.isoformat(), "to": last.isoformat()},
+        "metrics": metrics,
+    }
+    lines = [f"fraud review queue on {first} .. {last} ({document['version']})"] + [
+        f"  {name:<60} {value:.4f}" for name, value in metrics.items()
+    ]
+    if "queue_precision" not in metrics:
+        lines.append("  (no labels: no ground truth and no reviews, so flag counts only)")
     return document, "\n".join(lines)
 
 

@@ -1,10 +1,12 @@
-"""How well a fraud model does on labelled attempts: precision, recall and PR-AUC overall and per
-fraud pattern, the precision of the review queue it produces, and how long after a case starts
-its first flag appears. Measured on days the model was not trained on (a time split).
+"""How well a fraud model version does on labelled attempts: precision, recall and PR-AUC overall
+and per fraud pattern, and how long after a case starts its first flagged attempt appears.
+Measured on days the model was not trained on (a time split). The review queue as a whole
+(every layer, cases rather than attempts) is measured by fraud_evaluation.py (`promo models
+evaluate fraud`).
 
-Metric names: `precision`, `recall`, `pr_auc`, `queue_precision`, `queue_flags`, `cases`,
-`cases_flagged`, `time_to_first_flag_median_s`, and per pattern `<pattern>.<metric>`. A metric
-that is undefined on the data (no case of a pattern in the window) is left out, never NaN.
+Metric names: `precision`, `recall`, `pr_auc`, `cases`, `cases_flagged`,
+`time_to_first_flag_median_s`, and per pattern `<pattern>.<metric>`. A metric that is undefined
+on the data (no case of a pattern in the window) is left out, never NaN.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import polars as pl
 from sklearn.metrics import average_precision_score
 
 from models_ml.data import DataError, check_columns
-from models_ml.fraud import FraudModel, labelled_frame, review_queue, score_attempts
+from models_ml.fraud import FraudModel, labelled_frame, score_attempts
 
 
 def _seconds(later: str, earlier: str) -> float:
@@ -63,16 +65,6 @@ def evaluate_fraud_frame(
         mask = (scored["pattern"] == pattern).fill_null(False).to_numpy() & (y == 1) | (y == 0)
         for name, value in _pr(y[mask], score[mask], flagged[mask]).items():
             metrics[f"{pattern}.{name}"] = value
-
-    queue = review_queue(model, scored)
-    metrics["queue_flags"] = float(queue.height)
-    if queue.height:
-        fraud_ids = set(scored.filter(pl.col("label") == 1)["event_id"].to_list())
-        hits = queue.select(
-            hit=pl.col("event_ids").list.eval(pl.element().is_in(list(fraud_ids))).list.mean()
-            >= 0.5
-        )["hit"]
-        metrics["queue_precision"] = float(hits.mean())
 
     # Time from a case's start to its first flagged attempt.
     started = {c["case_id"]: c["started_at"] for c in cases or []}

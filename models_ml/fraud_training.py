@@ -18,8 +18,6 @@ from models_ml.fraud import (
     MODEL_FEATURES,
     NUM_BOOST_ROUND,
     OPERATING_THRESHOLD,
-    RULE_SCORE,
-    RULES,
     FraudModel,
     fingerprint,
     fit_fraud,
@@ -58,11 +56,6 @@ def train_fraud(
         "params": {
             "lightgbm": {**LGB_PARAMS, "num_boost_round": NUM_BOOST_ROUND},
             "isolation_forest": FOREST_PARAMS,
-            "rules": {
-                name: {"feature": r.feature, "threshold": r.threshold, "entity": r.entity_type}
-                for name, r in RULES.items()
-            },
-            "rule_score": RULE_SCORE,
             "operating_threshold": OPERATING_THRESHOLD,
             "anomaly_fire_pct": ANOMALY_FIRE_PCT,
         },

@@ -23,7 +23,6 @@ from models_ml.fraud import (
     fit_fraud,
     labelled_frame,
     score_attempts,
-    score_fraud,
 )
 from models_ml.fraud_features import FEATURES, load_fraud_events
 from models_ml.fraud_training import train_fraud
@@ -91,25 +90,6 @@ def test_every_injected_fraud_pattern_is_flagged_on_a_ledger_the_model_never_saw
         assert metrics[f"{pattern}.cases_flagged"] >= 1, pattern
         assert metrics[f"{pattern}.recall"] > 0.3, pattern
     assert metrics["pr_auc"] > 0.8
-    assert metrics["queue_precision"] > 0.5
-
-
-def test_the_review_queue_has_one_row_per_flag_with_layers_reasons_and_ids(
-    trained, ledger_b: Path
-) -> None:
-    model, _ = trained
-    events, _, _ = inputs(ledger_b)
-
-    queue = score_fraud(model, events, FIRST, LAST)
-
-    assert queue["flag_id"].is_unique().all()
-    assert queue["score"].is_between(0, 1).all()
-    assert (queue["reasons"].list.len() > 0).all()
-    assert (queue["layers"].list.len() > 0).all()
-    device = queue.filter(pl.col("entity_type") == "device").row(0, named=True)
-    assert device["flag_id"] == f"device:{device['entity_id']}@{device['first_seen'][:10]}"
-    assert any("threshold" in reason for reason in device["reasons"])
-    assert set(queue.columns) >= {"customer_id", "redemption_ids", "staff_id", "last_seen"}
 
 
 def test_the_single_request_scorer_gives_the_batch_score(trained, ledger_b: Path) -> None:
