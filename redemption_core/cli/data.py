@@ -69,8 +69,9 @@ def _import(engine: RedemptionEngine, args: argparse.Namespace, out: Output) -> 
             )
         else:
             print("\n".join(str(error) for error in refused.errors))
+        bad = f"{refused.total} bad row{'' if refused.total == 1 else 's'}"
         print(
-            f"error: import refused, nothing written: {refused.total} bad row(s); first: {refused.errors[0]}",
+            f"error: import refused, nothing written: {bad}; first: {refused.errors[0]}",
             file=sys.stderr,
         )
         return 2
