@@ -1,7 +1,8 @@
 """How the review queue does, on any ledger: flag counts per layer and per source (a rule, an
 anomaly forest, a drift rate, the model) always; where labels exist (a simulation's ground
 truth, analysts' reviews), case recall and queue precision per pattern, false positives per
-source, and the time from a case's first event to its first flag.
+source, and the time from a case's start to its first flag (evaluate.time_to_first_flag, the
+definition a model version's evaluation uses too).
 
 A flag is true when at least TRUE_SHARE of its attempts are labelled fraud. A labelled case is
 found when a true flag holds at least one of its attempts. Reviews label what they decided:
@@ -11,22 +12,16 @@ attempts become labels for the cases of other flags too.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
 from models_ml.data import DataError
+from models_ml.evaluate import time_to_first_flag
 
 TRUE_SHARE = 0.5
-
-
-def _seconds(later: str, earlier: str) -> float:
-    parse = datetime.fromisoformat
-    return (
-        parse(later.replace("Z", "+00:00")) - parse(earlier.replace("Z", "+00:00"))
-    ).total_seconds()
 
 
 def flag_counts(queue: pl.DataFrame) -> dict[str, float]:
@@ -84,8 +79,10 @@ def evaluate_queue(
     labels: pl.DataFrame | None,
     cases: list[dict],
     reviews: pl.DataFrame | None = None,
+    window_start: date | None = None,
 ) -> dict[str, float]:
-    """The metrics named in the module docstring; label-based ones only where labels exist."""
+    """The metrics named in the module docstring; label-based ones only where labels exist.
+    `window_start`: the first day the queue covers (time to first flag counts from no earlier)."""
     metrics = flag_counts(queue)
     has_labels = labels is not None and (
         labels["label"].sum() > 0 or (reviews is not None and not reviews.is_empty())
@@ -116,11 +113,10 @@ def evaluate_queue(
             metrics[f"layer.{name}.precision"] = float(true / flags)
 
     # Cases: found by a true flag holding one of their attempts; first flag time.
-    started = {c["case_id"]: c["started_at"] for c in cases}
     labelled_cases = (
         labels.filter(pl.col("case_id").is_not_null())
         .group_by("case_id")
-        .agg(pattern=pl.col("pattern").first(), first_event=pl.col("occurred_at").min())
+        .agg(pattern=pl.col("pattern").first(), first_attempt=pl.col("occurred_at").min())
     )
     found = (
         judged.filter(pl.col("truth"))
@@ -130,15 +126,18 @@ def evaluate_queue(
         .group_by("case_ids")
         .agg(first_flag=pl.col("first_flagged_at").min())
     )
-    per_case = labelled_cases.join(found, left_on="case_id", right_on="case_ids", how="left")
+    per_case = time_to_first_flag(
+        labelled_cases.join(found, left_on="case_id", right_on="case_ids", how="left"),
+        cases,
+        window_start,
+    )
     delays: dict[str, list[float]] = {}
     counts: dict[str, list[int]] = {}
-    for case_id, pattern, first_event, first_flag in per_case.sort("case_id").iter_rows():
+    for _, pattern, _, first_flag, seconds in per_case.iter_rows():
         counts.setdefault(pattern, [0, 0])[0] += 1
         if first_flag is not None:
             counts[pattern][1] += 1
-            since = started.get(case_id, first_event)
-            delays.setdefault(pattern, []).append(max(0.0, _seconds(first_flag, since)))
+            delays.setdefault(pattern, []).append(seconds)
     metrics["cases"] = float(sum(c[0] for c in counts.values()))
     metrics["cases_found"] = float(sum(c[1] for c in counts.values()))
     if metrics["cases"]:
@@ -203,7 +202,7 @@ def evaluate_ledger(home: Path, first: date | None, last: date | None) -> tuple[
         pl.col("event_date").is_between(pl.lit(first.isoformat()), pl.lit(last.isoformat()))
     )
     labels = None if window.is_empty() else attempt_labels(window, cases, reviews)
-    metrics = evaluate_queue(queue, labels, cases, reviews)
+    metrics = evaluate_queue(queue, labels, cases, reviews, first)
     metrics["attempts"] = float(window.height)
     metrics["supervised_model"] = float(model is not None)
     return dict(sorted(metrics.items())), first, last

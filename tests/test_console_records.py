@@ -56,6 +56,7 @@ def model_card(auc: float) -> dict[str, Any]:
         "params": {},
         "seed": 0,
         "metrics": {"auc": auc},
+        "metrics_window": {"from": "2026-01-15", "to": "2026-01-20", "rows": 400},
         "primary_metric": "auc",
         "data_fingerprint": "fixture",
     }

@@ -7,9 +7,13 @@ step with nothing to work with (no attempts, no model and no labels to train one
 fails leaves its table out and records why in `status.pipeline_steps`; it never holds back the
 marts.
 
-Weekly (`retrain_models`): train a candidate of each kind on the lake's recent days; a blocking
-check compares it with the promoted version, and only a candidate that is not worse is promoted
-(data scientists can still promote anything with `promo models promote VERSION --force`).
+Weekly (`retrain_models`): train a candidate of each kind on the lake's recent days, which
+decides the promotion gate against the promoted version (models_ml/promotion_gate.py: the
+interval of the difference in the primary metric, cases resampled, against a tolerance set in
+the candidate's run config); a blocking check reports the decision, and only a candidate the
+gate says PROMOTE to is promoted: a refused one fails the check (ERROR), an undecided one warns
+(WARN) and the promoted version stays (data scientists can still promote anything with `promo
+models promote VERSION --force`).
 """
 
 import time
@@ -25,6 +29,13 @@ import polars as pl
 
 from models_ml import fraud_nightly
 from models_ml.data import DataError
+from models_ml.promotion_gate import (
+    DEFAULT_MIN_CASES,
+    DEFAULT_TOLERANCE,
+    PROMOTE,
+    REFUSE,
+    GateSettings,
+)
 from models_ml.registry import ModelCard, Registry
 from models_ml.scoring import next_best_offer_table
 from models_ml.training import BOOTSTRAP_CUSTOMERS, train_and_register
@@ -348,25 +359,40 @@ def next_best_offers_asset(
     return run_model_step(context, promo, NEXT_BEST_OFFERS_STEP, "ml.next_best_offers", body)
 
 
+class PromotionGateConfig(dg.Config):
+    """The promotion gate's settings for a retrain run (models_ml/promotion_gate.py)."""
+
+    tolerance: float = DEFAULT_TOLERANCE  # promote when the interval's lower end > -tolerance
+    min_cases: int = DEFAULT_MIN_CASES  # fewer positive cases held out: undecided
+
+
 def _candidate_asset(kind: str) -> dg.AssetsDefinition:
     @dg.asset(
         key=dg.AssetKey(["ml", f"{kind}_candidate"]),
         deps=[RAW_EVENTS],
         group_name=RETRAIN_GROUP,
         kinds={"lightgbm"},
-        description=f"A {kind} model trained on the lake's last 60 days, saved in the registry, not promoted.",
+        description=f"A {kind} model trained on the lake's last 60 days, saved in the registry "
+        "with the promotion gate's decision against the promoted version, not promoted.",
     )
     def candidate(
-        context: dg.AssetExecutionContext, promo: PromoHomeResource
+        context: dg.AssetExecutionContext, promo: PromoHomeResource, config: PromotionGateConfig
     ) -> dg.MaterializeResult:
         started = time.perf_counter()
-        card = train_and_register(promo.paths.home, kind)
+        settings = GateSettings(tolerance=config.tolerance, min_cases=config.min_cases)
+        card = train_and_register(promo.paths.home, kind, gate=settings)
+        gate = card.promotion_gate or {}
+        context.log.info(
+            f"{card.version}: promotion gate {gate.get('decision')}: {gate.get('reason')}"
+        )
         return dg.MaterializeResult(
             metadata={
                 "version": card.version,
                 "training_window": dg.MetadataValue.json(card.training_window),
+                "metrics_window": dg.MetadataValue.json(card.metrics_window),
                 "metrics": dg.MetadataValue.json(card.metrics),
                 card.primary_metric: card.metrics[card.primary_metric],
+                "promotion_gate": dg.MetadataValue.json(gate),
                 "data_fingerprint": card.data_fingerprint,
                 "seconds": round(time.perf_counter() - started, 3),
             }
@@ -375,29 +401,34 @@ def _candidate_asset(kind: str) -> dg.AssetsDefinition:
     return candidate
 
 
-def _not_worse_check(kind: str, candidate: dg.AssetsDefinition) -> dg.AssetChecksDefinition:
+def _gate_check(kind: str, candidate: dg.AssetsDefinition) -> dg.AssetChecksDefinition:
     @dg.asset_check(asset=candidate, blocking=True, name=f"{kind}_candidate_not_worse")
     def not_worse(promo: PromoHomeResource) -> dg.AssetCheckResult:
-        """The candidate's primary metric is at least the promoted version's."""
-        registry = Registry(promo.paths.home)
-        latest = registry.list(kind)[-1]
-        current = registry.promoted(kind)
-        mine = latest.metrics[latest.primary_metric]
-        theirs = None if current is None else current.metrics.get(latest.primary_metric)
-        passed = theirs is None or mine >= theirs
+        """The promotion gate, decided when the candidate was trained, says PROMOTE: with 95 %
+        confidence its primary metric is not below the promoted version's by more than the
+        tolerance. Refused: ERROR (the promotion is skipped); undecided: WARN (kept as is)."""
+        latest = Registry(promo.paths.home).list(kind)[-1]
+        gate = latest.promotion_gate or {
+            "decision": "undecided",
+            "reason": "no gate decision on the card",
+            "against": None,
+        }
+        interval = gate.get("interval")
         return dg.AssetCheckResult(
-            passed=passed,
-            description=(
-                f"{latest.version} {latest.primary_metric} {mine:.4f} against "
-                + (
-                    f"promoted {current.version} {theirs:.4f}"
-                    if current and theirs is not None
-                    else "nothing promoted"
-                )
+            passed=gate["decision"] == PROMOTE,
+            severity=(
+                dg.AssetCheckSeverity.ERROR
+                if gate["decision"] == REFUSE
+                else dg.AssetCheckSeverity.WARN
             ),
+            description=f"{latest.version} {gate['decision']}: {gate['reason']}",
             metadata={
                 "candidate": latest.version,
-                "promoted": current.version if current else "none",
+                "promoted": gate.get("against") or "none",
+                "decision": gate["decision"],
+                "interval": dg.MetadataValue.json(interval) if interval else "none",
+                "tolerance": gate.get("tolerance", "none"),
+                "cases": gate.get("cases", "none"),
             },
         )
 
@@ -409,12 +440,26 @@ def _promotion_asset(kind: str, candidate: dg.AssetsDefinition) -> dg.AssetsDefi
         key=dg.AssetKey(["ml", f"{kind}_promoted"]),
         deps=[candidate],
         group_name=RETRAIN_GROUP,
-        description=f"The {kind} candidate, promoted: runs only when its not-worse check passed.",
+        description=f"The {kind} candidate, promoted when the promotion gate says PROMOTE; "
+        "otherwise the promoted version stays.",
     )
-    def promoted(promo: PromoHomeResource) -> dg.MaterializeResult:
+    def promoted(
+        context: dg.AssetExecutionContext, promo: PromoHomeResource
+    ) -> dg.MaterializeResult:
         registry = Registry(promo.paths.home)
-        card = registry.promote(registry.list(kind)[-1].version)
-        return dg.MaterializeResult(metadata={"version": card.version})
+        latest = registry.list(kind)[-1]
+        gate = latest.promotion_gate or {}
+        current = registry.promoted(kind)
+        if gate.get("decision") != PROMOTE or gate.get("against") != (current and current.version):
+            kept = current.version if current else "none"
+            context.log.info(f"{latest.version} not promoted, {kept} stays: {gate.get('reason')}")
+            return dg.MaterializeResult(
+                metadata={"version": kept, "candidate": latest.version, "promoted": False}
+            )
+        card = registry.promote(latest.version)
+        return dg.MaterializeResult(
+            metadata={"version": card.version, "candidate": card.version, "promoted": True}
+        )
 
     return promoted
 
@@ -424,13 +469,14 @@ retrain_checks: list[dg.AssetChecksDefinition] = []
 for _kind in ("fraud", "personalisation"):
     _candidate = _candidate_asset(_kind)
     retrain_assets += [_candidate, _promotion_asset(_kind, _candidate)]
-    retrain_checks.append(_not_worse_check(_kind, _candidate))
+    retrain_checks.append(_gate_check(_kind, _candidate))
 
 retrain_models = dg.define_asset_job(
     "retrain_models",
     selection=dg.AssetSelection.groups(RETRAIN_GROUP),
     executor_def=dg.in_process_executor,
-    description="Train candidates; promote each one whose metrics are not worse than the promoted model's.",
+    description="Train candidates; promote each one the promotion gate finds not worse than the "
+    "promoted model (the interval of the difference in its primary metric, within a tolerance).",
 )
 weekly_retrain = dg.ScheduleDefinition(
     name="weekly_retrain",
