@@ -32,6 +32,44 @@ HELPERS = Path(__file__).resolve()
 CHILD_TIMEOUT_S = 60.0
 
 
+# -- older ledgers -----------------------------------------------------------------------------
+# What each schema version added, undone: a new ledger made older, to test its migration.
+DOWNGRADES: dict[int, str] = {
+    # 3 -> 2: audience one row per customer and promotion, redemptions without rollback_cause
+    3: """
+ALTER TABLE audience RENAME TO audience_v3;
+CREATE TABLE audience (campaign_id TEXT NOT NULL, customer_id TEXT NOT NULL,
+    outcome TEXT NOT NULL, reason TEXT, decided_at TEXT NOT NULL,
+    PRIMARY KEY (campaign_id, customer_id)) WITHOUT ROWID;
+INSERT INTO audience SELECT campaign_id, customer_id, outcome, reason, decided_at FROM audience_v3;
+DROP TABLE audience_v3;
+ALTER TABLE redemptions DROP COLUMN rollback_cause;
+""",
+    # 2 -> 1: holds without device and IP, redemptions without store_id, no api_keys
+    2: """
+DROP INDEX holds_by_device;
+DROP INDEX holds_by_ip;
+DROP INDEX holds_by_customer;
+ALTER TABLE holds DROP COLUMN device_hash;
+ALTER TABLE holds DROP COLUMN ip_hash;
+ALTER TABLE redemptions DROP COLUMN store_id;
+DROP TABLE api_keys;
+""",
+}
+
+
+def downgrade_ledger(path: Path, version: int) -> None:
+    """Reshape a closed ledger of the current schema into the tables of `version`."""
+    db = sqlite3.connect(path, isolation_level=None)
+    try:
+        current = db.execute("PRAGMA user_version").fetchone()[0]
+        for step in range(current, version, -1):
+            db.executescript(DOWNGRADES[step])
+        db.execute(f"PRAGMA user_version = {version}")
+    finally:
+        db.close()
+
+
 # -- definitions and ledgers -------------------------------------------------------------------
 def standalone_def(
     campaign_id: str,

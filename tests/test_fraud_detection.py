@@ -9,13 +9,12 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import polars as pl
 import pytest
 from fraud_injection import Injected, inject
+from promo_process import promo
 
 from models_ml.data import lake_days, load_ground_truth
 from models_ml.fraud import attempt_labels
@@ -127,9 +126,15 @@ def test_the_attempts_of_one_burst_are_one_case(detection: Detection, truth) -> 
     cases, labels = truth
     judged = judged_flags(detection.queue, labels, None)
     bursts = [c["case_id"] for c in cases if c["pattern"] in ("code_guessing", "velocity_burst")]
+    # A drift case is about one actor's rate over weeks and holds every attempt of that actor
+    # that counts in it: a burst's attempt whose order was refunded for cold food at a drifting
+    # till is in it by coincidence, which does not split the burst.
+    about_the_moment = judged.filter(
+        ~pl.col("sources").list.eval(pl.element().str.starts_with("drift:")).list.any()
+    )
 
     holders = {
-        case_id: judged.filter(pl.col("case_ids").list.contains(case_id)).height
+        case_id: about_the_moment.filter(pl.col("case_ids").list.contains(case_id)).height
         for case_id in bursts
     }
 
@@ -171,15 +176,6 @@ def test_a_ledger_without_attempts_yields_an_empty_queue() -> None:
 
     assert detection.queue.is_empty()
     assert {"flag_id", "reasons", "series", "event_ids"} <= set(detection.queue.columns)
-
-
-def promo(home: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "redemption_core.cli", *args],
-        capture_output=True,
-        text=True,
-        env={"PROMO_HOME": str(home), "PATH": "/usr/bin:/bin"},
-    )
 
 
 def test_promo_models_evaluate_fraud_needs_no_model_and_counts_flags_per_layer_and_rule(

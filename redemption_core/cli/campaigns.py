@@ -5,19 +5,21 @@ from __future__ import annotations
 import argparse
 import csv
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 from redemption_core.cli.common import (
     Output,
+    atomic_output,
+    codes_from_args,
+    definition_from_args,
     engine_command,
-    load_definition,
     minor_units,
-    open_output,
     parse_json,
-    read_csv,
+    whole_number,
 )
-from redemption_core.domain.errors import NotFound
+from redemption_core.domain.errors import InvalidInput, NotFound
 from redemption_core.domain.money import format_money
 from redemption_core.engine.redemption import RedemptionEngine
 from redemption_core.ledger.reports import stats, voucher_rows
@@ -35,6 +37,7 @@ def register(commands: Any) -> None:
     create.add_argument(
         "file", type=Path, help="a campaign, or a main campaign with campaigns: [...]"
     )
+    create.set_defaults(reads="definition")
     campaign_cmd.add_parser("list", help="campaigns with status and counters")
     status = campaign_cmd.add_parser("status", help="activate, pause or finish a campaign")
     status.add_argument("campaign_id", help="the campaign's id")
@@ -47,17 +50,19 @@ def register(commands: Any) -> None:
     codes_cmd = codes.add_subparsers(dest="action", required=True)
     generate = codes_cmd.add_parser("generate", help="generate new unique codes")
     generate.add_argument("--campaign", required=True, help="the campaign the codes belong to")
-    generate.add_argument("--count", type=int, required=True, help="how many new codes")
+    generate.add_argument("--count", type=whole_number, required=True, help="how many new codes")
     generate.add_argument("--out", type=Path, help="also write the codes to this CSV file")
     imported = codes_cmd.add_parser("import", help="import codes from CSV (column: code)")
     imported.add_argument("--campaign", required=True, help="the campaign the codes belong to")
     imported.add_argument(
         "file", type=Path, help="CSV with columns code[,customer_id][,gift_balance]"
     )
+    imported.set_defaults(reads="codes")
     for parser in (generate, imported):
         parser.add_argument(
             "--applies-to",
             metavar="JSON",
+            type=_applies_to,
             help="what these vouchers discount, in place of the campaign's: e.g. "
             '\'{"collections": ["coupon-17"]}\' (products, categories, brands, collections)',
         )
@@ -96,7 +101,7 @@ def register(commands: Any) -> None:
 @engine_command
 def _campaign(engine: RedemptionEngine, args: argparse.Namespace, out: Output) -> int:
     if args.action == "create":
-        ids = engine.create_from_definition(load_definition(args.file))
+        ids = engine.create_from_definition(definition_from_args(args))
         out.emit({"created": ids}, f"created campaigns: {', '.join(ids)}")
     elif args.action == "list":
         rows = stats(engine.store.connection)["campaigns"]  # type: ignore[attr-defined]
@@ -118,21 +123,18 @@ def _campaign(engine: RedemptionEngine, args: argparse.Namespace, out: Output) -
 @engine_command
 def _codes(engine: RedemptionEngine, args: argparse.Namespace, out: Output) -> int:
     if args.action == "generate":
-        applies_to = _applies_to(args.applies_to)
-        # Open the output first: a bad --out must fail before any code is created.
-        handle = open_output(args.out) if args.out else None
+        # The codes go to a file written aside (a bad --out fails before any code is
+        # created) and renamed over --out only once they are in the ledger: a refused
+        # command leaves an existing file as it was.
         progress = _Progress(args.count) if args.out and not out.as_json else None
-        try:
+        with atomic_output(args.out) if args.out else nullcontext(None) as handle:
             created = engine.generate_codes(
-                args.campaign, args.count, applies_to=applies_to, progress=progress
+                args.campaign, args.count, applies_to=args.applies_to, progress=progress
             )
             if handle is not None:
                 writer = csv.writer(handle)
                 writer.writerow(["code"])
                 writer.writerows([code] for code in created)
-        finally:
-            if handle is not None:
-                handle.close()
         if args.out is None:
             out.emit({"campaign_id": args.campaign, "codes": created}, "\n".join(created))
         else:  # the file holds the codes; the terminal gets a summary, not 200,000 lines
@@ -142,7 +144,7 @@ def _codes(engine: RedemptionEngine, args: argparse.Namespace, out: Output) -> i
             )
     elif args.action == "import":
         count = engine.import_codes(
-            args.campaign, read_csv(args.file), applies_to=_applies_to(args.applies_to)
+            args.campaign, codes_from_args(args), applies_to=args.applies_to
         )
         out.emit({"campaign_id": args.campaign, "imported": count}, f"imported {count} codes")
     else:
@@ -150,19 +152,19 @@ def _codes(engine: RedemptionEngine, args: argparse.Namespace, out: Output) -> i
             if tx.campaign_state(args.campaign) is None:
                 raise NotFound("--campaign", args.campaign)
             rows = list(voucher_rows(engine.store.connection, args.campaign))  # type: ignore[attr-defined]
-        handle = open_output(args.out) if args.out else sys.stdout
-        try:
+        with atomic_output(args.out) if args.out else nullcontext(sys.stdout) as handle:
             writer = csv.DictWriter(handle, fieldnames=EXPORT_COLUMNS)
             writer.writeheader()
             writer.writerows(rows)
-        finally:
-            if args.out:
-                handle.close()
     return 0
 
 
-def _applies_to(text: str | None) -> Any:
-    return None if text is None else parse_json(text, "--applies-to")
+def _applies_to(text: str) -> Any:
+    """--applies-to's JSON, read while the arguments are parsed: refused before the ledger opens."""
+    try:
+        return parse_json(text, "--applies-to")
+    except InvalidInput as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 @engine_command
