@@ -27,9 +27,9 @@ CUSTOMER_UPDATABLE = (
 OFFER_SOURCES = ("promotion", "autopilot")  # publications that count as offers
 VOUCHER_KINDS = {kind.value: kind for kind in VoucherKind}
 SELECT_VOUCHER = (
-    "SELECT v.voucher_id, code, campaign_id, kind, holder_id, disabled, published_at,"
-    " accepted_at, redemptions, gift_balance, held_until, v.created_at, c.applies_to"
-    " FROM vouchers AS v LEFT JOIN voucher_contents AS c ON c.voucher_id = v.voucher_id"
+    "SELECT voucher_id, code, campaign_id, kind, holder_id, disabled, published_at,"
+    " accepted_at, redemptions, gift_balance, held_until, created_at, applies_to"
+    " FROM vouchers LEFT JOIN voucher_contents USING (voucher_id)"
 )
 
 
