@@ -327,9 +327,12 @@ def test_a_split_the_data_cannot_give_is_refused_saying_why(booklets: pl.DataFra
 # -- the simulator: a continuous business -------------------------------------------------------
 
 
-def test_on_the_simulator_the_propensity_beats_its_baselines_and_popularity_on_ndcg(
+def test_on_the_simulator_the_propensity_beats_every_baseline_on_roc_and_pr_auc(
     trained: tuple[Any, dict[str, Any]],
 ) -> None:
+    """Not NDCG@3: on the simulator it is within noise of the popularity baseline, above or
+    below by ledger (docs/benchmarks.md says why); where it is not above, next best offers are
+    ranked by the best baseline (test_personalisation_value.py)."""
     _, card = trained
     metrics = card["metrics"]
 
@@ -338,7 +341,6 @@ def test_on_the_simulator_the_propensity_beats_its_baselines_and_popularity_on_n
                      "own_history_count", "contents_size"):  # fmt: skip
         assert metrics["roc_auc"] > metrics[f"roc_auc_{baseline}"], baseline
         assert metrics["pr_auc"] > metrics[f"pr_auc_{baseline}"], baseline
-    assert metrics["ndcg_at_3"] > metrics["ndcg_at_3_popularity"]
     assert metrics["ndcg_at_3_ci95_low"] <= metrics["ndcg_at_3"] <= metrics["ndcg_at_3_ci95_high"]
 
 
