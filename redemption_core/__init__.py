@@ -36,7 +36,7 @@ from redemption_core.engine.redemption import (
     RollbackResult,
     ValidationResult,
 )
-from redemption_core.ledger.home import ledger_path, promo_home
+from redemption_core.ledger.home import ledger_exists, ledger_location, ledger_path, promo_home
 from redemption_core.ledger.verify import verify_ledger
 from redemption_core.simulate import SimulationConfig, simulate
 
@@ -65,6 +65,8 @@ __all__ = [
     "ValidationResult",
     "campaign_from_dict",
     "iso",
+    "ledger_exists",
+    "ledger_location",
     "ledger_path",
     "promo_home",
     "simulate",

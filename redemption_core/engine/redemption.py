@@ -53,8 +53,7 @@ from redemption_core.engine.vouchers import (
     MAX_CODES_PER_CALL,
     VoucherOperations,
 )
-from redemption_core.ledger.home import context_hasher, ledger_path, promo_home
-from redemption_core.ledger.sqlite import SqliteLedgerStore
+from redemption_core.ledger.home import context_hasher, open_store, promo_home
 from redemption_core.ledger.store import LedgerStore, LedgerTransaction
 
 MAX_HOLD_SECONDS = 3600
@@ -96,9 +95,10 @@ class RedemptionEngine(VoucherOperations, CustomerOperations, ReviewOperations):
     def open(
         cls, home: Path | None = None, *, durable: bool = True, **kwargs: Any
     ) -> RedemptionEngine:
-        """The engine on the ledger under PROMO_HOME (or `home`)."""
+        """The engine on the ledger of PROMO_HOME (or `home`): PROMO_LEDGER_URL's PostgreSQL
+        database when it is set, else the home's SQLite file."""
         home = home or promo_home()
-        store = SqliteLedgerStore(ledger_path(home), durable=durable)
+        store = open_store(home, durable=durable)
         return cls(store, context_hasher(home), **kwargs)
 
     def __enter__(self) -> RedemptionEngine:

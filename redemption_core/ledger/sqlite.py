@@ -23,6 +23,7 @@ from typing import Any
 
 from redemption_core.domain.campaigns import Campaign
 from redemption_core.domain.events import Event
+from redemption_core.ledger.dialect import SQLITE
 from redemption_core.ledger.projection import ProjectionTransaction
 from redemption_core.ledger.rows import SELECT_EVENT, event_from_row
 from redemption_core.ledger.sqlite_schema import EVENTS_SCHEMA, PROJECTION_SCHEMA, SCHEMA_VERSION
@@ -103,6 +104,8 @@ class Checkpointer:
 class SqliteLedgerStore(LedgerStore):
     """One connection per store object; one store per process (or per thread)."""
 
+    dialect = SQLITE
+
     def __init__(self, path: Path | str, *, durable: bool = True, read_only: bool = False) -> None:
         self.path = Path(path) if str(path) != ":memory:" else path
         if isinstance(self.path, Path) and not read_only:
@@ -134,8 +137,13 @@ class SqliteLedgerStore(LedgerStore):
                 self._db.execute("ROLLBACK")
                 raise
 
+    @property
+    def location(self) -> str:
+        return str(self.path)
+
     @contextmanager
-    def write(self) -> Iterator[ProjectionTransaction]:
+    def write(self, *, concurrent: bool = False) -> Iterator[ProjectionTransaction]:
+        # `concurrent` changes nothing here: SQLite has one writer at a time (BEGIN IMMEDIATE).
         with self._lock:
             if self._batch is not None:
                 with self._batch_write() as tx:

@@ -15,7 +15,7 @@ class DistributionProjection(ProjectionBase):
     def _frequency_cap_set(self, event: Event) -> None:
         self._db.execute(
             "INSERT INTO settings VALUES ('frequency_cap', ?)"
-            " ON CONFLICT DO UPDATE SET value = excluded.value",
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             (dumps(event.payload),),
         )
 
@@ -29,7 +29,10 @@ class DistributionProjection(ProjectionBase):
     def _fraud_review_recorded(self, event: Event) -> None:
         payload = event.payload
         self._db.execute(
-            "INSERT OR REPLACE INTO fraud_reviews VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO fraud_reviews VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (flag_id)"
+            " DO UPDATE SET entity_type = excluded.entity_type, entity_id = excluded.entity_id,"
+            " decision = excluded.decision, reviewer = excluded.reviewer, note = excluded.note,"
+            " event_id = excluded.event_id, reviewed_at = excluded.reviewed_at",
             (
                 payload["flag_id"],
                 payload["entity_type"],
@@ -98,7 +101,7 @@ class DistributionProjection(ProjectionBase):
         payload = event.payload
         delivered = event.event_type is EventType.VOUCHER_DELIVERED
         self._db.execute(
-            "INSERT INTO deliveries VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET"
+            "INSERT INTO deliveries VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (voucher_id) DO UPDATE SET"
             " channel = excluded.channel, status = excluded.status,"
             " attempts = deliveries.attempts + excluded.attempts,"
             " last_error = excluded.last_error, updated_at = excluded.updated_at",

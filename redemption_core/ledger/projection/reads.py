@@ -3,14 +3,13 @@ adds what the write-behind buffers still hold."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 import orjson
 
-from redemption_core.domain.campaigns import CampaignStatus, campaign_from_dict
+from redemption_core.domain.campaigns import CampaignStatus
 from redemption_core.domain.events import Event
 from redemption_core.domain.parsing import from_iso, iso
 from redemption_core.domain.segments import segment_from_dict
@@ -42,10 +41,7 @@ class ProjectionReads(ProjectionBase):
         row = self._campaign_row(campaign_id)
         if row is None:
             return None
-        campaign = self._campaigns.get(campaign_id)
-        if campaign is None:
-            campaign = campaign_from_dict(json.loads(row.definition))
-            self._campaigns[campaign_id] = campaign
+        campaign = self._campaign(campaign_id, row.definition)
         return CampaignState(
             campaign, CampaignStatus(row.status), row.redemptions, row.budget_used, row.vouchers
         )
@@ -54,7 +50,9 @@ class ProjectionReads(ProjectionBase):
         return [row[0] for row in self._db.execute("SELECT campaign_id FROM campaigns ORDER BY 1")]
 
     def voucher_by_code(self, code: str) -> VoucherState | None:
-        row = self._db.execute(f"{SELECT_VOUCHER} WHERE code = ?", (code,)).fetchone()
+        # Writers side by side lock the voucher they decide on: uses, holds, gift balance.
+        lock = " FOR UPDATE" if self._locks is not None else ""
+        row = self._db.execute(f"{SELECT_VOUCHER} WHERE code = ?{lock}", (code,)).fetchone()
         if row is None:
             return None
         redemptions, gift_balance = row[8], row[9]
@@ -124,6 +122,9 @@ class ProjectionReads(ProjectionBase):
         return HoldState(row[0], row[1], row[2], from_iso(row[3]), bool(row[4]))
 
     def idempotent_event(self, key: str) -> tuple[str, Event] | None:
+        # A concurrent request with the same key waits here for the first one to finish,
+        # and then answers from it.
+        self._lock("idempotency", key)
         row = self._db.execute(
             "SELECT request_hash, event_id FROM idempotency WHERE idempotency_key = ?", (key,)
         ).fetchone()
@@ -244,13 +245,14 @@ class ProjectionReads(ProjectionBase):
             "SELECT d.campaign_id, d.voucher_id, v.code, d.customer_id, d.channel, o.trigger_id"
             " FROM deliveries d JOIN vouchers v USING (voucher_id)"
             " LEFT JOIN offers o USING (voucher_id)"
-            " WHERE d.status = 'failed' AND (?1 IS NULL OR d.campaign_id = ?1)"
-            " ORDER BY d.updated_at, d.voucher_id",
-            (campaign_id,),
+            " WHERE d.status = 'failed' AND (CAST(:campaign AS TEXT) IS NULL"
+            " OR d.campaign_id = :campaign) ORDER BY d.updated_at, d.voucher_id",
+            {"campaign": campaign_id},
         )
         return [tuple(row) for row in rows]
 
     def customer_campaign_redemptions(self, campaign_id: str, customer_id: str) -> int:
+        self._lock("customer", customer_id)
         key = (customer_id, campaign_id)
         pending = self._customer_uses.get(key, 0)
         row = self._db.execute(
@@ -263,11 +265,12 @@ class ProjectionReads(ProjectionBase):
         """An order that stands (recorded, not cancelled) or a redemption that stands."""
         if customer_id in self._pending_customers or customer_id in self._customer_orders:
             return True
+        self._lock("customer", customer_id)
         row = self._db.execute(
-            "SELECT EXISTS (SELECT 1 FROM customers WHERE customer_id = ?1 AND orders > 0)"
-            " OR EXISTS (SELECT 1 FROM customer_campaigns WHERE customer_id = ?1"
+            "SELECT EXISTS (SELECT 1 FROM customers WHERE customer_id = :customer AND orders > 0)"
+            " OR EXISTS (SELECT 1 FROM customer_campaigns WHERE customer_id = :customer"
             " AND redemptions > 0)",
-            (customer_id,),
+            {"customer": customer_id},
         ).fetchone()
         return bool(row[0])
 
@@ -284,7 +287,9 @@ class ProjectionReads(ProjectionBase):
             definition = self.segment_definition(segment_id)
             if definition is None:
                 continue
-            sql, params = compile_members_query(segment_from_dict(definition), one_customer=True)
+            sql, params = compile_members_query(
+                segment_from_dict(definition), one_customer=True, dialect=self.dialect
+            )
             if self.query(sql, {**params, "at": iso(now), "customer": customer_id}):
                 return True
         return False
@@ -296,7 +301,7 @@ class ProjectionReads(ProjectionBase):
     def holds_by_others(self, voucher_id: str, session_id: str | None, now: datetime) -> int:
         row = self._db.execute(
             "SELECT count(*) FROM holds WHERE voucher_id = ? AND consumed = 0"
-            " AND expires_at > ? AND session_id IS NOT ?",
+            " AND expires_at > ? AND session_id IS DISTINCT FROM CAST(? AS TEXT)",
             (voucher_id, iso(now), session_id),
         ).fetchone()
         return row[0]

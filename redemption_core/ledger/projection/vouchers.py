@@ -84,7 +84,7 @@ class VoucherProjection(ProjectionBase):
 
     def _segment_member_added(self, event: Event) -> None:
         self._db.execute(
-            "INSERT OR IGNORE INTO segment_members VALUES (?, ?)",
+            "INSERT INTO segment_members VALUES (?, ?) ON CONFLICT DO NOTHING",
             (event.customer_id, event.payload["segment_id"]),
         )
 
@@ -96,8 +96,9 @@ class VoucherProjection(ProjectionBase):
 
     def _validation_hold_created(self, event: Event) -> None:
         self._db.execute(
-            "UPDATE vouchers SET held_until = max(coalesce(held_until, ''), ?) WHERE voucher_id = ?",
-            (event.payload["expires_at"], event.voucher_id),
+            "UPDATE vouchers SET held_until = CASE WHEN held_until IS NULL OR held_until < ?"
+            " THEN ? ELSE held_until END WHERE voucher_id = ?",
+            (event.payload["expires_at"], event.payload["expires_at"], event.voucher_id),
         )
         self._db.execute(
             "INSERT INTO holds (session_id, voucher_id, customer_id, expires_at) VALUES (?, ?, ?, ?)",
