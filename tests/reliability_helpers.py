@@ -1,5 +1,9 @@
 """Helpers for the reliability tests: ledgers to start from, child processes, ledger inspection.
 
+Every helper takes a "ledger": a SQLite file's path, or a postgresql:// URL (what
+`create_ledger` returns under the `ledger_backend` fixture), and reads it from outside the
+engine the way the pipeline or the console would.
+
 The child processes are real OS processes: this file doubles as the script they run
 (`python reliability_helpers.py <role> <json spec>`), so each child imports only the core,
 opens its own engine on the shared ledger and reports on stdout, one JSON document or one
@@ -22,11 +26,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psycopg
+
 from redemption_core.domain.events import Event, EventType
 from redemption_core.domain.orders import Order, RequestContext
 from redemption_core.engine.redemption import RedeemRequest, RedemptionEngine, RedemptionResult
-from redemption_core.ledger.home import ledger_path
+from redemption_core.ledger.dialect import to_pyformat
+from redemption_core.ledger.home import ledger_path, ledger_url
+from redemption_core.ledger.postgres import PostgresLedgerStore
 from redemption_core.ledger.sqlite import SqliteLedgerStore
+from redemption_core.ledger.store import LedgerStore
+
+Ledger = Path | str  # a SQLite file, or a postgresql:// URL
 
 HELPERS = Path(__file__).resolve()
 CHILD_TIMEOUT_S = 60.0
@@ -84,12 +95,27 @@ def open_engine(home: Path, **kwargs: Any) -> RedemptionEngine:
     return RedemptionEngine.open(home, **kwargs)
 
 
-def create_ledger(home: Path, definitions: Iterable[Mapping[str, Any]]) -> Path:
-    """A ledger under `home` holding these campaigns; the engine is closed again."""
+def ledger_of(home: Path) -> Ledger:
+    """The ledger the engine of `home` uses: PROMO_LEDGER_URL's, else the home's file."""
+    return ledger_url() or ledger_path(home)
+
+
+def is_postgres(ledger: Ledger) -> bool:
+    return isinstance(ledger, str) and ledger.startswith("postgresql://")
+
+
+def store_for(ledger: Ledger, *, read_only: bool = False) -> LedgerStore:
+    if is_postgres(ledger):
+        return PostgresLedgerStore(str(ledger), read_only=read_only)
+    return SqliteLedgerStore(Path(ledger), read_only=read_only)
+
+
+def create_ledger(home: Path, definitions: Iterable[Mapping[str, Any]]) -> Ledger:
+    """A ledger for `home` holding these campaigns; the engine is closed again."""
     with open_engine(home) as engine:
         for definition in definitions:
             engine.create_from_definition(definition)
-    return ledger_path(home)
+    return ledger_of(home)
 
 
 def order(amount: int = 5000, *, currency: str = "EUR", order_id: str | None = None) -> Order:
@@ -97,15 +123,46 @@ def order(amount: int = 5000, *, currency: str = "EUR", order_id: str | None = N
 
 
 # -- reading the ledger from outside the engine -----------------------------------------------
-def read_only(path: Path, *, timeout: float = 5.0) -> sqlite3.Connection:
-    """A plain read-only connection, as the pipeline or the console would open one."""
-    return sqlite3.connect(
-        f"file:{Path(path).resolve()}?mode=ro", uri=True, isolation_level=None, timeout=timeout
-    )
+class Reader:
+    """A plain read-only connection, as the pipeline or the console would open one, to either
+    ledger: SQL with `?` parameters; "BEGIN" opens one snapshot until "COMMIT". `timeout`: how
+    long a statement may wait for a lock before it fails (a reader must never wait)."""
+
+    def __init__(self, ledger: Ledger, *, timeout: float = 5.0) -> None:
+        self.postgres = is_postgres(ledger)
+        if self.postgres:
+            self.db: Any = psycopg.connect(str(ledger), autocommit=True)
+            self.db.execute(f"SET lock_timeout = {int(timeout * 1000) or 1}")
+        else:
+            self.db = sqlite3.connect(
+                f"file:{Path(ledger).resolve()}?mode=ro",
+                uri=True,
+                isolation_level=None,
+                timeout=timeout,
+            )
+
+    def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> Any:
+        if not self.postgres:
+            return self.db.execute(sql, params)
+        if sql.strip().upper() == "BEGIN":
+            sql = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+        return self.db.execute(to_pyformat(sql), params)
+
+    def dicts(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        cursor = self.execute(sql, params)
+        names = [column[0] for column in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    def close(self) -> None:
+        self.db.close()
 
 
-def event_counts(path: Path) -> Counter[str]:
-    db = read_only(path)
+def read_only(ledger: Ledger, *, timeout: float = 5.0) -> Reader:
+    return Reader(ledger, timeout=timeout)
+
+
+def event_counts(ledger: Ledger) -> Counter[str]:
+    db = read_only(ledger)
     try:
         return Counter(
             dict(db.execute("SELECT event_type, count(*) FROM events GROUP BY 1").fetchall())
@@ -114,30 +171,28 @@ def event_counts(path: Path) -> Counter[str]:
         db.close()
 
 
-def event_rows(path: Path, event_type: str | None = None) -> list[dict[str, Any]]:
+def event_rows(ledger: Ledger, event_type: str | None = None) -> list[dict[str, Any]]:
     """Event rows as dicts (payload parsed), in sequence order."""
-    db = read_only(path)
-    db.row_factory = sqlite3.Row
+    db = read_only(ledger)
     try:
         query = "SELECT * FROM events"
         params: tuple[Any, ...] = ()
         if event_type is not None:
             query += " WHERE event_type = ?"
             params = (event_type,)
-        rows = db.execute(query + " ORDER BY seq", params).fetchall()
+        rows = db.dicts(query + " ORDER BY seq", params)
     finally:
         db.close()
-    return [{**dict(row), "payload": json.loads(row["payload"])} for row in rows]
+    return [{**row, "payload": json.loads(row["payload"])} for row in rows]
 
 
-def projection_row(path: Path, table: str, key_column: str, key: str) -> dict[str, Any] | None:
-    db = read_only(path)
-    db.row_factory = sqlite3.Row
+def projection_row(ledger: Ledger, table: str, key_column: str, key: str) -> dict[str, Any] | None:
+    db = read_only(ledger)
     try:
-        row = db.execute(f"SELECT * FROM {table} WHERE {key_column} = ?", (key,)).fetchone()
+        rows = db.dicts(f"SELECT * FROM {table} WHERE {key_column} = ?", (key,))
     finally:
         db.close()
-    return None if row is None else dict(row)
+    return rows[0] if rows else None
 
 
 # -- child processes ---------------------------------------------------------------------------
@@ -340,10 +395,9 @@ def _child_read_loop(spec: Mapping[str, Any]) -> None:
     Each snapshot reads the newest seq twice with a pause between: inside one snapshot the
     answer must not move, whatever the writer does meanwhile.
     """
-    store = SqliteLedgerStore(Path(spec["path"]), read_only=True)
-    db = store.connection
+    store = store_for(spec["path"], read_only=True)
     # No waiting: a reader that had to wait for the writer fails loudly instead.
-    db.execute("PRAGMA busy_timeout = 0")
+    db = read_only(spec["path"], timeout=0)
     Path(spec["started"]).touch()
     stop = Path(spec["stop"])
     seen: list[int] = []
@@ -367,9 +421,10 @@ def _child_read_loop(spec: Mapping[str, Any]) -> None:
             events_read += len(new)
             if new:
                 last = new[-1].seq or last
-        except sqlite3.Error as error:
+        except (sqlite3.Error, psycopg.Error) as error:
             errors.append(f"{type(error).__name__}: {error}")
     store.close()
+    db.close()
     print(
         json.dumps(
             {"seen": seen, "unstable": unstable, "errors": errors, "events_read": events_read}

@@ -3,7 +3,7 @@
 ARCHITECTURE.md: a redemption is one transaction, so under any number of concurrent processes a
 single-use voucher is redeemed once and a budget is never overspent; readers never block
 writers and are never blocked by them. Every child lines up behind a start file before its
-engine call, so the calls really overlap.
+engine call, so the calls really overlap. Every test runs on both ledgers (SQLite, PostgreSQL).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from reliability_helpers import (
     create_ledger,
     event_counts,
@@ -32,6 +33,7 @@ from redemption_core.engine.redemption import RedeemRequest
 from redemption_core.ledger.verify import verify_ledger
 
 PROCESSES = 8
+pytestmark = pytest.mark.usefixtures("ledger_backend")
 
 
 def test_a_single_use_code_is_redeemed_exactly_once_when_eight_processes_race_for_it(
@@ -123,6 +125,54 @@ def test_a_per_customer_limit_holds_when_one_customer_redeems_from_eight_process
         other = engine.redeem(RedeemRequest("ONE-EACH", order(), customer_id="bob"))
     assert [str(reason.code) for reason in again.reasons] == ["customer_limit_exceeded"]
     assert other.ok
+    assert verify_ledger(path).clean
+
+
+def test_a_per_customer_limit_holds_when_one_customer_redeems_eight_different_codes_at_once(
+    tmp_path: Path,
+) -> None:
+    # Eight codes of one campaign without campaign-wide limits: no voucher and no campaign
+    # counter is shared between the racers, only the customer.
+    home = tmp_path / "home"
+    path = create_ledger(home, [unique_def("one-each", limits={"per_customer": 1})])
+    with open_engine(home) as engine:
+        codes = engine.generate_codes("one-each", PROCESSES)
+        for code in codes:
+            engine.publish(code, "alice")
+    specs = [
+        {"home": str(home), "requests": [{"code": code, "customer_id": "alice"}]}
+        for code in codes
+    ]
+
+    results = [child[0] for child in run_lined_up("call", specs, tmp_path / "line")]
+
+    assert sum(result["ok"] for result in results) == 1
+    assert event_counts(path)["redemption_succeeded"] == 1
+    assert verify_ledger(path).clean
+
+
+def test_a_new_customer_offer_is_used_once_when_one_customer_races_eight_campaigns_for_it(
+    tmp_path: Path,
+) -> None:
+    # Eight campaigns for new customers only: whichever redemption comes first makes the
+    # customer no longer new for the others.
+    home = tmp_path / "home"
+    path = create_ledger(
+        home,
+        [
+            standalone_def(f"welcome-{i}", f"WELCOME-{i}", rules={"new_customers_only": True})
+            for i in range(PROCESSES)
+        ],
+    )
+    specs = [
+        {"home": str(home), "requests": [{"code": f"WELCOME-{i}", "customer_id": "newbie"}]}
+        for i in range(PROCESSES)
+    ]
+
+    results = [child[0] for child in run_lined_up("call", specs, tmp_path / "line")]
+
+    assert sum(result["ok"] for result in results) == 1
+    assert all(r["reasons"] == ["customer_not_new"] for r in results if not r["ok"])
     assert verify_ledger(path).clean
 
 

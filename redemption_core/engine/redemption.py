@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import secrets
 import time
+import random
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from redemption_core.domain import parsing as p
 from redemption_core.domain.clock import utc_now
@@ -54,9 +55,13 @@ from redemption_core.engine.vouchers import (
     VoucherOperations,
 )
 from redemption_core.ledger.home import context_hasher, open_store, promo_home
-from redemption_core.ledger.store import LedgerStore, LedgerTransaction
+from redemption_core.ledger.store import LedgerStore, LedgerTransaction, WriteConflict
 
 MAX_HOLD_SECONDS = 3600
+# A concurrent write the database gave up (a deadlock between two batches) is run again, up
+# to this many times, after a short random pause.
+CONFLICT_ATTEMPTS = 20
+T = TypeVar("T")
 
 __all__ = [
     "CODES_PER_TRANSACTION",
@@ -129,17 +134,32 @@ class RedemptionEngine(VoucherOperations, CustomerOperations, ReviewOperations):
         return self._transaction()
 
     @contextmanager
-    def _transaction(self) -> Iterator[LedgerTransaction]:
+    def _transaction(self, *, concurrent: bool = False) -> Iterator[LedgerTransaction]:
         """A write transaction that first appends the buffered validation events.
 
         They leave the buffer only once the transaction has committed: a request refused
         with an error rolls the transaction back, and the events wait for the next one.
+        `concurrent`: see LedgerStore.write; only redemptions and holds, whose reads lock
+        what they decide on, ask for it.
         """
         pending = list(self._pending)
-        with self.store.write() as tx:
+        with self.store.write(concurrent=concurrent) as tx:
             tx.append_many(pending)
             yield tx
         del self._pending[: len(pending)]
+
+    @staticmethod
+    def _retrying(attempt: Callable[[], T]) -> T:
+        """Run a concurrent write, and again when the database gave it up (WriteConflict:
+        nothing of it was written)."""
+        for tries in range(1, CONFLICT_ATTEMPTS + 1):
+            try:
+                return attempt()
+            except WriteConflict:
+                if tries == CONFLICT_ATTEMPTS:
+                    raise
+                time.sleep(random.uniform(0, 0.002 * tries))
+        raise AssertionError("unreachable")
 
     def _write(self, events: Sequence[Event]) -> None:
         with self._transaction() as tx:
@@ -181,12 +201,16 @@ class RedemptionEngine(VoucherOperations, CustomerOperations, ReviewOperations):
         hashed = self._hash_context(context)
         if hold_seconds is not None:
             p.integer(hold_seconds, "hold_seconds", minimum=1, maximum=MAX_HOLD_SECONDS)
-            with self._transaction() as tx:
-                result, events = self._validate_in(
-                    tx, code, order, customer_id, hashed, context, hold_seconds
-                )
-                tx.append_many(events)
-            return result
+
+            def hold() -> ValidationResult:
+                with self._transaction(concurrent=True) as tx:
+                    result, events = self._validate_in(
+                        tx, code, order, customer_id, hashed, context, hold_seconds
+                    )
+                    tx.append_many(events)
+                return result
+
+            return self._retrying(hold)
         with self.store.read() as tx:
             result, events = self._validate_in(tx, code, order, customer_id, hashed, context, None)
         if not self._pending:
@@ -294,8 +318,12 @@ class RedemptionEngine(VoucherOperations, CustomerOperations, ReviewOperations):
     def redeem(self, request: RedeemRequest) -> RedemptionResult:
         """Redeem in one transaction: re-check everything, append, update the projection."""
         prepared = self._prepare(request)
-        with self._transaction() as tx:
-            return self._redeem_in(tx, *prepared)
+
+        def attempt() -> RedemptionResult:
+            with self._transaction(concurrent=True) as tx:
+                return self._redeem_in(tx, *prepared)
+
+        return self._retrying(attempt)
 
     def redeem_many(self, requests: Sequence[RedeemRequest]) -> list[RedemptionResult | PromoError]:
         """Redeem a batch in one transaction (one fsync), each checked as if alone, in order.
@@ -309,17 +337,21 @@ class RedemptionEngine(VoucherOperations, CustomerOperations, ReviewOperations):
                 prepared.append(self._prepare(request))
             except PromoError as error:
                 prepared.append(error)
-        results: list[RedemptionResult | PromoError] = []
-        with self._transaction() as tx:
-            for item in prepared:
-                if isinstance(item, PromoError):
-                    results.append(item)
-                    continue
-                try:
-                    results.append(self._redeem_in(tx, *item))
-                except PromoError as error:  # raised before anything of this request is written
-                    results.append(error)
-        return results
+
+        def attempt() -> list[RedemptionResult | PromoError]:
+            results: list[RedemptionResult | PromoError] = []
+            with self._transaction(concurrent=True) as tx:
+                for item in prepared:
+                    if isinstance(item, PromoError):
+                        results.append(item)
+                        continue
+                    try:
+                        results.append(self._redeem_in(tx, *item))
+                    except PromoError as error:  # raised before this request wrote anything
+                        results.append(error)
+            return results
+
+        return self._retrying(attempt)
 
     def _prepare(
         self, request: RedeemRequest

@@ -96,7 +96,7 @@ class _AdvisoryLocks(RowLocks):
         if (kind, key) in self._held:
             return
         self._connection.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"{kind}\x00{key}",)
+            "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"{kind}:{key}",)
         )
         self._held.add((kind, key))
 

@@ -1,0 +1,46 @@
+"""Fixtures shared by the test modules: the ledger backend.
+
+A module that runs against both ledgers says so with
+`pytestmark = pytest.mark.usefixtures("ledger_backend")`: each of its tests then runs once on
+SQLite (PROMO_LEDGER_URL unset: the file under PROMO_HOME) and once on PostgreSQL
+(PROMO_LEDGER_URL set to a fresh database of the session's throwaway cluster, or of the
+server named by PROMO_TEST_POSTGRES_URL). Child processes inherit the variable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from pg_cluster import Cluster
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[Cluster]:
+    cluster = Cluster().start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_cluster: Cluster) -> Iterator[str]:
+    """A fresh, empty ledger database (tables created, no events): the application's URL."""
+    url = postgres_cluster.create_ledger()
+    yield url
+    postgres_cluster.drop_ledger(url)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def ledger_backend(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
+    """Runs the test once per backend; PROMO_LEDGER_URL says which."""
+    if request.param == "sqlite":
+        monkeypatch.delenv("PROMO_LEDGER_URL", raising=False)
+        yield "sqlite"
+        return
+    url = request.getfixturevalue("postgres_url")
+    monkeypatch.setenv("PROMO_LEDGER_URL", url)
+    yield "postgresql"
