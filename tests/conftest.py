@@ -9,7 +9,7 @@ server named by PROMO_TEST_POSTGRES_URL). Child processes inherit the variable.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from pg_cluster import Cluster
@@ -44,3 +44,24 @@ def ledger_backend(
     url = request.getfixturevalue("postgres_url")
     monkeypatch.setenv("PROMO_LEDGER_URL", url)
     yield "postgresql"
+
+
+@pytest.fixture
+def fresh_ledger(
+    ledger_backend: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[[], None]]:
+    """Call it to point PROMO_LEDGER_URL at another fresh database (on SQLite a new home is
+    a new ledger already, and it does nothing)."""
+    made: list[str] = []
+
+    def switch() -> None:
+        if ledger_backend == "postgresql":
+            cluster: Cluster = request.getfixturevalue("postgres_cluster")
+            made.append(cluster.create_ledger())
+            monkeypatch.setenv("PROMO_LEDGER_URL", made[-1])
+
+    yield switch
+    if made:
+        cluster = request.getfixturevalue("postgres_cluster")
+        for url in made:
+            cluster.drop_ledger(url)

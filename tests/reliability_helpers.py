@@ -499,15 +499,25 @@ def loop_request(code: str, tag: str, number: int) -> RedeemRequest:
 
 
 def _child_redeem_loop(spec: Mapping[str, Any]) -> None:
-    """Redeem forever, acknowledging each redemption only once redeem() has returned."""
+    """Redeem forever, acknowledging each redemption only once redeem() has returned.
+
+    With `retry`, a request that failed because the database went away is sent again (same
+    idempotency key) until it is answered."""
     engine = RedemptionEngine.open(Path(spec["home"]))
     print("READY", flush=True)
     number = 0
     while True:
         number += 1
-        if number % 5 == 0:  # buffered validations ride along with the next redemption
-            engine.validate(spec["code"], order(), customer_id=f"{spec['tag']}-c")
-        result = engine.redeem(loop_request(spec["code"], spec["tag"], number))
+        while True:
+            try:
+                if number % 5 == 0:  # buffered validations ride along with the next redemption
+                    engine.validate(spec["code"], order(), customer_id=f"{spec['tag']}-c")
+                result = engine.redeem(loop_request(spec["code"], spec["tag"], number))
+                break
+            except psycopg.OperationalError:
+                if not spec.get("retry"):
+                    raise
+                time.sleep(0.05)
         assert result.ok, result.reasons
         print(f"ACK {result.redemption_id}", flush=True)
 

@@ -165,23 +165,23 @@ class PostgresLedgerStore(LedgerStore):
 
     @contextmanager
     def _transaction(self, begin: str, lock: str | None) -> Iterator[psycopg.Connection]:
+        """BEGIN ... COMMIT in pipeline mode: statements whose results nobody reads (the
+        projection's inserts and updates, the commit) go out without waiting for each
+        other's round trip; a read waits for everything before it."""
         db = self._connection()
         try:
-            db.execute(begin)
-            if lock is not None:
-                db.execute(lock)
-            yield db
+            with db.pipeline():
+                db.execute(begin)
+                if lock is not None:
+                    db.execute(lock)
+                yield db
+                db.execute("COMMIT")
         except _CONFLICTS as error:
             self._rollback(db)
             raise WriteConflict(str(error)) from error
         except BaseException:
             self._rollback(db)
             raise
-        try:
-            db.execute("COMMIT")
-        except _CONFLICTS as error:
-            self._rollback(db)
-            raise WriteConflict(str(error)) from error
 
     @staticmethod
     def _rollback(db: psycopg.Connection) -> None:
