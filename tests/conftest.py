@@ -10,9 +10,14 @@ server named by PROMO_TEST_POSTGRES_URL). Child processes inherit the variable.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from pg_cluster import Cluster
+
+from redemption_core.ledger.postgres import PostgresLedgerStore
+from redemption_core.ledger.sqlite import SqliteLedgerStore
+from redemption_core.ledger.store import LedgerStore
 
 
 @pytest.fixture(scope="session")
@@ -61,6 +66,28 @@ def fresh_ledger(
             monkeypatch.setenv("PROMO_LEDGER_URL", made[-1])
 
     yield switch
+    if made:
+        cluster = request.getfixturevalue("postgres_cluster")
+        for url in made:
+            cluster.drop_ledger(url)
+
+
+@pytest.fixture
+def ledger_store(
+    ledger_backend: str, request: pytest.FixtureRequest
+) -> Iterator[Callable[[Path], LedgerStore]]:
+    """Makes a store on a fresh ledger of the test's backend: a file in the given folder, or
+    a new PostgreSQL database (for tests that hold several ledgers at once)."""
+    made: list[str] = []
+
+    def make(folder: Path) -> LedgerStore:
+        if ledger_backend == "sqlite":
+            return SqliteLedgerStore(folder / "ledger.sqlite")
+        cluster: Cluster = request.getfixturevalue("postgres_cluster")
+        made.append(cluster.create_ledger())
+        return PostgresLedgerStore(made[-1])
+
+    yield make
     if made:
         cluster = request.getfixturevalue("postgres_cluster")
         for url in made:
