@@ -36,7 +36,13 @@ from redemption_core.engine.redemption import (
     RollbackResult,
     ValidationResult,
 )
-from redemption_core.ledger.home import ledger_exists, ledger_location, ledger_path, promo_home
+from redemption_core.ledger.home import (
+    ledger_exists,
+    ledger_location,
+    ledger_path,
+    ledger_url,
+    promo_home,
+)
 from redemption_core.ledger.verify import verify_ledger
 from redemption_core.simulate import SimulationConfig, simulate
 
@@ -68,6 +74,7 @@ __all__ = [
     "ledger_exists",
     "ledger_location",
     "ledger_path",
+    "ledger_url",
     "promo_home",
     "simulate",
     "verify_ledger",

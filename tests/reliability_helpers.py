@@ -553,7 +553,30 @@ def _child_generate(spec: Mapping[str, Any]) -> None:
     print(f"DONE {len(codes)}", flush=True)
 
 
+def _child_slow_commits(spec: Mapping[str, Any]) -> None:
+    """Append events in concurrent transactions that wait a random moment between taking
+    their seq (the insert) and committing, so commits come out of seq order."""
+    rng = random.Random(spec["seed"])
+    store = store_for(spec["ledger"])
+    _line_up(spec)
+    for number in range(spec["count"]):
+        with store.write(concurrent=True) as tx:
+            tx.append(
+                Event(
+                    EventType.SEGMENT_MEMBER_ADDED,
+                    datetime.now(UTC),
+                    payload={"segment_id": "slow"},
+                    customer_id=f"{spec['tag']}-{number}",
+                )
+            )
+            tx.flush()  # type: ignore[attr-defined]
+            time.sleep(rng.uniform(0, spec["max_pause_s"]))
+    store.close()
+    print(json.dumps({"written": spec["count"]}), flush=True)
+
+
 ROLES = {
+    "slow-commits": _child_slow_commits,
     "call": _child_call,
     "mixed": _child_mixed,
     "write-many": _child_write_many,

@@ -13,9 +13,9 @@ redemption, and the ledger stays a prefix of what was committed.
 
 from __future__ import annotations
 
+import random
 import secrets
 import time
-import random
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timedelta
