@@ -570,6 +570,7 @@ def _child_slow_commits(spec: Mapping[str, Any]) -> None:
                 )
             )
             tx.flush()  # type: ignore[attr-defined]
+            tx.query("SELECT 1", ())  # waits for the insert: its seq is taken, uncommitted
             time.sleep(rng.uniform(0, spec["max_pause_s"]))
     store.close()
     print(json.dumps({"written": spec["count"]}), flush=True)

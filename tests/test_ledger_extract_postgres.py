@@ -11,20 +11,23 @@ from __future__ import annotations
 
 import json
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import psycopg
+import pyarrow.parquet as pq
 import pytest
 from pg_cluster import Cluster
 from reliability_helpers import Reader, run_lined_up
 
 from pipelines.ledger_extract import Lake, PostgresLedger, sync_lake
-from redemption_core.ledger.postgres import copy_ledger
+from redemption_core.domain.events import Event, EventType
+from redemption_core.ledger.postgres import PostgresLedgerStore, copy_ledger
 from redemption_core.ledger.sqlite import SqliteLedgerStore
 from redemption_core.simulate import SimulationConfig, simulate
 
 WRITERS = 4
+EVENTS = 150  # per writer
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +47,38 @@ def lake_seqs(lake: Lake) -> list[int]:
     return seqs
 
 
+def member_added(customer_id: str) -> Event:
+    return Event(
+        EventType.SEGMENT_MEMBER_ADDED,
+        datetime.now(UTC),
+        payload={"segment_id": "trap"},
+        customer_id=customer_id,
+    )
+
+
+def test_an_event_committed_after_a_later_seq_was_extracted_still_reaches_the_lake(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    # The trap itself, step by step: A takes seq n and stays open, B takes n + 1 and
+    # commits, the extract runs, then A commits.
+    ledger, lake = PostgresLedger(postgres_url), Lake(tmp_path / "lake")
+    first, second = PostgresLedgerStore(postgres_url), PostgresLedgerStore(postgres_url)
+    with first.write(concurrent=True) as slow:
+        slow.append(member_added("slow"))
+        slow.flush()  # type: ignore[attr-defined]
+        slow.query("SELECT 1", ())  # the insert is done: its seq is taken
+        with second.write(concurrent=True) as fast:
+            fast.append(member_added("fast"))
+        during = sync_lake(ledger, lake)
+    after = sync_lake(ledger, lake)
+    first.close()
+    second.close()
+
+    assert during.new_events == 0  # B's event waits behind A's open transaction
+    assert after.new_events == 2
+    assert sorted(lake_seqs(lake)) == [1, 2]
+
+
 def test_an_extract_running_beside_concurrent_writers_takes_every_event_exactly_once(
     tmp_path: Path, postgres_url: str
 ) -> None:
@@ -55,32 +90,41 @@ def test_an_extract_running_beside_concurrent_writers_takes_every_event_exactly_
     runs = []
 
     def extract_until_stopped() -> None:
-        naive_watermark = 0
         while not stop.is_set():
             runs.append(sync_lake(ledger, lake))
+
+    def watermark_until_stopped() -> None:
+        watermark = 0
+        while not stop.is_set():
             rows = reader.execute(
-                "SELECT seq FROM events WHERE seq > ? ORDER BY seq", (naive_watermark,)
+                "SELECT seq FROM events WHERE seq > ? ORDER BY seq", (watermark,)
             ).fetchall()
             naive_seen.update(row[0] for row in rows)
-            naive_watermark = max([naive_watermark, *naive_seen])
+            watermark = max([watermark, *naive_seen])
+            stop.wait(0.002)
 
-    extractor = threading.Thread(target=extract_until_stopped)
-    extractor.start()
+    threads = [
+        threading.Thread(target=extract_until_stopped),
+        threading.Thread(target=watermark_until_stopped),
+    ]
+    for thread in threads:
+        thread.start()
     specs = [
-        {"ledger": postgres_url, "seed": i, "tag": f"w{i}", "count": 60, "max_pause_s": 0.02}
+        {"ledger": postgres_url, "seed": i, "tag": f"w{i}", "count": EVENTS, "max_pause_s": 0.03}
         for i in range(WRITERS)
     ]
     try:
         run_lined_up("slow-commits", specs, tmp_path / "line")
     finally:
         stop.set()
-        extractor.join()
+        for thread in threads:
+            thread.join()
     final = sync_lake(ledger, lake)
 
     ledger_seqs = {row[0] for row in reader.execute("SELECT seq FROM events", ()).fetchall()}
     reader.close()
     in_lake = lake_seqs(lake)
-    assert len(ledger_seqs) == WRITERS * 60
+    assert len(ledger_seqs) == WRITERS * EVENTS
     assert sorted(in_lake) == sorted(ledger_seqs)  # every event, none twice
     assert len(runs) >= 3 and sum(run.new_events for run in [*runs, final]) == len(ledger_seqs)
     # The trap was there: a watermark on seq missed events that committed out of seq order.
