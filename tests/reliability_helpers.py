@@ -342,6 +342,9 @@ def _call(engine: RedemptionEngine, request: Mapping[str, Any]) -> dict[str, Any
     op = request.get("op", "redeem")
     if op == "redeem":
         return result_document(engine.redeem(request_from(request)))
+    if op == "redeem_many":
+        results = engine.redeem_many([request_from(r) for r in request["requests"]])
+        return {"results": [result_document(r) for r in results]}  # type: ignore[arg-type]
     if op == "validate":
         validation = engine.validate(
             request["code"],

@@ -103,6 +103,43 @@ def test_a_campaign_budget_shared_by_many_codes_is_never_overspent_under_content
     assert verify_ledger(path).clean
 
 
+def test_single_use_codes_are_used_once_when_processes_redeem_overlapping_batches(
+    tmp_path: Path,
+) -> None:
+    # Four batches of the same twelve codes, each in its own order and for other customers:
+    # batches read ahead and lock many vouchers at once.
+    home = tmp_path / "home"
+    batched = unique_def("batched", rules={"holder_only": False})
+    path = create_ledger(home, [batched])
+    with open_engine(home) as engine:
+        codes = engine.generate_codes("batched", 12)
+    specs = [
+        {
+            "home": str(home),
+            "requests": [
+                {
+                    "op": "redeem_many",
+                    "requests": [
+                        {"code": code, "customer_id": f"batch-{p}-{i}"}
+                        for i, code in enumerate(codes[p:] + codes[:p])
+                    ],
+                }
+            ],
+        }
+        for p in range(0, 12, 3)
+    ]
+
+    batches = [child[0]["results"] for child in run_lined_up("call", specs, tmp_path / "line")]
+
+    winners = [r for batch in batches for r in batch if r["ok"]]
+    assert len(winners) == 12
+    assert all(r["reasons"] == ["quantity_exceeded"] for b in batches for r in b if not r["ok"])
+    assert projection_row(path, "campaigns", "campaign_id", "batched")["redemptions"] == 12
+    succeeded = event_rows(path, "redemption_succeeded")
+    assert len({row["voucher_id"] for row in succeeded}) == len(succeeded) == 12
+    assert verify_ledger(path).clean
+
+
 def test_a_per_customer_limit_holds_when_one_customer_redeems_from_eight_processes_at_once(
     tmp_path: Path,
 ) -> None:

@@ -338,9 +338,16 @@ class RedemptionEngine(VoucherOperations, CustomerOperations, ReviewOperations):
             except PromoError as error:
                 prepared.append(error)
 
+        ready = [item for item in prepared if not isinstance(item, PromoError)]
+
         def attempt() -> list[RedemptionResult | PromoError]:
             results: list[RedemptionResult | PromoError] = []
             with self._transaction(concurrent=True) as tx:
+                tx.prepare_redemptions(
+                    [code for _, code, _, _ in ready],
+                    [r.customer_id for r, *_ in ready if r.customer_id is not None],
+                    [r.idempotency_key for r, *_ in ready if r.idempotency_key is not None],
+                )
                 for item in prepared:
                     if isinstance(item, PromoError):
                         results.append(item)
@@ -409,21 +416,29 @@ class RedemptionEngine(VoucherOperations, CustomerOperations, ReviewOperations):
             campaign_id = voucher_id = None
         else:
             campaign_id, voucher_id = voucher.campaign_id, voucher.voucher_id
-            state = tx.campaign_state(campaign_id)
-            assert state is not None
-            evaluation = evaluate(
-                state,
-                voucher,
-                order=order,
-                customer_id=request.customer_id,
-                context=request.context,
-                now=now,
-                facts=tx,
-                session_id=request.session_id,
-                gift_amount=request.gift_amount,
-            )
-            reasons = evaluation.reasons + _session_reasons(tx, request.session_id, voucher, now)
-            discount, gift = evaluation.discount, evaluation.gift_amount
+
+            def check() -> tuple[tuple[Reason, ...], int, int]:
+                state = tx.campaign_state(campaign_id)
+                assert state is not None
+                evaluation = evaluate(
+                    state,
+                    voucher,
+                    order=order,
+                    customer_id=request.customer_id,
+                    context=request.context,
+                    now=now,
+                    facts=tx,
+                    session_id=request.session_id,
+                    gift_amount=request.gift_amount,
+                )
+                found = evaluation.reasons + _session_reasons(tx, request.session_id, voucher, now)
+                return found, evaluation.discount, evaluation.gift_amount
+
+            reasons, discount, gift = check()
+            # Checked against counters read unlocked (writers side by side): lock them now,
+            # and check again if they moved meanwhile.
+            if not reasons and tx.lock_campaign_counters(campaign_id):
+                reasons, discount, gift = check()
         ok = not reasons
         payload: dict[str, Any] = {
             "code": code,

@@ -93,12 +93,21 @@ class _AdvisoryLocks(RowLocks):
         self._held: set[tuple[str, str]] = set()
 
     def lock(self, kind: str, key: str) -> None:
-        if (kind, key) in self._held:
+        if (kind, key) not in self._held:
+            self.lock_many(kind, [key])
+
+    def lock_many(self, kind: str, keys: Sequence[str]) -> None:
+        wanted = sorted({key for key in keys if (kind, key) not in self._held})
+        if not wanted:
             return
+        # In hash order (the subquery sorts before the locks are taken): two writers locking
+        # overlapping sets wait for each other instead of deadlocking.
         self._connection.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"{kind}:{key}",)
-        )
-        self._held.add((kind, key))
+            "SELECT pg_advisory_xact_lock(h) FROM (SELECT hashtextextended(k, 0) AS h"
+            " FROM unnest(%s::text[]) AS k ORDER BY h OFFSET 0) AS ordered",
+            ([f"{kind}:{key}" for key in wanted],),
+        ).fetchall()
+        self._held.update((kind, key) for key in wanted)
 
 
 @dataclass(slots=True)

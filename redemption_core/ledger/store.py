@@ -39,6 +39,10 @@ class RowLocks(ABC):
     def lock(self, kind: str, key: str) -> None:
         """Hold a lock on (kind, key), e.g. ("customer", id), until the transaction ends."""
 
+    @abstractmethod
+    def lock_many(self, kind: str, keys: Sequence[str]) -> None:
+        """`lock` for every key, in one round trip, in an order every writer uses."""
+
 
 class LedgerTransaction(ABC):
     """Reads of the projection and appends of events, inside one transaction.
@@ -62,6 +66,21 @@ class LedgerTransaction(ABC):
 
     @abstractmethod
     def campaign_state(self, campaign_id: str) -> CampaignState | None: ...
+
+    def lock_campaign_counters(self, campaign_id: str) -> bool:
+        """Lock a campaign's counters for the rest of the transaction, where writers run side
+        by side and campaign_state may have read them unlocked (a redemption that passed its
+        checks asks, just before it appends). True when they moved since they were read:
+        the caller checks again against the fresh campaign_state. Counters only grow while
+        concurrent writers run, so a refusal on the counters read first stands."""
+        return False
+
+    def prepare_redemptions(
+        self, codes: Sequence[str], customer_ids: Sequence[str], keys: Sequence[str]
+    ) -> None:
+        """Read ahead, and lock, what a batch of redemptions will ask about (an adapter whose
+        every read is a round trip to a server saves them); nothing changes otherwise."""
+        return None
 
     @abstractmethod
     def voucher_by_code(self, code: str) -> VoucherState | None: ...

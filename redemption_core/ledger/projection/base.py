@@ -46,6 +46,7 @@ class _CampaignRow:
     redemptions: int
     budget_used: int
     dirty: bool = False
+    locked: bool = False  # read FOR UPDATE (lock_campaign_counters)
     # As read: flush writes the differences, so that writers that did not lock the row (a
     # campaign without campaign-wide limits, on PostgreSQL) add up instead of overwriting.
     read_status: str = ""
@@ -71,6 +72,14 @@ class ProjectionBase(LedgerTransaction):
         self.dialect = dialect
         self._locks = locks
         self.appended = 0  # events applied in this transaction (a batch's write checks it)
+        # Read ahead by prepare_redemptions (writers side by side only): voucher rows by code
+        # (None: no such code), idempotency keys known absent, customers locked with their
+        # per-campaign uses and whether they have orders.
+        self._vouchers: dict[str, tuple[Any, ...] | None] = {}
+        self._known_keys: dict[str, bool] = {}
+        self._customers_locked: set[str] = set()
+        self._customer_campaigns: dict[tuple[str, str], int] = {}
+        self._has_orders: dict[str, bool] = {}
         self._rows: list[tuple[Any, ...]] = []
         # Campaign rows are the hottest in a batch (every redemption reads and bumps them):
         # they are read once per transaction, updated here, and written back by flush().
@@ -136,6 +145,8 @@ class ProjectionBase(LedgerTransaction):
             )
             self._order_rows, self._order_line_rows, self._customer_orders = [], [], {}
         if self._voucher_uses:
+            for voucher_id, (uses, gift) in self._voucher_uses.items():
+                self._voucher_flushed(voucher_id, uses, gift)
             db.executemany(
                 "UPDATE vouchers SET redemptions = redemptions + ?,"
                 " gift_balance = gift_balance - ? WHERE voucher_id = ?",
@@ -155,6 +166,9 @@ class ProjectionBase(LedgerTransaction):
                     for (customer, campaign), uses in sorted(self._customer_uses.items())
                 ],
             )
+            for key, uses in self._customer_uses.items():
+                if key[0] in self._customers_locked:  # the read-ahead stays true
+                    self._customer_campaigns[key] = self._customer_campaigns.get(key, 0) + uses
             self._customer_uses = {}
             self._pending_customers = set()
         if self._redemption_rows:
@@ -190,6 +204,14 @@ class ProjectionBase(LedgerTransaction):
                 row.dirty = False
                 row.mark_read()
 
+    def _voucher_flushed(self, voucher_id: str, uses: int, gift: int) -> None:
+        """Keep a read-ahead voucher row true once its pending uses are written."""
+        for code, row in self._vouchers.items():
+            if row is not None and row[0] == voucher_id:
+                balance = None if row[9] is None else row[9] - gift
+                self._vouchers[code] = (*row[:8], row[8] + uses, balance, *row[10:])
+                return
+
     def _campaign_row(self, campaign_id: str) -> _CampaignRow | None:
         row = self._campaign_rows.get(campaign_id)
         if row is None:
@@ -200,15 +222,36 @@ class ProjectionBase(LedgerTransaction):
             found = self._db.execute(select, (campaign_id,)).fetchone()
             if found is None:
                 return None
-            if self._locks is not None and _counted(self._campaign(campaign_id, found[0])):
-                # Its limits are checked against its counters: read them again under the
-                # row's lock, so two writers never both take the last of a budget. Without
-                # such limits, writers of one campaign do not wait for each other here.
-                found = self._db.execute(select + " FOR UPDATE", (campaign_id,)).fetchone()
             row = _CampaignRow(campaign_id, found[0], *found[1:])
             row.mark_read()
             self._campaign_rows[campaign_id] = row
         return row
+
+    def lock_campaign_counters(self, campaign_id: str) -> bool:
+        """See LedgerTransaction. Taken as late as possible, just before the append: the lock
+        is held to the commit, and every redemption of the campaign waits for it."""
+        row = self._campaign_rows.get(campaign_id)
+        if self._locks is None or row is None or row.locked:
+            return False
+        if not _counted(self._campaign(campaign_id, row.definition)):
+            return False  # no limit reads its counters: they are added to, never compared
+        found = self._db.execute(
+            "SELECT status, vouchers, redemptions, budget_used FROM campaigns"
+            " WHERE campaign_id = ? FOR UPDATE",
+            (campaign_id,),
+        ).fetchone()
+        row.locked = True
+        read = (row.read_status, row.read_vouchers, row.read_redemptions, row.read_budget_used)
+        if tuple(found) == read:
+            return False
+        # What this transaction added so far stays added, on top of the fresh counters.
+        row.vouchers += found[1] - row.read_vouchers
+        row.redemptions += found[2] - row.read_redemptions
+        row.budget_used += found[3] - row.read_budget_used
+        if row.status == row.read_status:
+            row.status = found[0]
+        row.read_status, row.read_vouchers, row.read_redemptions, row.read_budget_used = found
+        return True
 
     def _campaign(self, campaign_id: str, definition: str) -> Campaign:
         campaign = self._campaigns.get(campaign_id)

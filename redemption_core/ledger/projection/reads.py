@@ -49,10 +49,58 @@ class ProjectionReads(ProjectionBase):
     def campaign_ids(self) -> list[str]:
         return [row[0] for row in self._db.execute("SELECT campaign_id FROM campaigns ORDER BY 1")]
 
+    def prepare_redemptions(
+        self, codes: Sequence[str], customer_ids: Sequence[str], keys: Sequence[str]
+    ) -> None:
+        """See LedgerTransaction: with side-by-side writers, lock and read in a few round
+        trips what a batch asks one by one (idempotency keys, vouchers, customers), in the
+        order every writer locks them (keys, vouchers, customers, campaign counters)."""
+        if self._locks is None:
+            return
+        keys = sorted(set(keys))
+        if keys:
+            self._locks.lock_many("idempotency", keys)
+            found = self._in("SELECT idempotency_key FROM idempotency WHERE idempotency_key", keys)
+            self._known_keys.update({key: key in found for key in keys})
+        wanted = sorted(set(codes) - set(self._vouchers))
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            rows = self._db.execute(
+                f"{SELECT_VOUCHER} WHERE code IN ({', '.join('?' * len(chunk))})"
+                " ORDER BY voucher_id FOR UPDATE",
+                chunk,
+            ).fetchall()
+            self._vouchers.update({code: None for code in chunk})
+            self._vouchers.update({row[1]: tuple(row) for row in rows})
+        customers = sorted(set(customer_ids))
+        if customers:
+            self._locks.lock_many("customer", customers)
+            self._customers_locked.update(customers)
+            for start in range(0, len(customers), 500):
+                chunk = customers[start : start + 500]
+                marks = ", ".join("?" * len(chunk))
+                for customer, campaign, uses in self._db.execute(
+                    "SELECT customer_id, campaign_id, redemptions FROM customer_campaigns"
+                    f" WHERE customer_id IN ({marks})",
+                    chunk,
+                ):
+                    self._customer_campaigns[(customer, campaign)] = uses
+                ordered = self._in(
+                    "SELECT customer_id FROM customers WHERE orders > 0 AND customer_id", chunk
+                )
+                for customer in chunk:
+                    self._has_orders[customer] = customer in ordered
+
+    def _in(self, sql: str, values: Sequence[str]) -> set[str]:
+        return self._found(sql, (), values)
+
     def voucher_by_code(self, code: str) -> VoucherState | None:
-        # Writers side by side lock the voucher they decide on: uses, holds, gift balance.
-        lock = " FOR UPDATE" if self._locks is not None else ""
-        row = self._db.execute(f"{SELECT_VOUCHER} WHERE code = ?{lock}", (code,)).fetchone()
+        if code in self._vouchers:  # read ahead, locked (prepare_redemptions)
+            row = self._vouchers[code]
+        else:
+            # Writers side by side lock the voucher they decide on: uses, holds, gift balance.
+            lock = " FOR UPDATE" if self._locks is not None else ""
+            row = self._db.execute(f"{SELECT_VOUCHER} WHERE code = ?{lock}", (code,)).fetchone()
         if row is None:
             return None
         redemptions, gift_balance = row[8], row[9]
@@ -122,6 +170,8 @@ class ProjectionReads(ProjectionBase):
         return HoldState(row[0], row[1], row[2], from_iso(row[3]), bool(row[4]))
 
     def idempotent_event(self, key: str) -> tuple[str, Event] | None:
+        if self._known_keys.get(key) is False:  # read ahead: not there (and locked)
+            return None
         # A concurrent request with the same key waits here for the first one to finish,
         # and then answers from it.
         self._lock("idempotency", key)
@@ -252,9 +302,11 @@ class ProjectionReads(ProjectionBase):
         return [tuple(row) for row in rows]
 
     def customer_campaign_redemptions(self, campaign_id: str, customer_id: str) -> int:
-        self._lock("customer", customer_id)
         key = (customer_id, campaign_id)
         pending = self._customer_uses.get(key, 0)
+        if customer_id in self._customers_locked:  # read ahead (prepare_redemptions)
+            return pending + self._customer_campaigns.get(key, 0)
+        self._lock("customer", customer_id)
         row = self._db.execute(
             "SELECT redemptions FROM customer_campaigns WHERE customer_id = ? AND campaign_id = ?",
             key,
@@ -265,6 +317,12 @@ class ProjectionReads(ProjectionBase):
         """An order that stands (recorded, not cancelled) or a redemption that stands."""
         if customer_id in self._pending_customers or customer_id in self._customer_orders:
             return True
+        if customer_id in self._customers_locked:  # read ahead (prepare_redemptions)
+            return self._has_orders[customer_id] or any(
+                uses > 0
+                for (customer, _), uses in self._customer_campaigns.items()
+                if customer == customer_id
+            )
         self._lock("customer", customer_id)
         row = self._db.execute(
             "SELECT EXISTS (SELECT 1 FROM customers WHERE customer_id = :customer AND orders > 0)"

@@ -147,6 +147,7 @@ class VoucherProjection(ProjectionBase):
     def _redemption_rolled_back(self, event: Event) -> None:
         payload = event.payload
         self._flush_projection()  # rollbacks are rare: write what is pending, then adjust
+        self._vouchers.clear()  # read-ahead rows no longer true
         db = self._db
         db.execute(
             "UPDATE vouchers SET redemptions = redemptions - 1,"
