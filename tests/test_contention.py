@@ -177,8 +177,7 @@ def test_a_per_customer_limit_holds_when_one_customer_redeems_eight_different_co
         for code in codes:
             engine.publish(code, "alice")
     specs = [
-        {"home": str(home), "requests": [{"code": code, "customer_id": "alice"}]}
-        for code in codes
+        {"home": str(home), "requests": [{"code": code, "customer_id": "alice"}]} for code in codes
     ]
 
     results = [child[0] for child in run_lined_up("call", specs, tmp_path / "line")]

@@ -433,9 +433,7 @@ def test_the_database_refuses_to_truncate_the_ledger_even_for_its_owner(
     assert event_rows(ledger_of(tmp_path)) == before
 
 
-def test_an_idempotency_key_is_unique_in_the_database_itself(
-    tmp_path: Path, writable: Any
-) -> None:
+def test_an_idempotency_key_is_unique_in_the_database_itself(tmp_path: Path, writable: Any) -> None:
     with open_engine(tmp_path) as engine:
         engine.create_from_definition(standalone_def("shared", "SHARED10"))
         engine.redeem(RedeemRequest("SHARED10", order(), idempotency_key="k-1"))
