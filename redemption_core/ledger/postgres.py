@@ -102,11 +102,13 @@ class _AdvisoryLocks(RowLocks):
             return
         # In hash order (the subquery sorts before the locks are taken): two writers locking
         # overlapping sets wait for each other instead of deadlocking.
+        # Not waited for: in the write's pipeline, the statements after it run once it is
+        # granted, and their answer is the wait.
         self._connection.execute(
             "SELECT pg_advisory_xact_lock(h) FROM (SELECT hashtextextended(k, 0) AS h"
             " FROM unnest(%s::text[]) AS k ORDER BY h OFFSET 0) AS ordered",
             ([f"{kind}:{key}" for key in wanted],),
-        ).fetchall()
+        )
         self._held.update((kind, key) for key in wanted)
 
 

@@ -72,24 +72,36 @@ class ProjectionReads(ProjectionBase):
             ).fetchall()
             self._vouchers.update({code: None for code in chunk})
             self._vouchers.update({row[1]: tuple(row) for row in rows})
-        customers = sorted(set(customer_ids))
-        if customers:
-            self._locks.lock_many("customer", customers)
-            self._customers_locked.update(customers)
-            for start in range(0, len(customers), 500):
-                chunk = customers[start : start + 500]
-                marks = ", ".join("?" * len(chunk))
-                for customer, campaign, uses in self._db.execute(
-                    "SELECT customer_id, campaign_id, redemptions FROM customer_campaigns"
-                    f" WHERE customer_id IN ({marks})",
-                    chunk,
-                ):
-                    self._customer_campaigns[(customer, campaign)] = uses
-                ordered = self._in(
-                    "SELECT customer_id FROM customers WHERE orders > 0 AND customer_id", chunk
-                )
-                for customer in chunk:
-                    self._has_orders[customer] = customer in ordered
+        self._read_customers(customer_ids)
+
+    def _read_customers(self, customer_ids: Sequence[str]) -> None:
+        """Lock customers and read what the rules ask about them (their uses per campaign,
+        whether they have orders): the facts cannot change under the lock, so a second check
+        of the same request (lock_campaign_counters) needs no round trip."""
+        assert self._locks is not None
+        customers = sorted(set(customer_ids) - self._customers_locked)
+        if not customers:
+            return
+        self._locks.lock_many("customer", customers)
+        self._customers_locked.update(customers)
+        for start in range(0, len(customers), 500):
+            chunk = customers[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            # Both sent before either is read: one round trip (the lock's wait included).
+            uses = self._db.execute(
+                "SELECT customer_id, campaign_id, redemptions FROM customer_campaigns"
+                f" WHERE customer_id IN ({marks})",
+                chunk,
+            )
+            ordered = self._db.execute(
+                f"SELECT customer_id FROM customers WHERE orders > 0 AND customer_id IN ({marks})",
+                chunk,
+            )
+            for customer, campaign, count in uses.fetchall():
+                self._customer_campaigns[(customer, campaign)] = count
+            with_orders = {row[0] for row in ordered.fetchall()}
+            for customer in chunk:
+                self._has_orders[customer] = customer in with_orders
 
     def _in(self, sql: str, values: Sequence[str]) -> set[str]:
         return self._found(sql, (), values)
@@ -304,9 +316,9 @@ class ProjectionReads(ProjectionBase):
     def customer_campaign_redemptions(self, campaign_id: str, customer_id: str) -> int:
         key = (customer_id, campaign_id)
         pending = self._customer_uses.get(key, 0)
-        if customer_id in self._customers_locked:  # read ahead (prepare_redemptions)
+        if self._locks is not None:  # writers side by side: lock the customer, read ahead
+            self._read_customers([customer_id])
             return pending + self._customer_campaigns.get(key, 0)
-        self._lock("customer", customer_id)
         row = self._db.execute(
             "SELECT redemptions FROM customer_campaigns WHERE customer_id = ? AND campaign_id = ?",
             key,
@@ -317,13 +329,13 @@ class ProjectionReads(ProjectionBase):
         """An order that stands (recorded, not cancelled) or a redemption that stands."""
         if customer_id in self._pending_customers or customer_id in self._customer_orders:
             return True
-        if customer_id in self._customers_locked:  # read ahead (prepare_redemptions)
+        if self._locks is not None:  # writers side by side: lock the customer, read ahead
+            self._read_customers([customer_id])
             return self._has_orders[customer_id] or any(
                 uses > 0
                 for (customer, _), uses in self._customer_campaigns.items()
                 if customer == customer_id
             )
-        self._lock("customer", customer_id)
         row = self._db.execute(
             "SELECT EXISTS (SELECT 1 FROM customers WHERE customer_id = :customer AND orders > 0)"
             " OR EXISTS (SELECT 1 FROM customer_campaigns WHERE customer_id = :customer"
