@@ -600,7 +600,15 @@ def _child_thread_clients(spec: Mapping[str, Any]) -> None:
         print(json.dumps(result), flush=True)
 
 
+def _child_open_store(spec: Mapping[str, Any]) -> None:
+    """Open (and so create, if missing) the ledger at the go signal."""
+    _line_up(spec)
+    store_for(spec["ledger"]).close()
+    print(json.dumps({"opened": True}), flush=True)
+
+
 ROLES = {
+    "open-store": _child_open_store,
     "thread-clients": _child_thread_clients,
     "slow-commits": _child_slow_commits,
     "call": _child_call,

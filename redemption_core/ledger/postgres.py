@@ -37,6 +37,7 @@ import psycopg
 from psycopg import errors as pg_errors
 
 from redemption_core.domain.campaigns import Campaign
+from redemption_core.domain.errors import InvalidInput
 from redemption_core.domain.events import COLUMNS, Event
 from redemption_core.ledger.dialect import POSTGRESQL, to_pyformat
 from redemption_core.ledger.postgres_schema import (
@@ -433,7 +434,9 @@ def copy_ledger(source: LedgerStore, url: str) -> int:
         try:
             db.execute(f"SELECT pg_advisory_xact_lock({LEDGER_LOCK})")
             if db.execute("SELECT EXISTS (SELECT 1 FROM events)").fetchone()[0]:
-                raise ValueError(f"{redacted(url)} already holds events: copy into an empty ledger")
+                raise InvalidInput(
+                    "--to", f"{redacted(url)} already holds events: copy into an empty ledger"
+                )
             projection = target._projection(db, locks=False)
             copied = 0
             page: list[Event] = []

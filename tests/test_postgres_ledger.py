@@ -1,0 +1,202 @@
+"""What only the PostgreSQL ledger has: `promo ledger init` and `migrate`, first opens of an
+empty database by many processes at once, and the simulator writing the same ledger there as
+into SQLite."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+from pg_cluster import APP_ROLE, Cluster
+from reliability_helpers import Reader, event_rows, run_lined_up
+from test_cli import Promo
+
+from redemption_core.ledger.postgres import PostgresLedgerStore
+from redemption_core.ledger.rows import SELECT_EVENT
+from redemption_core.ledger.sqlite import SqliteLedgerStore
+from redemption_core.ledger.verify import verify_ledger
+from redemption_core.simulate import SimulationConfig, simulate
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def owner_url(cluster: Cluster, url: str) -> str:
+    return cluster.admin_url(psycopg.conninfo.conninfo_to_dict(url)["dbname"])
+
+
+@pytest.fixture
+def promo(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Promo:
+    monkeypatch.setenv("PROMO_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("PROMO_LEDGER_URL", raising=False)
+    monkeypatch.setenv("PROMO_HMAC_KEY", "ab" * 32)
+    return Promo(capsys)
+
+
+def make_sqlite_ledger(promo: Promo, tmp_path: Path) -> None:
+    definition = tmp_path / "spring.json"
+    definition.write_text(
+        json.dumps(
+            {
+                "id": "spring",
+                "currency": "EUR",
+                "status": "active",
+                "voucher": {"kind": "standalone", "code": "SPRING10"},
+                "discount": {"type": "amount", "amount_off": 1000},
+                "limits": {"budget": 5000},
+            }
+        )
+    )
+    promo.ok("campaign", "create", definition)
+    for n in range(3):
+        promo.ok("redeem", "SPRING10", "--amount", 4000, "--currency", "EUR", "--customer", f"c{n}")
+    promo("redeem", "SPRING10", "--amount", 100, "--currency", "EUR")  # refused: minimum
+
+
+def test_promo_ledger_migrate_copies_a_sqlite_ledger_and_verifies_the_copy(
+    promo: Promo,
+    tmp_path: Path,
+    postgres_url: str,
+    postgres_cluster: Cluster,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    make_sqlite_ledger(promo, tmp_path)
+    before = promo.stats()
+    target = owner_url(postgres_cluster, postgres_url)
+
+    migrated = promo.ok("--json", "ledger", "migrate", "--to", target).json
+    again = promo("ledger", "migrate", "--to", target)
+    monkeypatch.setenv("PROMO_LEDGER_URL", postgres_url)  # the application role from now on
+    after = promo.stats()
+    redeemed = promo.ok("--json", "redeem", "SPRING10", "--amount", 4000, "--currency", "EUR")
+
+    assert migrated["copied"] == before["events"] and migrated["clean"]
+    assert again.code != 0 and "already holds events" in again.err
+    assert {k: v for k, v in after.items()} == before
+    assert redeemed.json["ok"]  # seqs continue after the copied ones
+    assert promo.stats()["last_seq"] == before["last_seq"] + 1
+    assert promo.ok("--json", "ledger", "verify").json["clean"]
+
+
+def test_a_migrated_ledger_has_every_event_byte_for_byte(
+    promo: Promo, tmp_path: Path, postgres_url: str, postgres_cluster: Cluster
+) -> None:
+    make_sqlite_ledger(promo, tmp_path)
+    promo.ok("ledger", "migrate", "--to", owner_url(postgres_cluster, postgres_url))
+
+    source = SqliteLedgerStore(tmp_path / "home" / "ledger.sqlite", read_only=True)
+    target = PostgresLedgerStore(postgres_url, read_only=True)
+    with source.read() as mine, target.read() as theirs:
+        rows = [tx.query(f"{SELECT_EVENT} ORDER BY seq", ()) for tx in (mine, theirs)]
+    source.close()
+    target.close()
+
+    assert [tuple(row) for row in rows[0]] == [tuple(row) for row in rows[1]]
+
+
+def test_migrate_refuses_a_url_that_is_not_postgresql_naming_the_option(
+    promo: Promo, tmp_path: Path
+) -> None:
+    make_sqlite_ledger(promo, tmp_path)
+
+    refused = promo("ledger", "migrate", "--to", "mysql://somewhere/db")
+
+    assert refused.code == 2 and "--to" in refused.err
+
+
+def test_promo_ledger_init_creates_the_tables_and_grants_the_application_role(
+    promo: Promo, tmp_path: Path, postgres_cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = "ledger_init_test"
+    with psycopg.connect(postgres_cluster.admin_url(), autocommit=True) as db:
+        db.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        db.execute(f"CREATE DATABASE {name}")
+    app = postgres_cluster.app_url(name)
+    try:
+        promo.ok(
+            "ledger", "init", "--url", postgres_cluster.admin_url(name), "--app-role", APP_ROLE
+        )
+        monkeypatch.setenv("PROMO_LEDGER_URL", app)
+        make_sqlite_ledger(promo, tmp_path)  # written by the application role, into PostgreSQL
+        written = promo.events()
+        with psycopg.connect(app, autocommit=True) as db:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                db.execute("DELETE FROM events")
+            assert db.execute("SELECT count(*) FROM events").fetchone() == (written,)
+        assert written > 0
+    finally:
+        postgres_cluster.drop_ledger(app)
+
+
+def test_many_processes_opening_an_empty_database_at_once_create_the_ledger_once(
+    tmp_path: Path, postgres_cluster: Cluster
+) -> None:
+    url = postgres_cluster.create_ledger(empty=True)  # no tables; the role owns the database
+    try:
+        specs = [{"ledger": url} for _ in range(6)]
+        opened = run_lined_up("open-store", specs, tmp_path / "line")
+        reader = Reader(url)
+        version = reader.execute("SELECT value FROM ledger_meta", ()).fetchall()
+        reader.close()
+    finally:
+        postgres_cluster.drop_ledger(url)
+
+    assert [child[0]["opened"] for child in opened] == [True] * 6
+    assert len(version) == 1
+
+
+def test_the_simulator_writes_the_same_ledger_into_postgresql_as_into_sqlite(
+    tmp_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = SimulationConfig(customers=40, days=4, seed=11)
+    monkeypatch.delenv("PROMO_LEDGER_URL", raising=False)
+    simulate(tmp_path / "sqlite", config, progress=None)
+    monkeypatch.setenv("PROMO_LEDGER_URL", postgres_url)
+    simulate(tmp_path / "postgresql", config, progress=None)
+
+    in_sqlite = event_rows(tmp_path / "sqlite" / "ledger.sqlite")
+    in_postgres = [
+        {k: v for k, v in row.items() if k != "txid"} for row in event_rows(postgres_url)
+    ]
+    assert len(in_sqlite) > 500
+    assert in_postgres == in_sqlite
+    assert verify_ledger(postgres_url).clean
+
+
+def test_every_ledger_command_reads_a_postgresql_ledger_from_a_separate_process(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    env = {**os.environ, "PROMO_HOME": str(tmp_path / "home"), "PROMO_LEDGER_URL": postgres_url}
+    env["PROMO_HMAC_KEY"] = "cd" * 32
+
+    def promo(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "redemption_core.cli", *args],
+            env=env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    definition = tmp_path / "spring.json"
+    definition.write_text(
+        '{"id": "spring", "currency": "EUR", "status": "active",'
+        ' "voucher": {"kind": "standalone", "code": "SPRING10"},'
+        ' "discount": {"type": "amount", "amount_off": 1000}}'
+    )
+    created = promo("campaign", "create", str(definition))
+    tail = promo("--json", "ledger", "tail", "-n", "5")
+    stats = promo("--json", "ledger", "stats")
+    verified = promo("ledger", "verify")
+
+    assert created.returncode == 0, created.stderr
+    assert json.loads(tail.stdout.splitlines()[-1])["event_type"] == "voucher_created"
+    assert json.loads(stats.stdout)["events"] == 2
+    assert verified.returncode == 0 and "clean" in verified.stdout
