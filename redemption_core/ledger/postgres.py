@@ -26,11 +26,13 @@ Idempotency keys are the primary key of `idempotency`.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import psycopg
@@ -71,6 +73,11 @@ def redacted(url: str) -> str:
     return f"postgresql://{info.get('user', '')}@{host}:{info.get('port', '')}/{info.get('dbname', '')}"
 
 
+# A plain insert of bound values: `executemany` sends its rows many to a statement.
+_PLAIN_INSERT = re.compile(r"INSERT INTO (\w+(?: \([\w, ]+\))?) VALUES (\([?, ]+\))")
+ROWS_PER_INSERT = 500  # one statement's rows (its parameters stay far below PostgreSQL's 65,535)
+
+
 class _Connection:
     """The DB-API face the projection is written against: `?`/`:name` parameters, `execute`
     returning a cursor, `executemany`."""
@@ -84,8 +91,31 @@ class _Connection:
         return cursor
 
     def executemany(self, sql: str, rows: Sequence[Any]) -> None:
-        with self._connection.cursor() as cursor:
-            cursor.executemany(to_pyformat(sql), rows)
+        """A plain INSERT goes as multi-row INSERTs (a group commit's thousand event rows in
+        two statements, not a thousand: each is a Bind and Execute the server parses and
+        plans); anything else row by row, pipelined."""
+        plain = _PLAIN_INSERT.fullmatch(sql)
+        if plain is None or len(rows) < 2:
+            with self._connection.cursor() as cursor:
+                cursor.executemany(to_pyformat(sql), rows)
+            return
+        target, values = plain.groups()
+        # A RawCursor takes PostgreSQL's own $n placeholders: psycopg does not parse (and
+        # caches no conversion of) a statement of thousands of them.
+        with psycopg.RawCursor(self._connection) as cursor:
+            for start in range(0, len(rows), ROWS_PER_INSERT):
+                chunk = rows[start : start + ROWS_PER_INSERT]
+                statement = _multi_row_insert(target, values.count("?"), len(chunk))
+                cursor.execute(statement, [v for row in chunk for v in row])
+
+
+@lru_cache(maxsize=256)
+def _multi_row_insert(target: str, width: int, rows: int) -> str:
+    groups = (
+        "(" + ", ".join(f"${row * width + column + 1}" for column in range(width)) + ")"
+        for row in range(rows)
+    )
+    return f"INSERT INTO {target} VALUES {', '.join(groups)}"
 
 
 class _AdvisoryLocks(RowLocks):

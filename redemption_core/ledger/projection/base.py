@@ -76,6 +76,7 @@ class ProjectionBase(LedgerTransaction):
         # (None: no such code), idempotency keys known absent, customers locked with their
         # per-campaign uses and whether they have orders.
         self._vouchers: dict[str, tuple[Any, ...] | None] = {}
+        self._voucher_codes: dict[str, str] = {}  # voucher id → code, of those read ahead
         self._known_keys: dict[str, bool] = {}
         self._customers_locked: set[str] = set()
         self._customer_campaigns: dict[tuple[str, str], int] = {}
@@ -173,7 +174,8 @@ class ProjectionBase(LedgerTransaction):
             self._pending_customers = set()
         if self._redemption_rows:
             db.executemany(
-                "INSERT INTO redemptions VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+                "INSERT INTO redemptions (redemption_id, voucher_id, campaign_id, customer_id,"
+                " order_id, discount, gift_amount, redeemed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 self._redemption_rows,
             )
             self._redemption_rows = []
@@ -206,11 +208,11 @@ class ProjectionBase(LedgerTransaction):
 
     def _voucher_flushed(self, voucher_id: str, uses: int, gift: int) -> None:
         """Keep a read-ahead voucher row true once its pending uses are written."""
-        for code, row in self._vouchers.items():
-            if row is not None and row[0] == voucher_id:
-                balance = None if row[9] is None else row[9] - gift
-                self._vouchers[code] = (*row[:8], row[8] + uses, balance, *row[10:])
-                return
+        code = self._voucher_codes.get(voucher_id)
+        row = None if code is None else self._vouchers.get(code)
+        if code is not None and row is not None:
+            balance = None if row[9] is None else row[9] - gift
+            self._vouchers[code] = (*row[:8], row[8] + uses, balance, *row[10:])
 
     def _campaign_row(self, campaign_id: str) -> _CampaignRow | None:
         row = self._campaign_rows.get(campaign_id)

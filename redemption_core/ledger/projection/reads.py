@@ -72,6 +72,7 @@ class ProjectionReads(ProjectionBase):
             ).fetchall()
             self._vouchers.update({code: None for code in chunk})
             self._vouchers.update({row[1]: tuple(row) for row in rows})
+            self._voucher_codes.update({row[0]: row[1] for row in rows})
         self._read_customers(customer_ids)
 
     def _read_customers(self, customer_ids: Sequence[str]) -> None:

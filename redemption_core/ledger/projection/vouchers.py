@@ -148,6 +148,7 @@ class VoucherProjection(ProjectionBase):
         payload = event.payload
         self._flush_projection()  # rollbacks are rare: write what is pending, then adjust
         self._vouchers.clear()  # read-ahead rows no longer true
+        self._voucher_codes.clear()
         db = self._db
         db.execute(
             "UPDATE vouchers SET redemptions = redemptions - 1,"
