@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -200,3 +201,35 @@ def test_every_ledger_command_reads_a_postgresql_ledger_from_a_separate_process(
     assert json.loads(tail.stdout.splitlines()[-1])["event_type"] == "voucher_created"
     assert json.loads(stats.stdout)["events"] == 2
     assert verified.returncode == 0 and "clean" in verified.stdout
+
+
+@pytest.mark.parametrize("action", ["stats", "tail", "verify"])
+def test_ledger_commands_on_a_database_without_a_ledger_exit_2_naming_the_url(
+    promo: Promo, postgres_cluster: Cluster, monkeypatch: pytest.MonkeyPatch, action: str
+) -> None:
+    url = postgres_cluster.create_ledger(empty=True)
+    monkeypatch.setenv("PROMO_LEDGER_URL", url)
+    try:
+        result = promo("ledger", action)
+        with psycopg.connect(url) as db:
+            created = db.execute("SELECT to_regclass('events') IS NOT NULL").fetchone()[0]
+    finally:
+        postgres_cluster.drop_ledger(url)
+
+    assert result.code == 2
+    assert "PROMO_LEDGER_URL" in result.err and "no ledger at" in result.err
+    assert not created
+
+
+def test_a_ledger_url_nobody_answers_at_exits_2_naming_it(
+    promo: Promo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as probe:  # a loopback port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("PROMO_LEDGER_URL", f"postgresql://nobody@127.0.0.1:{port}/promo")
+
+    result = promo("ledger", "stats")
+
+    assert result.code == 2
+    assert "PROMO_LEDGER_URL" in result.err and "cannot connect" in result.err

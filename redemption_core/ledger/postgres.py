@@ -177,16 +177,26 @@ class PostgresLedgerStore(LedgerStore):
         self._lock = threading.RLock()
         self._campaigns: dict[str, Campaign] = {}
         self._batch: _Batch | None = None
-        self._db: psycopg.Connection = self._connect()
+        try:
+            self._db: psycopg.Connection = self._connect(retry_s=0)
+        except psycopg.OperationalError as error:
+            raise InvalidInput(
+                "PROMO_LEDGER_URL", f"cannot connect to {self.location}: {error}".strip()
+            ) from None
         if not read_only:
             create_schema(self._db)
+        elif not self._db.execute("SELECT to_regclass('events') IS NOT NULL").fetchone()[0]:
+            self._db.close()
+            raise InvalidInput(
+                "PROMO_LEDGER_URL", f"no ledger at {self.location} (`promo ledger init` creates it)"
+            )
 
     @property
     def location(self) -> str:
         return redacted(self.url)
 
-    def _connect(self) -> psycopg.Connection:
-        deadline = time.monotonic() + RECONNECT_S
+    def _connect(self, retry_s: float = RECONNECT_S) -> psycopg.Connection:
+        deadline = time.monotonic() + retry_s
         while True:
             try:
                 connection = psycopg.connect(self.url, autocommit=True)
@@ -387,6 +397,8 @@ def verify_postgres(url: str) -> VerifyReport:
     """`promo ledger verify` on PostgreSQL: the projection rebuilt into temporary tables (they
     shadow the stored ones for this session only) from one REPEATABLE READ snapshot."""
     with psycopg.connect(url, autocommit=True) as db:
+        if not db.execute("SELECT to_regclass('events') IS NOT NULL").fetchone()[0]:
+            raise InvalidInput("PROMO_LEDGER_URL", f"no ledger at {redacted(url)}")
         db.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
         try:
             for statement in projection_ddl():
