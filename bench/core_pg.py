@@ -31,6 +31,7 @@ limit, a budget): the budget makes every redemption of the campaign lock its cou
 from __future__ import annotations
 
 import json
+import logging
 import os
 import statistics
 import subprocess
@@ -82,6 +83,8 @@ def _open_engine(url: str, *, serializable: bool = False) -> RedemptionEngine:
 # -- eight processes ---------------------------------------------------------------------------
 def worker(spec_path: str) -> None:
     """One of the eight: redeem its requests one by one after the start file appears."""
+    # psycopg logs each transaction PostgreSQL gives up in a pipeline; counted below instead.
+    logging.getLogger("psycopg").setLevel(logging.ERROR)
     spec = json.loads(Path(spec_path).read_text())
     engine = _open_engine(spec["url"], serializable=spec["serializable"])
     requests = [
@@ -259,7 +262,7 @@ def pg_run(batch_size: int = BATCH_SIZE) -> dict[str, Any]:
             50
             + RUNS * SINGLE_PER_RUN
             + (RUNS * GROUPED_BATCHES + 1) * batch_size
-            + 2 * PROCESSES * PER_PROCESS
+            + 2 * RUNS * PROCESSES * PER_PROCESS
         )
         work.generate(need)
         work.publish_all()
@@ -295,13 +298,19 @@ def pg_run(batch_size: int = BATCH_SIZE) -> dict[str, Any]:
         engine.close()
 
         folder = home / "procs"
-        eight: dict[str, float] = {}
-        for name, serializable in (("rows", False), ("serializable", True)):
-            count = PROCESSES * PER_PROCESS
-            elapsed, gave_up = run_processes(work, url, folder / name, serializable=serializable)
-            record = rate_record(f"pg_redeem_8proc_{name}", 1, count, elapsed, gave_up=gave_up)
-            emit(record)
-            eight[name] = record["per_s"]
+        eight_runs: dict[str, list[float]] = {"rows": [], "serializable": []}
+        for run in range(1, RUNS + 1):  # interleaved: load drifts hit both alike
+            for name, serializable in (("rows", False), ("serializable", True)):
+                count = PROCESSES * PER_PROCESS
+                elapsed, gave_up = run_processes(
+                    work, url, folder / f"{name}-{run}", serializable=serializable
+                )
+                record = rate_record(
+                    f"pg_redeem_8proc_{name}", run, count, elapsed, gave_up=gave_up
+                )
+                emit(record)
+                eight_runs[name].append(record["per_s"])
+        eight = {name: statistics.median(runs) for name, runs in eight_runs.items()}
 
         owner = cluster.admin_url(psycopg_dbname(url))
         batched = raw_tables(owner, float(row_bytes), float(payload_bytes), batch_size)
@@ -355,6 +364,8 @@ def pg_run(batch_size: int = BATCH_SIZE) -> dict[str, Any]:
             "redeem_per_s_single": single_rates,
             "redeem_per_s_grouped": grouped_rates,
             "raw_insert_per_s": raw_rates,
+            "redeem_per_s_8proc": eight_runs["rows"],
+            "redeem_per_s_8proc_serializable": eight_runs["serializable"],
         },
         "pg_counts": {
             "single_per_run": SINGLE_PER_RUN,
