@@ -233,3 +233,38 @@ def test_a_ledger_url_nobody_answers_at_exits_2_naming_it(
 
     assert result.code == 2
     assert "PROMO_LEDGER_URL" in result.err and "cannot connect" in result.err
+
+
+def test_every_sqlite_table_exists_in_postgresql_with_the_same_columns(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    # The PostgreSQL tables are derived from sqlite_schema.py: a table added there (a new
+    # projection table) needs no second definition.
+    sqlite = SqliteLedgerStore(tmp_path / "ledger.sqlite")
+    tables = [
+        row[0]
+        for row in sqlite.connection.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        )
+    ]
+    expected = {
+        table: [row[1] for row in sqlite.connection.execute(f"PRAGMA table_info({table})")]
+        for table in tables
+    }
+    sqlite.close()
+    reader = Reader(postgres_url)
+    found = {
+        table: [
+            row[0]
+            for row in reader.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = ?"
+                " AND column_name NOT IN ('rowid', 'txid') ORDER BY ordinal_position",
+                (table,),
+            ).fetchall()
+        ]
+        for table in tables
+    }
+    reader.close()
+
+    assert "events" in expected and len(expected) > 20
+    assert found == expected
