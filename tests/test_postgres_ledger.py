@@ -257,7 +257,8 @@ def test_every_sqlite_table_exists_in_postgresql_with_the_same_columns(
         table: [
             row[0]
             for row in reader.execute(
-                "SELECT column_name FROM information_schema.columns WHERE table_name = ?"
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = 'public'"
+                " AND table_name = ?"
                 " AND column_name NOT IN ('rowid', 'txid') ORDER BY ordinal_position",
                 (table,),
             ).fetchall()
