@@ -155,6 +155,17 @@ class _Batch:
 _CONFLICTS = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
 
 
+def _conflict(error: BaseException) -> BaseException | None:
+    """The deadlock or serialisation failure behind `error`, if any: in pipeline mode it may
+    surface as another error raised while the pipeline was left (its __context__)."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, _CONFLICTS):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 class PostgresLedgerStore(LedgerStore):
     """One connection per store object; one store per process (or per thread)."""
 
@@ -199,7 +210,10 @@ class PostgresLedgerStore(LedgerStore):
         deadline = time.monotonic() + retry_s
         while True:
             try:
-                connection = psycopg.connect(self.url, autocommit=True)
+                # No server-side prepared statements: psycopg's automatic ones can outlive a
+                # transaction the server gave up inside a pipeline, and poolers in
+                # transaction mode (PgBouncer) share sessions between clients.
+                connection = psycopg.connect(self.url, autocommit=True, prepare_threshold=None)
                 break
             except psycopg.OperationalError as error:
                 if time.monotonic() > deadline or "password" in str(error):
@@ -228,17 +242,23 @@ class PostgresLedgerStore(LedgerStore):
                     db.execute(lock)
                 yield db
                 db.execute("COMMIT")
-        except _CONFLICTS as error:
+        except BaseException as error:
             self._rollback(db)
-            raise WriteConflict(str(error)) from error
-        except BaseException:
-            self._rollback(db)
+            conflict = _conflict(error)
+            if conflict is not None:
+                raise WriteConflict(str(conflict)) from error
             raise
 
     @staticmethod
     def _rollback(db: psycopg.Connection) -> None:
-        if not db.broken and not db.closed:
+        """Roll back; a connection that cannot (the server went away, a pipeline left busy)
+        is closed, and the next transaction opens a new one."""
+        if db.broken or db.closed:
+            return
+        try:
             db.execute("ROLLBACK")
+        except psycopg.Error:
+            db.close()
 
     def _begin_write(self, concurrent: bool) -> tuple[str, str]:
         if not concurrent:
@@ -284,8 +304,9 @@ class PostgresLedgerStore(LedgerStore):
         try:
             yield tx
             tx.flush()
-        except BaseException:
-            if tx.appended:
+        except BaseException as error:
+            # An error in SQL aborts a PostgreSQL transaction: the batch cannot go on either.
+            if tx.appended or isinstance(error, psycopg.Error):
                 self._rollback(self._db)
                 batch.broken = True
             raise
@@ -312,8 +333,12 @@ class PostgresLedgerStore(LedgerStore):
             batch.check_usable()
             try:
                 db.execute("COMMIT")
-            except _CONFLICTS as error:
-                raise WriteConflict(str(error)) from error
+            except BaseException as error:
+                self._rollback(db)
+                conflict = _conflict(error)
+                if conflict is not None:
+                    raise WriteConflict(str(conflict)) from error
+                raise
 
     @contextmanager
     def read(self) -> Iterator[ProjectionTransaction]:
