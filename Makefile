@@ -11,7 +11,7 @@ export GX_ANALYTICS_ENABLED := False
 UV := python3 -m uv
 RUN := $(UV) run --frozen --no-sync
 
-.PHONY: env demo demo-core pipeline dagster console screenshot test lint format bench-core bench-distribution bench-sim bench-pipeline bench-ml bench-console
+.PHONY: env demo demo-core pipeline dagster console screenshot serve test lint format bench-api bench-core bench-distribution bench-sim bench-pipeline bench-ml bench-console
 
 # Quiet unless something fails: a newcomer's first screen shows the demo, not installer chatter.
 env:
@@ -44,6 +44,10 @@ console: env
 screenshot: env
 	$(RUN) python -m app_streamlit.screenshots
 
+# The HTTP API on http://127.0.0.1:8000/v1 (two workers over the ledger in PROMO_HOME).
+serve: env
+	$(RUN) promo serve
+
 test: env
 	$(RUN) pytest
 
@@ -57,6 +61,9 @@ format: env
 
 bench-core: env
 	$(RUN) python bench/core.py
+
+bench-api: env
+	$(RUN) python bench/api.py
 
 bench-distribution: env
 	$(RUN) python bench/distribution.py

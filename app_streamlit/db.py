@@ -93,7 +93,8 @@ def _cached_query(path: str, version: str, sql: str, params: Params) -> pd.DataF
             raise WarehouseMissing(Path(path)) from None
         raise WarehouseUnreadable(str(error)) from error
     try:
-        return connection.execute(sql, params).df()
+        result = connection.execute(sql, params)
+        return _whole_numbers(result.df(), result.description)
     except duckdb.CatalogException as error:
         found = _MISSING_TABLE.search(str(error))
         if found is None:
@@ -101,3 +102,18 @@ def _cached_query(path: str, version: str, sql: str, params: Params) -> pd.DataF
         raise TableMissing(found.group(1)) from error
     finally:
         connection.close()
+
+
+# What DuckDB's sum() of integers returns; pandas gets them as float64 ("12.0" in a CSV).
+_WIDE_INTEGERS = {"HUGEINT", "UHUGEINT"}
+
+
+def _whole_numbers(
+    frame: pd.DataFrame, description: Sequence[Sequence[Any]] | None
+) -> pd.DataFrame:
+    """Give sums of counts and minor units their integer type back (nullable: a sum over no
+    rows is NULL), so that tables and CSV downloads show 12, not 12.0."""
+    for name, type_code, *_ in description or ():
+        if str(type_code) in _WIDE_INTEGERS and name in frame:
+            frame[name] = frame[name].round().astype("Int64")
+    return frame

@@ -62,7 +62,7 @@ class Filters:
         """What the page is showing, in words, for a caption (which it may start)."""
         parts = []
         if dates:
-            parts.append(f"{self.start:%d %b %Y} - {self.end:%d %b %Y}")
+            parts.append(f"{self.start:%Y-%m-%d} to {self.end:%Y-%m-%d}")
         if campaigns:
             parts.append(
                 f"{len(self.campaigns)} campaign(s)" if self.campaigns else "all campaigns"
@@ -82,10 +82,12 @@ def _checked(column: str) -> str:
 
 @dataclass(frozen=True)
 class Options:
-    first_day: date
+    first_day: date  # campaign activity: vouchers published, redemptions, deliveries
     last_day: date
     campaigns: dict[str, str]  # campaign_id → label
     channels: tuple[str, ...]
+    orders_first_day: date | None = None  # orders reach back before the first campaign
+    orders_last_day: date | None = None
 
 
 def options() -> Options:
@@ -113,6 +115,14 @@ def options() -> Options:
         "SELECT DISTINCT channel FROM marts.fct_campaign_funnel "
         "UNION SELECT DISTINCT channel FROM marts.fct_delivery_performance ORDER BY channel"
     )
+    orders = (
+        db.query(
+            "SELECT min(ordered_date) AS first_day, max(ordered_date) AS last_day "
+            "FROM marts.fct_orders"
+        )
+        if db.table_exists("marts.fct_orders")
+        else None
+    )
     return Options(
         first_day=_as_date(first_day),
         last_day=_as_date(last_day),
@@ -123,7 +133,16 @@ def options() -> Options:
             for row in campaigns.itertuples()
         },
         channels=tuple(channels["channel"]),
+        orders_first_day=_day_or_none(orders, "first_day"),
+        orders_last_day=_day_or_none(orders, "last_day"),
     )
+
+
+def _day_or_none(frame: Any, column: str) -> date | None:
+    if frame is None or frame.empty:
+        return None
+    value = frame[column].iloc[0]
+    return None if value is None or value != value else _as_date(value)
 
 
 def _as_date(value: Any) -> date:
@@ -167,11 +186,25 @@ def sidebar() -> Filters:
             args=(choices.first_day, choices.last_day),
             width="stretch",
         )
-        st.caption(
-            f"Data from {choices.first_day:%d %b %Y} to {choices.last_day:%d %b %Y}. "
-            "Filters apply to every page where they make sense; each page says which."
-        )
+        st.caption(data_range(choices))
     return current()
+
+
+def data_range(choices: Options) -> str:
+    """What the warehouse's dates cover, per kind of record: the default range is campaign
+    activity, and orders (customers' history) may reach further back."""
+    text = (
+        f"Campaign activity (vouchers published, redemptions, deliveries): "
+        f"{choices.first_day:%Y-%m-%d} to {choices.last_day:%Y-%m-%d}, the default date range."
+    )
+    if choices.orders_first_day is not None and choices.orders_last_day is not None:
+        text += (
+            f" Orders: {choices.orders_first_day:%Y-%m-%d} to {choices.orders_last_day:%Y-%m-%d}"
+        )
+        if choices.orders_first_day < choices.first_day:
+            text += " (customers' history before the first campaign: widen the range to see it)"
+        text += "."
+    return text + " Each page says which of its dates the range filters; some pages ignore it."
 
 
 def _channel_label(channel: str) -> str:

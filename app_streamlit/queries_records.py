@@ -139,12 +139,17 @@ def _order_where(filters: Filters, search: OrderSearch) -> tuple[str, dict[str, 
 
 
 def order_totals(filters: Filters, search: OrderSearch) -> pd.DataFrame:
-    """Per currency: orders, with a voucher, cancelled, amount, refunds, discount."""
+    """Per currency: orders, with a standing voucher (a redemption not rolled back), with
+    redemptions all rolled back, cancelled, amount, refunds, standing redemptions, discount."""
     where, params = _order_where(filters, search)
     return db.query(
         f"""
         SELECT currency, count(*) AS orders,
-            count(*) FILTER (WHERE has_voucher) AS with_voucher,
+            count(*) FILTER (WHERE redemptions > redemptions_rolled_back) AS with_voucher,
+            count(*) FILTER (WHERE has_voucher AND redemptions = redemptions_rolled_back)
+                AS all_rolled_back,
+            coalesce(sum(redemptions - redemptions_rolled_back), 0) AS standing_redemptions,
+            coalesce(sum(redemptions_rolled_back), 0) AS rolled_back_redemptions,
             count(*) FILTER (WHERE is_cancelled) AS cancelled,
             coalesce(sum(amount), 0) AS amount,
             coalesce(sum(refunded_amount), 0) AS refunded_amount,
@@ -164,7 +169,7 @@ def orders_by_day(filters: Filters, search: OrderSearch) -> pd.DataFrame:
     return db.query(
         f"""
         SELECT ordered_date AS day, currency, count(*) AS orders,
-            count(*) FILTER (WHERE has_voucher) AS with_voucher,
+            count(*) FILTER (WHERE redemptions > redemptions_rolled_back) AS with_voucher,
             coalesce(sum(amount), 0) AS amount,
         FROM marts.fct_orders
         WHERE {where}
@@ -184,6 +189,63 @@ def orders(filters: Filters, search: OrderSearch) -> pd.DataFrame:
         FROM marts.fct_orders
         WHERE {where}
         ORDER BY ordered_at DESC, order_id
+        LIMIT {ROWS_LIMIT}
+        """,
+        params,
+    )
+
+
+def orders_outside_range(filters: Filters) -> pd.DataFrame:
+    """Orders the date range leaves out, before and after it, and the first order's day."""
+    return db.query(
+        """
+        SELECT
+            count(*) FILTER (WHERE ordered_date < $start) AS before,
+            count(*) FILTER (WHERE ordered_date > $end) AS after,
+            min(ordered_date) AS first_day,
+        FROM marts.fct_orders
+        """,
+        {"start": filters.start, "end": filters.end},
+    )
+
+
+def redemptions_by_order_state(filters: Filters) -> pd.DataFrame:
+    """Per currency, the Redemptions page's successful redemptions in the range split by what
+    the Orders page can show of them: standing on a recorded order, standing on an order the
+    ledger never recorded (an orphan reference), and rolled back."""
+    where, params = filters.where(date_column="redeemed_date", campaign_column="campaign_id")
+    return db.query(
+        f"""
+        SELECT currency,
+            count(*) FILTER (WHERE NOT is_rolled_back AND is_order_recorded) AS on_orders,
+            coalesce(sum(net_discount) FILTER (WHERE NOT is_rolled_back AND is_order_recorded), 0)
+                AS discount_on_orders,
+            count(*) FILTER (WHERE NOT is_rolled_back AND NOT is_order_recorded) AS orphans,
+            coalesce(
+                sum(net_discount) FILTER (WHERE NOT is_rolled_back AND NOT is_order_recorded), 0
+            ) AS discount_orphans,
+            count(*) FILTER (WHERE is_rolled_back) AS rolled_back,
+            coalesce(sum(rolled_back_discount) FILTER (WHERE is_rolled_back), 0)
+                AS discount_rolled_back,
+        FROM marts.fct_redemptions
+        WHERE {where}
+        GROUP BY currency
+        ORDER BY currency
+        """,
+        params,
+    )
+
+
+def orphan_redemptions(filters: Filters) -> pd.DataFrame:
+    """Redemptions in the range naming an order the ledger never recorded, newest first."""
+    where, params = filters.where(date_column="redeemed_date", campaign_column="campaign_id")
+    return db.query(
+        f"""
+        SELECT redeemed_at, order_id, voucher_code, customer_id, order_amount, net_discount,
+            is_rolled_back, currency, campaign_id, redemption_id,
+        FROM marts.fct_redemptions
+        WHERE {where} AND NOT is_order_recorded
+        ORDER BY redeemed_at DESC, redemption_id
         LIMIT {ROWS_LIMIT}
         """,
         params,
@@ -223,12 +285,14 @@ def _redemption_where(
 
 
 def redemption_totals(filters: Filters, search: RedemptionSearch) -> pd.DataFrame:
-    """Per currency: successful redemptions (standing and rolled back) and discount."""
+    """Per currency: successful redemptions (standing and rolled back), standing ones whose
+    order the ledger never recorded, and discount."""
     where, params = _redemption_where(filters, search, "redeemed_date")
     return db.query(
         f"""
         SELECT currency,
             count(*) FILTER (WHERE NOT is_rolled_back) AS standing,
+            count(*) FILTER (WHERE NOT is_rolled_back AND NOT is_order_recorded) AS orphans,
             count(*) FILTER (WHERE is_rolled_back) AS rolled_back,
             coalesce(sum(net_discount), 0) AS net_discount,
             coalesce(sum(order_amount) FILTER (WHERE NOT is_rolled_back), 0) AS order_amount,
@@ -254,9 +318,9 @@ def redemptions(filters: Filters, search: RedemptionSearch) -> pd.DataFrame:
                  WHERE c.campaign_id = fct_redemptions.campaign_id),
                 fct_redemptions.campaign_id
             ) AS campaign,
-            voucher_code, customer_id, order_id, order_amount, discount, gift_amount,
-            net_discount, is_rolled_back, rollback_reason, store_id, staff_id, sales_channel,
-            currency, campaign_id, redemption_id,
+            voucher_code, customer_id, order_id, is_order_recorded, order_amount, discount,
+            gift_amount, net_discount, is_rolled_back, rollback_reason, store_id, staff_id,
+            sales_channel, currency, campaign_id, redemption_id,
         FROM marts.fct_redemptions
         WHERE {where}
         ORDER BY redeemed_at DESC, redemption_id

@@ -8,6 +8,8 @@ from typing import Any
 
 import pandas as pd
 
+from app_streamlit.ui import DAY_FORMAT, MOMENT_FORMAT  # the console's one date format
+
 
 def has(value: Any) -> bool:
     """Whether a scalar from a DataFrame is present (not None/NaN/NaT/NA)."""
@@ -25,11 +27,11 @@ def text(value: Any, default: str = "—") -> str:
 
 
 def when(value: Any) -> str:
-    return f"{pd.Timestamp(value):%Y-%m-%d %H:%M}" if has(value) else "—"
+    return f"{pd.Timestamp(value):{MOMENT_FORMAT}}" if has(value) else "—"
 
 
 def day(value: Any) -> str:
-    return f"{pd.Timestamp(value):%Y-%m-%d}" if has(value) else "—"
+    return f"{pd.Timestamp(value):{DAY_FORMAT}}" if has(value) else "—"
 
 
 def listed(value: Any) -> list[str]:

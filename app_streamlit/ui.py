@@ -1,10 +1,14 @@
-"""Presentation helpers shared by every page: number formats, tables with a CSV download,
-plain-spoken empty states, and the error boundary that keeps stack traces away from users.
+"""Presentation helpers shared by every page: number and date formats, tables with a CSV
+download, plain-spoken empty states, and the error boundary that keeps stack traces away from
+users.
 
-Money in the warehouse is integer minor units of a currency (cents for EUR); it is shown in
-major units with the currency code, and never summed across currencies. A value the warehouse
-does not have (SQL NULL: a rate with nothing to divide by, an interval without a control group)
-is shown as a dash, in headline numbers and table cells alike, never as "None" or "nan".
+Money in the warehouse is integer minor units of a currency (cents for EUR); it is shown one
+way everywhere, redemption_core's `money_text` ("EUR 1,234.56": the currency, thousands
+separators, its decimals), and never summed across currencies. Dates are shown one way too,
+with the year: 2026-01-05, and 2026-01-05 14:30 for an instant (UTC), in text, tables and
+chart axes alike. A value the warehouse does not have (SQL NULL: a rate with nothing to divide
+by, an interval without a control group) is shown as a dash, in headline numbers and table
+cells alike, never as "None" or "nan".
 """
 
 from __future__ import annotations
@@ -14,12 +18,15 @@ import math
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import date, datetime
 from typing import Any
 
+import altair as alt
 import pandas as pd
 import streamlit as st
 
 from app_streamlit import db
+from redemption_core import minor_unit_exponent, money_text
 
 log = logging.getLogger("promoledger.console")
 
@@ -27,16 +34,9 @@ PIPELINE_COMMAND = "make pipeline"
 
 MISSING = "—"  # what an empty value (None, NaN, NaT, NA) is shown as
 
-# ISO 4217 minor-unit exponents that differ from the usual 2.
-_EXPONENTS = {
-    **dict.fromkeys(("BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG"), 0),
-    **dict.fromkeys(("RWF", "UGX", "VND", "VUV", "XAF", "XOF", "XPF"), 0),
-    **dict.fromkeys(("BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"), 3),
-}
-
 
 def exponent(currency: str | None) -> int:
-    return _EXPONENTS.get((currency or "").upper(), 2)
+    return minor_unit_exponent(currency)
 
 
 def to_major(amount: float | None, currency: str | None) -> float | None:
@@ -46,34 +46,60 @@ def to_major(amount: float | None, currency: str | None) -> float | None:
     return float(amount) / 10 ** exponent(currency)
 
 
-def money(amount: float | None, currency: str | None, *, compact: bool = False) -> str:
-    """12345 EUR → 'EUR 123.45', -500 → 'EUR -5.00'; a missing amount → '—'. `compact` drops
-    the minor units from 100,000 up, so that a headline number is not cut short."""
+def money(amount: float | None, currency: str | None) -> str:
+    """12345 EUR → 'EUR 123.45', -500 → 'EUR -5.00'; a missing amount → '—'."""
     if _missing(amount):
         return MISSING
-    digits = exponent(currency)
-    major = float(amount) / 10**digits
-    if compact and abs(major) >= COMPACT_FROM:
-        digits = 0
-    return f"{currency or ''} {major:,.{digits}f}".strip()
+    return money_text(float(amount), currency)
 
 
-COMPACT_FROM = 100_000  # major units
-
-
-def money_totals(
-    frame: pd.DataFrame, column: str, currency_column: str = "currency", *, compact: bool = True
-) -> str:
-    """A money column summed per currency, for a headline: 'EUR 1,234.00', 'EUR 10.00 · USD
-    3.00', or compact from 100,000 up: 'EUR 111,136'."""
+def money_totals(frame: pd.DataFrame, column: str, currency_column: str = "currency") -> str:
+    """A money column summed per currency, for a headline: 'EUR 1,234.00' or
+    'EUR 10.00 · USD 3.00'."""
     if frame.empty:
         return "0"
     if currency_column not in frame:
-        return money(frame[column].sum(), None, compact=compact)
+        return money(frame[column].sum(), None)
     sums = frame.groupby(frame[currency_column].fillna(""), sort=True)[column].sum()
-    return " · ".join(
-        money(total, currency or None, compact=compact) for currency, total in sums.items()
+    return " · ".join(money(total, currency or None) for currency, total in sums.items())
+
+
+DAY_FORMAT = "%Y-%m-%d"
+MOMENT_FORMAT = "%Y-%m-%d %H:%M"
+
+
+def day(value: Any) -> str:
+    """A date (or the date of an instant) with its year: '2026-01-05'; missing → '—'."""
+    return MISSING if _missing(value) else f"{pd.Timestamp(value):{DAY_FORMAT}}"
+
+
+def moment(value: Any) -> str:
+    """An instant to the minute: '2026-01-05 14:30'; missing → '—'."""
+    return MISSING if _missing(value) else f"{pd.Timestamp(value):{MOMENT_FORMAT}}"
+
+
+def legend(**options: Any) -> alt.Legend:
+    """A legend under the chart that wraps onto more lines instead of running off its edge,
+    with whole labels (no '…')."""
+    return alt.Legend(
+        orient="bottom", direction="horizontal", columns=4, labelLimit=0, title=None, **options
     )
+
+
+def consecutive_runs(frame: pd.DataFrame, day: str, by: Sequence[str] = ()) -> pd.DataFrame:
+    """`frame` with a `run` column numbering each stretch of consecutive days (per `by`
+    group). A line chart drawn with detail=run joins only neighbouring days: a day without
+    sends is a gap, never a line through zero or a slope across days that had nothing."""
+    ordered = frame.sort_values([*by, day]).copy()
+    days = pd.to_datetime(ordered[day])
+    gaps = days.groupby([ordered[column] for column in by]).diff() if by else days.diff()
+    ordered["run"] = (gaps.isna() | (gaps > pd.Timedelta(days=1))).cumsum()
+    return ordered
+
+
+def day_axis(title: str | None = None) -> alt.Axis:
+    """A chart's date axis labelled like every other date: with the year."""
+    return alt.Axis(title=title, format=DAY_FORMAT, labelAngle=-30, labelOverlap=True)
 
 
 def percent(share: float | None, digits: int = 1) -> str:
@@ -182,6 +208,14 @@ def table(
             continue
         if pd.api.types.is_integer_dtype(shown[column]) and not _is_identifier(column):
             config[column] = st.column_config.NumberColumn(_label(column, labels), format="%,d")
+        elif pd.api.types.is_datetime64_any_dtype(shown[column]):
+            config[column] = st.column_config.DatetimeColumn(
+                _label(column, labels), format="YYYY-MM-DD HH:mm"
+            )
+        elif _is_dates(shown[column]):
+            config[column] = st.column_config.DateColumn(
+                _label(column, labels), format="YYYY-MM-DD"
+            )
         else:
             config[column] = _label(column, labels)
     config.update(column_config or {})
@@ -203,6 +237,16 @@ def table(
 
 
 PERCENT_COLUMN = "%.1f %%"  # a column of percentages (values x 100), as `percent()` writes them
+
+
+def _is_dates(values: pd.Series) -> bool:
+    """A column of datetime.date values (DuckDB DATE arrives so, as objects)."""
+    present = values.dropna()
+    return (
+        values.dtype == object
+        and not present.empty
+        and all(isinstance(v, date) and not isinstance(v, datetime) for v in present)
+    )
 
 
 def _is_identifier(column: str) -> bool:
@@ -233,15 +277,42 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_") or "table"
 
 
-def metrics(items: Iterable[tuple[str, str] | tuple[str, str, str]], columns: int = 4) -> None:
-    """A row (or rows) of headline numbers: (label, value) or (label, value, help); at most
-    four to a row, so that a money amount or a timestamp is not cut short."""
+def metrics(
+    items: Iterable[
+        tuple[str, str] | tuple[str, str, str | None] | tuple[str, str, str | None, str]
+    ],
+    columns: int = 4,
+) -> None:
+    """A row (or rows) of headline numbers: (label, value), (label, value, help) or (label,
+    value, help, note); at most four to a row, so that a money amount or a timestamp is not cut
+    short. A note is printed small under the value, in grey, without an arrow: what must be
+    read with the number (an estimate's interval), not a change."""
     items = list(items)
+    columns = min(columns, fitting_columns(max((len(item[1]) for item in items), default=0)))
     for offset in range(0, len(items), columns):
         row = items[offset : offset + columns]
         for column, item in zip(st.columns(columns), row, strict=False):
-            label, value, *help_text = item
-            column.metric(label, value, help=help_text[0] if help_text else None)
+            label, value, *extra = item
+            help_text = extra[0] if extra else None
+            note = extra[1] if len(extra) > 1 else None
+            column.metric(
+                label, value, delta=note, delta_color="off", delta_arrow="off", help=help_text
+            )
+
+
+# How many headline numbers of a given length fit side by side in the wide layout before
+# Streamlit cuts them with '…' (measured on a 1400-pixel window): money of 100,000 and up with
+# its currency and two decimals, or a date with its year and time, takes three.
+_CHARACTERS_PER_COLUMN = {4: 13, 3: 18, 2: 28}
+
+
+def fitting_columns(longest: int) -> int:
+    """The most columns a row of headline numbers may have when its longest value has
+    `longest` characters."""
+    for columns, fits in _CHARACTERS_PER_COLUMN.items():
+        if longest <= fits:
+            return columns
+    return 1
 
 
 @contextmanager
@@ -282,4 +353,4 @@ def published_caption() -> None:
         return
     when = published["published_at"].iloc[0]
     if not _missing(when):
-        st.caption(f"Warehouse published {when:%Y-%m-%d %H:%M} UTC")
+        st.caption(f"Warehouse published {moment(when)} UTC")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from pipelines.defs import automation, dbt, ingest, ml, publish, quality
+from pipelines.defs import alerts, automation, dbt, ingest, ml, monitoring, publish, quality
 from pipelines.resources import promo_home_resource
 
 defs = dg.Definitions.merge(
@@ -14,6 +14,8 @@ defs = dg.Definitions.merge(
     publish.defs,
     quality.defs,
     automation.defs,
+    alerts.defs,
+    monitoring.defs,
     dg.Definitions(
         resources={
             "promo": promo_home_resource(),

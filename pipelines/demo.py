@@ -16,7 +16,14 @@ import duckdb
 
 from pipelines.paths import PipelinePaths
 from pipelines.run import failure_messages, prepare_environment, run_pipeline
-from redemption_core import SimulationConfig, simulate
+from redemption_core import (
+    Effect,
+    SimulationConfig,
+    describe_effect,
+    describe_without_interval,
+    overall_verdict,
+    simulate,
+)
 
 MARKER = ".made-by-demo"
 DEMO_SIMULATION = SimulationConfig(customers=4_000, days=90, seed=2026)
@@ -40,47 +47,48 @@ def fresh_home(home: Path) -> None:
 
 
 def summary(published: Path) -> list[str]:
-    """Headline numbers from the published warehouse, as the console will show them."""
+    """Headline numbers from the published warehouse, worded as the console words them: the
+    best and worst campaign by incremental profit with their intervals and what those say, and
+    the verdict over every measured campaign with the effect their control groups could
+    detect (redemption_core's effects, the same sentences as Campaign performance)."""
     with duckdb.connect(str(published), read_only=True) as db:
         events, campaigns = db.execute(
             "select (select max(ledger_events) from marts.fct_system_health), "
             "(select count(*) from marts.dim_campaigns)"
         ).fetchone()
-        ranked = db.execute(
+        rows = db.execute(
             """
-            select campaign_name, currency, incremental_profit, incremental_profit_ci_low,
-                   incremental_profit_ci_high
+            select coalesce(campaign_name, campaign_id), currency, incremental_profit,
+                incremental_profit_ci_low, incremental_profit_ci_high, incremental_profit_se
             from marts.fct_campaign_performance
             where incremental_profit is not null
-            order by incremental_profit desc
+            order by incremental_profit desc, campaign_id
             """
         ).fetchall()
+    # one customer in an arm gives an estimate without a standard error, so without an interval
+    effects = [
+        Effect(row[0], row[1], *map(float, row[2:])) if None not in row else None for row in rows
+    ]
     lines = [f"events in the warehouse: {events:,}", f"campaigns: {campaigns}"]
-    if ranked:
-        for label, row in (("best", ranked[0]), ("worst", ranked[-1])):
-            name, currency, profit, low, high = row
-            lines.append(
-                f"{label} campaign by incremental profit: {name}: {_money(profit)} {currency} "
-                f"(95% CI {_money(low)} to {_money(high)}); {interval_verdict(low, high)}"
+    if rows:
+        for label, index in (("best", 0), ("worst", -1)):
+            name, currency, profit, *_ = rows[index]
+            effect = effects[index]
+            text = (
+                describe_effect(effect)
+                if effect is not None
+                else describe_without_interval(name, currency, float(profit))
             )
+            lines.append(f"{label} campaign by incremental profit: {text}")
+        judged = [effect for effect in effects if effect is not None]
+        unjudged = [row[0] for row, effect in zip(rows, effects, strict=True) if effect is None]
+        lines += [
+            f"verdict: {sentence}"
+            for sentence in overall_verdict(judged, without_interval=unjudged)
+        ]
     else:
         lines.append("no campaign with a control group: no incremental profit to rank")
     return lines
-
-
-def interval_verdict(low: float | None, high: float | None) -> str:
-    """What a 95% interval lets a manager conclude, in plain words."""
-    if low is None or high is None:
-        return "no interval: too few customers in the control group to say"
-    if low > 0:
-        return "it made money: the whole interval is above zero"
-    if high < 0:
-        return "it lost money: the whole interval is below zero"
-    return "not distinguishable from no effect: the interval includes zero"
-
-
-def _money(minor: float | int | None) -> str:
-    return "n/a" if minor is None else f"{minor / 100:,.2f}"
 
 
 def main() -> int:
@@ -99,7 +107,7 @@ def main() -> int:
     print("running the pipeline (extract, dbt marts and tests, quality gates, publish) ...")
     result = run_pipeline(home, quiet=True)
     if not result.success:
-        for message in failure_messages(result):
+        for message in failure_messages(result.all_events):
             print(message, file=sys.stderr)
         print(
             f"the pipeline FAILED; details in {home / 'pipeline.log'} and the Dagster UI (make dagster)",

@@ -26,8 +26,9 @@ from pathlib import Path
 
 import duckdb
 
-# marts from dbt; ml from the model assets (fraud review queue, next best offers)
-PUBLISHED_SCHEMAS = ("marts", "ml")
+# marts from dbt; ml from the model assets (fraud review queue, next best offers); status: what
+# each model step did (pipelines/step_status.py)
+PUBLISHED_SCHEMAS = ("marts", "ml", "status")
 # schema.table → the key its new rows are appended by (always above every key it holds)
 APPEND_ONLY = {"marts.fct_ledger_timeline": "event_seq"}
 

@@ -24,11 +24,12 @@ from typing import Any
 
 import duckdb
 
-from redemption_core import EventType
+from pipelines.partitions import EARLIEST_DAY
+from redemption_core import CURRENCY_EXPONENTS, EventType
 
 # An event may be stamped a little after it is stored (clock skew between tills), never a day.
 MAX_SECONDS_AFTER_RECORDED = 86_400
-EARLIEST_PLAUSIBLE = "1990-01-01"
+EARLIEST_PLAUSIBLE = EARLIEST_DAY.isoformat()
 # The ledger's timestamp format (redemption_core.domain.parsing.iso: UTC, microseconds, 'Z'), which sorts
 # as text: the lake's partitions, the models' cut-offs and the marts' "as of" compare the text.
 TIMESTAMP_GLOB = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9].[0-9][0-9][0-9][0-9][0-9][0-9]Z"
@@ -52,6 +53,13 @@ NUMERIC_PAYLOAD_FIELDS = {
     "$.items[*].quantity": "INTEGER",
     "$.items[*].unit_price": "BIGINT",
 }
+# Currency fields, by the event types whose currency the core checked before writing them (a
+# rejected or validated request records whatever currency it was sent, known or not).
+CURRENCY_PAYLOAD_FIELDS = {
+    "campaign_created": ("$.definition.currency",),
+    "order_recorded": ("$.currency",),
+    "redemption_succeeded": ("$.currency", "$.order.currency"),
+}
 INTEGER_TYPES = frozenset(
     {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT"}
     | {"UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT"}
@@ -72,7 +80,9 @@ NOT_INTEGER_GLOB = "*[!0-9-]*"
 NOT_NUMBER_GLOB = "*[!0-9eE.+-]*"
 SHOWN_CHARS = 40  # of a wrong value, in payload_type_error
 SAMPLE_ROWS = 20
-# Conversion between funnel steps: shares of a cohort, so never below 0 or above 1.
+# The campaign funnel's rates (fct_campaign_funnel), each a count of vouchers of a cohort over
+# an earlier count. Those over `published` are shares of the cohort; the others are not bounded
+# by 1 for every campaign the core allows (see check_marts).
 FUNNEL_RATES = (
     "delivered_per_published",
     "accepted_per_delivered",
@@ -155,6 +165,16 @@ SELECT
     seq, event_id, event_type, occurred, recorded, timestamp_format_error, payload_is_json,
     {payload_type_error} AS payload_type_error,
     {amount_columns},
+    -- a discount never exceeds the amount it applies to, and a gift card pays at most what is
+    -- left to pay (redemption_core.domain.money, rules): what a redemption takes off an order
+    -- is at most the order
+    CASE
+        WHEN event_type = 'redemption_succeeded'
+            AND coalesce(discount, 0) + coalesce(gift_amount, 0) > order_amount
+            THEN 'discount ' || coalesce(discount, 0) || ' and gift amount '
+                || coalesce(gift_amount, 0) || ' exceed the order amount ' || order_amount
+    END AS amount_rule_error,
+    {currency_error} AS currency_error,
     broken_reference,
     date_diff('second', recorded, occurred) AS seconds_after_recorded,
     in_batch,
@@ -186,6 +206,7 @@ class FailedExpectation:
     unexpected_count: int | None
     rows: list[dict[str, Any]]  # up to SAMPLE_ROWS offending rows, by seq and event_id
     observed: Any = None
+    rule: str | None = None  # what the expectation enforces, in words
 
     def describe(self) -> str:
         where = f" on {self.column}" if self.column else ""
@@ -195,7 +216,8 @@ class FailedExpectation:
             else f"observed {self.observed}"
         )
         sample = "; ".join(", ".join(f"{k}={v}" for k, v in row.items()) for row in self.rows)
-        return f"{self.expectation}{where}: {count}" + (f" — e.g. {sample}" if sample else "")
+        rule = f" [rule: {self.rule}]" if self.rule else ""
+        return f"{self.expectation}{where}: {count}{rule}" + (f" — e.g. {sample}" if sample else "")
 
 
 @dataclass(frozen=True)
@@ -232,46 +254,18 @@ class Suite:
 
 def check_raw_events(warehouse: Path) -> QualityReport:
     """The raw extract's new batch: unique ids (across batches too), known types, plausible
-    timestamps in the ledger's format, JSON payloads with a JSON number in every numeric field the typed models read,
-    no negative money, no reference to a voucher, campaign or redemption the raw layer never
-    created."""
+    timestamps in the ledger's format, JSON payloads with a JSON number in every numeric field
+    the typed models read, no negative money, no redemption taking off more than its order, known
+    currencies, no reference to a voucher, campaign or redemption the raw layer never created."""
     with duckdb.connect(str(warehouse)) as db:
         rows = stage_raw_batch(db)
-    known_types = sorted(member.value for member in EventType)
-
-    def build(gx: Any) -> list[Any]:
-        expectations = [
-            gx.expectations.ExpectColumnValuesToNotBeNull(column="seq"),
-            gx.expectations.ExpectColumnValuesToBeUnique(column="seq"),
-            gx.expectations.ExpectColumnValuesToNotBeNull(column="event_id"),
-            gx.expectations.ExpectColumnValuesToBeUnique(column="event_id"),
-            gx.expectations.ExpectColumnValuesToBeInSet(column="event_type", value_set=known_types),
-            gx.expectations.ExpectColumnValuesToNotBeNull(column="occurred"),
-            gx.expectations.ExpectColumnValuesToNotBeNull(column="recorded"),
-            gx.expectations.ExpectColumnValuesToBeNull(column="timestamp_format_error"),
-            gx.expectations.ExpectColumnValuesToBeBetween(
-                column="occurred", min_value=datetime.fromisoformat(EARLIEST_PLAUSIBLE)
-            ),
-            gx.expectations.ExpectColumnValuesToBeBetween(
-                column="seconds_after_recorded", max_value=MAX_SECONDS_AFTER_RECORDED
-            ),
-            gx.expectations.ExpectColumnValuesToBeInSet(column="payload_is_json", value_set=[True]),
-            gx.expectations.ExpectColumnValuesToBeNull(column="payload_type_error"),
-            gx.expectations.ExpectColumnValuesToBeNull(column="broken_reference"),
-        ]
-        expectations += [
-            gx.expectations.ExpectColumnValuesToBeBetween(column=column, min_value=0)
-            for column in AMOUNT_COLUMNS
-        ]
-        return expectations
-
     (report,) = validate(
         warehouse,
         [
             Suite(
                 "raw_ledger_events",
                 RAW_BATCH,
-                build,
+                raw_expectations,
                 id_columns=["seq", "event_id"],
                 rows_checked=rows,
             )
@@ -284,6 +278,82 @@ def check_raw_events(warehouse: Path) -> QualityReport:
                 f"SELECT event_day, events, seq_sum, seq_max FROM {PENDING_DAYS}"
             )
     return report
+
+
+def raw_expectations(gx: Any) -> list[Any]:
+    """The raw batch's expectations, each with the rule of the ledger it enforces
+    (docs/ledger.md, and what the core checks before it writes an event)."""
+    e = gx.expectations
+    return [
+        e.ExpectColumnValuesToNotBeNull(column="seq", description="every event has a seq"),
+        e.ExpectColumnValuesToBeUnique(
+            column="seq", description="a seq is never reused (the ledger's AUTOINCREMENT key)"
+        ),
+        e.ExpectColumnValuesToNotBeNull(column="event_id", description="every event has an id"),
+        e.ExpectColumnValuesToBeUnique(
+            column="event_id", description="an event id names one event, across the ledger"
+        ),
+        e.ExpectColumnValuesToBeInSet(
+            column="event_type",
+            value_set=sorted(member.value for member in EventType),
+            description="an event is of one of the types docs/ledger.md lists",
+        ),
+        e.ExpectColumnValuesToNotBeNull(
+            column="occurred", description="every event says when it happened"
+        ),
+        e.ExpectColumnValuesToNotBeNull(
+            column="recorded", description="every event says when the ledger stored it"
+        ),
+        e.ExpectColumnValuesToBeNull(
+            column="timestamp_format_error",
+            description="timestamps are UTC ISO 8601 with microseconds, which sort as text",
+        ),
+        e.ExpectColumnValuesToBeBetween(
+            column="occurred",
+            min_value=datetime.fromisoformat(EARLIEST_PLAUSIBLE),
+            description=f"nothing happened before {EARLIEST_PLAUSIBLE}, the earliest day the "
+            "importer accepts",
+        ),
+        e.ExpectColumnValuesToBeBetween(
+            column="seconds_after_recorded",
+            max_value=MAX_SECONDS_AFTER_RECORDED,
+            description="an event is stored when it happens or later, give or take a day of "
+            "clock skew between tills",
+        ),
+        e.ExpectColumnValuesToBeInSet(
+            column="payload_is_json",
+            value_set=[True],
+            description="every payload is a JSON object",
+        ),
+        e.ExpectColumnValuesToBeNull(
+            column="payload_type_error",
+            description="every numeric payload field the marts read is null or a JSON number "
+            "(an integer where it is money or a count)",
+        ),
+        e.ExpectColumnValuesToBeNull(
+            column="amount_rule_error",
+            description="a redemption's discount and gift amount together are at most its "
+            "order's amount",
+        ),
+        e.ExpectColumnValuesToBeNull(
+            column="currency_error",
+            description="campaigns, orders and redemptions are in an ISO 4217 currency the "
+            "core accepts",
+        ),
+        e.ExpectColumnValuesToBeNull(
+            column="broken_reference",
+            description="an event names only vouchers, campaigns and redemptions the ledger "
+            "created",
+        ),
+        *[
+            e.ExpectColumnValuesToBeBetween(
+                column=column,
+                min_value=0,
+                description=f"money is never negative ({path})",
+            )
+            for column, path in AMOUNT_COLUMNS.items()
+        ],
+    ]
 
 
 def stage_raw_batch(db: duckdb.DuckDBPyConnection) -> int:
@@ -340,6 +410,7 @@ def stage_raw_batch(db: duckdb.DuckDBPyConnection) -> int:
             in_batch=in_batch,
             witnesses=witnesses,
             numeric_structure=_literal(json.dumps(_numeric_structure())),
+            currency_error=_currency_error(),
             timestamp_glob=_literal(TIMESTAMP_GLOB),
             payload_type_error=_payload_type_error(),
             # a JSON string ("500") gives NULL here, not 500: payload_type_error names it
@@ -369,8 +440,15 @@ def _split(path: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
 
 
 def _numeric_structure() -> dict[str, Any]:
-    """The json_transform structure reading every numeric payload field as JSON text."""
+    """The json_transform structure reading every numeric payload field as JSON text, and every
+    currency field as text."""
     structure: dict[str, Any] = {}
+    for path in {path for paths in CURRENCY_PAYLOAD_FIELDS.values() for path in paths}:
+        *outer, name = path.removeprefix("$.").split(".")
+        node = structure
+        for key in outer:
+            node = node.setdefault(key, {})
+        node[name] = "VARCHAR"
     for path in NUMERIC_PAYLOAD_FIELDS:
         outer, inner = _split(path)
         node = structure
@@ -418,6 +496,23 @@ def _payload_type_error() -> str:
             "lambda said: said IS NOT NULL)[1]"
         )
     return "CASE\n        " + "\n        ".join(whens) + "\n    END"
+
+
+def _currency_error() -> str:
+    """SQL naming the first currency field of `fields` (CURRENCY_PAYLOAD_FIELDS) that is not a
+    currency the core accepts, e.g. `order.currency 'XYZ' is not ...`; NULL when there is none."""
+    known = ", ".join(_literal(code) for code in sorted(CURRENCY_EXPONENTS))
+    whens = []
+    for event_type, paths in CURRENCY_PAYLOAD_FIELDS.items():
+        for path in paths:
+            keys = path.removeprefix("$.").split(".")
+            value = _field("fields", *keys)
+            whens.append(
+                f"WHEN event_type = {_literal(event_type)} AND {value} NOT IN ({known}) THEN "
+                f"{_literal('.'.join(keys) + ' ')} || left({value}, {SHOWN_CHARS}) || "
+                "' is not an ISO 4217 currency the core accepts'"
+            )
+    return "CASE\n            " + "\n            ".join(whens) + "\n        END"
 
 
 def _wrong(value: str, type_: str) -> str:
@@ -473,17 +568,89 @@ FROM discounts, marts
 """
 
 
+# The funnel as the gate checks it: its key, its rates, and redeemed_per_accepted again where the
+# campaign requires acceptance (NULL elsewhere), the one place that rate is a share.
+FUNNEL_QUERY = """
+CREATE OR REPLACE TABLE {table} AS
+SELECT
+    funnel.campaign_id || '|' || coalesce(funnel.channel, '') || '|'
+        || cast(funnel.cohort_date AS varchar) AS funnel_key,
+    {rates},
+    CASE WHEN campaigns.is_acceptance_required THEN funnel.redeemed_per_accepted END
+        AS redeemed_per_accepted_where_required,
+FROM marts.fct_campaign_funnel AS funnel
+LEFT JOIN marts.dim_campaigns AS campaigns ON campaigns.campaign_id = funnel.campaign_id
+"""
+
+
+def key_mart_expectations(gx: Any) -> list[Any]:
+    """The funnel's expectations, each with the rule it enforces. Every rule holds for every
+    campaign setting the core allows (tests/test_quality_gates.py builds a ledger with each
+    combination): accepted_per_delivered may exceed 1 (the core lets a holder accept a voucher
+    whose delivery failed or is still pending) and so may redeemed_per_accepted (acceptance is
+    required only where a campaign says so; by default a voucher is redeemed unaccepted)."""
+    share = "vouchers {step} are some of the cohort's published vouchers, so the rate is in [0, 1]"
+    return [
+        gx.expectations.ExpectColumnValuesToBeUnique(
+            column="funnel_key",
+            description="one funnel row per campaign, channel and cohort day",
+        ),
+        gx.expectations.ExpectColumnValuesToBeBetween(
+            column="delivered_per_published",
+            min_value=0,
+            max_value=1,
+            description=share.format(step="delivered"),
+        ),
+        gx.expectations.ExpectColumnValuesToBeBetween(
+            column="redeemed_per_published",
+            min_value=0,
+            max_value=1,
+            description=share.format(step="redeemed"),
+        ),
+        gx.expectations.ExpectColumnValuesToBeBetween(
+            column="accepted_per_delivered",
+            min_value=0,
+            description="a ratio of counts is never negative (it may exceed 1: a holder may "
+            "accept a voucher whose delivery failed or is pending)",
+        ),
+        gx.expectations.ExpectColumnValuesToBeBetween(
+            column="redeemed_per_accepted",
+            min_value=0,
+            description="a ratio of counts is never negative (it may exceed 1 where a campaign "
+            "does not require acceptance, the default)",
+        ),
+        gx.expectations.ExpectColumnValuesToBeBetween(
+            column="redeemed_per_accepted_where_required",
+            min_value=0,
+            max_value=1,
+            description="where a campaign requires acceptance the core redeems only accepted "
+            "vouchers, so redeemed vouchers are some of the accepted ones",
+        ),
+    ]
+
+
+def reconciliation_expectations(gx: Any) -> list[Any]:
+    return [
+        gx.expectations.ExpectColumnPairValuesToBeEqual(
+            column_A="ledger_value",
+            column_B="mart_value",
+            description="the marts count every redemption and publication in the ledger and "
+            "the discount net of rollbacks, no more and no less",
+        )
+    ]
+
+
 def check_marts(warehouse: Path) -> QualityReport:
-    """Key marts against the ledger: counts and money reconcile with the raw events, rates are
-    rates, keys are unique."""
+    """Key marts against the ledger: counts and money reconcile with the raw events, the
+    funnel's rates obey the rules that hold for every campaign setting, keys are unique."""
     with duckdb.connect(str(warehouse)) as db:
         db.execute(f"CREATE SCHEMA IF NOT EXISTS {QUALITY_SCHEMA}")
         db.execute(MART_RECONCILIATION_QUERY.format(table=MART_RECONCILIATION))
         db.execute(
-            f"CREATE OR REPLACE TABLE {FUNNEL_KEYS} AS SELECT campaign_id || '|' || "
-            "coalesce(channel, '') || '|' || cast(cohort_date AS varchar) AS funnel_key, "
-            + ", ".join(FUNNEL_RATES)
-            + " FROM marts.fct_campaign_funnel"
+            FUNNEL_QUERY.format(
+                table=FUNNEL_KEYS,
+                rates=", ".join(f"funnel.{rate}" for rate in FUNNEL_RATES),
+            )
         )
         (figures,) = db.execute(f"SELECT count(*) FROM {MART_RECONCILIATION}").fetchone()
         (funnel_rows,) = db.execute(f"SELECT count(*) FROM {FUNNEL_KEYS}").fetchone()
@@ -493,26 +660,14 @@ def check_marts(warehouse: Path) -> QualityReport:
             Suite(
                 "marts_reconcile_with_ledger",
                 MART_RECONCILIATION,
-                lambda gx: [
-                    gx.expectations.ExpectColumnPairValuesToBeEqual(
-                        column_A="ledger_value", column_B="mart_value"
-                    )
-                ],
+                reconciliation_expectations,
                 id_columns=["figure"],
                 rows_checked=int(figures),
             ),
             Suite(
                 "campaign_funnel_rates",
                 FUNNEL_KEYS,
-                lambda gx: [
-                    gx.expectations.ExpectColumnValuesToBeUnique(column="funnel_key"),
-                    *[
-                        gx.expectations.ExpectColumnValuesToBeBetween(
-                            column=column, min_value=0, max_value=1
-                        )
-                        for column in FUNNEL_RATES
-                    ],
-                ],
+                key_mart_expectations,
                 id_columns=["funnel_key"],
                 rows_checked=int(funnel_rows),
             ),
@@ -616,6 +771,7 @@ def _run(gx: Any, source: Any, suite: Suite) -> QualityReport:
                     for row in rows[:SAMPLE_ROWS]
                 ],
                 observed=details.get("observed_value"),
+                rule=config.description,
             )
         )
     if len(outcomes) != len(expectations.expectations):

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Iterable
 from contextlib import nullcontext, redirect_stdout
 from datetime import date
 from pathlib import Path
@@ -19,14 +20,20 @@ from pathlib import Path
 import dagster as dg
 
 from pipelines.ledger_extract import latest_event_day
+from pipelines.partitions import RunRangeError, run_range
 from pipelines.paths import PipelinePaths
 
 DAGSTER_YAML_HEADER = "# Written by promoledger"
 DAGSTER_YAML = """\
-# Written by promoledger: telemetry off; runs and event logs under this folder, the event log's
+# Written by promoledger: telemetry and the newsletter prompt off; freshness policies shown
+# (the published warehouse has one); runs and event logs under this folder, the event log's
 # SQLite files in WAL mode (pipelines/dagster_storage.py). Rewritten when this text changes.
 telemetry:
   enabled: false
+nux:
+  enabled: false
+freshness:
+  enabled: true
 event_log_storage:
   module: pipelines.dagster_storage
   class: WalSqliteEventLogStorage
@@ -37,8 +44,8 @@ event_log_storage:
 
 def prepare_environment(home: Path) -> PipelinePaths:
     """Set the variables the code location reads (PROMO_HOME, PROMO_WAREHOUSE, DAGSTER_HOME) and
-    write the Dagster instance's settings with telemetry off (a dagster.yaml someone else wrote
-    is left alone)."""
+    write the Dagster instance's settings with telemetry and the newsletter prompt off (a
+    dagster.yaml someone else wrote is left alone)."""
     paths = PipelinePaths(home)
     os.environ["PROMO_HOME"] = str(home)
     os.environ.setdefault("PROMO_WAREHOUSE", str(paths.build_warehouse))
@@ -66,24 +73,32 @@ def run_pipeline(
     full_refresh: bool = False,
 ) -> dg.ExecuteInProcessResult:
     """Materialize every asset for the days `first`..`last` (default: the ledger's latest day).
-    `quiet` keeps Dagster's console log to warnings and errors; `full_refresh` rebuilds dbt's
-    incremental models from the whole raw layer."""
+    `quiet` keeps Dagster's and dbt's logs off the terminal (in $PROMO_HOME/pipeline.log and the
+    Dagster instance); `full_refresh` rebuilds dbt's incremental models from the whole raw
+    layer. Raises RunRangeError, before anything runs, for days the pipeline cannot run for."""
     paths = prepare_environment(home)
     from pipelines.definitions import defs  # after the environment is set
+    from pipelines.defs.ingest import daily
 
-    if first is None or last is None:
-        latest = latest_event_day(paths.ledger)
-        if latest is None:
-            raise SystemExit(
-                f"the ledger at {paths.ledger} has no events: run `promo simulate` first"
-            )
-        first, last = first or latest, last or latest
+    if not paths.ledger.exists():
+        raise RunRangeError(f"no ledger at {paths.ledger}: run `promo simulate` or `promo import`")
+    days = run_range(
+        latest_event_day(paths.ledger) if first is None and last is None else None,
+        first,
+        last,
+        date.fromisoformat(daily.get_last_partition_key()),
+    )
+    if days.note:
+        print(f"pipeline: {days.note}")
     job = defs.resolve_job_def("nightly_pipeline")
     tags = {
-        "dagster/asset_partition_range_start": first.isoformat(),
-        "dagster/asset_partition_range_end": last.isoformat(),
+        "dagster/asset_partition_range_start": days.first.isoformat(),
+        "dagster/asset_partition_range_end": days.last.isoformat(),
     }
-    # quiet: dbt's per-model lines go to $PROMO_HOME/pipeline.log rather than the terminal
+    # quiet: dbt's per-model lines go to $PROMO_HOME/pipeline.log rather than the terminal, and
+    # Dagster's console log is off (a failed step logs its stack trace there): the run's
+    # warnings and failures are told afterwards, in a sentence each (run_warnings,
+    # failure_messages)
     log = open(paths.home / "pipeline.log", "w") if quiet else None  # noqa: SIM115
     try:
         with (
@@ -96,7 +111,7 @@ def run_pipeline(
                 raise_on_error=False,
                 run_config={
                     "loggers": {
-                        "console": {"config": {"log_level": "WARNING" if quiet else "INFO"}}
+                        "console": {"config": {"log_level": "CRITICAL" if quiet else "INFO"}}
                     },
                     "ops": {"warehouse_models": {"config": {"full_refresh": full_refresh}}},
                 },
@@ -106,10 +121,21 @@ def run_pipeline(
             log.close()
 
 
-def failure_messages(result: dg.ExecuteInProcessResult) -> list[str]:
-    """What stopped a run: failed checks (with the rows they name) and failed steps."""
+def run_warnings(instance: dg.DagsterInstance, run_id: str) -> list[str]:
+    """The warnings and errors the run's steps logged (a full refresh, a model step that had
+    nothing to work with or failed), each as `warning: …` or `error: …`."""
+    return [
+        f"{'error' if entry.level >= logging.ERROR else 'warning'}: {entry.user_message}"
+        for entry in instance.all_logs(run_id)
+        if entry.level >= logging.WARNING and entry.dagster_event is None
+    ]
+
+
+def failure_messages(events: Iterable[dg.DagsterEvent]) -> list[str]:
+    """What stopped a run, from its events (an in-process result's `all_events`, or the
+    instance's log of a run): failed checks (with the rows they name) and failed steps."""
     messages = []
-    for event in result.all_events:
+    for event in events:
         if event.event_type_value == "ASSET_CHECK_EVALUATION":
             evaluation = event.event_specific_data
             if not evaluation.passed:
@@ -150,18 +176,47 @@ def main(argv: list[str] | None = None) -> int:
     if args.setup_only:
         prepare_environment(home)
         print(f"Dagster instance at {os.environ['DAGSTER_HOME']} (telemetry off)")
+        print(automation_summary())
         return 0
-    result = run_pipeline(
-        home, args.first, args.last, quiet=not args.verbose, full_refresh=args.full_refresh
-    )
+    prepare_environment(home)  # DAGSTER_HOME, for the instance
+    try:
+        with dg.DagsterInstance.get() as instance:
+            result = run_pipeline(
+                home,
+                args.first,
+                args.last,
+                instance=instance,
+                quiet=not args.verbose,
+                full_refresh=args.full_refresh,
+            )
+            warnings = run_warnings(instance, result.run_id) if not args.verbose else []
+    except RunRangeError as error:
+        print(f"pipeline: {error}", file=sys.stderr)
+        return 2
     for event in result.all_events:
         if event.event_type_value == "STEP_SUCCESS":
             seconds = event.event_specific_data.duration_ms / 1000
             print(f"  {event.step_key:<60} {seconds:7.1f} s")
-    for message in failure_messages(result):
+    for warning in warnings:
+        print(warning, file=sys.stderr)
+    for message in failure_messages(result.all_events):
         print(message, file=sys.stderr)
     print("pipeline:", "succeeded" if result.success else "FAILED", f"(run {result.run_id})")
     return 0 if result.success else 1
+
+
+def automation_summary() -> str:
+    """What `make dagster` will start, and how to change it."""
+    from pipelines.defs.automation import AUTOMATION_SWITCH, automation_running
+
+    if automation_running():
+        state = f"running (start them stopped with {AUTOMATION_SWITCH}=off)"
+    else:
+        state = f"stopped ({AUTOMATION_SWITCH}=off); start them in the UI or unset it"
+    return (
+        f"nightly_schedule, ledger_growth_sensor and weekly_retrain: {state}. Failure and "
+        "lateness notices: see docs/runbook.md (notifications.yaml under PROMO_HOME)."
+    )
 
 
 def exit_now(code: int) -> None:

@@ -108,6 +108,11 @@ def order(
     return Order(amount=amount, currency=currency, items=lines, id=id)
 
 
+def cart(amount: int = 5000, currency: str = "EUR") -> Order:
+    """An order with one line of `amount`: what a hold needs (a cart, not just a total)."""
+    return order(items=[item("sku-cart", amount)], currency=currency)
+
+
 def standalone(engine: RedemptionEngine, **overrides: Any) -> str:
     """Create a standalone campaign; returns its shared code."""
     definition = campaign_def(**overrides)

@@ -22,6 +22,11 @@ def metrics(app: AppTest) -> dict[str, str]:
     return {metric.label: metric.value for metric in app.metric}
 
 
+def metric_notes(app: AppTest) -> dict[str, str]:
+    """What is printed small under a headline number (an estimate's interval)."""
+    return {metric.label: metric.delta for metric in app.metric if metric.delta}
+
+
 def texts(app: AppTest) -> str:
     elements = [*app.info, *app.warning, *app.error, *app.success, *app.markdown, *app.caption]
     return "\n".join(str(element.value) for element in elements)

@@ -118,6 +118,10 @@ def fct_campaign_funnel(db: duckdb.DuckDBPyConnection) -> None:
             channel,
             CAST(cohort_date AS DATE) AS cohort_date,
             {counts},
+            -- a ledger that records no engagement: null, not 0
+            CAST(NULL AS BIGINT) AS opened,
+            CAST(NULL AS BIGINT) AS clicked,
+            CAST(NULL AS BIGINT) AS visited,
             delivered / nullif(published, 0) AS delivered_per_published,
             accepted / nullif(delivered, 0) AS accepted_per_delivered,
             redeemed / nullif(accepted, 0) AS redeemed_per_accepted,
@@ -148,6 +152,7 @@ def fct_redemptions(db: duckdb.DuckDBPyConnection) -> None:
             'CODE-' || redemption_id AS voucher_code,
             customer_id,
             order_id,
+            true AS is_order_recorded,  -- o1 to o5 are all in fct_orders
             CAST(order_amount AS BIGINT) AS order_amount,
             CAST(discount AS BIGINT) AS discount,
             CAST(0 AS BIGINT) AS gift_amount,
@@ -180,8 +185,9 @@ def fct_redemptions(db: duckdb.DuckDBPyConnection) -> None:
 
 
 def fct_campaign_performance(db: duckdb.DuckDBPyConnection) -> None:
-    """winback pays for itself (profit EUR 12.00, 95 % CI EUR 3.00 to 21.00); vip and flash
-    have no control group. Attributed revenue EUR 145.00, discount EUR 20.50."""
+    """winback pays for itself (profit EUR 12.00, 95 % CI EUR 3.00 to 21.00, standard error
+    EUR 4.5918 = 9.00 / 1.96); vip and flash have no control group. Attributed revenue
+    EUR 145.00, discount EUR 20.50."""
     db.execute(
         """
         CREATE TABLE marts.fct_campaign_performance AS
@@ -206,6 +212,14 @@ def fct_campaign_performance(db: duckdb.DuckDBPyConnection) -> None:
                 AS incremental_treated_customers,
             CAST(CASE WHEN has_control_group THEN 10 END AS BIGINT)
                 AS incremental_control_customers,
+            CAST(CASE WHEN has_control_group THEN 0 END AS BIGINT)
+                AS incremental_open_window_customers,
+            CAST(NULL AS TIMESTAMP) AS outcome_window_closes_at,
+            CAST(NULL AS DOUBLE) AS incremental_treated_visit_rate,
+            CAST(NULL AS DOUBLE) AS incremental_control_visit_rate,
+            CAST(NULL AS DOUBLE) AS incremental_visit_rate,
+            CAST(NULL AS DOUBLE) AS incremental_visit_rate_ci_low,
+            CAST(NULL AS DOUBLE) AS incremental_visit_rate_ci_high,
             CASE WHEN has_control_group THEN 0.30 END AS incremental_treated_conversion,
             CASE WHEN has_control_group THEN 0.20 END AS incremental_control_conversion,
             CASE WHEN has_control_group THEN 0.10 END AS incremental_conversion,
@@ -221,6 +235,7 @@ def fct_campaign_performance(db: duckdb.DuckDBPyConnection) -> None:
             CAST(CASE WHEN has_control_group THEN 300 END AS BIGINT) AS incremental_profit_ci_low,
             CAST(CASE WHEN has_control_group THEN 2100 END AS BIGINT)
                 AS incremental_profit_ci_high,
+            CASE WHEN has_control_group THEN 459.18 END AS incremental_profit_se,
         FROM (VALUES
             ('winback', 'Win-back', true, 3, 10500, 1050),
             ('vip', 'VIP thank-you', false, 1, 4000, 1000),
@@ -313,13 +328,29 @@ def fct_system_health(db: duckdb.DuckDBPyConnection) -> None:
             0.1 AS redemption_rejection_rate_1d,
             CAST(100 AS BIGINT) AS redemption_attempts_7d,
             CAST(5 AS BIGINT) AS redemptions_rejected_7d,
-            0.05 AS redemption_rejection_rate_7d,
+            CAST(0.05 AS DOUBLE) AS redemption_rejection_rate_7d,
             CAST(10 AS BIGINT) AS deliveries_1d,
             CAST(0 AS BIGINT) AS deliveries_failed_1d,
             0.0 AS delivery_failure_rate_1d,
             CAST(50 AS BIGINT) AS deliveries_7d,
             CAST(1 AS BIGINT) AS deliveries_failed_7d,
             0.02 AS delivery_failure_rate_7d,
+            CAST(400 AS BIGINT) AS redemption_attempts_baseline,
+            CAST(20 AS BIGINT) AS redemptions_rejected_baseline,
+            CAST(0.05 AS DOUBLE) AS redemption_rejection_rate_baseline,
+            CAST(300 AS BIGINT) AS deliveries_baseline,
+            CAST(6 AS BIGINT) AS deliveries_failed_baseline,
+            0.02 AS delivery_failure_rate_baseline,
+            'ok' AS completeness_status,
+            'every ledger event up to seq 1,234 is in the warehouse, none missing'
+                AS completeness_rule,
+            'ok' AS redemption_rejection_status,
+            'rejection rate 5.0 % (5 of 100 redemption attempts) in 7 days against a 5.0 % '
+            || 'baseline (20 of 400); ok: 1.0x the baseline, under 1.5x' AS redemption_rejection_rule,
+            'ok' AS delivery_failure_status,
+            'failure rate 2.0 % (1 of 50 deliveries) in 7 days against a 2.0 % baseline (6 of '
+            || '300); ok: only 1 failures, too few to tell from chance' AS delivery_failure_rule,
+            'ok' AS health_status,
         """
     )
 
@@ -347,6 +378,14 @@ def fct_campaign_health(db: duckdb.DuckDBPyConnection) -> None:
             0.02 AS failure_rate_baseline,
             health_status,
             status_reason,
+            CASE WHEN outcomes < 20
+                THEN format('ok: {} deliveries in 7 days, too few to judge the delivery failure '
+                    || 'rate (it takes 20)', outcomes)
+                ELSE format('delivery failure rate {:.1f} % ({} of {} deliveries) in 7 days '
+                    || 'against a 2.0 % baseline (2 of 100); ok: only {} failures, too few to '
+                    || 'tell from chance', 100.0 * failures / outcomes, failures, outcomes,
+                    failures)
+            END AS failure_rate_rule,
             TIMESTAMP '2026-01-21 05:00:00' AS as_of,
         FROM (VALUES
             ('winback', 'Win-back', 'active', 'autopilot', true, 2, 1, 16, 1, 'warning',
@@ -426,7 +465,7 @@ def fct_ledger_timeline(db: duckdb.DuckDBPyConnection) -> None:
             (9, '2026-01-10 06:05:00', 'delivery_failed', 'winback', 'v_6', 'cust_6', NULL,
              'email', NULL, 'delivery failed after 3 attempts: mailbox full'),
             (10, '2026-01-11 12:00:00', 'redemption_succeeded', 'winback', 'v_1', 'cust_1',
-             'o1', NULL, 'r1', 'redeemed: discount 5.00 EUR on order 50.00 EUR'),
+             'o1', NULL, 'r1', 'redeemed: discount EUR 5.00 on order EUR 50.00'),
             (11, '2026-01-20 06:00:00', 'offer_skipped', 'winback', NULL, 'cust_5', NULL, NULL,
              NULL, 'skipped: no_consent')
         ) AS rows (
@@ -840,3 +879,141 @@ RECORD_TABLES: tuple[Builder, ...] = (
     ml_fraud_review_queue,
     ml_next_best_offers,
 )
+
+
+# ---- Misleading cases (tests/test_console_decisions.py) --------------------------------------
+# Each builder replaces or extends a table above with a case that once led a reader astray.
+
+
+def fct_campaign_performance_inconclusive(db: duckdb.DuckDBPyConnection) -> None:
+    """Four campaigns with control groups, every 95 % interval across zero (the demo's own
+    figures): the point estimates add up to EUR 993.94, which says nothing on its own. The sum's
+    standard error is sqrt(184,944.97² + 282,429.00² + 287,217.96² + 287,653.21²) = 528,403
+    minor units, so its interval is EUR 993.94 ± 1.96 x 5,284.03 = EUR -9,362.56 to
+    EUR 11,350.44. Detectable at 80 % power: 2.8016 x SE, from EUR 5,181.39 (Win-back) to
+    EUR 8,058.85 (VIP thank-you #3). Attributed revenue EUR 124,870.90 on EUR 18,977.16 of
+    discount: 6.58x, attributed, not caused."""
+    db.execute("DROP TABLE IF EXISTS marts.fct_campaign_performance")
+    db.execute(
+        """
+        CREATE TABLE marts.fct_campaign_performance AS
+        SELECT
+            campaign_id,
+            campaign_name,
+            'EUR' AS currency,
+            true AS has_control_group,
+            CAST(100 AS BIGINT) AS attributed_redemptions,
+            CAST(100 AS BIGINT) AS attributed_orders,
+            CAST(100 AS BIGINT) AS attributed_customers,
+            CAST(revenue AS HUGEINT) AS attributed_revenue,
+            CAST(discount AS HUGEINT) AS attributed_discount_given,
+            CAST(0 AS HUGEINT) AS attributed_discount_rolled_back,
+            CAST(discount AS HUGEINT) AS attributed_discount,
+            CAST(revenue - discount AS HUGEINT) AS attributed_net_revenue,
+            revenue / discount AS attributed_return_on_discount,
+            CAST(NULL AS HUGEINT) AS attributed_gift_card_liability,
+            14 AS incremental_window_days,
+            0.65 AS incremental_gross_margin,
+            CAST(400 AS BIGINT) AS incremental_treated_customers,
+            CAST(100 AS BIGINT) AS incremental_control_customers,
+            CAST(0 AS BIGINT) AS incremental_open_window_customers,
+            CAST(NULL AS TIMESTAMP) AS outcome_window_closes_at,
+            CAST(NULL AS DOUBLE) AS incremental_treated_visit_rate,
+            CAST(NULL AS DOUBLE) AS incremental_control_visit_rate,
+            CAST(NULL AS DOUBLE) AS incremental_visit_rate,
+            CAST(NULL AS DOUBLE) AS incremental_visit_rate_ci_low,
+            CAST(NULL AS DOUBLE) AS incremental_visit_rate_ci_high,
+            0.30 AS incremental_treated_conversion,
+            0.29 AS incremental_control_conversion,
+            0.01 AS incremental_conversion,
+            -0.09 AS incremental_conversion_ci_low,
+            0.11 AS incremental_conversion_ci_high,
+            CAST(0 AS BIGINT) AS incremental_revenue,
+            CAST(0 AS BIGINT) AS incremental_revenue_ci_low,
+            CAST(0 AS BIGINT) AS incremental_revenue_ci_high,
+            CAST(0 AS HUGEINT) AS incremental_treated_discount,
+            CAST(profit AS BIGINT) AS incremental_profit,
+            CAST(low AS BIGINT) AS incremental_profit_ci_low,
+            CAST(high AS BIGINT) AS incremental_profit_ci_high,
+            se AS incremental_profit_se,
+        FROM (VALUES
+            ('winback', 'Win-back', 33895, -328597, 396387, 184944.97, 3000000, 450000),
+            ('vip2', 'VIP thank-you #2', 151465, -402096, 705026, 282429.00, 3000000, 450000),
+            ('vip1', 'VIP thank-you #1', -377945, -940892, 185002, 287217.96, 3000000, 450000),
+            ('vip3', 'VIP thank-you #3', 291979, -271821, 855779, 287653.21, 3487090, 547716)
+        ) AS rows (campaign_id, campaign_name, profit, low, high, se, revenue, discount)
+        """
+    )
+
+
+def fct_system_health_rejections_jump(db: duckdb.DuckDBPyConnection) -> None:
+    """The demo's last week: 66.4 % of 1,323 redemption attempts rejected against 58.6 % before;
+    the mart's rejection monitor warns (over the 50 % ceiling with 99 % confidence)."""
+    db.execute(
+        """
+        UPDATE marts.fct_system_health SET
+            redemption_attempts_7d = 1323,
+            redemptions_rejected_7d = 879,
+            redemption_rejection_rate_7d = 879 / 1323,
+            redemption_attempts_baseline = 11902,
+            redemptions_rejected_baseline = 6978,
+            redemption_rejection_rate_baseline = 6978 / 11902,
+            redemption_rejection_status = 'warning',
+            redemption_rejection_rule = 'rejection rate 66.4 % (879 of 1,323 redemption '
+                || 'attempts) in 7 days against a 58.6 % baseline (6,978 of 11,902); warning: '
+                || 'at least 63.4 % with 99 % confidence, at or above the 50 % ceiling',
+            health_status = 'warning'
+        """
+    )
+
+
+def fct_campaign_health_failure_jump(db: duckdb.DuckDBPyConnection) -> None:
+    """Win-back's delivery failure rate jumps to 4.0 % of 1,000 deliveries against its own
+    1.0 % baseline: failing, with the rule that says so (fct_campaign_health's unit test
+    derives the same status and words from the deliveries)."""
+    db.execute(
+        """
+        UPDATE marts.fct_campaign_health SET
+            delivery_outcomes_7d = 1000,
+            delivery_failures_7d = 40,
+            failure_rate_7d = 0.04,
+            delivery_outcomes_baseline = 1381,
+            delivery_failures_baseline = 14,
+            failure_rate_baseline = 14 / 1381,
+            health_status = 'failing',
+            failure_rate_rule = $rule,
+            status_reason = $rule
+        WHERE campaign_id = 'winback'
+        """,
+        {
+            "rule": "delivery failure rate 4.0 % (40 of 1,000 deliveries) in 7 days against a "
+            "1.0 % baseline (14 of 1,381); failing: 3.9x the baseline (the rule: 3.0x) and at "
+            "least 2.5 % with 99.9 % confidence, above the baseline"
+        },
+    )
+
+
+def orphan_redemption_and_old_orders(db: duckdb.DuckDBPyConnection) -> None:
+    """r6: a standing redemption (discount EUR 1.50) on order o99, which the ledger never
+    recorded; o0: an order from 2024, long before the first campaign."""
+    db.execute(
+        """
+        INSERT INTO marts.fct_redemptions
+        SELECT * REPLACE (
+            'r6' AS redemption_id, 'o99' AS order_id, false AS is_order_recorded,
+            CAST(150 AS BIGINT) AS discount, CAST(150 AS BIGINT) AS net_discount,
+            TIMESTAMP '2026-01-14 12:00:00' AS redeemed_at, DATE '2026-01-14' AS redeemed_date
+        )
+        FROM marts.fct_redemptions WHERE redemption_id = 'r1'
+        """
+    )
+    db.execute(
+        """
+        INSERT INTO marts.fct_orders
+        SELECT * REPLACE (
+            'o0' AS order_id, TIMESTAMP '2024-11-30 19:00:00' AS ordered_at,
+            DATE '2024-11-30' AS ordered_date
+        )
+        FROM marts.fct_orders WHERE order_id = 'o7'
+        """
+    )

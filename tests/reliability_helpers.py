@@ -29,7 +29,7 @@ from typing import Any
 import psycopg
 
 from redemption_core.domain.events import Event, EventType
-from redemption_core.domain.orders import Order, RequestContext
+from redemption_core.domain.orders import Order, OrderItem, RequestContext
 from redemption_core.engine.redemption import RedeemRequest, RedemptionEngine, RedemptionResult
 from redemption_core.ledger.dialect import to_pyformat
 from redemption_core.ledger.home import ledger_path, ledger_url
@@ -120,6 +120,11 @@ def create_ledger(home: Path, definitions: Iterable[Mapping[str, Any]]) -> Ledge
 
 def order(amount: int = 5000, *, currency: str = "EUR", order_id: str | None = None) -> Order:
     return Order(amount=amount, currency=currency, id=order_id)
+
+
+def cart(amount: int = 5000) -> Order:
+    """An order with one line: what a hold needs."""
+    return Order(amount=amount, currency="EUR", items=(OrderItem("sku-cart", 1, amount),))
 
 
 # -- reading the ledger from outside the engine -----------------------------------------------
@@ -348,7 +353,7 @@ def _call(engine: RedemptionEngine, request: Mapping[str, Any]) -> dict[str, Any
     if op == "validate":
         validation = engine.validate(
             request["code"],
-            order(request.get("amount", 5000)),
+            cart(request.get("amount", 5000)),
             customer_id=request.get("customer_id"),
             hold_seconds=request.get("hold_seconds"),
         )
@@ -480,7 +485,7 @@ def _child_mixed(spec: Mapping[str, Any]) -> None:
                 engine.rollback(rng.choice(redeemed))
             else:
                 hold = engine.validate(
-                    code, order(3000), customer_id=customer, hold_seconds=rng.choice([None, 600])
+                    code, cart(3000), customer_id=customer, hold_seconds=rng.choice([None, 600])
                 )
                 if hold.session_id and rng.random() < 0.5:
                     engine.redeem(

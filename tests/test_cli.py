@@ -67,6 +67,10 @@ SPRING_JSON = """\
 }
 """
 
+# A cart of 30.00: what a hold needs.
+CART_3000 = json.dumps(
+    {"amount": 3000, "currency": "EUR", "items": [{"product_id": "burger", "unit_price": 3000}]}
+)
 ORDER = {
     "id": "o-1",
     "amount": 4000,
@@ -560,7 +564,7 @@ def test_validate_of_an_unknown_code_exits_1_with_resource_not_found(
 def test_validate_hold_returns_a_session_that_redeem_session_consumes_once(
     promo: Promo, winback_code: str
 ) -> None:
-    order = ("--customer", "c-1", "--amount", 3000, "--currency", "EUR")
+    order = ("--customer", "c-1", "--order", CART_3000)
     held = promo("--json", "validate", winback_code, *order, "--hold", 30)
     session = held.json["session_id"]
 
@@ -581,7 +585,7 @@ def test_validate_hold_returns_a_session_that_redeem_session_consumes_once(
 def test_a_hold_keeps_other_sessions_from_using_a_single_use_code(
     promo: Promo, winback_code: str
 ) -> None:
-    order = ("--customer", "c-1", "--amount", 3000, "--currency", "EUR")
+    order = ("--customer", "c-1", "--order", CART_3000)
     promo.ok("validate", winback_code, *order, "--hold", 30)
 
     result = redeem_json(promo, winback_code, *order)
@@ -940,7 +944,7 @@ def test_a_hold_taken_by_validate_in_one_process_is_consumed_by_redeem_in_anothe
     code = promo_process(home, "codes", "generate", "--campaign", "winback", "--count", 1).out
     code = code.strip()
     promo_process(home, "voucher", "publish", code, "--customer", "c-1")
-    order = ("--customer", "c-1", "--amount", 3000, "--currency", "EUR")
+    order = ("--customer", "c-1", "--order", CART_3000)
 
     held = promo_process(home, "--json", "validate", code, *order, "--hold", 30)
     redeemed = promo_process(

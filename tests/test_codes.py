@@ -275,3 +275,27 @@ def test_import_names_the_row_and_field_it_refuses(
 
     assert refused.value.field == field
     assert len(events(engine)) == before
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        pytest.param("\u017fpring10", id="long s folds to S"),
+        pytest.param("SPR\u0131NG10", id="dotless i folds to I"),
+        pytest.param("\ufb01ve10", id="fi ligature folds to FI"),
+        pytest.param("SPRING10\u3000", id="ideographic space is stripped by str.strip"),
+        pytest.param("\u3000SPRING10", id="leading ideographic space"),
+        pytest.param("SPRING10\u00a0", id="no-break space"),
+        pytest.param("\uff33PRING10", id="fullwidth S"),
+        pytest.param("SPRING\u200b10", id="zero-width space"),
+    ],
+)
+def test_a_code_with_look_alike_characters_is_refused_never_folded(typed: str) -> None:
+    with pytest.raises(InvalidInput) as refusal:
+        normalize_code(typed)
+
+    assert refusal.value.field == "code"
+
+
+def test_a_code_is_trimmed_of_ascii_blanks_and_upper_cased() -> None:
+    assert normalize_code(" spring10\t\r\n") == "SPRING10"

@@ -22,6 +22,7 @@ from console_apptest import (
     APOLOGY,
     ROUTER,
     assert_no_failure,
+    metric_notes,
     metrics,
     open_page,
     table_with,
@@ -288,9 +289,11 @@ def test_campaign_performance_sets_attributed_beside_incremental_with_a_verdict(
     shown = metrics(app)
     assert shown["Attributed revenue"] == "EUR 145.00"
     assert shown["Discount given"] == "EUR 20.50"
-    assert shown["Return on discount"] == "7.07x"
-    assert shown["Incremental profit"] == "EUR 12.00"
-    assert (shown["With a control group"], shown["Pay for themselves"]) == ("1", "1")
+    assert shown["Return on discount (attributed)"] == "7.07x"
+    assert shown["Incremental profit, 1 campaign"] == "EUR 12.00"
+    assert metric_notes(app)["Incremental profit, 1 campaign"] == "95 % CI EUR 3.00 to EUR 21.00"
+    assert (shown["Measured"], shown["Pay for themselves"]) == ("1 of 3", "1")
+    assert "Incremental profit: 1 of 1 campaign above zero (Win-back)." in app.success[0].value
     table = table_with(app, "verdict").set_index("campaign")
     assert table.loc["Win-back", "verdict"] == "pays for itself"
     assert table.loc[
@@ -317,7 +320,7 @@ def test_delivery_performance_shows_success_latency_and_failure_reasons(home: Pa
 
     shown = metrics(app)
     assert shown["Messages sent"] == "25"
-    assert shown["Delivered"] == "24"
+    assert shown["Messages delivered"] == "24"
     assert shown["Success rate"] == "96.0 %"
     assert shown["Failed"] == "1"
     assert shown["Retries"] == "2"
@@ -343,12 +346,15 @@ def test_system_health_shows_freshness_and_error_rates(home: Path) -> None:
     app = open_page("system_health")
 
     shown = metrics(app)
-    assert shown["Published"] == "21 Jan 06:05"
+    assert shown["Published"] == "2026-01-21 06:05"
     assert shown["Ledger events"] == "1,234"
     assert shown["Lag (events)"] == "0"
     assert shown["Redemptions rejected (7 d)"] == "5.0 %"
     assert shown["Deliveries failed (7 d)"] == "2.0 %"
-    assert "holds every ledger event" in app.success[0].value
+    banner = app.success[0].value
+    assert "**Completeness: ok.** every ledger event up to seq 1,234" in banner
+    assert "**Redemption rejections: ok.** rejection rate 5.0 %" in banner
+    assert "**Publication: ok.** published 2026-01-21 06:05 UTC; no schedule recorded" in banner
 
 
 # ---- Monitoring ----------------------------------------------------------------------------

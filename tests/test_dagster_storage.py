@@ -41,6 +41,7 @@ def test_settings_turn_telemetry_off_and_name_the_wal_event_log(home: Path) -> N
     text = (home / "dagster" / "dagster.yaml").read_text()
     assert text.startswith(DAGSTER_YAML_HEADER)
     assert "telemetry:\n  enabled: false" in text
+    assert "nux:\n  enabled: false" in text  # no newsletter prompt in the UI
     assert "class: WalSqliteEventLogStorage" in text
     assert str(home / "dagster" / "history" / "runs") in text
 

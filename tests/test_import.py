@@ -31,6 +31,7 @@ from builders import (
     NOW,
     Clock,
     add_customers,
+    cart,
     gift_card,
     order,
     place_order,
@@ -232,7 +233,7 @@ def source(tmp_path: Path, ledger_store: Callable[[Path], LedgerStore]) -> Redem
     place_order(engine, "cust-2", 6000, "o-2")
     clock.advance(minutes=1)
     engine.validate(code, order(4000), customer_id="cust-1")
-    hold = engine.validate(second, order(4000), customer_id="cust-2", hold_seconds=60)
+    hold = engine.validate(second, cart(4000), customer_id="cust-2", hold_seconds=60)
     first = engine.redeem(
         RedeemRequest(
             code=code,

@@ -1,7 +1,7 @@
 """The layering of docs/architecture.md, read from the code's import statements (ast, not text).
 
 Inside redemption_core: domain <- ledger <- engine <- imports and distribution <- simulate and
-demo <- cli (a layer imports only itself and the layers before it; siblings not each other).
+demo <- api <- cli (a layer imports only itself and the layers before it; siblings not each other).
 Across folders: redemption_core and models_ml import nothing of ours but themselves, and the
 other folders use redemption_core only through its public door (`redemption_core/__init__.py`).
 """
@@ -24,7 +24,18 @@ ALLOWED: dict[str, set[str]] = {
     "distribution": {"domain", "ledger", "engine", "distribution"},
     "simulate": {"domain", "ledger", "engine", "distribution", "simulate"},
     "demo": {"domain", "ledger", "engine", "distribution", "demo"},
-    "cli": {"domain", "ledger", "engine", "imports", "distribution", "simulate", "demo", "cli"},
+    "api": {"domain", "ledger", "engine", "imports", "distribution", "simulate", "demo", "api"},
+    "cli": {
+        "domain",
+        "ledger",
+        "engine",
+        "imports",
+        "distribution",
+        "simulate",
+        "demo",
+        "api",
+        "cli",
+    },
 }
 OUR_FOLDERS = ("redemption_core", "models_ml", "pipelines", "app_streamlit")
 

@@ -18,6 +18,7 @@ import psycopg
 import pytest
 from pg_cluster import Cluster
 from reliability_helpers import (
+    cart,
     event_rows,
     ledger_of,
     open_engine,
@@ -98,7 +99,7 @@ def run_mixed_workload(engine: RedemptionEngine) -> dict[str, Any]:
     engine.set_segment_membership("vip", "dave", True)
     engine.set_segment_membership("vip", "dave", False)
 
-    hold = engine.validate("SHARED10", order(4000), customer_id="erin", hold_seconds=600)
+    hold = engine.validate("SHARED10", cart(4000), customer_id="erin", hold_seconds=600)
     engine.validate("MEMBERS5", order(4000), customer_id="dave")  # buffered, not a member
     held = engine.redeem(
         RedeemRequest("SHARED10", order(4000), customer_id="erin", session_id=hold.session_id)
@@ -239,7 +240,7 @@ def test_verify_reports_a_tampered_projection_with_its_table_key_and_field(
 ) -> None:
     with open_engine(tmp_path) as engine:
         engine.create_from_definition(standalone_def("shared", "SHARED10"))
-        hold = engine.validate("SHARED10", order(), customer_id="alice", hold_seconds=600)
+        hold = engine.validate("SHARED10", cart(), customer_id="alice", hold_seconds=600)
         redeemed = engine.redeem(
             RedeemRequest("SHARED10", order(), customer_id="alice", session_id=hold.session_id)
         )

@@ -13,6 +13,7 @@ import duckdb
 import pytest
 from warehouse_helpers import build_warehouse
 
+from redemption_core import money_text
 from redemption_core.simulate import SimulationConfig, simulate
 
 
@@ -126,8 +127,8 @@ def test_fct_ledger_timeline_has_one_row_per_event_and_says_what_happened(
         elif event_type == "redemption_succeeded" and not payload.get("gift_amount"):
             order = payload["order"]
             assert detail == (
-                f"redeemed: discount {payload['discount'] / 100:.2f} {payload['currency']} "
-                f"on order {order['amount'] / 100:.2f} {order['currency']}"
+                f"redeemed: discount {money_text(payload['discount'], payload['currency'])} "
+                f"on order {money_text(order['amount'], order['currency'])}"
             )
         elif event_type == "delivery_failed" and payload.get("attempts", 0) > 1:
             assert detail.startswith(f"delivery failed after {payload['attempts']} attempts")

@@ -12,11 +12,13 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import dagster as dg
 import duckdb
 import pytest
+from pipeline_helpers import failure_text, pipeline_env
 
 from pipelines.paths import PipelinePaths
 from redemption_core.simulate import SimulationConfig, simulate
@@ -25,16 +27,6 @@ REPO = Path(__file__).resolve().parents[1]
 SMALL = SimulationConfig(customers=300, days=30, seed=21, fraud_scale=2)
 # Tables whose rows describe the run itself (when it ran), not the ledger.
 RUN_DESCRIBING = {"marts.fct_system_health"}
-
-
-def pipeline_env(home: Path) -> dict[str, str]:
-    return {
-        "PROMO_HOME": str(home),
-        "PROMO_WAREHOUSE": str(PipelinePaths(home).build_warehouse),
-        "DAGSTER_HOME": str(home / "dagster"),
-        "DO_NOT_TRACK": "1",
-        "GX_ANALYTICS_ENABLED": "False",
-    }
 
 
 @pytest.fixture(scope="module")
@@ -68,18 +60,6 @@ def mart_digests(warehouse: Path) -> dict[str, str]:
             rows = db.execute(f"select * from {table} order by all").fetchall()
             digests[table] = hashlib.sha256(repr(rows).encode()).hexdigest()
     return digests
-
-
-def failure_text(result: dg.ExecuteInProcessResult) -> str:
-    texts = []
-    for event in result.all_events:
-        if event.event_type_value == "ASSET_CHECK_EVALUATION":
-            evaluation = event.event_specific_data
-            if not evaluation.passed:
-                texts.append(str(evaluation.description))
-        elif event.is_step_failure:
-            texts.append(str(event.event_specific_data.error))
-    return "\n".join(texts)
 
 
 @pytest.fixture(scope="module")
@@ -125,11 +105,23 @@ def test_the_code_location_defines_the_expected_assets_checks_jobs_and_schedules
         "great_expectations_key_marts",
         "fraud_candidate_not_worse",
         "personalisation_candidate_not_worse",
+        "system_health_monitors",
+        "campaign_health_monitors",
+        "daily_event_volume",
+        "fraud_queue_scored",
+        "next_best_offers_scored",
     } <= checks
     assert any(name.startswith("unique_") for name in checks), "dbt tests are asset checks"
     assert repository.has_job("nightly_pipeline") and repository.has_job("retrain_models")
     assert {s.name for s in repository.schedule_defs} == {"nightly_schedule", "weekly_retrain"}
-    assert {s.name for s in repository.sensor_defs} == {"ledger_growth_sensor"}
+    assert {s.name for s in repository.sensor_defs} == {
+        "ledger_growth_sensor",
+        "run_failure_notice",
+        "published_warehouse_lateness",
+    }
+    published = dg.AssetKey(["published", "warehouse"])
+    freshness = defs.resolve_assets_def(published).specs_by_key[published].freshness_policy
+    assert freshness.fail_window.to_timedelta() == timedelta(hours=26)
 
 
 def test_dagster_validates_the_code_location_from_the_command_line(built: Path) -> None:
@@ -173,6 +165,23 @@ def test_a_run_publishes_every_mart_and_the_published_warehouse_matches_the_buil
     assert {"fct_campaign_funnel", "fct_campaign_performance", "dim_customers"} <= set(published)
     assert redemptions == succeeded > 0
     assert mart_digests(paths.published_warehouse) == mart_digests(paths.build_warehouse)
+
+
+def test_on_a_simulated_ledger_every_model_step_succeeds(built: Path) -> None:
+    """Model steps never fail the run (pipelines/step_status.py): here, where they have data
+    and labels, each must have made its table."""
+    with duckdb.connect(str(PipelinePaths(built).published_warehouse), read_only=True) as db:
+        steps = dict(db.execute("select step, state from status.pipeline_steps").fetchall())
+        tables = {
+            name for (name,) in db.execute("select table_name from duckdb_tables()").fetchall()
+        }
+
+    assert steps == {
+        "fraud_attempt_features": "succeeded",
+        "fraud_review_queue": "succeeded",
+        "next_best_offers": "succeeded",
+    }
+    assert {"fraud_review_queue", "next_best_offers"} <= tables
 
 
 def test_running_again_on_the_same_ledger_gives_identical_marts(built: Path) -> None:
@@ -410,7 +419,8 @@ def test_the_demo_summary_reports_the_ledger_and_ranks_campaigns_by_incremental_
     published = PipelinePaths(built).published_warehouse
     with duckdb.connect(str(published), read_only=True) as db:
         profits = db.execute(
-            "select campaign_name, incremental_profit from marts.fct_campaign_performance "
+            "select campaign_name, incremental_profit, incremental_profit_ci_low, "
+            "incremental_profit_ci_high from marts.fct_campaign_performance "
             "where incremental_profit is not null"
         ).fetchall()
 
@@ -421,13 +431,17 @@ def test_the_demo_summary_reports_the_ledger_and_ranks_campaigns_by_incremental_
     best = max(profits, key=lambda row: row[1])
     worst = min(profits, key=lambda row: row[1])
     assert lines[2].startswith(
-        f"best campaign by incremental profit: {best[0]}: {best[1] / 100:,.2f} "
+        f"best campaign by incremental profit: {best[0]}: EUR {best[1] / 100:,.2f}"
     )
     assert lines[3].startswith(
-        f"worst campaign by incremental profit: {worst[0]}: {worst[1] / 100:,.2f} "
+        f"worst campaign by incremental profit: {worst[0]}: EUR {worst[1] / 100:,.2f}"
     )
-    assert "(95% CI " in lines[2] and "(95% CI " in lines[3]
     assert all(
         line.endswith(("includes zero", "above zero", "below zero", "to say"))
         for line in lines[2:4]
     )
+    # the verdict over every measured campaign, with what their control groups could detect
+    verdict = " ".join(lines[4:])
+    assert lines[4].startswith("verdict: ")
+    if any(low is not None and low <= 0 <= high for _, _, low, high in profits):
+        assert "would be detected with 80 % power" in verdict

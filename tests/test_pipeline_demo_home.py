@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.demo import MARKER, fresh_home, interval_verdict
+from pipelines.demo import MARKER, fresh_home
+from redemption_core import Effect, describe_effect, describe_without_interval
 
 
 def test_a_home_holding_someone_elses_ledger_is_refused_and_left_alone(tmp_path: Path) -> None:
@@ -53,4 +54,10 @@ def test_a_missing_home_is_created(tmp_path: Path) -> None:
 def test_the_demo_summary_says_in_plain_words_what_an_interval_allows(
     low: int | None, high: int | None, verdict: str
 ) -> None:
-    assert interval_verdict(low, high) == verdict
+    # make demo words each campaign through redemption_core's effects, as the console does
+    if low is None or high is None:
+        line = describe_without_interval("Win-back", "EUR", 5_000)
+    else:
+        line = describe_effect(Effect("Win-back", "EUR", (low + high) / 2, low, high, 1.0))
+
+    assert line.endswith(verdict)

@@ -122,8 +122,8 @@ def test_a_clean_extract_of_a_simulated_ledger_passes_checking_every_event(
 
     assert report.passed, report.message()
     assert report.rows_checked == events
-    assert report.expectations == 19
-    assert "19 expectations passed" in report.message()
+    assert report.expectations == 21
+    assert "21 expectations passed" in report.message()
     # GX's read-only connections are closed: the next step can write to the warehouse
     with duckdb.connect(str(warehouse)) as db:
         db.execute("CREATE TABLE after_the_check AS SELECT 1")
@@ -259,6 +259,71 @@ def test_a_negative_discount_in_a_redemption_fails(clean: Path, tmp_path: Path) 
 
     assert failed(report) == [("expect_column_values_to_be_between", "discount")]
     assert f"discount=-500, seq={INJECTED_SEQ}, event_id=evt_negative" in report.message()
+
+
+def test_a_discount_of_5000_on_an_order_of_0_fails_naming_the_row(
+    clean: Path, tmp_path: Path
+) -> None:
+    warehouse = with_injected(
+        clean,
+        tmp_path,
+        "'evt_too_much' AS event_id, "
+        'json_merge_patch(payload, \'{"discount":5000,"gift_amount":0,'
+        '"order":{"amount":0}}\') AS payload',
+        REDEMPTION,
+    )
+
+    report = check_raw_events(warehouse)
+
+    assert failed(report) == [("expect_column_values_to_be_null", "amount_rule_error")]
+    assert (
+        "amount_rule_error=discount 5000 and gift amount 0 exceed the order amount 0, "
+        f"seq={INJECTED_SEQ}, event_id=evt_too_much" in report.message()
+    )
+
+
+def test_a_discount_up_to_the_order_amount_passes(clean: Path, tmp_path: Path) -> None:
+    warehouse = with_injected(
+        clean,
+        tmp_path,
+        "'evt_all_off' AS event_id, "
+        'json_merge_patch(payload, \'{"discount":700,"order":{"amount":700}}\') AS payload',
+        REDEMPTION,
+    )
+
+    assert check_raw_events(warehouse).passed
+
+
+@pytest.mark.parametrize(
+    ("where", "patch", "named"),
+    [
+        (REDEMPTION, '{"currency":"XYZ"}', "currency XYZ"),
+        (REDEMPTION, '{"order":{"currency":"EURO"}}', "order.currency EURO"),
+        (ORDER, '{"currency":"ABC"}', "currency ABC"),
+        (
+            "event_type = 'campaign_created'",
+            '{"definition":{"currency":"BTC"}}',
+            "definition.currency BTC",
+        ),
+    ],
+)
+def test_a_currency_that_does_not_exist_fails_naming_the_field_and_the_row(
+    clean: Path, tmp_path: Path, where: str, patch: str, named: str
+) -> None:
+    warehouse = with_injected(
+        clean,
+        tmp_path,
+        f"'evt_money' AS event_id, json_merge_patch(payload, '{patch}') AS payload",
+        where,
+    )
+
+    report = check_raw_events(warehouse)
+
+    assert failed(report) == [("expect_column_values_to_be_null", "currency_error")]
+    assert (
+        f"currency_error={named} is not an ISO 4217 currency the core accepts, "
+        f"seq={INJECTED_SEQ}, event_id=evt_money" in report.message()
+    )
 
 
 def test_a_redemption_of_a_voucher_never_created_fails(clean: Path, tmp_path: Path) -> None:
@@ -578,9 +643,11 @@ def marts_warehouse(
     discount_net: int = 300,
     rates: dict[str, float] | None = None,
     funnel_rows: int = 1,
+    acceptance_required: bool = False,
 ) -> Path:
     """A tiny warehouse: a ledger of 3 publications, 2 redemptions (500 + 300 off) and a rollback
-    of the 500, and marts that agree with it unless told otherwise."""
+    of the 500, and marts that agree with it unless told otherwise; its one campaign requires
+    acceptance or not."""
     with duckdb.connect(str(path)) as db:
         db.execute("CREATE SCHEMA raw")
         db.execute(
@@ -616,6 +683,11 @@ def marts_warehouse(
             "SELECT 'spring' AS campaign_id, ?::BIGINT AS attributed_discount",
             [discount_net],
         )
+        db.execute(
+            "CREATE TABLE marts.dim_campaigns AS "
+            "SELECT 'spring' AS campaign_id, ?::BOOLEAN AS is_acceptance_required",
+            [acceptance_required],
+        )
     return path
 
 
@@ -625,7 +697,35 @@ def test_marts_that_reconcile_with_the_ledger_pass(tmp_path: Path) -> None:
     report = check_marts(warehouse)
 
     assert report.passed, report.message()
-    assert (report.rows_checked, report.expectations) == (4, 2 + len(FUNNEL_RATES))
+    assert (report.rows_checked, report.expectations) == (4, 3 + len(FUNNEL_RATES))
+
+
+def test_more_redeemed_than_accepted_passes_where_acceptance_is_not_required(
+    tmp_path: Path,
+) -> None:
+    """By default a campaign redeems vouchers nobody accepted: redeemed per accepted is then
+    no share, and may be anything from 0 up."""
+    warehouse = marts_warehouse(tmp_path / "tiny.duckdb", rates={"redeemed_per_accepted": 3.0})
+
+    report = check_marts(warehouse)
+
+    assert report.passed, report.message()
+
+
+def test_more_accepted_than_delivered_passes(tmp_path: Path) -> None:
+    """The core lets a holder accept a voucher whose delivery failed or is still pending."""
+    warehouse = marts_warehouse(tmp_path / "tiny.duckdb", rates={"accepted_per_delivered": 2.0})
+
+    assert check_marts(warehouse).passed
+
+
+def test_a_negative_rate_fails_naming_the_rule(tmp_path: Path) -> None:
+    warehouse = marts_warehouse(tmp_path / "tiny.duckdb", rates={"accepted_per_delivered": -0.5})
+
+    report = check_marts(warehouse)
+
+    assert failed(report) == [("expect_column_values_to_be_between", "accepted_per_delivered")]
+    assert "[rule: a ratio of counts is never negative" in report.message()
 
 
 def test_a_redemption_count_that_differs_from_the_ledger_fails_naming_the_figure(
@@ -652,13 +752,49 @@ def test_a_net_discount_that_ignores_rollbacks_fails_naming_the_figure(tmp_path:
     assert "figure=redemptions" not in report.message()
 
 
-def test_a_rate_above_one_fails_naming_the_funnel_row(tmp_path: Path) -> None:
-    warehouse = marts_warehouse(tmp_path / "tiny.duckdb", rates={"redeemed_per_accepted": 1.25})
+def test_more_redeemed_than_accepted_fails_where_acceptance_is_required_naming_the_row(
+    tmp_path: Path,
+) -> None:
+    warehouse = marts_warehouse(
+        tmp_path / "tiny.duckdb", rates={"redeemed_per_accepted": 1.25}, acceptance_required=True
+    )
 
     report = check_marts(warehouse)
 
-    assert failed(report) == [("expect_column_values_to_be_between", "redeemed_per_accepted")]
-    assert "redeemed_per_accepted=1.25, funnel_key=spring|email|2026-03-04" in report.message()
+    assert failed(report) == [
+        ("expect_column_values_to_be_between", "redeemed_per_accepted_where_required")
+    ]
+    assert (
+        "redeemed_per_accepted_where_required=1.25, funnel_key=spring|email|2026-03-04"
+        in report.message()
+    )
+    assert "where a campaign requires acceptance the core redeems only accepted" in (
+        report.message()
+    )
+
+
+@pytest.mark.parametrize("rate", ["delivered_per_published", "redeemed_per_published"])
+def test_a_share_of_the_published_cohort_above_one_fails_naming_the_funnel_row(
+    tmp_path: Path, rate: str
+) -> None:
+    warehouse = marts_warehouse(tmp_path / "tiny.duckdb", rates={rate: 1.25})
+
+    report = check_marts(warehouse)
+
+    assert failed(report) == [("expect_column_values_to_be_between", rate)]
+    assert f"{rate}=1.25, funnel_key=spring|email|2026-03-04" in report.message()
+
+
+def test_every_expectation_states_the_rule_it_enforces() -> None:
+    gx = quality._gx()
+
+    expectations = [
+        *quality.raw_expectations(gx),
+        *quality.key_mart_expectations(gx),
+        *quality.reconciliation_expectations(gx),
+    ]
+
+    assert [e for e in expectations if not (e.description or "").strip()] == []
 
 
 def test_a_funnel_row_repeated_for_the_same_key_fails(tmp_path: Path) -> None:

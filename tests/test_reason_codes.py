@@ -15,6 +15,7 @@ from builders import (
     NOW,
     Clock,
     campaign,
+    cart,
     codes,
     engine_at,
     events,
@@ -530,8 +531,8 @@ def test_redeem_with_an_unknown_session_is_session_not_found(tmp_path: Path) -> 
     engine = engine_at(tmp_path)
     code = standalone(engine)
     other = standalone(engine, id="other", voucher={"kind": "standalone", "code": "OTHER5"})
-    other_hold = engine.validate(other, order(), hold_seconds=60).session_id
-    own_hold = engine.validate(code, order(), hold_seconds=60).session_id
+    other_hold = engine.validate(other, cart(), customer_id="cust-9", hold_seconds=60).session_id
+    own_hold = engine.validate(code, cart(), customer_id="cust-9", hold_seconds=60).session_id
 
     unknown = redeem(engine, code, session_id="hold_doesnotexist")
     foreign = redeem(engine, code, session_id=other_hold)
@@ -546,9 +547,9 @@ def test_redeem_with_an_expired_or_used_hold_is_session_expired(tmp_path: Path) 
     clock = Clock(NOW)
     engine = engine_at(tmp_path, clock)
     code = standalone(engine)
-    old = engine.validate(code, order(), hold_seconds=60).session_id
+    old = engine.validate(code, cart(), customer_id="cust-9", hold_seconds=60).session_id
     clock.advance(seconds=30)
-    fresh = engine.validate(code, order(), hold_seconds=60).session_id
+    fresh = engine.validate(code, cart(), customer_id="cust-9", hold_seconds=60).session_id
 
     clock.advance(seconds=30)  # `old` expires now, `fresh` has 30 s left
     expired = redeem(engine, code, session_id=old)
@@ -564,7 +565,7 @@ def test_expired_hold_frees_the_use_for_another_customer(tmp_path: Path) -> None
     clock = Clock(NOW)
     engine = engine_at(tmp_path, clock)
     code = standalone(engine, limits={"per_voucher": 1})
-    hold = engine.validate(code, order(), customer_id="cust-1", hold_seconds=60)
+    hold = engine.validate(code, cart(), customer_id="cust-1", hold_seconds=60)
 
     while_held = engine.validate(code, order(), customer_id="cust-2")
     clock.advance(seconds=60)
@@ -581,7 +582,7 @@ def test_expired_hold_frees_the_use_for_another_customer(tmp_path: Path) -> None
 def test_hold_reserves_the_use_for_its_own_session(tmp_path: Path) -> None:
     engine = engine_at(tmp_path)
     code = standalone(engine, limits={"per_voucher": 1})
-    hold = engine.validate(code, order(), customer_id="cust-1", hold_seconds=60)
+    hold = engine.validate(code, cart(), customer_id="cust-1", hold_seconds=60)
 
     holder = redeem(engine, code, customer_id="cust-1", session_id=hold.session_id)
 

@@ -44,7 +44,7 @@ def render() -> None:
             ("Campaigns in the range", ui.count(len(running))),
             ("Active", ui.count((running["status"] == "active").sum())),
             ("Open-ended", ui.count(running["open_ended"].sum())),
-            ("Data as of", f"{as_of:%Y-%m-%d}" if not pd.isna(as_of) else "—"),
+            ("Data as of", ui.day(as_of)),
         ]
     )
     if running.empty:
@@ -76,7 +76,7 @@ def timeline_chart(
             f"{name} (open-ended)" if open_ended else name
             for name, open_ended in zip(running["campaign"], running["open_ended"], strict=True)
         ],
-        ends=["open-ended" if pd.isna(end) else f"{end:%Y-%m-%d}" for end in running["ends_at"]],
+        ends=["open-ended" if pd.isna(end) else ui.day(end) for end in running["ends_at"]],
     )
     order = frame.sort_values(["starts_at", "campaign"])["label"].to_list()
     bars = (
@@ -84,12 +84,12 @@ def timeline_chart(
         .mark_bar(cornerRadius=3)
         .encode(
             y=alt.Y("label:N", sort=order, title=None),
-            x=alt.X("starts_at:T", title=None),
+            x=alt.X("starts_at:T", axis=ui.day_axis()),
             x2="drawn_until:T",
             color=alt.Color(
                 "status:N",
                 scale=alt.Scale(domain=list(STATUS_COLOURS), range=list(STATUS_COLOURS.values())),
-                legend=alt.Legend(orient="bottom", title=None),
+                legend=ui.legend(),
             ),
             tooltip=[
                 "campaign:N",

@@ -250,9 +250,9 @@ def _overview(c: pd.Series, campaign_id: str, currency: str, chosen: filters.Fil
             alt.Chart(moves)
             .mark_bar()
             .encode(
-                x=alt.X("day:T", title=None),
+                x=alt.X("day:T", axis=ui.day_axis()),
                 y=alt.Y("attempts:Q", title="Attempts"),
-                color=alt.Color("outcome:N", scale=OUTCOME_COLOURS, title=None),
+                color=alt.Color("outcome:N", scale=OUTCOME_COLOURS, legend=ui.legend()),
                 xOffset="outcome:N",
                 tooltip=[alt.Tooltip("day:T", format="%Y-%m-%d"), "outcome:N", "attempts:Q"],
             ),
@@ -285,7 +285,7 @@ def _budget(budget: pd.DataFrame, currency: str) -> None:
 
 
 def describe_discount(c: pd.Series | dict[str, Any]) -> str:
-    """The campaign's discount in words: '5.00 EUR off', '15 % off (at most …)', …"""
+    """The campaign's discount in words: 'EUR 5.00 off', '15 % off (at most …)', …"""
     kind, value, currency = c["discount_type"], c["discount_value"], c["currency"]
     if c.get("voucher_kind") == "gift":
         return "gift card"

@@ -11,6 +11,7 @@ from app_streamlit import filters, page_state, ui
 from app_streamlit import queries_reports as q
 
 PROVIDERS_KEY = "delivery_providers"
+PERCENTILE_KEY = "delivery_latency_percentile"
 LATENCY_COLUMNS = ("latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "latency_max_ms")
 NO_LATENCY = "no latency was recorded for these attempts."
 
@@ -42,7 +43,12 @@ def render() -> None:
     ui.metrics(
         [
             ("Messages sent", ui.count(messages)),
-            ("Delivered", ui.count(days["delivered"].sum())),
+            (
+                "Messages delivered",
+                ui.count(days["delivered"].sum()),
+                "Messages, by the day of their first attempt: not the Overview's delivered "
+                "vouchers, which count by publication day.",
+            ),
             (
                 "Success rate",
                 ui.percent(ui.ratio(days["delivered"].sum(), messages)),
@@ -86,19 +92,29 @@ def render() -> None:
             st.subheader("Success rate per day")
             st.altair_chart(_success_chart(days), width="stretch")
         with right:
-            st.subheader("Latency percentiles per day")
-            st.altair_chart(_latency_chart(days), width="stretch")
+            st.subheader("Latency per day")
+            page_state.restore(PERCENTILE_KEY, "p95")
+            st.segmented_control("Percentile", list(PERCENTILES), key=PERCENTILE_KEY)
+            percentile = page_state.keep(PERCENTILE_KEY) or "p95"
+            chart = latency_chart(days, percentile)
+            if isinstance(chart, alt.FacetChart):
+                st.altair_chart(chart)  # small multiples keep their own width
+            else:
+                st.altair_chart(chart, width="stretch")
 
     st.subheader("Per channel and provider")
     ui.table(
         summary(days) if not days.empty else days,
         key="delivery_by_provider",
         percent=("success_rate",),
-        labels={
-            "latency_p50_ms": "p50 ms",
-            "latency_p95_ms": "p95 ms",
-            "latency_p99_ms": "p99 ms",
-            "latency_max_ms": "Max ms",
+        column_config={
+            column: st.column_config.NumberColumn(label, format="%,.1f")
+            for column, label in (
+                ("latency_p50_ms", "p50 ms"),
+                ("latency_p95_ms", "p95 ms"),
+                ("latency_p99_ms", "p99 ms"),
+                ("latency_max_ms", "Max ms"),
+            )
         },
         empty="No messages sent in this range.",
         missing=NO_LATENCY,
@@ -167,12 +183,13 @@ def _success_chart(days: pd.DataFrame) -> alt.Chart:
     ].sum()
     daily["success_rate"] = daily["delivered"] / daily["messages_attempted"]
     return (
-        alt.Chart(daily)
+        alt.Chart(ui.consecutive_runs(daily, "delivery_date", by=["route"]))
         .mark_line(point=True)
         .encode(
-            x=alt.X("delivery_date:T", title=None),
+            x=alt.X("delivery_date:T", axis=ui.day_axis()),
             y=alt.Y("success_rate:Q", title=None, axis=alt.Axis(format="%")),
-            color=alt.Color("route:N", title=None, legend=alt.Legend(orient="bottom")),
+            color=alt.Color("route:N", legend=ui.legend()),
+            detail="run:N",
             tooltip=[
                 alt.Tooltip("delivery_date:T", format="%Y-%m-%d"),
                 "route:N",
@@ -183,29 +200,43 @@ def _success_chart(days: pd.DataFrame) -> alt.Chart:
     )
 
 
-def _latency_chart(days: pd.DataFrame) -> alt.Chart:
-    frame = days.melt(
-        id_vars=["delivery_date", "route"],
-        value_vars=["latency_p50_ms", "latency_p95_ms", "latency_p99_ms"],
-        var_name="percentile",
-        value_name="ms",
+PERCENTILES = {"p50": "latency_p50_ms", "p95": "latency_p95_ms", "p99": "latency_p99_ms"}
+ROUTES_IN_ONE_CHART = 4  # more routes than this: one small chart each, on a shared scale
+
+
+def latency_chart(days: pd.DataFrame, percentile: str) -> alt.Chart | alt.FacetChart:
+    """One latency percentile per day and route. A few routes share one chart, told apart by
+    colour; many get a small chart each (same axes), so no line hides another."""
+    frame = ui.consecutive_runs(
+        days[["delivery_date", "route", PERCENTILES[percentile]]]
+        .rename(columns={PERCENTILES[percentile]: "ms"})
+        .dropna(subset=["ms"]),
+        "delivery_date",
+        by=["route"],
     )
-    frame["percentile"] = frame["percentile"].str.extract(r"_(p\d+)_")[0]
+    routes = frame["route"].nunique()
+    encoding = {
+        "x": alt.X("delivery_date:T", axis=ui.day_axis()),
+        "y": alt.Y("ms:Q", title=f"{percentile} ms"),
+        "detail": "run:N",
+        "tooltip": [
+            alt.Tooltip("delivery_date:T", format="%Y-%m-%d"),
+            "route:N",
+            alt.Tooltip("ms:Q", title=f"{percentile} ms", format=",.1f"),
+        ],
+    }
+    if routes <= ROUTES_IN_ONE_CHART:
+        return (
+            alt.Chart(frame)
+            .mark_line(point=True)
+            .encode(color=alt.Color("route:N", legend=ui.legend()), **encoding)
+        )
     return (
         alt.Chart(frame)
         .mark_line(point=True)
-        .encode(
-            x=alt.X("delivery_date:T", title=None),
-            y=alt.Y("ms:Q", title="ms"),
-            color=alt.Color("route:N", title=None, legend=alt.Legend(orient="bottom")),
-            strokeDash=alt.StrokeDash("percentile:N", title=None),
-            tooltip=[
-                alt.Tooltip("delivery_date:T", format="%Y-%m-%d"),
-                "route:N",
-                "percentile:N",
-                alt.Tooltip("ms:Q", format=",.1f"),
-            ],
-        )
+        .encode(**encoding)
+        .properties(height=120, width=220)
+        .facet(facet=alt.Facet("route:N", title=None), columns=3)
     )
 
 
@@ -217,9 +248,9 @@ def _failure_chart(failures: pd.DataFrame) -> alt.Chart:
         alt.Chart(daily)
         .mark_bar()
         .encode(
-            x=alt.X("delivery_date:T", title=None),
+            x=alt.X("delivery_date:T", axis=ui.day_axis()),
             y=alt.Y("failed_messages:Q", title="Failed messages"),
-            color=alt.Color("error_reason:N", title=None, legend=alt.Legend(orient="bottom")),
+            color=alt.Color("error_reason:N", legend=ui.legend()),
             tooltip=[
                 alt.Tooltip("delivery_date:T", format="%Y-%m-%d"),
                 "error_reason:N",

@@ -1,5 +1,6 @@
-"""Customer engagement: published → delivered → accepted → redeemed, per campaign and channel,
-and where each campaign loses people."""
+"""Customer engagement: published → delivered → (opened → clicked → visited, where the ledger
+records them) → accepted → redeemed, per campaign and channel, and where each campaign loses
+people."""
 
 from __future__ import annotations
 
@@ -13,9 +14,20 @@ from app_streamlit import queries_reports as q
 STEP_LABELS = {
     "published": "Published",
     "delivered": "Delivered",
+    "opened": "Opened",
+    "clicked": "Clicked",
+    "visited": "Visited",
     "accepted": "Accepted",
     "redeemed": "Redeemed",
 }
+# Engagement between delivery and acceptance: shown only where the ledger records it (the
+# funnel mart has null, not 0, where it records no event of the kind).
+ENGAGEMENT_STEPS = ("opened", "clicked", "visited")
+
+
+def recorded_steps(totals: pd.Series) -> list[str]:
+    """The funnel's steps in order, without the engagement the ledger does not record."""
+    return [step for step in STEP_LABELS if step not in ENGAGEMENT_STEPS or pd.notna(totals[step])]
 
 
 def render() -> None:
@@ -30,7 +42,18 @@ def render() -> None:
         st.info("No vouchers, hold-outs or skips in this date range for these filters.")
         return
 
-    totals = funnel[[*STEP_LABELS, "held_out", "skipped"]].sum()
+    # min_count: a step no row records stays missing instead of summing to 0
+    totals = funnel[[*STEP_LABELS, "held_out", "skipped"]].sum(min_count=1)
+    steps = recorded_steps(totals)
+    engagement = [
+        (
+            STEP_LABELS[step],
+            ui.count(totals[step]),
+            f"{ui.percent(ui.ratio(totals[step], totals['delivered']))} of delivered",
+        )
+        for step in ENGAGEMENT_STEPS
+        if step in steps
+    ]
     ui.metrics(
         [
             ("Published", ui.count(totals["published"])),
@@ -39,6 +62,7 @@ def render() -> None:
                 ui.count(totals["delivered"]),
                 f"{ui.percent(ui.ratio(totals['delivered'], totals['published']))} of published",
             ),
+            *engagement,
             (
                 "Accepted",
                 ui.count(totals["accepted"]),
@@ -59,7 +83,7 @@ def render() -> None:
     left, right = st.columns(2)
     with left:
         st.subheader("The funnel")
-        st.altair_chart(_funnel_chart(totals), width="stretch")
+        st.altair_chart(_funnel_chart(totals, steps), width="stretch")
     with right:
         st.subheader("Accepted vs redeemed")
         st.altair_chart(_accepted_vs_redeemed(funnel), width="stretch")
@@ -70,7 +94,7 @@ def render() -> None:
 
     st.subheader("Where each campaign loses people")
     ui.table(
-        _with_rates(funnel),
+        _with_rates(funnel, steps),
         key="engagement_funnel",
         percent=(
             "delivered_per_published",
@@ -117,12 +141,13 @@ def render() -> None:
             }
         ).melt(id_vars="day", var_name="rate", value_name="share")
         st.altair_chart(
-            alt.Chart(rates.dropna())
+            alt.Chart(ui.consecutive_runs(rates.dropna(), "day", by=["rate"]))
             .mark_line(point=True)
             .encode(
-                x=alt.X("day:T", title="Publication day"),
+                x=alt.X("day:T", axis=ui.day_axis("Publication day")),
                 y=alt.Y("share:Q", title=None, axis=alt.Axis(format="%")),
-                color=alt.Color("rate:N", title=None, legend=alt.Legend(orient="bottom")),
+                color=alt.Color("rate:N", legend=ui.legend()),
+                detail="run:N",
                 tooltip=[
                     alt.Tooltip("day:T", format="%Y-%m-%d"),
                     "rate:N",
@@ -133,7 +158,7 @@ def render() -> None:
         )
 
 
-def _with_rates(funnel: pd.DataFrame) -> pd.DataFrame:
+def _with_rates(funnel: pd.DataFrame, steps: list[str]) -> pd.DataFrame:
     table = funnel.copy()
     table["delivered_per_published"] = table["delivered"] / table["published"].where(
         table["published"] > 0
@@ -157,10 +182,7 @@ def _with_rates(funnel: pd.DataFrame) -> pd.DataFrame:
         "delivered_per_published",
         "accepted_per_delivered",
         "redeemed_per_accepted",
-        "published",
-        "delivered",
-        "accepted",
-        "redeemed",
+        *steps,
         "held_out",
         "skipped",
         "delivery_failed",
@@ -192,13 +214,14 @@ def biggest_loss(row: dict) -> str:
     return f"{name}: {lost:,} of {int(before):,} lost"
 
 
-def _funnel_chart(totals: pd.Series) -> alt.Chart:
+def _funnel_chart(totals: pd.Series, steps: list[str]) -> alt.Chart:
     published = totals["published"]
+    labels = [STEP_LABELS[step] for step in steps]
     frame = pd.DataFrame(
         {
-            "step": list(STEP_LABELS.values()),
-            "vouchers": [int(totals[step]) for step in STEP_LABELS],
-            "share": [ui.ratio(totals[step], published) for step in STEP_LABELS],
+            "step": labels,
+            "vouchers": [int(totals[step]) for step in steps],
+            "share": [ui.ratio(totals[step], published) for step in steps],
         }
     )
     frame["label"] = [
@@ -206,7 +229,7 @@ def _funnel_chart(totals: pd.Series) -> alt.Chart:
         for vouchers, share in zip(frame["vouchers"], frame["share"], strict=True)
     ]
     base = alt.Chart(frame).encode(
-        y=alt.Y("step:N", sort=list(STEP_LABELS.values()), title=None),
+        y=alt.Y("step:N", sort=labels, title=None),
         x=alt.X("vouchers:Q", title="Vouchers"),
     )
     return base.mark_bar() + base.mark_text(align="left", dx=4).encode(text="label:N")
@@ -222,7 +245,7 @@ def _accepted_vs_redeemed(funnel: pd.DataFrame) -> alt.Chart:
             y=alt.Y("campaign:N", title=None),
             yOffset="step:N",
             x=alt.X("vouchers:Q", title="Vouchers"),
-            color=alt.Color("step:N", title=None, legend=alt.Legend(orient="bottom")),
+            color=alt.Color("step:N", legend=ui.legend()),
             tooltip=["campaign:N", "step:N", "vouchers:Q"],
         )
     )

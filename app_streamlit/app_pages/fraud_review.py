@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from app_streamlit import db, page_state, review_actions, ui
+from app_streamlit import db, page_state, pipeline_status, review_actions, ui
 from app_streamlit import queries_ml as q
 from app_streamlit import record_format as fmt
 from redemption_core import InvalidInput
@@ -31,10 +31,10 @@ TRAIN_COMMANDS = (
 
 def render() -> None:
     if not db.table_exists(q.FRAUD_QUEUE):
-        ui.empty_state(
-            f"No fraud review queue yet: the pipeline publishes `{q.FRAUD_QUEUE}` once a fraud "
-            f"model is promoted. Run {TRAIN_COMMANDS}",
-            None,
+        pipeline_status.explain_missing(
+            pipeline_status.FRAUD_QUEUE_STEP,
+            "fraud review queue",
+            f"To train and promote a fraud model: {TRAIN_COMMANDS}.",
         )
         return
     try:

@@ -26,19 +26,34 @@ def render() -> None:
         "campaign filter keeps orders that carried one of its vouchers). Amounts are before "
         "discount."
     )
+    _outside_range(chosen)
     totals = q.order_totals(chosen, search)
     orders = int(totals["orders"].sum()) if not totals.empty else 0
     with_voucher = int(totals["with_voucher"].sum()) if not totals.empty else 0
+    all_rolled_back = int(totals["all_rolled_back"].sum()) if not totals.empty else 0
     ui.metrics(
         [
             ("Orders", ui.count(orders)),
             (
-                "With a voucher",
+                "With a standing voucher",
                 ui.count(with_voucher),
-                f"{ui.percent(ui.ratio(with_voucher, orders))} of orders.",
+                f"{ui.percent(ui.ratio(with_voucher, orders))} of orders carry a redemption "
+                f"that stands. {ui.count(all_rolled_back)} more carried redemptions that were "
+                "all rolled back (a cancelled order rolls its redemptions back).",
             ),
             ("Amount", ui.money_totals(totals, "amount"), "Before discount and refunds."),
-            ("Discount", ui.money_totals(totals, "discount_net"), "Net of rollbacks."),
+            (
+                "Discount",
+                ui.money_totals(totals, "discount_net"),
+                "Net of rollbacks: a rolled-back redemption's discount was given back.",
+            ),
+            (
+                "Standing redemptions",
+                ui.count(totals["standing_redemptions"].sum() if not totals.empty else 0),
+                f"Not rolled back; "
+                f"{ui.count(totals['rolled_back_redemptions'].sum() if not totals.empty else 0)} "
+                "more were rolled back. An order may carry several.",
+            ),
             ("Refunded", ui.money_totals(totals, "refunded_amount")),
             (
                 "Cancelled",
@@ -47,6 +62,12 @@ def render() -> None:
             ("Net amount", ui.money_totals(totals, "net_amount"), "Less refunds; cancelled at 0."),
         ]
     )
+    if search == q.OrderSearch():
+        _reconciliation(chosen)
+    else:
+        st.caption(
+            "Clear the search fields to see how these figures add up to the Redemptions page's."
+        )
     by_day = q.orders_by_day(chosen, search)
     if not by_day.empty:
         daily = by_day.groupby("day", as_index=False)[["orders", "with_voucher"]].sum()
@@ -56,14 +77,16 @@ def render() -> None:
             value_vars=["with_voucher", "without_voucher"],
             var_name="kind",
             value_name="count",
-        ).replace({"kind": {"with_voucher": "with a voucher", "without_voucher": "without"}})
+        ).replace(
+            {"kind": {"with_voucher": "with a standing voucher", "without_voucher": "without"}}
+        )
         st.altair_chart(
             alt.Chart(steps)
             .mark_bar()
             .encode(
-                x=alt.X("day:T", title=None),
+                x=alt.X("day:T", axis=ui.day_axis()),
                 y=alt.Y("count:Q", title="Orders", stack=True),
-                color=alt.Color("kind:N", title=None, legend=alt.Legend(orient="bottom")),
+                color=alt.Color("kind:N", legend=ui.legend()),
                 tooltip=[alt.Tooltip("day:T", format="%Y-%m-%d"), "kind:N", "count:Q"],
             ),
             width="stretch",
@@ -85,6 +108,57 @@ def render() -> None:
     wanted = (page_state.keep(DETAIL_KEY) or "").strip()
     if wanted:
         detail(wanted)
+
+
+def _outside_range(chosen: filters.Filters) -> None:
+    outside = q.orders_outside_range(chosen)
+    if outside.empty:
+        return
+    before, after = int(outside["before"].iloc[0]), int(outside["after"].iloc[0])
+    if before or after:
+        st.caption(
+            f"Outside the date range: {ui.count(before)} earlier orders (the first on "
+            f"{ui.day(outside['first_day'].iloc[0])}) and {ui.count(after)} later ones; widen "
+            "the range in the sidebar to include them."
+        )
+
+
+def _reconciliation(chosen: filters.Filters) -> None:
+    """How the Redemptions page's figures (same dates and campaigns) add up to this page's:
+    standing redemptions on recorded orders, plus those naming an order the ledger never
+    recorded; rolled-back ones count on neither page."""
+    split = q.redemptions_by_order_state(chosen)
+    if split.empty:
+        return
+    lines = []
+    for row in split.itertuples():
+        money = lambda minor, currency=row.currency: ui.money(minor, currency)  # noqa: E731
+        standing = row.on_orders + row.orphans
+        lines.append(
+            f"The Redemptions page's {ui.count(standing)} standing redemptions "
+            f"({money(row.discount_on_orders + row.discount_orphans)} of discount) are "
+            f"{ui.count(row.on_orders)} on recorded orders ({money(row.discount_on_orders)}) "
+            f"plus {ui.count(row.orphans)} naming an order the ledger never recorded "
+            f"({money(row.discount_orphans)}): those are not on this page. "
+            f"{ui.count(row.rolled_back)} more were rolled back "
+            f"({money(row.discount_rolled_back)} given back) and count as discount on neither "
+            "page."
+        )
+    st.info("  \n".join(lines), icon=":material/balance:")
+    orphans = q.orphan_redemptions(chosen)
+    if not orphans.empty:
+        with st.expander(f"Redemptions whose order was never recorded ({len(orphans):,})"):
+            st.caption(
+                "Orphan references: the till redeemed a voucher on an order id that no "
+                "order_recorded event ever carried (a lost order message, or an id typed by "
+                "hand). Look them up with `promo ledger tail` or on the Redemptions page."
+            )
+            ui.table(
+                orphans,
+                key="orders_orphan_redemptions",
+                money=("order_amount", "net_discount"),
+                hidden=("campaign_id",),
+            )
 
 
 def _search() -> q.OrderSearch:

@@ -83,7 +83,7 @@ def render() -> None:
                 alt.Chart(daily)
                 .mark_bar()
                 .encode(
-                    x=alt.X("day:T", title=None),
+                    x=alt.X("day:T", axis=ui.day_axis()),
                     y=alt.Y("redemptions:Q", title="Redemptions"),
                     tooltip=[alt.Tooltip("day:T", format="%Y-%m-%d"), "redemptions:Q"],
                 ),
@@ -97,26 +97,34 @@ def render() -> None:
             st.altair_chart(_money_lines(by_day), width="stretch")
 
     st.subheader("Vouchers per publication day")
-    if funnel.empty:
+    sent = funnel[funnel["published"] > 0] if not funnel.empty else funnel
+    if sent.empty:
         st.caption("No vouchers published in this range.")
     else:
-        steps = funnel.melt(
-            id_vars="day",
-            value_vars=list(q.FUNNEL_STEPS),
-            var_name="step",
-            value_name="vouchers",
+        # Only days something was sent: a day of hold-outs and skips alone is no cohort.
+        steps = ui.consecutive_runs(
+            sent.melt(
+                id_vars="day",
+                value_vars=list(q.FUNNEL_STEPS),
+                var_name="step",
+                value_name="vouchers",
+            ),
+            "day",
+            by=["step"],
         )
         st.altair_chart(
             alt.Chart(steps)
             .mark_line(point=True)
             .encode(
-                x=alt.X("day:T", title="Publication day"),
+                x=alt.X("day:T", axis=ui.day_axis("Publication day")),
                 y=alt.Y("vouchers:Q", title="Vouchers"),
-                color=alt.Color("step:N", sort=list(q.FUNNEL_STEPS), title="Step"),
+                color=alt.Color("step:N", sort=list(q.FUNNEL_STEPS), legend=ui.legend()),
+                detail="run:N",
                 tooltip=[alt.Tooltip("day:T", format="%Y-%m-%d"), "step:N", "vouchers:Q"],
             ),
             width="stretch",
         )
+        st.caption("Lines join consecutive days with sends; a gap is a day nothing was sent.")
 
     st.subheader("Campaigns in this range")
     ui.table(
@@ -138,14 +146,15 @@ def _money_lines(by_day: pd.DataFrame) -> alt.Chart:
                     "amount": ui.to_major(getattr(row, measure), row.currency),
                 }
             )
-    frame = pd.DataFrame(rows)
+    frame = ui.consecutive_runs(pd.DataFrame(rows), "day", by=["series"])
     return (
         alt.Chart(frame)
         .mark_line(point=True)
         .encode(
-            x=alt.X("day:T", title=None),
+            x=alt.X("day:T", axis=ui.day_axis()),
             y=alt.Y("amount:Q", title="Amount"),
-            color=alt.Color("series:N", title=None, legend=alt.Legend(orient="bottom")),
+            color=alt.Color("series:N", legend=ui.legend()),
+            detail="run:N",
             tooltip=[
                 alt.Tooltip("day:T", format="%Y-%m-%d"),
                 "series:N",

@@ -7,7 +7,7 @@ from __future__ import annotations
 import altair as alt
 import streamlit as st
 
-from app_streamlit import db, filters, page_state, ui
+from app_streamlit import db, filters, page_state, pipeline_status, ui
 from app_streamlit import queries_ml as q
 from app_streamlit import record_format as fmt
 
@@ -29,10 +29,10 @@ def render() -> None:
 
 def _offers(chosen: filters.Filters) -> None:
     if not db.table_exists(q.NEXT_BEST_OFFERS):
-        ui.empty_state(
-            f"No next best offers yet: the pipeline publishes `{q.NEXT_BEST_OFFERS}` once a "
-            f"personalisation model is promoted. Run {TRAIN_COMMANDS}",
-            None,
+        pipeline_status.explain_missing(
+            pipeline_status.NEXT_BEST_OFFERS_STEP,
+            "next best offers",
+            f"To train and promote a personalisation model: {TRAIN_COMMANDS}.",
         )
         return
     scored = q.offers_scored().iloc[0]

@@ -52,17 +52,25 @@ def render() -> None:
             ),
             ("Discount given", ui.money_totals(totals, "net_discount"), "Net of rollbacks."),
             ("Order amount", ui.money_totals(totals, "order_amount"), "Of standing redemptions."),
+            (
+                "Order never recorded",
+                ui.count(totals["orphans"].sum() if not totals.empty else 0),
+                "Standing redemptions naming an order the ledger never recorded (orphan "
+                "references): counted here, not on the Orders page (column 'Is order recorded' "
+                "below).",
+            ),
         ],
     )
     by_day = q.attempts_by_day(chosen, search)
     if not by_day.empty:
         st.altair_chart(
-            alt.Chart(by_day)
+            alt.Chart(ui.consecutive_runs(by_day, "day", by=["outcome"]))
             .mark_line(point=True)
             .encode(
-                x=alt.X("day:T", title=None),
+                x=alt.X("day:T", axis=ui.day_axis()),
                 y=alt.Y("attempts:Q", title="Attempts"),
-                color=alt.Color("outcome:N", scale=OUTCOME_COLOURS, title=None),
+                color=alt.Color("outcome:N", scale=OUTCOME_COLOURS, legend=ui.legend()),
+                detail="run:N",
                 tooltip=[alt.Tooltip("day:T", format="%Y-%m-%d"), "outcome:N", "attempts:Q"],
             ),
             width="stretch",

@@ -1,4 +1,12 @@
-"""The nightly job, its schedule, and a sensor that starts a run when the ledger has grown."""
+"""The nightly job, its schedule, and a sensor that starts a run when the ledger has grown.
+
+Every automation (these two and the weekly retrain) is running as soon as `make dagster`
+starts; PROMO_AUTOMATION=off starts them stopped instead (docs/runbook.md). Dagster decides an
+automation's status when it loads the code location, so the variable is read then, once; a
+status an operator toggled in the UI is kept by the instance and wins over it.
+"""
+
+import os
 
 import dagster as dg
 
@@ -15,8 +23,39 @@ nightly_pipeline = dg.define_asset_job(
     description="Ledger → lake → raw → dbt marts (with tests) → quality gates → model scores → published warehouse.",
 )
 
+AUTOMATION_SWITCH = "PROMO_AUTOMATION"
+
+
+def automation_running() -> bool:
+    """Whether automations start running (the default) or stopped (PROMO_AUTOMATION=off)."""
+    value = os.environ.get(AUTOMATION_SWITCH, "on").strip().lower()
+    if value in ("", "on", "running"):
+        return True
+    if value in ("off", "stopped"):
+        return False
+    raise ValueError(f"{AUTOMATION_SWITCH} must be 'on' or 'off', got {value!r}")
+
+
+def schedule_status() -> dg.DefaultScheduleStatus:
+    return (
+        dg.DefaultScheduleStatus.RUNNING
+        if automation_running()
+        else dg.DefaultScheduleStatus.STOPPED
+    )
+
+
+def sensor_status() -> dg.DefaultSensorStatus:
+    return (
+        dg.DefaultSensorStatus.RUNNING if automation_running() else dg.DefaultSensorStatus.STOPPED
+    )
+
+
 nightly_schedule = dg.build_schedule_from_partitioned_job(
-    nightly_pipeline, hour_of_day=2, minute_of_hour=15, name="nightly_schedule"
+    nightly_pipeline,
+    hour_of_day=2,
+    minute_of_hour=15,
+    name="nightly_schedule",
+    default_status=schedule_status(),
 )
 
 
@@ -26,7 +65,12 @@ class LedgerGrowthConfig(dg.ConfigurableResource):
     min_new_events: int = 50_000
 
 
-@dg.sensor(job=nightly_pipeline, minimum_interval_seconds=300, name="ledger_growth_sensor")
+@dg.sensor(
+    job=nightly_pipeline,
+    minimum_interval_seconds=300,
+    name="ledger_growth_sensor",
+    default_status=sensor_status(),
+)
 def ledger_growth_sensor(
     context: dg.SensorEvaluationContext, promo: PromoHomeResource, growth: LedgerGrowthConfig
 ) -> dg.RunRequest | dg.SkipReason:

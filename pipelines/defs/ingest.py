@@ -11,13 +11,14 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from pipelines.ledger_extract import Lake, ledger_high_water, load_raw, sync_lake
+from pipelines.partitions import EARLIEST_DAY
 from pipelines.resources import PromoHomeResource
 
 RAW_EVENTS = dg.AssetKey(["raw", "ledger_events"])
 
-# The earliest day any ledger here holds (the dunnhumby import starts at 2017-01-01);
+# From the earliest day any ledger may hold (an imported history can start in 1990);
 # end_offset=1 includes today, so the growth sensor can run for the day in progress.
-daily = dg.DailyPartitionsDefinition(start_date="2017-01-01", end_offset=1)
+daily = dg.DailyPartitionsDefinition(start_date=EARLIEST_DAY.isoformat(), end_offset=1)
 
 # A backfill is one run over its whole range (backfill_policy, still "beta" in this Dagster):
 # chosen on purpose, so its warning on every load of the code location would only alarm the

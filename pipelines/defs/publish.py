@@ -2,13 +2,12 @@
 
 import dagster as dg
 
+from pipelines.defs.alerts import PUBLISH_EVERY, PUBLISH_LATE_AFTER, PUBLISHED
 from pipelines.defs.dbt import warehouse_models
 from pipelines.defs.ingest import RAW_EVENTS
 from pipelines.defs.ml import FRAUD_QUEUE, NEXT_BEST_OFFERS
 from pipelines.publish import publish_warehouse
 from pipelines.resources import PromoHomeResource
-
-PUBLISHED = dg.AssetKey(["published", "warehouse"])
 
 
 @dg.asset(
@@ -17,13 +16,21 @@ PUBLISHED = dg.AssetKey(["published", "warehouse"])
     group_name="publish",
     kinds={"duckdb"},
     description="published.duckdb: the marts and model scores, replaced atomically; what the console reads.",
+    # Shown in the Dagster UI (freshness: enabled in dagster.yaml); the lateness sensor
+    # (pipelines/defs/alerts.py) tells the operators over the same window.
+    freshness_policy=dg.FreshnessPolicy.time_window(
+        fail_window=PUBLISH_LATE_AFTER, warn_window=PUBLISH_EVERY
+    ),
 )
 def published_warehouse(
     context: dg.AssetExecutionContext, promo: PromoHomeResource
 ) -> dg.MaterializeResult:
-    result = publish_warehouse(
-        promo.build_warehouse, promo.published_warehouse, {"run_id": context.run.run_id}
-    )
+    info = {
+        "run_id": context.run.run_id,
+        # what the console's System health judges the publish's age by
+        "late_after_hours": PUBLISH_LATE_AFTER.total_seconds() / 3600,
+    }
+    result = publish_warehouse(promo.build_warehouse, promo.published_warehouse, info)
     return dg.MaterializeResult(
         metadata={
             "path": str(result.path),

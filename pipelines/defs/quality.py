@@ -30,8 +30,9 @@ def _result(report: QualityReport) -> dg.AssetCheckResult:
 
 @dg.asset_check(asset=RAW_EVENTS, blocking=True, name="great_expectations_raw_events")
 def raw_events_expectations(promo: PromoHomeResource) -> dg.AssetCheckResult:
-    """Unique seq and event ids, known event types, plausible timestamps, no negative money,
-    no reference to a voucher, campaign or redemption the ledger never created."""
+    """Unique seq and event ids, known event types, plausible timestamps, no negative money, no
+    redemption taking off more than its order, known currencies, no reference to a voucher,
+    campaign or redemption the ledger never created."""
     return _result(check_raw_events(promo.build_warehouse))
 
 
@@ -43,7 +44,8 @@ def raw_events_expectations(promo: PromoHomeResource) -> dg.AssetCheckResult:
 )
 def key_marts_expectations(promo: PromoHomeResource) -> dg.AssetCheckResult:
     """Redemptions, publications and net discount in the marts reconcile with the ledger;
-    funnel keys unique and its rates between 0 and 1."""
+    funnel keys unique, its shares of the published cohort between 0 and 1 (redeemed per
+    accepted too where a campaign requires acceptance), no rate negative."""
     return _result(check_marts(promo.build_warehouse))
 
 

@@ -12,13 +12,22 @@ import sys
 from collections.abc import Sequence
 from importlib.metadata import entry_points
 
-from redemption_core.cli import campaigns, customers, data, distribution, ledger, redemption
+from redemption_core.cli import (
+    campaigns,
+    customers,
+    data,
+    distribution,
+    keys,
+    ledger,
+    redemption,
+    serve,
+)
 from redemption_core.cli.common import OneLineParser, Output, clock_for
 from redemption_core.domain.errors import PromoError
 from redemption_core.engine.redemption import RedemptionEngine
 
 # Command groups in the order `promo --help` lists them.
-GROUPS = (campaigns, distribution, customers, redemption, data, ledger)
+GROUPS = (campaigns, distribution, customers, redemption, data, ledger, keys, serve)
 
 
 def build_parser() -> OneLineParser:

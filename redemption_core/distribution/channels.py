@@ -21,7 +21,7 @@ import time
 import urllib.error
 import urllib.request
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -278,6 +278,11 @@ class SmtpChannel(Channel):
             email = self.build_email(message)
         except ValueError as error:  # e.g. a line break in the subject (header injection)
             raise PermanentDeliveryError(_clip(f"malformed email: {error}")) from None
+        self.transmit(email, [message.address])
+
+    def transmit(self, email: EmailMessage, recipients: Sequence[str]) -> None:
+        """Hand a finished email to the server for `recipients` (a voucher's customer, or the
+        operators a pipeline notice goes to); raises Transient- or PermanentDeliveryError."""
         where = f"{self.host}:{self.port}"
         smtp: smtplib.SMTP | None = None
         try:
@@ -291,7 +296,7 @@ class SmtpChannel(Channel):
                 smtp.ehlo()
             if self.username is not None and self._password is not None:
                 smtp.login(self.username, self._password)
-            smtp.send_message(email, from_addr=self.from_address, to_addrs=[message.address])
+            smtp.send_message(email, from_addr=self.from_address, to_addrs=list(recipients))
         except smtplib.SMTPRecipientsRefused as error:
             # The exception holds the address; only its code and reply may leave this method.
             code, reply = next(iter(error.recipients.values()))
@@ -400,10 +405,15 @@ class HttpProviderChannel(Channel):
             "body": body_with_code(message),
             "campaign_id": message.campaign_id,
         }
+        self.post(payload, idempotency_key=message.message_id)
+
+    def post(self, payload: Mapping[str, Any], *, idempotency_key: str) -> None:
+        """POST `payload` as JSON (a voucher message, or a pipeline notice to a webhook);
+        2xx = delivered, otherwise Transient- or PermanentDeliveryError."""
         headers = {
             "Content-Type": "application/json",
             "Accept": "application/json",
-            "Idempotency-Key": message.message_id,
+            "Idempotency-Key": idempotency_key,
             "User-Agent": "promoledger-delivery",
         }
         if self._token:

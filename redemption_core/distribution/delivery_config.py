@@ -190,6 +190,29 @@ def _http(
     )
 
 
+def smtp_from_config(
+    data: Mapping[str, Any], where: str, env: Mapping[str, str], *, extra: set[str]
+) -> SmtpChannel:
+    """An SMTP channel from the fields delivery.yaml's `email` takes (`extra` names fields the
+    caller reads itself, e.g. notifications' `to`), checked the same way."""
+    _refuse_literal_secrets(data, where)
+    p.reject_unknown(data, (FIELDS["smtp"] - {"provider"}) | extra, where)
+    name = p.identifier(data.get("name", "smtp"), f"{where}.name")
+    return cast(SmtpChannel, _smtp(data, where, name, env))
+
+
+def http_from_config(
+    data: Mapping[str, Any], where: str, env: Mapping[str, str]
+) -> HttpProviderChannel:
+    """An HTTP endpoint (url, token_env, timeout_s) checked as delivery.yaml's are: http(s)
+    only, no credentials in the URL, a token only over https (or to this machine)."""
+    _refuse_literal_secrets(data, where)
+    p.reject_unknown(data, FIELDS["http"] - {"provider"}, where)
+    name = p.identifier(data.get("name", "http"), f"{where}.name")
+    # the channel kind only shapes voucher messages; an endpoint used through post() ignores it
+    return cast(HttpProviderChannel, _http("push", data, where, name, env))
+
+
 def _refuse_literal_secrets(data: Mapping[str, Any], where: str) -> None:
     for key in data:
         if isinstance(key, str) and key.lower() in LITERAL_SECRETS:

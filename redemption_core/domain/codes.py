@@ -25,20 +25,31 @@ MAX_CODE_LENGTH = 64
 # Characters an imported or standalone code may contain (after upper-casing).
 CODE_PATTERN = re.compile(r"[A-Z0-9][A-Z0-9_-]{0,63}")
 PLACEHOLDER = "#"
+# What is trimmed from a typed code: ASCII blanks only (a paste often brings a newline).
+ASCII_SPACES = " \t\r\n"
 
 
 def normalize_code(value: object, field: str = "code") -> str:
-    """The canonical form of a code a customer typed: stripped, upper-cased, checked."""
+    """The canonical form of a code a customer typed: ASCII spaces trimmed, upper-cased.
+
+    What is not already in the code alphabet after trimming is refused, never folded: Unicode
+    case mapping and whitespace rules would turn look-alikes into real codes (the ligature
+    "\ufb01" upper-cases to "FI", the long s "\u017f" to "S", the dotless i "\u0131" to "I",
+    and str.strip() removes an ideographic space), so a code is checked as ASCII first and
+    upper-cased only then.
+    """
     if not isinstance(value, str):
         raise InvalidInput(field, f"must be a string, got {type(value).__name__}")
-    code = value.strip().upper()
+    code = value.strip(ASCII_SPACES)
     if not code:
         raise InvalidInput(field, "must not be empty")
     if len(code) > MAX_CODE_LENGTH:
         raise InvalidInput(field, f"longer than {MAX_CODE_LENGTH} characters")
-    if not CODE_PATTERN.fullmatch(code):
-        raise InvalidInput(field, "may contain only letters A-Z, digits, '-' and '_'")
-    return code
+    if not code.isascii() or not CODE_PATTERN.fullmatch(code.upper()):
+        raise InvalidInput(
+            field, "may contain only letters A-Z, digits, '-' and '_' (no look-alike characters)"
+        )
+    return code.upper()
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,22 @@ class EventType(StrEnum):
     VOUCHER_DELIVERED = "voucher_delivered"
     DELIVERY_FAILED = "delivery_failed"
     FRAUD_REVIEW_RECORDED = "fraud_review_recorded"
+    API_KEY_ISSUED = "api_key_issued"
+    API_KEY_REVOKED = "api_key_revoked"
+    GUESSING_BACKOFF_STARTED = "guessing_backoff_started"
+    IDEMPOTENT_ANSWER_RECORDED = "idempotent_answer_recorded"
+    # engagement: what a customer did with a message, and visits to the merchant's site or app
+    MESSAGE_OPENED = "message_opened"
+    MESSAGE_CLICKED = "message_clicked"
+    SITE_VISITED = "site_visited"
+
+
+# Keys are issued by this ledger only: `promo import` refuses these, so another system's file
+# can never bring a key in.
+# The answers kept for an Idempotency-Key are this ledger's too.
+NOT_IMPORTED = frozenset(
+    {EventType.API_KEY_ISSUED, EventType.API_KEY_REVOKED, EventType.IDEMPOTENT_ANSWER_RECORDED}
+)
 
 
 # The columns every event row has, in ledger order (seq is assigned by the store).

@@ -44,6 +44,7 @@ class Code(StrEnum):
     SESSION_NOT_FOUND = "session_not_found"
     SESSION_EXPIRED = "session_expired"
     ALREADY_ROLLED_BACK = "already_rolled_back"
+    HOLD_LIMIT_EXCEEDED = "hold_limit_exceeded"
 
 
 CUSTOMER_RULES = "customer_rules_violated"
@@ -166,6 +167,11 @@ CATALOG: dict[Code, tuple[str, str]] = {
     Code.ALREADY_ROLLED_BACK: (
         "already_rolled_back",
         "rollback of a redemption that was already rolled back.",
+    ),
+    Code.HOLD_LIMIT_EXCEEDED: (
+        "quantity_exceeded",
+        "validate with a hold, when the customer, the device or the IP already has as many "
+        "open holds as the limits allow (holds_per_customer, holds_per_device, holds_per_ip).",
     ),
 }
 

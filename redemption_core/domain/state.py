@@ -46,6 +46,7 @@ class RedemptionState:
     discount: int
     gift_amount: int
     rolled_back: bool
+    store_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +56,26 @@ class HoldState:
     customer_id: str | None
     expires_at: datetime
     consumed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class OpenHolds:
+    """Open (unexpired, unconsumed) holds of one customer, device and IP."""
+
+    by_customer: int
+    by_device: int
+    by_ip: int
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyState:
+    key_id: str
+    kind: str
+    role: str | None
+    stores: tuple[str, ...]
+    name: str
+    issued_at: datetime
+    revoked_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,3 +102,4 @@ class OrderState:
     currency: str
     refunded: int
     cancelled: bool
+    store_id: str | None = None

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from redemption_core.domain import parsing as p
+from redemption_core.domain.access import ACTING, KeyKind, Operation, Principal, check_store
 from redemption_core.domain.clock import utc_now
 from redemption_core.domain.codes import normalize_code
 from redemption_core.domain.errors import (
@@ -32,11 +33,16 @@ from redemption_core.domain.errors import (
 )
 from redemption_core.domain.events import Event, EventType, new_id
 from redemption_core.domain.hashing import ContextHasher
+from redemption_core.domain.limits import Limits, hold_limits_reasons
 from redemption_core.domain.orders import Order, RequestContext
 from redemption_core.domain.reasons import Code, Reason
 from redemption_core.domain.rules import evaluate
 from redemption_core.domain.state import VoucherState
+from redemption_core.engine.access import AccessOperations
 from redemption_core.engine.customers import CustomerOperations, rollback_event
+from redemption_core.engine.engagement import EngagementOperations
+from redemption_core.engine.guard import Guard, Subject
+from redemption_core.engine.idempotency import IdempotentOperations
 from redemption_core.engine.results import (
     HashedContext,
     RedeemRequest,
@@ -54,7 +60,14 @@ from redemption_core.engine.vouchers import (
     MAX_CODES_PER_CALL,
     VoucherOperations,
 )
-from redemption_core.ledger.home import context_hasher, open_store, promo_home
+from redemption_core.ledger.guard_table import GuardTable
+from redemption_core.ledger.home import (
+    context_hasher,
+    guard_table_path,
+    limits,
+    open_store,
+    promo_home,
+)
 from redemption_core.ledger.store import LedgerStore, LedgerTransaction, WriteConflict
 
 MAX_HOLD_SECONDS = 3600
@@ -74,8 +87,21 @@ __all__ = [
 ]
 
 
-class RedemptionEngine(VoucherOperations, CustomerOperations, ReviewOperations):
-    """One engine per process or thread; any number of them may share one ledger."""
+class RedemptionEngine(
+    VoucherOperations,
+    CustomerOperations,
+    ReviewOperations,
+    AccessOperations,
+    IdempotentOperations,
+    EngagementOperations,
+):
+    """One engine per process or thread; any number of them may share one ledger.
+
+    `limits` bound holds (per customer, device and IP; only with a cart) in every engine. The
+    `guard` (rate limits and the guessing back-off) is there when the engine is opened on a
+    home (`open`: the CLI, the API, the console); an engine built by hand (the simulator,
+    tests) has none unless it is given one.
+    """
 
     def __init__(
         self,
@@ -86,8 +112,17 @@ class RedemptionEngine(VoucherOperations, CustomerOperations, ReviewOperations):
         validation_buffer: int = 256,
         validation_max_age_s: float = 1.0,
         random_bytes: Callable[[int], bytes] = secrets.token_bytes,
+        limits: Limits | None = None,
+        guard: Guard | None = None,
+        validation_sink: Callable[[list[Event]], None] | None = None,
     ) -> None:
         self.store = store
+        self.limits = limits or (guard.limits if guard is not None else Limits())
+        self.guard = guard
+        # Where validation events go instead of this engine's own buffer: an API worker reads
+        # on one engine and hands them to the engine that writes (api/writer.py).
+        self.validation_sink = validation_sink
+        self._key_cache = {}
         self._random_bytes = random_bytes
         self._hasher = hasher
         self._clock = clock
@@ -104,6 +139,9 @@ class RedemptionEngine(VoucherOperations, CustomerOperations, ReviewOperations):
         database when it is set, else the home's SQLite file."""
         home = home or promo_home()
         store = open_store(home, durable=durable)
+        if "guard" not in kwargs:
+            home_limits = kwargs.pop("limits", None) or limits(home)
+            kwargs["guard"] = Guard(home_limits, GuardTable(guard_table_path(home)))
         return cls(store, context_hasher(home), **kwargs)
 
     def __enter__(self) -> RedemptionEngine:
@@ -115,6 +153,8 @@ class RedemptionEngine(VoucherOperations, CustomerOperations, ReviewOperations):
     def close(self) -> None:
         self.flush()
         self.store.close()
+        if self.guard is not None:
+            self.guard.close()
 
     def now(self) -> datetime:
         moment = self._clock()
@@ -145,7 +185,11 @@ class RedemptionEngine(VoucherOperations, CustomerOperations, ReviewOperations):
         pending = list(self._pending)
         with self.store.write(concurrent=concurrent) as tx:
             tx.append_many(pending)
-            yield tx
+            tx.actor = ACTING.get()  # type: ignore[attr-defined]
+            try:
+                yield tx
+            finally:
+                tx.actor = None  # type: ignore[attr-defined]
         del self._pending[: len(pending)]
 
     @staticmethod
@@ -178,6 +222,76 @@ class RedemptionEngine(VoucherOperations, CustomerOperations, ReviewOperations):
             sales_channel=context.sales_channel,
         )
 
+    # -- the guard ---------------------------------------------------------------------------
+    def admit(
+        self,
+        principal: Principal | None,
+        ip: str | None,
+        operation: Operation | None = None,
+    ) -> None:
+        """Charge a request to its key's and its client IP's rate limits (Throttled when
+        spent). A door calls it once per request; without a guard it admits everything.
+        `principal` None: a request without a valid key (charged to its IP's allowance for
+        those)."""
+        if self.guard is None:
+            return
+        client = principal is not None and principal.kind is KeyKind.CLIENT
+        self.guard.admit(
+            self.now().timestamp(),
+            key_id=None if principal is None or client else principal.key_id,
+            ip=ip,
+            # A client-side key is public: what it may do at all is limited per IP.
+            client_validation=client and operation in (Operation.VALIDATE, Operation.PUBLISH_SELF),
+            unauthenticated=principal is None,
+        )
+
+    @staticmethod
+    def _subjects(hashed: HashedContext, customer_id: str | None) -> list[Subject]:
+        """Who a miss is counted against: the device, the IP and the customer named."""
+        subjects = []
+        if hashed.device_hash is not None:
+            subjects.append(("device", hashed.device_hash))
+        if hashed.ip_hash is not None:
+            subjects.append(("ip", hashed.ip_hash))
+        if customer_id is not None:
+            subjects.append(("customer", customer_id))
+        return subjects
+
+    def _check_backoff(self, subjects: list[Subject]) -> None:
+        if self.guard is not None:
+            self.guard.check_backoff(self.now().timestamp(), subjects)
+
+    def _misses(
+        self, subjects: list[Subject], now: datetime, hashed: HashedContext, actor: str | None
+    ) -> list[Event]:
+        """Count a resource_not_found; an event for each back-off it starts."""
+        if self.guard is None:
+            return []
+        events = []
+        for (kind, value), backoff in self.guard.record_misses(now.timestamp(), subjects):
+            payload: dict[str, Any] = {
+                "subject": kind,
+                "level": backoff.level,
+                "misses": backoff.misses,
+                "backoff_s": backoff.seconds,
+                "until": p.iso(datetime.fromtimestamp(backoff.until, now.tzinfo)),
+            }
+            if actor is not None:
+                payload["actor"] = actor
+            events.append(
+                Event(
+                    EventType.GUESSING_BACKOFF_STARTED,
+                    now,
+                    payload=payload,
+                    customer_id=value if kind == "customer" else None,
+                    device_hash=value if kind == "device" else None,
+                    ip_hash=value if kind == "ip" else None,
+                    store_id=hashed.store_id,
+                    sales_channel=hashed.sales_channel,
+                )
+            )
+        return events
+
     # -- validation --------------------------------------------------------------------------
     def validate(
         self,
@@ -199,8 +313,17 @@ class RedemptionEngine(VoucherOperations, CustomerOperations, ReviewOperations):
         customer_id = p.optional_identifier(customer_id, "customer_id")
         context = context or RequestContext()
         hashed = self._hash_context(context)
+        self._check_backoff(self._subjects(hashed, customer_id))
         if hold_seconds is not None:
             p.integer(hold_seconds, "hold_seconds", minimum=1, maximum=MAX_HOLD_SECONDS)
+            # A hold reserves a use for someone who is checking out: it needs the cart, and
+            # someone to count it against (at most so many open holds each).
+            if not order.items:
+                raise InvalidInput("order.items", "a hold needs the cart: at least one item")
+            if customer_id is None and context.device_id is None:
+                raise InvalidInput(
+                    "customer_id", "a hold needs the customer's id or context.device_id"
+                )
 
             def hold() -> ValidationResult:
                 with self._transaction(concurrent=True) as tx:
@@ -213,15 +336,31 @@ class RedemptionEngine(VoucherOperations, CustomerOperations, ReviewOperations):
             return self._retrying(hold)
         with self.store.read() as tx:
             result, events = self._validate_in(tx, code, order, customer_id, hashed, context, None)
+        if self.validation_sink is not None:
+            self.validation_sink(events)
+            return result
+        self.defer(events)
+        self.flush_if_due()
+        return result
+
+    def defer(self, events: Sequence[Event]) -> None:
+        """Append these events with the next write transaction (group commit)."""
         if not self._pending:
             self._pending_since = time.monotonic()
         self._pending.extend(events)
-        if (
+
+    @property
+    def deferred(self) -> int:
+        """How many events wait for the next write transaction."""
+        return len(self._pending)
+
+    def flush_if_due(self) -> None:
+        """Flush the deferred events when enough wait, or the oldest has waited long enough."""
+        if self._pending and (
             len(self._pending) >= self._buffer_size
             or time.monotonic() - self._pending_since >= self._buffer_age
         ):
             self.flush()
-        return result
 
     def _validate_in(
         self,
@@ -234,13 +373,16 @@ class RedemptionEngine(VoucherOperations, CustomerOperations, ReviewOperations):
         hold_seconds: int | None,
     ) -> tuple[ValidationResult, list[Event]]:
         now = self.now()
+        actor = ACTING.get()
         voucher = tx.voucher_by_code(code)
         discount = gift = 0
         campaign_id = voucher_id = None
+        misses: list[Event] = []
         if voucher is None:
             reasons: tuple[Reason, ...] = (
                 Reason(Code.RESOURCE_NOT_FOUND, "no voucher has this code"),
             )
+            misses = self._misses(self._subjects(hashed, customer_id), now, hashed, actor)
         else:
             state = tx.campaign_state(voucher.campaign_id)
             assert state is not None  # a voucher's campaign is created before it
@@ -255,29 +397,44 @@ class RedemptionEngine(VoucherOperations, CustomerOperations, ReviewOperations):
                 facts=tx,
             )
             reasons = evaluation.reasons
+            if hold_seconds is not None and not reasons:
+                held = tx.open_holds(customer_id, hashed.device_hash, hashed.ip_hash, now)
+                reached = hold_limits_reasons(
+                    self.limits,
+                    by_customer=held.by_customer,
+                    by_device=held.by_device,
+                    by_ip=held.by_ip,
+                )
+                reasons = tuple(
+                    Reason(Code.HOLD_LIMIT_EXCEEDED, f"{where} {problem}")
+                    for where, problem in reached
+                )
             if not reasons:  # an invalid code gives nothing: no discount, the full amount to pay
                 discount, gift = evaluation.discount, evaluation.gift_amount
         valid = not reasons
+        validated: dict[str, Any] = {
+            "code": code,
+            "valid": valid,
+            "reasons": reasons_payload(reasons),
+            "discount": discount,
+            "gift_amount": gift,
+            "order_amount": order.amount,
+            "currency": order.currency,
+            "items": len(order.items),
+        }
+        if actor is not None:
+            validated["actor"] = actor
         event = Event(
             EventType.VOUCHER_VALIDATED,
             now,
-            payload={
-                "code": code,
-                "valid": valid,
-                "reasons": reasons_payload(reasons),
-                "discount": discount,
-                "gift_amount": gift,
-                "order_amount": order.amount,
-                "currency": order.currency,
-                "items": len(order.items),
-            },
+            payload=validated,
             campaign_id=campaign_id,
             voucher_id=voucher_id,
             customer_id=customer_id,
             order_id=order.id,
             **hashed.columns(),
         )
-        events = [event]
+        events = [event, *misses]
         session_id = expires_at = None
         if hold_seconds is not None and valid:
             session_id = new_id("hold")
@@ -371,7 +528,9 @@ class RedemptionEngine(VoucherOperations, CustomerOperations, ReviewOperations):
         p.optional_identifier(request.customer_id, "customer_id")
         p.optional_identifier(request.idempotency_key, "idempotency_key")
         p.optional_identifier(request.session_id, "session_id")
+        p.optional_identifier(request.actor, "actor")
         hashed = self._hash_context(request.context)
+        self._check_backoff(self._subjects(hashed, request.customer_id))
         request_hash = None
         if request.idempotency_key is not None:
             request_hash = hash_request(
@@ -404,16 +563,23 @@ class RedemptionEngine(VoucherOperations, CustomerOperations, ReviewOperations):
                     EventType.REDEMPTION_REJECTED,
                 ):
                     raise IdempotencyKeyReused(request.idempotency_key)
-                return redemption_result(event, replayed=True)
+                since = tx.redemption(event.redemption_id) if event.redemption_id else None
+                return redemption_result(
+                    event, replayed=True, rolled_back=since is not None and since.rolled_back
+                )
         now = self.now()
         order = request.order
         voucher = tx.voucher_by_code(code)
         discount = gift = 0
+        misses: list[Event] = []
         if voucher is None:
             reasons: tuple[Reason, ...] = (
                 Reason(Code.RESOURCE_NOT_FOUND, "no voucher has this code"),
             )
             campaign_id = voucher_id = None
+            misses = self._misses(
+                self._subjects(hashed, request.customer_id), now, hashed, request.actor
+            )
         else:
             campaign_id, voucher_id = voucher.campaign_id, voucher.voucher_id
 
@@ -453,6 +619,8 @@ class RedemptionEngine(VoucherOperations, CustomerOperations, ReviewOperations):
             payload["session_id"] = request.session_id
         if request_hash is not None:
             payload["request_hash"] = request_hash
+        if request.actor is not None:
+            payload["actor"] = request.actor
         event = Event(
             EventType.REDEMPTION_SUCCEEDED if ok else EventType.REDEMPTION_REJECTED,
             now,
@@ -466,6 +634,8 @@ class RedemptionEngine(VoucherOperations, CustomerOperations, ReviewOperations):
             **hashed.columns(),
         )
         tx.append(event)
+        if misses:
+            tx.append_many(misses)
         return RedemptionResult(
             ok=ok,
             code=code,
@@ -488,8 +658,11 @@ class RedemptionEngine(VoucherOperations, CustomerOperations, ReviewOperations):
         reason: str = "",
         idempotency_key: str | None = None,
         context: RequestContext | None = None,
+        principal: Principal | None = None,
     ) -> RollbackResult:
-        """Give back what a redemption took: the use, the budget and the gift balance."""
+        """Give back what a redemption took: the use, the budget and the gift balance.
+
+        With a principal limited to stores, only a redemption made in one of them."""
         redemption_id = p.identifier(redemption_id, "redemption_id")
         reason = p.text(reason, "reason")
         p.optional_identifier(idempotency_key, "idempotency_key")
@@ -512,6 +685,8 @@ class RedemptionEngine(VoucherOperations, CustomerOperations, ReviewOperations):
                     return rollback_result(event, replayed=True)
             now = self.now()
             redemption = tx.redemption(redemption_id)
+            if redemption is not None and principal is not None:
+                check_store(principal, redemption.store_id, "redemption_id")
             payload: dict[str, Any] = {"reason": reason}
             if request_hash is not None:
                 payload["request_hash"] = request_hash

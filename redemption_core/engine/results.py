@@ -25,6 +25,7 @@ class RedeemRequest:
     idempotency_key: str | None = None
     session_id: str | None = None
     gift_amount: int | None = None
+    actor: str | None = None  # who asks (an API key id); recorded as the event's actor
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -81,6 +82,7 @@ class RedemptionResult(_PricedAnswer):
     ok: bool
     redemption_id: str | None
     replayed: bool = False  # True: an idempotent retry answered from the ledger, not re-run
+    rolled_back: bool = False  # on a replay: the redemption was rolled back since
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -88,6 +90,7 @@ class RedemptionResult(_PricedAnswer):
             "redemption_id": self.redemption_id,
             **self._priced_dict(),
             "replayed": self.replayed,
+            "rolled_back": self.rolled_back,
         }
 
 
@@ -148,7 +151,9 @@ class HashedContext:
         }
 
 
-def redemption_result(event: Event, *, replayed: bool) -> RedemptionResult:
+def redemption_result(
+    event: Event, *, replayed: bool, rolled_back: bool = False
+) -> RedemptionResult:
     payload = event.payload
     return RedemptionResult(
         ok=event.event_type is EventType.REDEMPTION_SUCCEEDED,
@@ -163,6 +168,7 @@ def redemption_result(event: Event, *, replayed: bool) -> RedemptionResult:
         reasons=reasons_from(payload),
         event_id=event.event_id,
         replayed=replayed,
+        rolled_back=rolled_back,
     )
 
 

@@ -333,6 +333,36 @@ class VoucherOperations:
             )
         return True
 
+    def publish_next(self, campaign_id: str, customer_id: str) -> tuple[str, bool]:
+        """A voucher of the campaign for this customer: the one they hold already, else a free
+        one published to them now (what a client-side key may do). (code, newly published)."""
+        campaign_id = p.identifier(campaign_id, "campaign_id")
+        customer_id = p.identifier(customer_id, "customer_id")
+        with self._transaction() as tx:
+            state = tx.campaign_state(campaign_id)
+            if state is None:
+                raise NotFound("campaign_id", campaign_id)
+            if state.campaign.voucher_kind is VoucherKind.STANDALONE:
+                raise Conflict("campaign_id", "a standalone code is shared, not published")
+            if state.status is not CampaignStatus.ACTIVE:
+                raise Conflict("campaign_id", f"the campaign is {state.status}")
+            voucher = tx.voucher_for_customer(campaign_id, customer_id)
+            if voucher is None:
+                raise Conflict("campaign_id", "the campaign has no unpublished voucher left")
+            if voucher.holder_id == customer_id:
+                return voucher.code, False
+            tx.append(
+                Event(
+                    EventType.VOUCHER_PUBLISHED,
+                    self.now(),
+                    payload={"code": voucher.code, "source": "client"},
+                    campaign_id=campaign_id,
+                    voucher_id=voucher.voucher_id,
+                    customer_id=customer_id,
+                )
+            )
+        return voucher.code, True
+
     def accept(self, code: str, customer_id: str) -> bool:
         """The holder accepts the voucher in the app. False: it was accepted before."""
         return self.accept_many([(code, customer_id)])[0]

@@ -29,7 +29,7 @@ from redemption_core.domain.campaigns import campaign_from_dict, main_campaign_f
 from redemption_core.domain.codes import normalize_code
 from redemption_core.domain.customers import consent_from
 from redemption_core.domain.errors import InvalidInput
-from redemption_core.domain.events import COLUMNS, Event, EventType
+from redemption_core.domain.events import COLUMNS, NOT_IMPORTED, Event, EventType
 from redemption_core.domain.money import MAX_AMOUNT
 from redemption_core.domain.segments import segment_from_dict
 from redemption_core.ledger.rows import SELECT_EVENT, event_from_row
@@ -80,6 +80,7 @@ PAYLOAD_FIELDS: dict[EventType, dict[str, str]] = {
     EventType.DELIVERY_FAILED: {"attempts": "int"},
     EventType.FRAUD_REVIEW_RECORDED: {"flag_id": "text", "entity_type": "text", "entity_id": "text",
                                       "decision": "text", "reviewer": "text"},
+    EventType.SITE_VISITED: {"surface": "text"},
 }  # fmt: skip
 
 # Ids each event type needs, and what each must refer to (created before, here or in the ledger).
@@ -112,6 +113,9 @@ REQUIRED_IDS: dict[EventType, tuple[str, ...]] = {
     EventType.DELIVERY_ATTEMPTED: ("campaign_id", "voucher_id"),
     EventType.VOUCHER_DELIVERED: ("campaign_id", "voucher_id"),
     EventType.DELIVERY_FAILED: ("campaign_id", "voucher_id"),
+    EventType.MESSAGE_OPENED: ("customer_id",),
+    EventType.MESSAGE_CLICKED: ("customer_id",),
+    EventType.SITE_VISITED: ("customer_id",),
 }
 # Which event creates each kind of id (the other events must find it).
 CREATES = {
@@ -125,7 +129,9 @@ CREATES = {
 # redemptions, listed segment members) a customer id may come without one.
 CUSTOMER_REQUIRED = {EventType.CUSTOMER_UPDATED, EventType.CONSENT_CHANGED, EventType.ORDER_RECORDED,
                      EventType.TRIGGER_MATCHED, EventType.TRIGGER_COMPLETED, EventType.TRIGGER_FAILED,
-                     EventType.CUSTOMER_HELD_OUT, EventType.OFFER_SKIPPED}  # fmt: skip
+                     EventType.CUSTOMER_HELD_OUT, EventType.OFFER_SKIPPED,
+                     EventType.MESSAGE_OPENED, EventType.MESSAGE_CLICKED,
+                     EventType.SITE_VISITED}  # fmt: skip
 LOOKUPS = {
     "campaign_id": "SELECT 1 FROM campaigns WHERE campaign_id = ?",
     "voucher_id": "SELECT 1 FROM vouchers WHERE voucher_id = ?",
@@ -235,6 +241,8 @@ def _event(row: Mapping[str, Any], now: datetime) -> Event:
         raise InvalidInput(
             "event_type", f"unknown event type {p.short(row.get('event_type'))}"
         ) from None
+    if kind in NOT_IMPORTED:
+        raise InvalidInput("event_type", f"{kind} is not imported: keys are issued here")
     event_id = p.identifier(row.get("event_id"), "event_id")
     occurred = _time(row.get("occurred_at"), "occurred_at", now)
     recorded = _time(row.get("recorded_at"), "recorded_at", now) if row.get("recorded_at") else now

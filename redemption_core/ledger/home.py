@@ -11,11 +11,16 @@ import os
 import secrets
 from pathlib import Path
 
+import yaml
+
 from redemption_core.domain.errors import InvalidInput
 from redemption_core.domain.hashing import ContextHasher
+from redemption_core.domain.limits import Limits, limits_from_dict
 from redemption_core.ledger.store import LedgerStore
 
 KEY_FILE = Path("secrets") / "hmac.key"
+LIMITS_FILE = "limits.yaml"
+GUARD_TABLE = Path("run") / "guard.table"
 
 
 def promo_home() -> Path:
@@ -89,3 +94,19 @@ def context_hasher(home: Path) -> ContextHasher:
         finally:
             temporary.unlink()
     return ContextHasher(bytes.fromhex(path.read_text().strip()))
+
+
+def limits(home: Path) -> Limits:
+    """The home's limits: `limits.yaml` under it overrides the defaults it names."""
+    path = home / LIMITS_FILE
+    if not path.exists():
+        return Limits()
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        raise InvalidInput(LIMITS_FILE, f"cannot read {path}: {error}") from None
+    return limits_from_dict(document, LIMITS_FILE)
+
+
+def guard_table_path(home: Path) -> Path:
+    return home / GUARD_TABLE

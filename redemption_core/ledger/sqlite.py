@@ -26,7 +26,12 @@ from redemption_core.domain.events import Event
 from redemption_core.ledger.dialect import SQLITE
 from redemption_core.ledger.projection import ProjectionTransaction
 from redemption_core.ledger.rows import SELECT_EVENT, event_from_row
-from redemption_core.ledger.sqlite_schema import EVENTS_SCHEMA, PROJECTION_SCHEMA, SCHEMA_VERSION
+from redemption_core.ledger.sqlite_schema import (
+    EVENTS_SCHEMA,
+    MIGRATIONS,
+    PROJECTION_SCHEMA,
+    SCHEMA_VERSION,
+)
 from redemption_core.ledger.store import LedgerStore
 
 
@@ -126,8 +131,13 @@ class SqliteLedgerStore(LedgerStore):
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 version = self._db.execute("PRAGMA user_version").fetchone()[0]
-                if version not in (0, SCHEMA_VERSION):
+                if version > SCHEMA_VERSION:
                     raise RuntimeError(f"ledger schema {version} is newer than this code")
+                if version:  # 0: a new file
+                    for step in range(version, SCHEMA_VERSION):
+                        for statement in MIGRATIONS[step].split(";\n"):
+                            if statement.strip():
+                                self._db.execute(statement)
                 for statement in (EVENTS_SCHEMA + PROJECTION_SCHEMA).split(";\n"):
                     if statement.strip():
                         self._db.execute(statement)

@@ -4,7 +4,23 @@ triggers) and the projection's derived tables, which `promo ledger verify` rebui
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+# What turns a ledger of an older version into this one, before PROJECTION_SCHEMA runs (which
+# creates what is missing). New projection columns go last, so a migrated table and a new
+# one have the same column order, and are filled from the events they come from.
+MIGRATIONS: dict[int, str] = {
+    1: """
+ALTER TABLE holds ADD COLUMN device_hash TEXT;
+ALTER TABLE holds ADD COLUMN ip_hash TEXT;
+UPDATE holds SET device_hash = e.device_hash, ip_hash = e.ip_hash FROM events AS e
+WHERE e.event_type = 'validation_hold_created'
+AND json_extract(e.payload, '$.session_id') = holds.session_id;
+ALTER TABLE redemptions ADD COLUMN store_id TEXT;
+UPDATE redemptions SET store_id = e.store_id FROM events AS e
+WHERE e.event_type = 'redemption_succeeded' AND e.redemption_id = redemptions.redemption_id;
+""",
+}
 
 EVENTS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -68,6 +84,8 @@ CREATE TABLE IF NOT EXISTS vouchers (
     created_at   TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS vouchers_by_campaign ON vouchers (campaign_id);
+-- A client-side key publishes "a voucher of this campaign" to a customer: theirs, or a free one.
+CREATE INDEX IF NOT EXISTS vouchers_by_holder ON vouchers (campaign_id, holder_id);
 -- Redemptions per customer and campaign (per-customer limits). Clustered by customer, so
 -- "has this customer redeemed anywhere before" (new-customer rule) is a prefix lookup, and a
 -- row stays at 0 after a rollback: the order happened.
@@ -91,7 +109,8 @@ CREATE TABLE IF NOT EXISTS redemptions (
     discount       INTEGER NOT NULL,
     gift_amount    INTEGER NOT NULL,
     redeemed_at    TEXT NOT NULL,
-    rolled_back_at TEXT
+    rolled_back_at TEXT,
+    store_id       TEXT  -- where it was redeemed: a key limited to stores rolls back only there
 );
 CREATE INDEX IF NOT EXISTS redemptions_by_order ON redemptions (order_id);
 CREATE TABLE IF NOT EXISTS holds (
@@ -99,9 +118,14 @@ CREATE TABLE IF NOT EXISTS holds (
     voucher_id  TEXT NOT NULL,
     customer_id TEXT,
     expires_at  TEXT NOT NULL,
-    consumed    INTEGER NOT NULL DEFAULT 0
+    consumed    INTEGER NOT NULL DEFAULT 0,
+    device_hash TEXT,  -- who holds: open holds are limited per customer, device and IP
+    ip_hash     TEXT
 );
 CREATE INDEX IF NOT EXISTS holds_by_voucher ON holds (voucher_id, consumed, expires_at);
+CREATE INDEX IF NOT EXISTS holds_by_customer ON holds (customer_id, expires_at);
+CREATE INDEX IF NOT EXISTS holds_by_device ON holds (device_hash, expires_at);
+CREATE INDEX IF NOT EXISTS holds_by_ip ON holds (ip_hash, expires_at);
 CREATE TABLE IF NOT EXISTS customers (
     customer_id    TEXT PRIMARY KEY,
     signup_at      TEXT NOT NULL,
@@ -229,6 +253,17 @@ CREATE TABLE IF NOT EXISTS fraud_reviews (
     event_id    TEXT NOT NULL,
     reviewed_at TEXT NOT NULL
 ) WITHOUT ROWID;
+-- API keys, issued and revoked by ledger events; only a SHA-256 of each key is kept.
+CREATE TABLE IF NOT EXISTS api_keys (
+    key_id     TEXT PRIMARY KEY,
+    key_hash   TEXT NOT NULL UNIQUE,
+    kind       TEXT NOT NULL,  -- server or client
+    role       TEXT,  -- ADMIN, USER, MERCHANT, ANALYST, REVIEWER, VIEWER; none for client keys
+    stores     TEXT NOT NULL,  -- JSON list; empty: every store
+    name       TEXT NOT NULL,
+    issued_at  TEXT NOT NULL,
+    revoked_at TEXT
+);
 CREATE TABLE IF NOT EXISTS idempotency (
     idempotency_key TEXT PRIMARY KEY,
     request_hash    TEXT NOT NULL,
@@ -259,4 +294,5 @@ PROJECTION_KEYS: dict[str, tuple[str, ...]] = {
     "triggers": ("trigger_id",),
     "deliveries": ("voucher_id",),
     "fraud_reviews": ("flag_id",),
+    "api_keys": ("key_id",),
 }

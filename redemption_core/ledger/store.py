@@ -15,9 +15,11 @@ from typing import Any
 
 from redemption_core.domain.events import Event
 from redemption_core.domain.state import (
+    ApiKeyState,
     CampaignState,
     CustomerState,
     HoldState,
+    OpenHolds,
     OrderState,
     RedemptionState,
     VoucherState,
@@ -168,6 +170,27 @@ class LedgerTransaction(ABC):
 
     @abstractmethod
     def holds_by_others(self, voucher_id: str, session_id: str | None, now: datetime) -> int: ...
+
+    # Access and abuse limits (see engine/access.py and engine/guard.py).
+    @abstractmethod
+    def open_holds(
+        self,
+        customer_id: str | None,
+        device_hash: str | None,
+        ip_hash: str | None,
+        now: datetime,
+    ) -> OpenHolds:
+        """Holds not yet expired nor consumed, per customer, device and IP."""
+
+    @abstractmethod
+    def api_key_by_hash(self, key_hash: str) -> ApiKeyState | None: ...
+
+    @abstractmethod
+    def api_keys(self) -> list[ApiKeyState]: ...
+
+    @abstractmethod
+    def voucher_for_customer(self, campaign_id: str, customer_id: str) -> VoucherState | None:
+        """The campaign's voucher this customer holds, else an unpublished enabled one."""
 
 
 class LedgerStore(ABC):

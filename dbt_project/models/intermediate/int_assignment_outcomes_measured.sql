@@ -1,6 +1,7 @@
--- One row per campaign and assigned customer whose outcome window has closed by the ledger's
--- as-of instant: what the customer did in the `campaign_outcome_window_days` days after
--- assignment (orders, revenue net of refunds and cancellations, and this campaign's discount
+-- One row per campaign and assigned customer whose outcome window has closed by what the
+-- ledger knows (known_until: when it was last written, so an imported history's windows are
+-- closed): what the customer did in the `campaign_outcome_window_days` days after assignment
+-- (orders, revenue net of refunds and cancellations, site visits, and this campaign's discount
 -- net of rollbacks). Customers whose window is still open are left out, so both arms are
 -- always measured over the same length of time.
 {% set window_days = var('campaign_outcome_window_days', 14) %}
@@ -31,6 +32,13 @@ ledger as (
 
 ),
 
+visits as (
+
+    select * from {{ ref('int_engagements_recorded') }}
+    where engagement = 'visited'
+
+),
+
 windows as (
 
     select
@@ -43,7 +51,7 @@ windows as (
 
     from assignments
     cross join ledger
-    where assignments.assigned_at + to_days({{ window_days }}) <= ledger.as_of
+    where assignments.assigned_at + to_days({{ window_days }}) <= ledger.known_until
 
 ),
 
@@ -60,6 +68,24 @@ orders_in_window as (
         on windows.customer_id = orders.customer_id
         and orders.ordered_at > windows.assigned_at
         and orders.ordered_at <= windows.window_ends_at
+    group by windows.campaign_id, windows.customer_id
+
+),
+
+-- Every visit counts, attributed to a campaign or not: a control customer was sent nothing, so
+-- only all visits compare like with like.
+visits_in_window as (
+
+    select
+        windows.campaign_id,
+        windows.customer_id,
+        count(*) as visits,
+
+    from windows
+    inner join visits
+        on windows.customer_id = visits.customer_id
+        and visits.occurred_at > windows.assigned_at
+        and visits.occurred_at <= windows.window_ends_at
     group by windows.campaign_id, windows.customer_id
 
 ),
@@ -95,6 +121,8 @@ final as (
         coalesce(orders_in_window.orders, 0) > 0 as has_ordered,
         coalesce(orders_in_window.orders, 0) as orders,
         coalesce(orders_in_window.revenue, 0) as revenue,
+        coalesce(visits_in_window.visits, 0) > 0 as has_visited,
+        coalesce(visits_in_window.visits, 0) as visits,
         coalesce(discount_in_window.redemptions, 0) as campaign_redemptions,
         coalesce(discount_in_window.discount, 0) as campaign_discount,
 
@@ -102,6 +130,9 @@ final as (
     left join orders_in_window
         on windows.campaign_id = orders_in_window.campaign_id
         and windows.customer_id = orders_in_window.customer_id
+    left join visits_in_window
+        on windows.campaign_id = visits_in_window.campaign_id
+        and windows.customer_id = visits_in_window.customer_id
     left join discount_in_window
         on windows.campaign_id = discount_in_window.campaign_id
         and windows.customer_id = discount_in_window.customer_id

@@ -34,6 +34,16 @@ created as (
 
 ),
 
+-- An imported history may hold out a control group whose definition has no distribution
+-- section (the source system decided the split): its held-out customers say it has one.
+held_out as (
+
+    select distinct campaign_id
+    from events
+    where event_type = 'customer_held_out'
+
+),
+
 latest_status as (
 
     select
@@ -132,7 +142,8 @@ final as (
         parsed.distribution_channels,
         parsed.trigger_type,
         parsed.control_share,
-        coalesce(parsed.control_share, 0) > 0 as has_control_group,
+        coalesce(parsed.control_share, 0) > 0 or held_out.campaign_id is not null
+            as has_control_group,
         parsed.active_from,
         parsed.active_until,
         parsed.created_at,
@@ -146,6 +157,8 @@ final as (
         on parsed.main_campaign_id = main_campaigns.main_campaign_id
     left join latest_status
         on parsed.campaign_id = latest_status.campaign_id
+    left join held_out
+        on parsed.campaign_id = held_out.campaign_id
 
 )
 

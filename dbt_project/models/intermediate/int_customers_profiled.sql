@@ -111,9 +111,10 @@ final as (
         created.home_store,
         contacts.email_masked,
         contacts.phone_masked,
-        consent.has_email_consent,
-        consent.has_sms_consent,
-        consent.has_push_consent,
+        -- No consent given (a customer added with only an id and an address) is no consent.
+        coalesce(consent.has_email_consent, false) as has_email_consent,
+        coalesce(consent.has_sms_consent, false) as has_sms_consent,
+        coalesce(consent.has_push_consent, false) as has_push_consent,
         consent.consent_updated_at,
 
     from created

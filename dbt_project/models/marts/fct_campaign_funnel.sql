@@ -2,6 +2,8 @@
 -- voucher was published (for held-out and skipped customers: the date of that decision), and
 -- every later step is counted on the voucher's publication day however late it happened: a
 -- cohort's conversion rates compare like with like, and recent cohorts still grow.
+-- Engagement (a message opened or clicked, a visit from the campaign) sits between delivered
+-- and accepted; each is NULL, not 0, where the ledger records none of its kind at all.
 with
 
 vouchers as (
@@ -16,6 +18,44 @@ decisions as (
 
 ),
 
+engagements as (
+
+    select * from {{ ref('int_engagements_recorded') }}
+
+),
+
+recorded as (
+
+    select
+        count(*) filter (where engagement = 'opened') > 0 as has_opens,
+        count(*) filter (where engagement = 'clicked') > 0 as has_clicks,
+        count(*) filter (where engagement = 'visited') > 0 as has_visits,
+
+    from engagements
+
+),
+
+-- A published voucher is engaged with when its holder opened or clicked its message (the
+-- engagement names the voucher, or only the campaign) or visited from its campaign, at or after
+-- its publication.
+voucher_engagement as (
+
+    select
+        vouchers.voucher_id,
+        bool_or(engagements.engagement = 'opened') as is_opened,
+        bool_or(engagements.engagement = 'clicked') as is_clicked,
+        bool_or(engagements.engagement = 'visited') as is_visited,
+
+    from vouchers
+    inner join engagements
+        on engagements.customer_id = vouchers.customer_id
+        and engagements.campaign_id = vouchers.campaign_id
+        and (engagements.voucher_id is null or engagements.voucher_id = vouchers.voucher_id)
+        and engagements.occurred_at >= vouchers.published_at
+    group by vouchers.voucher_id
+
+),
+
 voucher_steps as (
 
     select
@@ -26,6 +66,9 @@ voucher_steps as (
         count(*) filter (where delivery_status = 'delivered') as delivered,
         count(*) filter (where delivery_status = 'failed') as delivery_failed,
         count(*) filter (where delivery_status = 'pending') as delivery_pending,
+        count(*) filter (where voucher_engagement.is_opened) as opened,
+        count(*) filter (where voucher_engagement.is_clicked) as clicked,
+        count(*) filter (where voucher_engagement.is_visited) as visited,
         count(*) filter (where accepted_at is not null) as accepted,
         -- A voucher counts as redeemed while one of its redemptions stands.
         count(*) filter (where standing_redemptions > 0) as redeemed,
@@ -33,6 +76,8 @@ voucher_steps as (
         count(*) filter (where rolled_back_redemptions > 0) as rolled_back,
 
     from vouchers
+    left join voucher_engagement
+        on vouchers.voucher_id = voucher_engagement.voucher_id
     group by all
 
 ),
@@ -83,6 +128,9 @@ joined as (
         coalesce(voucher_steps.delivered, 0) as delivered,
         coalesce(voucher_steps.delivery_failed, 0) as delivery_failed,
         coalesce(voucher_steps.delivery_pending, 0) as delivery_pending,
+        case when recorded.has_opens then coalesce(voucher_steps.opened, 0) end as opened,
+        case when recorded.has_clicks then coalesce(voucher_steps.clicked, 0) end as clicked,
+        case when recorded.has_visits then coalesce(voucher_steps.visited, 0) end as visited,
         coalesce(voucher_steps.accepted, 0) as accepted,
         coalesce(voucher_steps.redeemed, 0) as redeemed,
         coalesce(voucher_steps.rejected, 0) as rejected,
@@ -93,6 +141,7 @@ joined as (
         on voucher_steps.campaign_id = decision_steps.campaign_id
         and voucher_steps.channel = decision_steps.channel
         and voucher_steps.cohort_date = decision_steps.cohort_date
+    cross join recorded
 
 ),
 

@@ -1,17 +1,28 @@
 -- Health of each campaign's distribution at the as-of instant (the latest ledger event).
 -- Recent window: the 7 days up to the as-of instant; baseline: every day before it.
 -- The audience is what the campaign set out to deliver: vouchers it published and triggers
--- still pending. Thresholds (see the thresholds CTE):
+-- still pending. Thresholds (see the thresholds CTE and macros/rate_monitor.sql):
 --   failing  - active, an audience in the last 3 days and no delivery in the last 3 days;
---            - at least 20 delivery outcomes and 5 failures in the last 7 days, and a failure
---              rate of at least 10 % that is more than 3x the baseline (at least 25 % when
---              there is no baseline);
+--            - the delivery failure rate's monitor fails: at least 5 failures in the last 7
+--              days, and the rate at least 3x the campaign's own baseline with 99.9 %
+--              confidence (Wilson lower bound above the baseline), or at least 25 % with
+--              99.9 % confidence;
 --   warning  - active, an audience in the last day and no delivery in the last day;
---            - at least 20 outcomes and 3 failures in the last 7 days, and a failure rate of
---              at least 5 % that is more than 1.5x the baseline (10 % without a baseline);
+--            - the monitor warns: at least 3 failures, and at least 1.5x the baseline with
+--              99 % confidence, or at least 10 % with 99 % confidence;
 --            - a trigger pending for more than 24 hours;
 --   ok       - none of these.
--- status_reason lists every rule of the reported severity.
+-- status_reason lists every rule of the reported severity; failure_rate_rule always says what
+-- the failure-rate monitor found and which rule it applied.
+{%- set failure_args = [
+    'delivery_failures_7d', 'delivery_outcomes_7d',
+    'delivery_failures_baseline', 'delivery_outcomes_baseline', '0.10', '0.25',
+] %}
+{%- set failure_monitor = rate_monitor_status(*failure_args) %}
+{%- set failure_rule = rate_monitor_rule(
+    'delivery failure rate', 'deliveries', 'failures', '7 days', *failure_args
+) %}
+
 with
 
 campaigns as (
@@ -49,15 +60,6 @@ thresholds as (
     select
         3 as silence_failing_days,
         1 as silence_warning_days,
-        20 as min_outcomes,
-        5 as failing_min_failures,
-        3 as warning_min_failures,
-        3.0 as failing_ratio,
-        0.10 as failing_floor,
-        0.25 as failing_without_baseline,
-        1.5 as warning_ratio,
-        0.05 as warning_floor,
-        0.10 as warning_without_baseline,
         24 as stale_trigger_hours,
 
 ),
@@ -198,20 +200,9 @@ rules as (
             as is_silent_failing,
         is_active and audience_warning_window > 0 and delivered_warning_window = 0
             as is_silent_warning,
-        delivery_outcomes_7d >= min_outcomes
-        and delivery_failures_7d >= failing_min_failures
-        and failure_rate_7d >= failing_floor
-        and (
-            (failure_rate_baseline is null and failure_rate_7d >= failing_without_baseline)
-            or failure_rate_7d > failing_ratio * failure_rate_baseline
-        ) as is_failure_rate_failing,
-        delivery_outcomes_7d >= min_outcomes
-        and delivery_failures_7d >= warning_min_failures
-        and failure_rate_7d >= warning_floor
-        and (
-            (failure_rate_baseline is null and failure_rate_7d >= warning_without_baseline)
-            or failure_rate_7d > warning_ratio * failure_rate_baseline
-        ) as is_failure_rate_warning,
+        {{ failure_monitor }} = 'failing' as is_failure_rate_failing,
+        {{ failure_monitor }} = 'warning' as is_failure_rate_warning,
+        {{ failure_rule }} as failure_rate_rule,
         stale_pending_triggers > 0 as has_stale_triggers,
 
     from joined
@@ -250,11 +241,7 @@ final as (
                     'no delivery for {} days while {} vouchers or triggers awaited one',
                     silence_failing_days, audience_failing_window
                 ) end,
-                case when is_failure_rate_failing then format(
-                    'delivery failure rate {:.1f} % over 7 days vs {} baseline',
-                    100 * failure_rate_7d,
-                    coalesce(format('{:.1f} %', 100 * failure_rate_baseline), 'no')
-                ) end
+                case when is_failure_rate_failing then failure_rate_rule end
             )
             when is_silent_warning or is_failure_rate_warning or has_stale_triggers
                 then concat_ws(
@@ -263,11 +250,7 @@ final as (
                         'no delivery for {} day while {} vouchers or triggers awaited one',
                         silence_warning_days, audience_warning_window
                     ) end,
-                    case when is_failure_rate_warning then format(
-                        'delivery failure rate {:.1f} % over 7 days vs {} baseline',
-                        100 * failure_rate_7d,
-                        coalesce(format('{:.1f} %', 100 * failure_rate_baseline), 'no')
-                    ) end,
+                    case when is_failure_rate_warning then failure_rate_rule end,
                     case when has_stale_triggers then format(
                         '{} triggers pending for more than {} hours',
                         stale_pending_triggers, stale_trigger_hours
@@ -278,6 +261,7 @@ final as (
             when last_delivered_at is null then 'active, nothing to deliver yet'
             else 'delivering normally'
         end as status_reason,
+        failure_rate_rule,
         as_of,
 
     from rules

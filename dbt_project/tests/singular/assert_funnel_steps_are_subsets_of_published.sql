@@ -6,6 +6,9 @@ select *
 from {{ ref('fct_campaign_funnel') }}
 where
     delivered + delivery_failed + delivery_pending != published
+    or opened > published
+    or clicked > published
+    or visited > published
     or accepted > published
     or redeemed > published
     or rejected > published

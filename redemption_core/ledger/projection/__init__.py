@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from redemption_core.domain.events import Event, EventType
+from redemption_core.ledger.projection.access import AccessProjection
 from redemption_core.ledger.projection.customers import CustomerProjection
 from redemption_core.ledger.projection.distribution import DistributionProjection
 from redemption_core.ledger.projection.reads import ProjectionReads
@@ -19,7 +20,7 @@ from redemption_core.ledger.projection.vouchers import VoucherProjection
 
 
 class ProjectionTransaction(
-    VoucherProjection, CustomerProjection, DistributionProjection, ProjectionReads
+    VoucherProjection, CustomerProjection, DistributionProjection, AccessProjection, ProjectionReads
 ):
     def apply(self, event: Event) -> None:
         """Update the projection for one event. Also used to rebuild it from the ledger."""
@@ -67,4 +68,6 @@ APPLY_BY_TYPE: dict[EventType, Callable[[ProjectionTransaction, Event], None]] =
     EventType.VOUCHER_DELIVERED: ProjectionTransaction._delivery_outcome,
     EventType.DELIVERY_FAILED: ProjectionTransaction._delivery_outcome,
     EventType.FRAUD_REVIEW_RECORDED: ProjectionTransaction._fraud_review_recorded,
+    EventType.API_KEY_ISSUED: ProjectionTransaction._api_key_issued,
+    EventType.API_KEY_REVOKED: ProjectionTransaction._api_key_revoked,
 }

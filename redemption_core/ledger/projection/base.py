@@ -96,6 +96,9 @@ class ProjectionBase(LedgerTransaction):
         self._order_line_rows: list[tuple[Any, ...]] = []
         self._customer_orders: dict[str, list[Any]] = {}  # orders, spend, first, last
         self._campaigns = campaigns  # definitions are immutable: parse each once per process
+        # Who acts (an API key id, a console user): stamped on each event this transaction
+        # appends that does not name one already (payload "actor"). None: the operator.
+        self.actor: str | None = None
 
     @abstractmethod
     def apply(self, event: Event) -> None:
@@ -105,10 +108,15 @@ class ProjectionBase(LedgerTransaction):
     def append(self, event: Event) -> None:
         # Event rows are inserted in one executemany before COMMIT (see flush); the
         # projection is updated now, so later reads in this transaction see the event.
+        if self.actor is not None:
+            event.payload.setdefault("actor", self.actor)
         self._rows.append(event_row(event))
         self.apply(event)
 
     def append_many(self, events: Sequence[Event]) -> None:
+        if self.actor is not None:
+            for event in events:
+                event.payload.setdefault("actor", self.actor)
         self._rows.extend(event_row(event) for event in events)
         for event in events:
             self.apply(event)
@@ -175,7 +183,8 @@ class ProjectionBase(LedgerTransaction):
         if self._redemption_rows:
             db.executemany(
                 "INSERT INTO redemptions (redemption_id, voucher_id, campaign_id, customer_id,"
-                " order_id, discount, gift_amount, redeemed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                " order_id, discount, gift_amount, redeemed_at, store_id)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 self._redemption_rows,
             )
             self._redemption_rows = []

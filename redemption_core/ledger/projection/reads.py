@@ -14,9 +14,11 @@ from redemption_core.domain.events import Event
 from redemption_core.domain.parsing import from_iso, iso
 from redemption_core.domain.segments import segment_from_dict
 from redemption_core.domain.state import (
+    ApiKeyState,
     CampaignState,
     CustomerState,
     HoldState,
+    OpenHolds,
     OrderState,
     RedemptionState,
     VoucherState,
@@ -165,12 +167,12 @@ class ProjectionReads(ProjectionBase):
         self._flush_projection()
         row = self._db.execute(
             "SELECT redemption_id, voucher_id, campaign_id, customer_id, order_id, discount,"
-            " gift_amount, rolled_back_at FROM redemptions WHERE redemption_id = ?",
+            " gift_amount, rolled_back_at, store_id FROM redemptions WHERE redemption_id = ?",
             (redemption_id,),
         ).fetchone()
         if row is None:
             return None
-        return RedemptionState(*row[:7], rolled_back=row[7] is not None)
+        return RedemptionState(*row[:7], rolled_back=row[7] is not None, store_id=row[8])
 
     def hold(self, session_id: str) -> HoldState | None:
         row = self._db.execute(
@@ -227,23 +229,23 @@ class ProjectionReads(ProjectionBase):
         if self._order_rows:
             self._flush_projection()
         row = self._db.execute(
-            "SELECT order_id, customer_id, amount, currency, refunded, cancelled_at FROM orders"
-            " WHERE order_id = ?",
+            "SELECT order_id, customer_id, amount, currency, refunded, cancelled_at, store_id"
+            " FROM orders WHERE order_id = ?",
             (order_id,),
         ).fetchone()
         if row is None:
             return None
-        return OrderState(*row[:5], cancelled=row[5] is not None)
+        return OrderState(*row[:5], cancelled=row[5] is not None, store_id=row[6])
 
     def open_redemptions_of_order(self, order_id: str) -> list[RedemptionState]:
         self._flush_projection()
         rows = self._db.execute(
             "SELECT redemption_id, voucher_id, campaign_id, customer_id, order_id, discount,"
-            " gift_amount FROM redemptions WHERE order_id = ? AND rolled_back_at IS NULL"
+            " gift_amount, store_id FROM redemptions WHERE order_id = ? AND rolled_back_at IS NULL"
             " ORDER BY redeemed_at",
             (order_id,),
         )
-        return [RedemptionState(*row, rolled_back=False) for row in rows]
+        return [RedemptionState(*row[:7], rolled_back=False, store_id=row[7]) for row in rows]
 
     def segment_definition(self, segment_id: str) -> dict | None:
         row = self._db.execute(
@@ -369,6 +371,53 @@ class ProjectionReads(ProjectionBase):
         self._flush_projection()
         return self._db.execute(sql, params).fetchall()
 
+    def open_holds(
+        self,
+        customer_id: str | None,
+        device_hash: str | None,
+        ip_hash: str | None,
+        now: datetime,
+    ) -> OpenHolds:
+        counts = []
+        for column, value in (
+            ("customer_id", customer_id),
+            ("device_hash", device_hash),
+            ("ip_hash", ip_hash),
+        ):
+            if value is None:
+                counts.append(0)
+                continue
+            counts.append(
+                self._db.execute(
+                    f"SELECT count(*) FROM holds WHERE {column} = ? AND expires_at > ?"
+                    " AND consumed = 0",
+                    (value, iso(now)),
+                ).fetchone()[0]
+            )
+        return OpenHolds(*counts)
+
+    def api_key_by_hash(self, key_hash: str) -> ApiKeyState | None:
+        row = self._db.execute(f"{SELECT_API_KEY} WHERE key_hash = ?", (key_hash,)).fetchone()
+        return None if row is None else _api_key(row)
+
+    def api_keys(self) -> list[ApiKeyState]:
+        return [_api_key(row) for row in self._db.execute(f"{SELECT_API_KEY} ORDER BY issued_at")]
+
+    def voucher_for_customer(self, campaign_id: str, customer_id: str) -> VoucherState | None:
+        """The campaign's voucher this customer holds, else an unpublished enabled one."""
+        row = (
+            self._db.execute(
+                "SELECT code FROM vouchers WHERE campaign_id = ? AND holder_id = ? LIMIT 1",
+                (campaign_id, customer_id),
+            ).fetchone()
+            or self._db.execute(
+                "SELECT code FROM vouchers WHERE campaign_id = ? AND holder_id IS NULL"
+                " AND disabled = 0 LIMIT 1",
+                (campaign_id,),
+            ).fetchone()
+        )
+        return None if row is None else self.voucher_by_code(row[0])
+
     def holds_by_others(self, voucher_id: str, session_id: str | None, now: datetime) -> int:
         row = self._db.execute(
             "SELECT count(*) FROM holds WHERE voucher_id = ? AND consumed = 0"
@@ -376,3 +425,18 @@ class ProjectionReads(ProjectionBase):
             (voucher_id, iso(now), session_id),
         ).fetchone()
         return row[0]
+
+
+SELECT_API_KEY = "SELECT key_id, kind, role, stores, name, issued_at, revoked_at FROM api_keys"
+
+
+def _api_key(row: Sequence[Any]) -> ApiKeyState:
+    return ApiKeyState(
+        key_id=row[0],
+        kind=row[1],
+        role=row[2],
+        stores=tuple(orjson.loads(row[3])),
+        name=row[4],
+        issued_at=from_iso(row[5]),
+        revoked_at=from_iso(row[6]) if row[6] else None,
+    )

@@ -101,12 +101,15 @@ class VoucherProjection(ProjectionBase):
             (event.payload["expires_at"], event.payload["expires_at"], event.voucher_id),
         )
         self._db.execute(
-            "INSERT INTO holds (session_id, voucher_id, customer_id, expires_at) VALUES (?, ?, ?, ?)",
+            "INSERT INTO holds (session_id, voucher_id, customer_id, expires_at, device_hash,"
+            " ip_hash) VALUES (?, ?, ?, ?, ?, ?)",
             (
                 event.payload["session_id"],
                 event.voucher_id,
                 event.customer_id,
                 event.payload["expires_at"],
+                event.device_hash,
+                event.ip_hash,
             ),
         )
 
@@ -137,6 +140,7 @@ class VoucherProjection(ProjectionBase):
                 discount,
                 gift_amount,
                 iso(event.occurred_at),
+                event.store_id,
             )
         )
         if payload.get("session_id") is not None:
