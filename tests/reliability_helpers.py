@@ -355,6 +355,7 @@ def _call(engine: RedemptionEngine, request: Mapping[str, Any]) -> dict[str, Any
             request["code"],
             cart(request.get("amount", 5000)),
             customer_id=request.get("customer_id"),
+            context=RequestContext(device_id=request.get("device_id")),
             hold_seconds=request.get("hold_seconds"),
         )
         return {

@@ -29,6 +29,7 @@ from reliability_helpers import (
     wait_for,
 )
 
+from redemption_core.domain.limits import Limits
 from redemption_core.engine.redemption import RedeemRequest
 from redemption_core.ledger.verify import verify_ledger
 
@@ -261,6 +262,39 @@ def test_a_single_use_code_is_held_for_only_one_checkout_when_eight_validate_at_
         )
     assert [str(reason.code) for reason in stranger.reasons] == ["quantity_exceeded"]
     assert holder.ok
+    assert verify_ledger(path).clean
+
+
+def test_one_device_gets_no_more_open_holds_than_its_limit_when_it_holds_eight_codes_at_once(
+    tmp_path: Path,
+) -> None:
+    # Eight campaigns and eight customers: only the device is shared between the racers.
+    home = tmp_path / "home"
+    path = create_ledger(home, [standalone_def(f"c{i}", f"HOLD-{i}") for i in range(PROCESSES)])
+    specs = [
+        {
+            "home": str(home),
+            "requests": [
+                {
+                    "op": "validate",
+                    "code": f"HOLD-{i}",
+                    "customer_id": f"c{i}",
+                    "device_id": "kiosk-1",
+                    "hold_seconds": 600,
+                }
+            ],
+        }
+        for i in range(PROCESSES)
+    ]
+
+    holds = [child[0] for child in run_lined_up("call", specs, tmp_path / "line")]
+
+    limit = Limits().holds_per_device
+    assert sum(hold["valid"] for hold in holds) == limit
+    assert [h["reasons"] for h in holds if not h["valid"]] == [["hold_limit_exceeded"]] * (
+        PROCESSES - limit
+    )
+    assert event_counts(path)["validation_hold_created"] == limit
     assert verify_ledger(path).clean
 
 

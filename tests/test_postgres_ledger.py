@@ -14,9 +14,21 @@ from pathlib import Path
 import psycopg
 import pytest
 from pg_cluster import APP_ROLE, Cluster
-from reliability_helpers import Reader, event_rows, run_lined_up
+from reliability_helpers import (
+    Reader,
+    cart,
+    create_ledger,
+    event_rows,
+    open_engine,
+    order,
+    run_lined_up,
+    standalone_def,
+)
 from test_cli import Promo
 
+from redemption_core.domain.errors import InvalidInput
+from redemption_core.domain.orders import RequestContext
+from redemption_core.engine.redemption import RedeemRequest
 from redemption_core.ledger.postgres import PostgresLedgerStore
 from redemption_core.ledger.rows import SELECT_EVENT
 from redemption_core.ledger.sqlite import SqliteLedgerStore
@@ -133,6 +145,50 @@ def test_promo_ledger_init_creates_the_tables_and_grants_the_application_role(
         assert written > 0
     finally:
         postgres_cluster.drop_ledger(app)
+
+
+def test_a_ledger_of_schema_1_is_migrated_by_its_owner_and_the_application_role_granted_its_new_tables(
+    tmp_path: Path, postgres_url: str, postgres_cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PROMO_LEDGER_URL", postgres_url)
+    monkeypatch.setenv("PROMO_HMAC_KEY", "ab" * 32)
+    home = tmp_path / "home"
+    create_ledger(home, [standalone_def("old", "OLD10", limits={"per_customer": 5})])
+    till = RequestContext(device_id="till-1", store_id="store-9")
+    with open_engine(home) as engine:
+        engine.validate("OLD10", cart(), customer_id="c-1", context=till, hold_seconds=600)
+        engine.redeem(RedeemRequest("OLD10", order(), customer_id="c-1", context=till))
+    owner = owner_url(postgres_cluster, postgres_url)
+    _downgrade_to_schema_1(owner)
+
+    with pytest.raises(InvalidInput) as refused:  # the application role may not ALTER
+        PostgresLedgerStore(postgres_url)
+    PostgresLedgerStore(owner).close()  # the owner's first open migrates
+    with open_engine(home) as engine:  # the application role again
+        engine.issue_key("ADMIN", name="after the migration")  # api_keys: granted to it
+        engine.validate("OLD10", cart(), customer_id="c-2", context=till, hold_seconds=600)
+        engine.redeem(RedeemRequest("OLD10", order(), customer_id="c-2", context=till))
+        with engine.store.read() as tx:
+            held = tx.open_holds("c-1", engine._hash_context(till).device_hash, None, engine.now())
+            stores = tx.query("SELECT store_id FROM redemptions", ())
+
+    assert refused.value.field == "PROMO_LEDGER_URL"
+    assert "promo ledger init" in refused.value.problem and "1.1" in refused.value.problem
+    assert (held.by_customer, held.by_device) == (1, 2)  # the old hold's device filled in
+    assert stores == [("store-9",), ("store-9",)]
+    assert verify_ledger(postgres_url).clean
+
+
+def _downgrade_to_schema_1(owner: str) -> None:
+    """The tables as schema 1 had them: holds and redemptions without the columns schema 2
+    added, no api_keys."""
+    with psycopg.connect(owner, autocommit=True) as db:
+        for index in ("holds_by_device", "holds_by_ip", "holds_by_customer", "vouchers_by_holder"):
+            db.execute(f"DROP INDEX {index}")
+        db.execute("ALTER TABLE holds DROP COLUMN device_hash, DROP COLUMN ip_hash")
+        db.execute("ALTER TABLE redemptions DROP COLUMN store_id")
+        db.execute("DROP TABLE api_keys")
+        db.execute("UPDATE ledger_meta SET value = '1.1' WHERE key = 'schema_version'")
 
 
 def test_many_processes_opening_an_empty_database_at_once_create_the_ledger_once(

@@ -47,11 +47,14 @@ from redemption_core.ledger.postgres_schema import (
     POSTGRES_SCHEMA_VERSION,
     REQUIRED_TRIGGERS,
     grants,
+    migration_ddl,
     projection_ddl,
     schema_ddl,
+    schema_version,
 )
 from redemption_core.ledger.projection import ProjectionTransaction
 from redemption_core.ledger.rows import SELECT_EVENT, event_from_row, event_row
+from redemption_core.ledger.sqlite_schema import SCHEMA_VERSION
 from redemption_core.ledger.store import LedgerStore, RowLocks, WriteConflict
 from redemption_core.ledger.verify import (
     APPLY_ERRORS,
@@ -195,7 +198,11 @@ class PostgresLedgerStore(LedgerStore):
                 "PROMO_LEDGER_URL", f"cannot connect to {self.location}: {error}".strip()
             ) from None
         if not read_only:
-            create_schema(self._db)
+            try:
+                create_schema(self._db)
+            except BaseException:
+                self._db.close()
+                raise
         elif not self._db.execute("SELECT to_regclass('events') IS NOT NULL").fetchone()[0]:
             self._db.close()
             raise InvalidInput(
@@ -373,38 +380,57 @@ class PostgresLedgerStore(LedgerStore):
             self._db.close()
 
 
-def create_schema(db: psycopg.Connection, *, app_role: str | None = None) -> None:
-    """Create the ledger's tables if they are missing (under the ledger's advisory lock, so
-    processes opening an empty database at once create them once), check the version, and
-    grant `app_role` what the application may do."""
+def create_schema(
+    db: psycopg.Connection, *, app_role: str | None = None, field: str = "PROMO_LEDGER_URL"
+) -> None:
+    """Create the ledger's tables if they are missing, or bring a ledger of an older schema up
+    to this code's (under the ledger's advisory lock, so processes opening a database at once
+    do it once), and grant the application's role what it may do: `app_role`, remembered in
+    ledger_meta so that a later migration grants it the tables it adds."""
     db.execute("BEGIN")
     try:
         db.execute(f"SELECT pg_advisory_xact_lock({LEDGER_LOCK})")
         exists = db.execute("SELECT to_regclass('ledger_meta') IS NOT NULL").fetchone()[0]
-        if exists:
-            row = db.execute(
-                "SELECT value FROM ledger_meta WHERE key = 'schema_version'"
-            ).fetchone()
-            if row is not None and row[0] != POSTGRES_SCHEMA_VERSION:
-                raise RuntimeError(
-                    f"ledger schema {row[0]} does not match this code's {POSTGRES_SCHEMA_VERSION}"
+        meta = dict(db.execute("SELECT key, value FROM ledger_meta").fetchall()) if exists else {}
+        stored = meta.get("schema_version")
+        steps: range = range(0)
+        if stored is not None and stored != POSTGRES_SCHEMA_VERSION:
+            version = schema_version(stored)
+            if version[0] >= SCHEMA_VERSION:  # newer, or only PostgreSQL's revision differs
+                raise InvalidInput(
+                    field,
+                    f"ledger schema {stored} does not match this code's {POSTGRES_SCHEMA_VERSION}",
                 )
-        if not exists or app_role is not None:
+            steps = range(version[0], SCHEMA_VERSION)
+        if not exists or app_role is not None or steps:
+            for step in steps:
+                for statement in migration_ddl(step):
+                    db.execute(statement)
             for statement in schema_ddl():
                 db.execute(statement)
             db.execute(
-                "INSERT INTO ledger_meta VALUES ('schema_version', %s) ON CONFLICT DO NOTHING",
+                "INSERT INTO ledger_meta VALUES ('schema_version', %s)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 (POSTGRES_SCHEMA_VERSION,),
             )
         if app_role is not None:
-            for statement in grants(app_role):
+            db.execute(
+                "INSERT INTO ledger_meta VALUES ('app_role', %s)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (app_role,),
+            )
+        role = app_role or (meta.get("app_role") if steps else None)
+        if role is not None:
+            for statement in grants(role):
                 db.execute(statement)
         db.execute("COMMIT")
     except pg_errors.InsufficientPrivilege as error:
         db.execute("ROLLBACK")
-        raise RuntimeError(
-            "the ledger's tables are missing and this role may not create them: create them"
-            f" as the database's owner (`promo ledger init`) ({error})"
+        raise InvalidInput(
+            field,
+            f"the ledger's tables are missing or of an older schema ({stored or 'none'}) and this"
+            " role may not change them: run `promo ledger init` as the database's owner"
+            f" ({error})".replace("\n", " "),
         ) from None
     except BaseException:
         if not db.broken:
@@ -415,7 +441,7 @@ def create_schema(db: psycopg.Connection, *, app_role: str | None = None) -> Non
 def init_ledger(owner_url: str, app_role: str | None = None) -> None:
     """Create the ledger's tables as their owner, and grant `app_role` its rights."""
     with psycopg.connect(owner_url, autocommit=True) as db:
-        create_schema(db, app_role=app_role)
+        create_schema(db, app_role=app_role, field="--url")
 
 
 def verify_postgres(url: str) -> VerifyReport:

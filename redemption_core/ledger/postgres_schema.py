@@ -8,16 +8,30 @@ means: insertion order), and `WITHOUT ROWID` is dropped. The events table gets t
 of its own: triggers refusing UPDATE, DELETE and TRUNCATE, and `txid`, the id of the
 transaction that appended the event, which an incremental reader needs because sequence
 numbers are handed out at insert and committed in another order (`extract_horizon`).
+
+Migrations are sqlite_schema.MIGRATIONS spelled the same way (`migration_ddl`). A column a
+migration adds comes after the `rowid` identity column that a new table has last, so the
+projection names the columns it inserts into (every query already names what it reads).
 """
 
 from __future__ import annotations
 
 import re
 
-from redemption_core.ledger.sqlite_schema import EVENTS_SCHEMA, PROJECTION_SCHEMA, SCHEMA_VERSION
+from redemption_core.ledger.sqlite_schema import (
+    EVENTS_SCHEMA,
+    MIGRATIONS,
+    PROJECTION_SCHEMA,
+    SCHEMA_VERSION,
+)
 
-# Bumped with SCHEMA_VERSION (same tables), or alone for what only PostgreSQL has.
-POSTGRES_SCHEMA_VERSION = f"{SCHEMA_VERSION}.1"
+# SQLite's schema version (the same tables), then what only PostgreSQL has.
+POSTGRES_REVISION = 1
+POSTGRES_SCHEMA_VERSION = f"{SCHEMA_VERSION}.{POSTGRES_REVISION}"
+# SQLite spellings a migration would need translated that `migration_ddl` does not know.
+_UNSPELLED = re.compile(
+    r"\b(json_each|json_set|julianday|strftime|printf|PRAGMA|INSERT OR)\b", re.I
+)
 LEDGER_LOCK = 0x50524F4D4F  # advisory lock: schema creation, and exclusive vs shared writes
 
 
@@ -50,6 +64,35 @@ def _table(statement: str) -> str:
         body = body[:last_line_start] + code.rstrip() + f",{suffix}"
         statement = body + "\n    rowid BIGINT GENERATED ALWAYS AS IDENTITY\n)"
     return statement
+
+
+def schema_version(text: str) -> tuple[int, int]:
+    """(SQLite schema version, PostgreSQL revision) of a ledger_meta schema_version."""
+    major, _, minor = text.partition(".")
+    return int(major), int(minor or 0)
+
+
+def migration_ddl(version: int) -> list[str]:
+    """MIGRATIONS[version] (from `version` to the next) in PostgreSQL's spelling: types as
+    for a new table, and a JSON member as `->>` (text, as json_extract gives a string)."""
+    out = []
+    for statement in _statements(MIGRATIONS[version]):
+        if _UNSPELLED.search(statement):
+            raise ValueError(f"migration {version}: no PostgreSQL spelling for {statement[:60]}")
+        if statement.startswith("CREATE TABLE"):
+            out.append(_table(statement))
+            continue
+        if statement.startswith("ALTER TABLE"):
+            statement = re.sub(r"\bINTEGER\b", "BIGINT", statement)
+            statement = re.sub(r"\bTEXT\b", 'TEXT COLLATE "C"', statement)
+        out.append(
+            re.sub(
+                r"json_extract\(([\w.]+), '\$\.(\w+)'\)",
+                r"(CAST(\1 AS jsonb) ->> '\2')",
+                statement,
+            )
+        )
+    return out
 
 
 def projection_ddl() -> list[str]:

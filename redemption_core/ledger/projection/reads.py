@@ -379,14 +379,17 @@ class ProjectionReads(ProjectionBase):
         now: datetime,
     ) -> OpenHolds:
         counts = []
-        for column, value in (
-            ("customer_id", customer_id),
-            ("device_hash", device_hash),
-            ("ip_hash", ip_hash),
+        for kind, column, value in (
+            ("customer", "customer_id", customer_id),
+            ("device", "device_hash", device_hash),
+            ("ip", "ip_hash", ip_hash),
         ):
             if value is None:
                 counts.append(0)
                 continue
+            # Writers side by side: two holds of different vouchers by one customer, device
+            # or IP would each count the other's as not there yet.
+            self._lock(kind, value)
             counts.append(
                 self._db.execute(
                     f"SELECT count(*) FROM holds WHERE {column} = ? AND expires_at > ?"
