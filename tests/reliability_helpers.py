@@ -585,27 +585,6 @@ def _child_slow_commits(spec: Mapping[str, Any]) -> None:
     print(json.dumps({"written": spec["count"]}), flush=True)
 
 
-def _child_thread_clients(spec: Mapping[str, Any]) -> None:
-    """A server of `clients` threads, each with its own engine (as a threaded API server
-    would hold one per worker), all making the spec's one call at the go signal."""
-    engines = [RedemptionEngine.open(Path(spec["home"])) for _ in range(spec["clients"])]
-    results: list[dict[str, Any]] = [{} for _ in engines]
-
-    def client(n: int) -> None:
-        results[n] = _call(engines[n], {**spec["request"], "customer_id": f"{spec['tag']}-{n}"})
-
-    threads = [threading.Thread(target=client, args=(n,)) for n in range(len(engines))]
-    _line_up(spec)
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    for engine in engines:
-        engine.close()
-    for result in results:
-        print(json.dumps(result), flush=True)
-
-
 def _child_open_store(spec: Mapping[str, Any]) -> None:
     """Open (and so create, if missing) the ledger at the go signal."""
     _line_up(spec)
@@ -615,7 +594,6 @@ def _child_open_store(spec: Mapping[str, Any]) -> None:
 
 ROLES = {
     "open-store": _child_open_store,
-    "thread-clients": _child_thread_clients,
     "slow-commits": _child_slow_commits,
     "call": _child_call,
     "mixed": _child_mixed,

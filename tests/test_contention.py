@@ -62,28 +62,6 @@ def test_a_single_use_code_is_redeemed_exactly_once_when_eight_processes_race_fo
     assert verify_ledger(path).clean
 
 
-def test_one_of_sixteen_clients_on_two_servers_redeems_a_single_use_code(
-    tmp_path: Path,
-) -> None:
-    # Two server processes (on PostgreSQL: as two machines would be), eight clients each.
-    home = tmp_path / "home"
-    path = create_ledger(home, [standalone_def("once", "ONLY-ONCE", limits={"per_voucher": 1})])
-    specs = [
-        {"home": str(home), "clients": 8, "tag": f"server-{n}", "request": {"code": "ONLY-ONCE"}}
-        for n in range(2)
-    ]
-
-    results = [
-        r for server in run_lined_up("thread-clients", specs, tmp_path / "line") for r in server
-    ]
-
-    assert len(results) == 16
-    assert sum(result["ok"] for result in results) == 1
-    assert event_counts(path)["redemption_succeeded"] == 1
-    assert event_counts(path)["redemption_rejected"] == 15
-    assert verify_ledger(path).clean
-
-
 def test_a_campaign_budget_shared_by_many_codes_is_never_overspent_under_contention(
     tmp_path: Path,
 ) -> None:
