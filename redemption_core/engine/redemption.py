@@ -18,6 +18,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -257,6 +258,21 @@ class RedemptionEngine(
             subjects.append(("customer", customer_id))
         return subjects
 
+    def _misses_once(
+        self,
+        counted: _Counted | None,
+        subjects: list[Subject],
+        now: datetime,
+        hashed: HashedContext,
+        actor: str | None,
+    ) -> list[Event]:
+        """`_misses`, counted once per request however often its write is run again."""
+        if counted is None:
+            return self._misses(subjects, now, hashed, actor)
+        if counted.events is None:
+            counted.events = self._misses(subjects, now, hashed, actor)
+        return counted.events
+
     def _check_backoff(self, subjects: list[Subject]) -> None:
         if self.guard is not None:
             self.guard.check_backoff(self.now().timestamp(), subjects)
@@ -325,10 +341,12 @@ class RedemptionEngine(
                     "customer_id", "a hold needs the customer's id or context.device_id"
                 )
 
+            counted = _Counted()
+
             def hold() -> ValidationResult:
                 with self._transaction(concurrent=True) as tx:
                     result, events = self._validate_in(
-                        tx, code, order, customer_id, hashed, context, hold_seconds
+                        tx, code, order, customer_id, hashed, context, hold_seconds, counted
                     )
                     tx.append_many(events)
                 return result
@@ -371,6 +389,7 @@ class RedemptionEngine(
         hashed: HashedContext,
         context: RequestContext,
         hold_seconds: int | None,
+        counted: _Counted | None = None,
     ) -> tuple[ValidationResult, list[Event]]:
         now = self.now()
         actor = ACTING.get()
@@ -382,7 +401,9 @@ class RedemptionEngine(
             reasons: tuple[Reason, ...] = (
                 Reason(Code.RESOURCE_NOT_FOUND, "no voucher has this code"),
             )
-            misses = self._misses(self._subjects(hashed, customer_id), now, hashed, actor)
+            misses = self._misses_once(
+                counted, self._subjects(hashed, customer_id), now, hashed, actor
+            )
         else:
             state = tx.campaign_state(voucher.campaign_id)
             assert state is not None  # a voucher's campaign is created before it
@@ -501,7 +522,7 @@ class RedemptionEngine(
             results: list[RedemptionResult | PromoError] = []
             with self._transaction(concurrent=True) as tx:
                 tx.prepare_redemptions(
-                    [code for _, code, _, _ in ready],
+                    [code for _, code, *_ in ready],
                     [r.customer_id for r, *_ in ready if r.customer_id is not None],
                     [r.idempotency_key for r, *_ in ready if r.idempotency_key is not None],
                 )
@@ -519,7 +540,7 @@ class RedemptionEngine(
 
     def _prepare(
         self, request: RedeemRequest
-    ) -> tuple[RedeemRequest, str, HashedContext, str | None]:
+    ) -> tuple[RedeemRequest, str, HashedContext, str | None, _Counted]:
         if not isinstance(request, RedeemRequest):
             raise InvalidInput("request", "must be a RedeemRequest")
         code = normalize_code(request.code)
@@ -544,7 +565,7 @@ class RedemptionEngine(
                     "gift_amount": request.gift_amount,
                 }
             )
-        return request, code, hashed, request_hash
+        return request, code, hashed, request_hash, _Counted()
 
     def _redeem_in(
         self,
@@ -553,6 +574,7 @@ class RedemptionEngine(
         code: str,
         hashed: HashedContext,
         request_hash: str | None,
+        counted: _Counted,
     ) -> RedemptionResult:
         if request.idempotency_key is not None:
             earlier = tx.idempotent_event(request.idempotency_key)
@@ -577,8 +599,8 @@ class RedemptionEngine(
                 Reason(Code.RESOURCE_NOT_FOUND, "no voucher has this code"),
             )
             campaign_id = voucher_id = None
-            misses = self._misses(
-                self._subjects(hashed, request.customer_id), now, hashed, request.actor
+            misses = self._misses_once(
+                counted, self._subjects(hashed, request.customer_id), now, hashed, request.actor
             )
         else:
             campaign_id, voucher_id = voucher.campaign_id, voucher.voucher_id
@@ -722,6 +744,14 @@ class RedemptionEngine(
                 )
             tx.append(event)
         return rollback_result(event, replayed=False)
+
+
+@dataclass(slots=True)
+class _Counted:
+    """The guard's misses of one request. A concurrent write the database gave up is run again
+    (WriteConflict), but the guard's table is not rolled back with it: count them once."""
+
+    events: list[Event] | None = None
 
 
 def _session_reasons(
