@@ -11,7 +11,7 @@ export GX_ANALYTICS_ENABLED := False
 UV := python3 -m uv
 RUN := $(UV) run --frozen --no-sync
 
-.PHONY: env demo demo-core pipeline dagster console screenshot serve test lint format bench-api bench-core bench-distribution bench-sim bench-pipeline bench-ml bench-console
+.PHONY: env demo demo-core pipeline dagster console screenshot serve test lint format bench-api bench-core bench-distribution bench-sim bench-pipeline bench-ml bench-fraud-reviews bench-console
 
 # Quiet unless something fails: a newcomer's first screen shows the demo, not installer chatter.
 env:
@@ -79,3 +79,6 @@ bench-console: env
 
 bench-ml: env
 	$(RUN) python bench/ml.py
+
+bench-fraud-reviews: env
+	$(RUN) python bench/fraud_reviews.py

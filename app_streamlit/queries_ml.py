@@ -7,7 +7,7 @@ pages say which commands produce them. Values are bound parameters.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 import pandas as pd
@@ -25,11 +25,14 @@ QUEUE_LIMIT = 500
 class QueueSearch:
     entity_types: tuple[str, ...] = ()
     min_score: float = 0.0
+    set_aside: bool = False  # also the cases reviews set aside (fraud_feedback)
 
 
 def _queue_where(search: QueueSearch, reviewed: Collection[str]) -> tuple[str, dict[str, object]]:
     clauses = ["NOT list_contains($reviewed::VARCHAR[], flag_id)", "score >= $min_score"]
     params: dict[str, object] = {"reviewed": sorted(reviewed), "min_score": search.min_score}
+    if not search.set_aside:
+        clauses.append("NOT coalesce(suppressed, false)")
     if search.entity_types:
         clauses.append("list_contains($entity_types::VARCHAR[], entity_type)")
         params["entity_types"] = list(search.entity_types)
@@ -37,13 +40,15 @@ def _queue_where(search: QueueSearch, reviewed: Collection[str]) -> tuple[str, d
 
 
 def fraud_queue(search: QueueSearch, reviewed: Collection[str]) -> pd.DataFrame:
-    """Flags not reviewed yet, highest score first (at most QUEUE_LIMIT)."""
+    """Cases not reviewed yet, highest score first (at most QUEUE_LIMIT), with their evidence:
+    reasons, a small daily series, the ids involved."""
     where, params = _queue_where(search, reviewed)
     return db.query(
         f"""
-        SELECT flag_id, entity_type, entity_id, score, layers, reasons, customer_id,
-            voucher_id, redemption_id, store_id, staff_id, first_seen, last_seen,
-            model_version, scored_at,
+        SELECT flag_id, entity_type, entity_id, score, layers, sources, reasons, series,
+            series_label, attempts, customer_id, voucher_id, redemption_id, store_id, staff_id,
+            customer_ids, codes, device_hashes, ip_hashes, payment_hashes, redemption_ids,
+            first_seen, last_seen, first_flagged_at, suppressed_by, model_version, scored_at,
         FROM {FRAUD_QUEUE}
         WHERE {where}
         ORDER BY score DESC, flag_id
@@ -54,19 +59,49 @@ def fraud_queue(search: QueueSearch, reviewed: Collection[str]) -> pd.DataFrame:
 
 
 def fraud_queue_summary(reviewed: Collection[str]) -> pd.DataFrame:
-    """Per entity type: flags waiting, and flags reviewed since the queue was scored."""
+    """Per entity type: cases waiting (not reviewed, not set aside), reviewed, set aside."""
     return db.query(
         f"""
         SELECT entity_type,
-            count(*) FILTER (WHERE NOT list_contains($reviewed::VARCHAR[], flag_id)) AS waiting,
+            count(*) FILTER (WHERE NOT list_contains($reviewed::VARCHAR[], flag_id)
+                AND NOT coalesce(suppressed, false)) AS waiting,
             count(*) FILTER (WHERE list_contains($reviewed::VARCHAR[], flag_id)) AS reviewed,
-            max(score) FILTER (WHERE NOT list_contains($reviewed::VARCHAR[], flag_id))
-                AS top_score,
+            count(*) FILTER (WHERE NOT list_contains($reviewed::VARCHAR[], flag_id)
+                AND coalesce(suppressed, false)) AS set_aside,
+            max(score) FILTER (WHERE NOT list_contains($reviewed::VARCHAR[], flag_id)
+                AND NOT coalesce(suppressed, false)) AS top_score,
         FROM {FRAUD_QUEUE}
         GROUP BY entity_type
         ORDER BY waiting DESC, entity_type
         """,
         {"reviewed": sorted(reviewed)},
+    )
+
+
+def source_precision(decisions: Mapping[str, str]) -> pd.DataFrame:
+    """Per source of the queue's cases (a rule, an anomaly forest, a drift rate, the model):
+    cases, reviewed, judged fraud, judged legitimate, and precision among the reviewed, from
+    the decisions in the ledger (flag id -> decision). Noisy sources first."""
+    return db.query(
+        f"""
+        WITH decided AS (
+            SELECT unnest($flags::VARCHAR[]) AS flag_id,
+                unnest($decisions::VARCHAR[]) AS decision
+        ),
+        sourced AS (
+            SELECT flag_id, unnest(sources) AS source FROM {FRAUD_QUEUE}
+        )
+        SELECT source,
+            count(*) AS cases,
+            count(decision) AS reviewed,
+            count(*) FILTER (WHERE decision = 'fraud') AS fraud,
+            count(*) FILTER (WHERE decision = 'legitimate') AS legitimate,
+            count(*) FILTER (WHERE decision = 'fraud') / nullif(count(decision), 0) AS precision,
+        FROM sourced LEFT JOIN decided USING (flag_id)
+        GROUP BY source
+        ORDER BY precision ASC NULLS LAST, reviewed DESC, source
+        """,
+        {"flags": list(decisions), "decisions": list(decisions.values())},
     )
 
 

@@ -1,27 +1,18 @@
-"""Fraud detection in three layers, combined into one review queue.
+"""The supervised fraud layer: a LightGBM model over the attempt features (and an
+IsolationForest anomaly score as one more feature), trained on labels from analysts' review
+decisions and, where present, a simulation's ground truth (label mapping in `attempt_labels`).
 
-1. Rules (RULES): named, explainable thresholds on features, each about an actor (a device that
-   keeps failing, a code redeemed by people who do not hold it, a staff member redeeming at
-   night). A rule hit puts the attempt in the queue on its own: its score is at least RULE_SCORE.
-2. Anomaly (IsolationForest, fixed seed): how unusual an attempt is among all attempts, learnt
-   without labels. Reported as a percentile of the training attempts; it fires at or above
-   ANOMALY_FIRE_PCT and is also a feature of the supervised model.
-3. Supervised (LightGBM): trained on labels from analysts' review decisions and, where present,
-   the simulator's ground truth (label mapping in `attempt_labels`).
-
-An attempt's score is the model probability, or, when a rule fired, RULE_SCORE + (1 -
-RULE_SCORE) x probability: a rule hit is in the queue whatever the model says, and the model
-still orders rule hits among themselves. It is flagged at or above the operating threshold. Flagged attempts are grouped into flags: an attempt whose actor
-set off a rule that day joins that actor's flag (`device:<hash>@<day>`), any other flagged
-attempt is its own flag (`attempt:<event_id>`). Each flag carries its layers, reasons (rule
-values against thresholds, the features that drove the model score) and the ids a reviewer needs.
+It joins the label-free layers (fraud_rules, fraud_anomaly, fraud_drift; combined into the
+review queue by fraud_detect) once a version is promoted: an attempt it scores at or above its
+operating threshold becomes a signal of its own. It never replaces the other layers, and the
+named rules live in one table only, fraud_rules.RULES.
 """
 
 from __future__ import annotations
 
 import hashlib
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
@@ -32,51 +23,8 @@ from sklearn.ensemble import IsolationForest
 
 from models_ml.data import DataError, check_columns
 from models_ml.fraud_features import FEATURES, build_attempt_features
+from models_ml.fraud_rules import ENTITY_COLUMNS
 
-
-@dataclass(frozen=True)
-class Rule:
-    feature: str
-    threshold: float
-    entity_type: str  # the actor the rule is about: its flag groups that actor's attempts
-    why: str
-
-
-# Every rule fires when `feature >= threshold`. In priority order: an attempt that sets off
-# several rules joins the flag of the first.
-RULES: dict[str, Rule] = {
-    "staff_off_hours_redemptions": Rule(
-        "staff_off_hours_manual_24h", 3, "staff",
-        "customer-less redemptions keyed in by one staff member at night (23:00-06:00 UTC), 24 h",
-    ),
-    "device_failed_attempts": Rule(
-        "device_failures_1h", 10, "device", "failed validations/redemptions from one device, 1 h"
-    ),
-    "device_codes_tried": Rule(
-        "device_codes_1h", 8, "device", "distinct codes tried from one device, 1 h"
-    ),
-    "ip_failed_attempts": Rule(
-        "ip_failures_1h", 20, "ip", "failed validations/redemptions from one IP address, 1 h"
-    ),
-    "accounts_per_device": Rule(
-        "device_customers_7d", 3, "device", "distinct customer accounts on one device, 7 d"
-    ),
-    "accounts_per_payment": Rule(
-        "payment_customers_7d", 3, "payment",
-        "distinct customer accounts paying with one card/wallet, 7 d",
-    ),
-    "code_used_by_non_holders": Rule(
-        "code_nonholders_7d", 2, "code",
-        "distinct customers redeeming a code published to someone else, 7 d",
-    ),
-    "code_velocity": Rule(
-        "code_attempts_10m", 15, "code", "attempts on one code, 10 min"
-    ),
-    "customer_refunds": Rule(
-        "customer_refunds_7d", 2, "customer", "refunds to one customer before this attempt, 7 d"
-    ),
-}  # fmt: skip
-RULE_SCORE = 0.9
 OPERATING_THRESHOLD = 0.5
 ANOMALY_FIRE_PCT = 0.99
 ANOMALY_FEATURE = "anomaly_score"
@@ -103,18 +51,6 @@ FOREST_PARAMS: dict[str, Any] = {"n_estimators": 50, "max_samples": 256}
 BATCH_THREADS = 2  # batch scoring only: results are the same on any number of threads
 _CHUNK = 65_536
 HOLDOUT_SHARE = 0.25  # the later part of a training window held out for the card's metrics
-ENTITY_COLUMNS = {
-    "attempt": "event_id",
-    "redemption": "redemption_id",
-    "customer": "customer_id",
-    "device": "device_hash",
-    "ip": "ip_hash",
-    "payment": "payment_hash",
-    "code": "code",
-    "voucher": "voucher_id",
-    "staff": "staff_id",
-    "store": "store_id",
-}
 
 
 # -- labels ------------------------------------------------------------------------------------
@@ -206,7 +142,7 @@ def review_attempt_labels(attempts: pl.DataFrame, reviews: pl.DataFrame) -> pl.D
     if reviews.is_empty() or attempts.is_empty():
         return empty
     reviews = reviews.filter(pl.col("decision").is_in(["fraud", "legitimate"])).with_columns(
-        day=pl.col("flag_id").str.extract(r"@(\d{4}-\d{2}-\d{2})$"),
+        day=pl.col("flag_id").str.extract(r"@(\d{4}-\d{2}-\d{2})"),
         review_label=(pl.col("decision") == "fraud").cast(pl.Int32),
         specific=pl.col("entity_type").is_in(["attempt", "redemption"]),
     )
@@ -321,7 +257,6 @@ class FraudModel:
     fast_forest: FastForest
     forest_reference: np.ndarray  # sorted training anomaly scores, for percentiles
     features: tuple[str, ...] = MODEL_FEATURES
-    rules: dict[str, Rule] = field(default_factory=lambda: dict(RULES))
     threshold: float = OPERATING_THRESHOLD
     seed: int = 0
 
@@ -399,177 +334,23 @@ def fit_fraud(labelled: pl.DataFrame, seed: int) -> FraudModel:
 
 # -- scoring -----------------------------------------------------------------------------------
 def score_attempts(model: FraudModel, features: pl.DataFrame) -> pl.DataFrame:
-    """The features with anomaly_score, anomaly_pct, model_prob, rule_mask (bit i: the i-th rule
-    fired), score and flagged. Numpy throughout: this is the batch scoring path."""
+    """The features with anomaly_score, anomaly_pct, model_prob, score (= model_prob) and
+    flagged (score at or above the operating threshold). Numpy throughout: the batch path."""
     rows = features.height
     matrix = np.empty((rows, len(MODEL_FEATURES)))
     matrix[:, :-1] = feature_matrix(features)
     matrix[:, -1] = anomaly = model.anomaly(matrix[:, :-1])
     prob = model.booster.predict(matrix, num_threads=BATCH_THREADS)
-    mask = np.zeros(rows, np.int64)
-    for bit, rule in enumerate(model.rules.values()):
-        mask |= (matrix[:, FEATURES.index(rule.feature)] >= rule.threshold).astype(np.int64) << bit
-    score = np.where(mask > 0, RULE_SCORE + (1 - RULE_SCORE) * prob, prob)
     return features.with_columns(
         anomaly_score=pl.Series(anomaly),
         anomaly_pct=pl.Series(model.anomaly_pct(anomaly)),
         model_prob=pl.Series(prob),
-        rule_mask=pl.Series(mask),
-        score=pl.Series(score),
-        flagged=pl.Series(score >= model.threshold),
+        score=pl.Series(prob),
+        flagged=pl.Series(prob >= model.threshold),
     )
 
 
-def rules_fired(model: FraudModel) -> pl.Expr:
-    """The names of the rules an attempt set off, from its rule_mask."""
-    return pl.concat_list(
-        pl.when((pl.col("rule_mask") & (1 << bit)) != 0).then(pl.lit(name))
-        for bit, name in enumerate(model.rules)
-    ).list.drop_nulls()
-
-
-def score_fraud(
-    model: FraudModel, events: pl.DataFrame, first: date | None = None, last: date | None = None
-) -> pl.DataFrame:
-    """The review queue for the attempts in [first, last] of an events frame."""
-    return review_queue(model, score_attempts(model, build_attempt_features(events, first, last)))
-
-
-def review_queue(model: FraudModel, scored: pl.DataFrame) -> pl.DataFrame:
-    """One row per flag (see the module docstring), highest score first."""
-    flagged = scored.filter(pl.col("flagged")).with_columns(rules_fired=rules_fired(model))
-    # Actors a rule fired on, per day: the flags that gather that actor's flagged attempts.
-    actors = []
-    for name, rule in model.rules.items():
-        column = ENTITY_COLUMNS[rule.entity_type]
-        actors.append(
-            flagged.filter(pl.col("rules_fired").list.contains(name))
-            .select(
-                pl.col(column).alias("entity_id"),
-                "event_date",
-                entity_type=pl.lit(rule.entity_type),
-                priority=pl.lit(len(actors)),
-            )
-            .unique()
-        )
-    assigned = flagged.select(
-        "event_id", "event_date", *{ENTITY_COLUMNS[r.entity_type] for r in model.rules.values()}
-    )
-    candidates = [
-        assigned.join(
-            actor,
-            left_on=[ENTITY_COLUMNS[rule.entity_type], "event_date"],
-            right_on=["entity_id", "event_date"],
-        ).select(
-            "event_id",
-            "priority",
-            "entity_type",
-            entity_id=pl.col(ENTITY_COLUMNS[rule.entity_type]),
-        )
-        for rule, actor in zip(model.rules.values(), actors, strict=True)
-    ]
-    owner = (
-        pl.concat(candidates).sort("event_id", "priority").unique("event_id", keep="first")
-        if candidates
-        else pl.DataFrame(
-            schema={
-                "event_id": pl.String,
-                "priority": pl.Int32,
-                "entity_type": pl.String,
-                "entity_id": pl.String,
-            }
-        )
-    )
-    flagged = (
-        flagged.join(owner.drop("priority"), on="event_id", how="left")
-        .with_columns(
-            entity_type=pl.col("entity_type").fill_null("attempt"),
-            entity_id=pl.coalesce("entity_id", "event_id"),
-        )
-        .with_columns(
-            flag_id=pl.when(pl.col("entity_type") == "attempt")
-            .then(pl.concat_str(pl.lit("attempt:"), "event_id"))
-            .otherwise(
-                pl.concat_str("entity_type", pl.lit(":"), "entity_id", pl.lit("@"), "event_date")
-            )
-        )
-    )
-    reasons = _reasons(model, flagged)
-    queue = (
-        flagged.join(reasons, on="event_id", how="left")
-        .sort("score", "seq", descending=[True, False])
-        .group_by("flag_id", maintain_order=True)
-        .agg(
-            entity_type=pl.col("entity_type").first(),
-            entity_id=pl.col("entity_id").first(),
-            score=pl.col("score").max(),
-            model_prob=pl.col("model_prob").max(),
-            anomaly_pct=pl.col("anomaly_pct").max(),
-            rules_fired=pl.col("rules_fired")
-            .list.explode(keep_nulls=False, empty_as_null=False)
-            .unique()
-            .sort(),
-            **{
-                f"rule_{i}": pl.when(pl.col("rules_fired").list.contains(name).any()).then(
-                    pl.format(
-                        f"{name}: {rule.feature} reached {{}} (threshold {rule.threshold:g}; {rule.why})",
-                        pl.col(rule.feature)
-                        .filter(pl.col("rules_fired").list.contains(name))
-                        .max()
-                        .round(3),
-                    )
-                )
-                for i, (name, rule) in enumerate(model.rules.items())
-            },
-            model_reasons=pl.col("model_reasons").first(),
-            attempts=pl.len(),
-            event_ids=pl.col("event_id").sort(),
-            customer_ids=pl.col("customer_id").drop_nulls().unique().sort(),
-            voucher_ids=pl.col("voucher_id").drop_nulls().unique().sort(),
-            redemption_ids=pl.col("redemption_id").drop_nulls().unique().sort(),
-            codes=pl.col("code").drop_nulls().unique().sort(),
-            store_ids=pl.col("store_id").drop_nulls().unique().sort(),
-            staff_ids=pl.col("staff_id").drop_nulls().unique().sort(),
-            first_seen=pl.col("occurred_at").min(),
-            last_seen=pl.col("occurred_at").max(),
-        )
-        .with_columns(
-            layers=pl.concat_list(
-                pl.when(pl.col("rules_fired").list.len() > 0).then(pl.lit("rules")),
-                pl.when(pl.col("anomaly_pct") >= ANOMALY_FIRE_PCT).then(pl.lit("anomaly")),
-                pl.when(pl.col("model_prob") >= model.threshold).then(pl.lit("model")),
-            ).list.drop_nulls(),
-        )
-        .with_columns(
-            reasons=pl.concat_list(
-                pl.concat_list(*[f"rule_{i}" for i in range(len(model.rules))]).list.drop_nulls(),
-                pl.when(pl.col("anomaly_pct") >= ANOMALY_FIRE_PCT)
-                .then(
-                    pl.concat_list(
-                        pl.format(
-                            "anomaly: more unusual than {}% of attempts",
-                            (pl.col("anomaly_pct") * 100).round(1),
-                        )
-                    )
-                )
-                .otherwise(pl.lit([], pl.List(pl.String))),
-                "model_reasons",
-            )
-        )
-        .with_columns(
-            # One id of each kind for a table row (the lists hold them all).
-            **{
-                single: pl.col(f"{single}s").list.first()
-                for single in ("customer_id", "voucher_id", "redemption_id", "store_id", "staff_id")
-            }
-        )
-        .drop("model_reasons", *[f"rule_{i}" for i in range(len(model.rules))])
-        .sort("score", "first_seen", "flag_id", descending=[True, False, False])
-    )
-    return queue
-
-
-def _reasons(model: FraudModel, flagged: pl.DataFrame, top: int = 3) -> pl.DataFrame:
+def model_reasons(model: FraudModel, flagged: pl.DataFrame, top: int = 3) -> pl.DataFrame:
     """Per flagged attempt: the features that pushed the model's score up most (LightGBM
     contributions, in log-odds)."""
     schema = {"event_id": pl.String, "model_reasons": pl.List(pl.String)}
@@ -597,8 +378,6 @@ class FraudScorer:
 
     def __init__(self, model: FraudModel) -> None:
         self.model = model
-        self._rule_index = np.array([FEATURES.index(r.feature) for r in model.rules.values()])
-        self._rule_threshold = np.array([r.threshold for r in model.rules.values()], float)
         self._row = np.zeros((1, len(MODEL_FEATURES)))
 
     def score(self, x: np.ndarray) -> float:
@@ -606,10 +385,7 @@ class FraudScorer:
             raise DataError(f"a feature vector has {len(FEATURES)} values, got shape {x.shape}")
         self._row[0, :-1] = x
         self._row[0, -1] = -self.model.fast_forest.score_one(x)
-        prob = float(self.model.booster.predict(self._row, num_threads=1)[0])
-        if (x[self._rule_index] >= self._rule_threshold).any():
-            return RULE_SCORE + (1 - RULE_SCORE) * prob
-        return prob
+        return float(self.model.booster.predict(self._row, num_threads=1)[0])
 
 
 # -- training ----------------------------------------------------------------------------------

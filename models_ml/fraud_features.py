@@ -29,8 +29,12 @@ FEATURE_EVENT_TYPES = (
     "order_refunded",
     "voucher_published",
     "customer_created",
+    "campaign_created",
 )
 LOOKBACK_DAYS = 8  # the longest window (7 d) plus a day of slack
+# A redemption by an account at most this old, or of a campaign for new customers only, is a
+# "welcome take": what a farm of fresh accounts on one device or card does once per account.
+WELCOME_ACCOUNT_AGE_H = 48.0
 # Manual redemptions in these UTC hours are "off-hours": [OFF_HOURS_FROM, 24) and [0, OFF_HOURS_TO).
 OFF_HOURS_FROM, OFF_HOURS_TO = 23, 6
 # An account older than the frame (no customer_created seen) counts as this old, in hours.
@@ -53,16 +57,23 @@ ID_COLUMNS = (
 ATTEMPT_FEATURES = (
     "is_validation", "failed", "code_not_found", "hour_utc", "off_hours", "has_customer",
     "manual_no_customer", "channel_pos", "channel_web", "channel_app", "order_amount",
-    "discount", "discount_share", "holder_mismatch", "account_age_h",
+    "discount", "discount_share", "holder_mismatch", "account_age_h", "welcome_take",
 )  # fmt: skip
+# What happened to an attempt afterwards (rolled back, its order refunded): not model features
+# (they look ahead), but the rates the drift layer watches per store, staff member, channel...
+OUTCOME_COLUMNS = ("rolled_back", "refunded", "refunded_full")
 DEVICE_FEATURES = (
     "device_attempts_1h", "device_failures_1h", "device_fail_ratio_1h", "device_codes_1h",
-    "device_attempts_24h", "device_customers_7d",
+    "device_attempts_24h", "device_customers_7d", "device_redeemers_24h",
+    "device_welcome_accounts_7d",
 )  # fmt: skip
 IP_FEATURES = (
     "ip_attempts_1h", "ip_failures_1h", "ip_fail_ratio_1h", "ip_codes_1h", "ip_customers_7d",
 )  # fmt: skip
-PAYMENT_FEATURES = ("payment_attempts_24h", "payment_customers_7d")
+PAYMENT_FEATURES = (
+    "payment_attempts_24h", "payment_customers_7d", "payment_redeemers_24h",
+    "payment_welcome_accounts_7d",
+)  # fmt: skip
 CUSTOMER_FEATURES = (
     "customer_attempts_24h", "customer_failures_24h", "customer_codes_7d",
     "customer_redeemed_7d", "customer_rollbacks_7d", "customer_refunds_7d",
@@ -96,7 +107,6 @@ def _timeline(events: pl.DataFrame) -> pl.DataFrame:
         .sort("seq")
         .with_columns(
             ts=pl.col("occurred_at").str.strptime(pl.Datetime("us"), "%Y-%m-%dT%H:%M:%S%.fZ"),
-            code=_json("$.code").str.to_uppercase(),
         )
         .with_columns(
             t=pl.col("ts").cast(pl.Int64) * 1000 + offset,
@@ -135,10 +145,44 @@ def build_attempt_features(
         features = features.filter(pl.col("event_date") >= first.isoformat())
     if last is not None:
         features = features.filter(pl.col("event_date") <= last.isoformat())
-    return features.select(
-        *ID_COLUMNS,
-        *[pl.col(name).cast(pl.Float64).fill_null(0.0).fill_nan(0.0) for name in FEATURES],
-    ).sort("seq")
+    return (
+        _with_outcomes(features, timeline)
+        .select(
+            *ID_COLUMNS,
+            "t",  # the windows' time key (ns, ties broken by seq), for the layers after them
+            *[pl.col(name).cast(pl.Float64).fill_null(0.0).fill_nan(0.0) for name in FEATURES],
+            *OUTCOME_COLUMNS,
+        )
+        .sort("seq")
+    )
+
+
+def _with_outcomes(features: pl.DataFrame, timeline: pl.DataFrame) -> pl.DataFrame:
+    """Whether each successful redemption was later rolled back, and whether the order of each
+    attempt was refunded (in part or in full)."""
+    typed = pl.col("event_type")
+    rolled = timeline.filter(typed == "redemption_rolled_back")["redemption_id"].drop_nulls()
+    refunds = (
+        timeline.filter(typed == "order_refunded", pl.col("order_id").is_not_null())
+        .group_by("order_id")
+        .agg(refund_total=_json("$.amount").cast(pl.Float64, strict=False).sum())
+    )
+    succeeded = typed == "redemption_succeeded"
+    return (
+        features.join(refunds, on="order_id", how="left", maintain_order="left")
+        .with_columns(
+            rolled_back=(
+                succeeded & pl.col("redemption_id").is_in(rolled.unique().implode())
+            ).fill_null(False),
+            # of any attempt on an order, redeemed or not: refund abuse refunds them all
+            refunded=pl.col("refund_total").is_not_null(),
+            refunded_full=(
+                (pl.col("refund_total") >= FULL_REFUND_SHARE * pl.col("order_amount"))
+                & (pl.col("order_amount") > 0)
+            ).fill_null(False),
+        )
+        .drop("refund_total")
+    )
 
 
 def _ratio(numerator: str, denominator: str) -> pl.Expr:
@@ -147,22 +191,61 @@ def _ratio(numerator: str, denominator: str) -> pl.Expr:
     )
 
 
+_ATTEMPT_PAYLOAD = pl.Struct(
+    {
+        "code": pl.String,
+        "valid": pl.Boolean,
+        "reasons": pl.List(pl.Struct({"code": pl.String})),
+        "discount": pl.Float64,
+        "order_amount": pl.Float64,
+        "order": pl.Struct({"amount": pl.Float64}),
+    }
+)
+
+
+def _attempt_payloads(attempts: pl.DataFrame) -> pl.DataFrame:
+    """The payload fields the features read, parsed once per attempt. A payload whose fields
+    are not of these types (the pipeline's raw checks stop those before the models) is read
+    field by field instead, what cannot be read taken as missing."""
+    try:
+        fields = attempts.select(parsed=pl.col("payload").str.json_decode(_ATTEMPT_PAYLOAD)).unnest(
+            "parsed"
+        )
+        return fields.select(
+            code=pl.col("code"),
+            valid=pl.col("valid").cast(pl.String).str.to_lowercase(),
+            reason=pl.col("reasons").list.first().struct.field("code"),
+            discount=pl.col("discount"),
+            order_amount=pl.col("order_amount"),
+            order_total=pl.col("order").struct.field("amount"),
+        )
+    except pl.exceptions.PolarsError:
+        return attempts.select(
+            code=_json("$.code"),
+            valid=_json("$.valid"),
+            reason=_json("$.reasons[0].code"),
+            discount=_json("$.discount").cast(pl.Float64, strict=False),
+            order_amount=_json("$.order_amount").cast(pl.Float64, strict=False),
+            order_total=_json("$.order.amount").cast(pl.Float64, strict=False),
+        )
+
+
 def _with_attempt_fields(attempts: pl.DataFrame, timeline: pl.DataFrame) -> pl.DataFrame:
     """The attempt's own fields: outcome, hour, channel, amounts, holder, account age."""
-    reason = _json("$.reasons[0].code")
+    attempts = pl.concat([attempts, _attempt_payloads(attempts)], how="horizontal")
     amount = (
         pl.when(pl.col("event_type") == "voucher_validated")
-        .then(_json("$.order_amount"))
-        .otherwise(_json("$.order.amount"))
-        .cast(pl.Float64, strict=False)
+        .then(pl.col("order_amount"))
+        .otherwise(pl.col("order_total"))
         .fill_null(0.0)
     )
     frame = attempts.with_columns(
         row=pl.int_range(pl.len(), dtype=pl.Int64),
+        code=pl.col("code").str.to_uppercase(),
         is_validation=(pl.col("event_type") == "voucher_validated"),
         failed=(pl.col("event_type") == "redemption_rejected")
-        | ((pl.col("event_type") == "voucher_validated") & (_json("$.valid") == "false")),
-        code_not_found=(reason == "resource_not_found").fill_null(False),
+        | ((pl.col("event_type") == "voucher_validated") & (pl.col("valid") == "false")),
+        code_not_found=(pl.col("reason") == "resource_not_found").fill_null(False),
         hour_utc=pl.col("ts").dt.hour(),
         has_customer=pl.col("customer_id").is_not_null(),
         manual_no_customer=pl.col("staff_id").is_not_null() & pl.col("customer_id").is_null(),
@@ -170,7 +253,7 @@ def _with_attempt_fields(attempts: pl.DataFrame, timeline: pl.DataFrame) -> pl.D
         channel_web=pl.col("sales_channel") == "web",
         channel_app=pl.col("sales_channel") == "app",
         order_amount=amount,
-        discount=_json("$.discount").cast(pl.Float64, strict=False).fill_null(0.0),
+        discount=pl.col("discount").fill_null(0.0),
     ).with_columns(
         off_hours=(pl.col("hour_utc") >= OFF_HOURS_FROM) | (pl.col("hour_utc") < OFF_HOURS_TO),
         discount_share=pl.when(pl.col("order_amount") > 0)
@@ -193,6 +276,13 @@ def _with_attempt_fields(attempts: pl.DataFrame, timeline: pl.DataFrame) -> pl.D
         .group_by("customer_id")
         .agg(created_t=pl.col("t").min())
     )
+    # Campaigns for new customers only, from their definitions (any merchant's welcome offer).
+    welcome_campaigns = (
+        timeline.filter(pl.col("event_type") == "campaign_created")
+        .filter(_json("$.definition.rules.new_customers_only") == "true")["campaign_id"]
+        .drop_nulls()
+        .unique()
+    )
     frame = frame.join(created, on="customer_id", how="left").with_columns(
         holder_mismatch=pl.col("holder_id").is_not_null()
         & pl.col("customer_id").is_not_null()
@@ -202,6 +292,14 @@ def _with_attempt_fields(attempts: pl.DataFrame, timeline: pl.DataFrame) -> pl.D
         .when(pl.col("created_t").is_null() | (pl.col("created_t") > pl.col("t")))
         .then(OLD_ACCOUNT_H)
         .otherwise(((pl.col("t") - pl.col("created_t")) / 3.6e12).clip(0.0, OLD_ACCOUNT_H)),
+    )
+    frame = frame.with_columns(
+        welcome_take=(pl.col("event_type") == "redemption_succeeded")
+        & pl.col("customer_id").is_not_null()
+        & (
+            pl.col("campaign_id").is_in(welcome_campaigns.implode()).fill_null(False)
+            | ((pl.col("account_age_h") >= 0) & (pl.col("account_age_h") < WELCOME_ACCOUNT_AGE_H))
+        )
     )
     return frame.sort("row")
 
@@ -250,6 +348,10 @@ def _activity(attempts: pl.DataFrame, timeline: pl.DataFrame) -> pl.DataFrame:
         is_redeemed=(pl.col("event_type") == "redemption_succeeded").cast(pl.Int32),
         is_off_hours_manual=(pl.col("off_hours") & pl.col("manual_no_customer")).cast(pl.Int32),
         nonholder=pl.when(pl.col("holder_mismatch")).then(pl.col("customer_id")),
+        redeemer=pl.when(pl.col("event_type") == "redemption_succeeded").then(
+            pl.col("customer_id")
+        ),
+        welcomer=pl.when(pl.col("welcome_take")).then(pl.col("customer_id")),
     )
     return pl.concat([base, refunds, rollbacks], how="diagonal").with_columns(
         pl.col("row").fill_null(-1),
@@ -288,8 +390,14 @@ _WINDOWS: tuple[tuple[str, str, dict[str, dict[str, pl.Expr]]], ...] = (
                 "failures_1h": pl.col("is_failure").sum(),
                 "codes_1h": _distinct("code"),
             },
-            "24h": {"attempts_24h": pl.col("is_attempt").sum()},
-            "7d": {"customers_7d": _distinct("customer_id")},
+            "24h": {
+                "attempts_24h": pl.col("is_attempt").sum(),
+                "redeemers_24h": _distinct("redeemer"),
+            },
+            "7d": {
+                "customers_7d": _distinct("customer_id"),
+                "welcome_accounts_7d": _distinct("welcomer"),
+            },
         },
     ),
     (
@@ -308,8 +416,14 @@ _WINDOWS: tuple[tuple[str, str, dict[str, dict[str, pl.Expr]]], ...] = (
         "payment_hash",
         "payment",
         {
-            "24h": {"attempts_24h": pl.col("is_attempt").sum()},
-            "7d": {"customers_7d": _distinct("customer_id")},
+            "24h": {
+                "attempts_24h": pl.col("is_attempt").sum(),
+                "redeemers_24h": _distinct("redeemer"),
+            },
+            "7d": {
+                "customers_7d": _distinct("customer_id"),
+                "welcome_accounts_7d": _distinct("welcomer"),
+            },
         },
     ),
     (
@@ -386,9 +500,12 @@ def _rolling(
     return result
 
 
-def load_fraud_events(lake_dir: Path, first: date, last: date) -> pl.DataFrame:
+def load_fraud_events(
+    lake_dir: Path, first: date, last: date, lookback_days: int = LOOKBACK_DAYS
+) -> pl.DataFrame:
     """What the features of [first, last] need: the attempts, refunds and rollbacks from
-    LOOKBACK_DAYS before `first`, and every publication and customer creation up to `last`.
+    `lookback_days` before `first`, and every publication, customer creation and campaign
+    definition up to `last`.
 
     Only NEEDED_COLUMNS are read. The publications and creations before the lookback serve
     only to find the holder of a voucher tried in the window and the creation time of an
@@ -396,7 +513,7 @@ def load_fraud_events(lake_dir: Path, first: date, last: date) -> pl.DataFrame:
     are null) and their number among the events of their instant (`t_offset`, see `_timeline`)."""
     if first > last:
         raise DataError(f"empty window: from {first} is after to {last}")
-    since = first - timedelta(days=LOOKBACK_DAYS)
+    since = first - timedelta(days=lookback_days)
     scan = scan_events(lake_dir).filter(pl.col("event_date") <= last.isoformat())
     recent = (
         scan.filter(
@@ -418,12 +535,18 @@ def load_fraud_events(lake_dir: Path, first: date, last: date) -> pl.DataFrame:
         # part of the account age: number them before leaving out the ones not needed.
         .with_columns(t_offset=pl.int_range(pl.len()).over("occurred_at"))
         .filter(
-            ((typed == "voucher_published") & pl.col("voucher_id").is_in(vouchers))
-            | ((typed == "customer_created") & pl.col("customer_id").is_in(customers))
+            ((typed == "voucher_published") & pl.col("voucher_id").is_in(vouchers.implode()))
+            | ((typed == "customer_created") & pl.col("customer_id").is_in(customers.implode()))
         )
         .collect()
     )
-    return pl.concat([recent, older], how="diagonal").sort("seq")
+    # Campaign definitions say which campaigns are for new customers only: a few rows, all kept.
+    campaigns = (
+        scan.filter(pl.col("event_date") < since.isoformat(), typed == "campaign_created")
+        .select("seq", "event_type", "occurred_at", "campaign_id", "payload")
+        .collect()
+    )
+    return pl.concat([recent, older, campaigns], how="diagonal").sort("seq")
 
 
 _REFERENCE_TYPES = ("voucher_published", "customer_created")

@@ -10,7 +10,7 @@ from typing import Any
 import polars as pl
 
 from models_ml.data import DataError
-from models_ml.evaluate import evaluate_fraud_frame
+from models_ml.evaluate import evaluate_fraud_frame, labels_fingerprint
 from models_ml.fraud import (
     ANOMALY_FIRE_PCT,
     FOREST_PARAMS,
@@ -18,8 +18,6 @@ from models_ml.fraud import (
     MODEL_FEATURES,
     NUM_BOOST_ROUND,
     OPERATING_THRESHOLD,
-    RULE_SCORE,
-    RULES,
     FraudModel,
     fingerprint,
     fit_fraud,
@@ -51,23 +49,19 @@ def train_fraud(
                 "need both fraud and legitimate attempts; widen the window"
             )
     model = fit_fraud(train, seed)
-    metrics = evaluate_fraud_frame(model, test)
+    metrics = evaluate_fraud_frame(model, test, cases, holdout)
     card = {
         "training_window": {"from": first.isoformat(), "to": last.isoformat()},
         "features": list(MODEL_FEATURES),
         "params": {
             "lightgbm": {**LGB_PARAMS, "num_boost_round": NUM_BOOST_ROUND},
             "isolation_forest": FOREST_PARAMS,
-            "rules": {
-                name: {"feature": r.feature, "threshold": r.threshold, "entity": r.entity_type}
-                for name, r in RULES.items()
-            },
-            "rule_score": RULE_SCORE,
             "operating_threshold": OPERATING_THRESHOLD,
             "anomaly_fire_pct": ANOMALY_FIRE_PCT,
         },
         "seed": seed,
         "metrics": metrics,
+        "metrics_window": metrics_window(test, holdout, last, metrics),
         "primary_metric": "pr_auc",
         "data_fingerprint": fingerprint(train.select("event_id", *FEATURES, "label")),
         "extra": {
@@ -82,3 +76,19 @@ def train_fraud(
         },
     }
     return model, card
+
+
+def metrics_window(
+    labelled: pl.DataFrame, first: date, last: date, metrics: dict[str, float]
+) -> dict[str, Any]:
+    """What the card's metrics were measured on: the days, the attempts (rows), the fraud
+    attempts and the ground-truth cases among them, and a fingerprint of the labels, by which
+    an evaluation of the same window tells whether its labels are still the same."""
+    return {
+        "from": first.isoformat(),
+        "to": last.isoformat(),
+        "rows": labelled.height,
+        "positives": int(labelled["label"].sum()),
+        "cases": int(metrics.get("cases", 0)),
+        "labels": labels_fingerprint(labelled),
+    }

@@ -5,8 +5,11 @@ window, features, parameters, seed, metrics, data fingerprint), and which one is
     models/<kind>/<version>/card.json     what it was trained on and how well it did
     models/<kind>/promoted.json           the promoted version and the ones before it
 
-Scoring always loads the promoted version. Promotion refuses a model whose primary metric is
-below the promoted one's unless forced; rollback goes back to the version promoted before.
+Every card states the window its metrics were measured on (`metrics_window`: the days, the
+rows, and what the kind counts, such as fraud cases). Scoring always loads the promoted version.
+Promotion follows the promotion gate (promotion_gate.py, decided by promotion.py): a version is
+promoted over the promoted one only when the gate, decided against that very version, says
+PROMOTE, unless forced; rollback goes back to the version promoted before.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from models_ml.promotion_gate import PROMOTE
 
 KINDS = ("fraud", "personalisation")
 VERSION = re.compile(r"^(?P<kind>[a-z]+)-v(?P<number>\d+)$")
@@ -41,6 +46,12 @@ class ModelCard:
     primary_metric: str  # the metric promotion compares, higher is better
     data_fingerprint: str
     extra: dict[str, Any] = field(default_factory=dict)
+    # What `metrics` were measured on: "from" and "to" (ISO dates), "rows", and what else the
+    # kind counts ("cases", ...). Required of every new version; empty only on older cards.
+    metrics_window: dict[str, Any] = field(default_factory=dict)
+    # The promotion gate's decision when the version was trained (GateDecision.as_dict() plus
+    # "against": the version it was compared with, None when nothing was promoted).
+    promotion_gate: dict[str, Any] | None = None
 
 
 class Registry:
@@ -62,6 +73,7 @@ class Registry:
         )
         if card.primary_metric not in card.metrics:
             raise RegistryError(f"primary_metric {card.primary_metric!r} is not among the metrics")
+        _check_metrics_window(card.metrics_window)
         target = folder / version
         staging = folder / f".{version}.tmp"
         staging.mkdir()
@@ -100,23 +112,31 @@ class Registry:
         model = pickle.loads((self.root / card.kind / card.version / "model.pkl").read_bytes())
         return model, card
 
-    def promote(self, version: str, force: bool = False) -> ModelCard:
-        """Make `version` the one scoring uses, unless its primary metric is below the promoted one's."""
+    def promote(
+        self, version: str, force: bool = False, gate: dict[str, Any] | None = None
+    ) -> ModelCard:
+        """Make `version` the one scoring uses. Over a promoted version, only when the promotion
+        gate decided PROMOTE against that very version: `gate` when given (decided just now),
+        else the one on the card (decided at training); `force` skips the gate."""
         card = self.card(version)
         current = self.promoted(card.kind)
         if current is not None and current.version == version:
             raise RegistryError(f"{version} is already promoted")
+        decision = gate or card.promotion_gate
         if current is not None and not force:
-            mine, theirs = (
-                card.metrics[card.primary_metric],
-                current.metrics.get(card.primary_metric),
-            )
-            if theirs is not None and mine < theirs:
+            if decision is None or decision.get("against") != current.version:
                 raise RegistryError(
-                    f"{version} has {card.primary_metric} {mine:.4f}, below the promoted "
-                    f"{current.version}'s {theirs:.4f}; use --force to promote it anyway"
+                    f"{version} has no promotion-gate decision against the promoted "
+                    f"{current.version}: `promo models promote {version}` decides one on the "
+                    "lake; use --force to promote it without"
                 )
-        self._write_history(card.kind, [*self._history(card.kind), version])
+            if decision["decision"] != PROMOTE:
+                raise RegistryError(
+                    f"{version} is not promoted over {current.version} ({decision['decision']}): "
+                    f"{decision['reason']}; use --force to promote it anyway"
+                )
+        change = {"version": version, "forced": force and current is not None, "gate": decision}
+        self._write_history(card.kind, [*self._history(card.kind), version], change)
         return card
 
     def rollback(self, kind: str) -> ModelCard:
@@ -124,7 +144,7 @@ class Registry:
         history = self._history(kind)
         if len(history) < 2:
             raise RegistryError(f"no earlier promoted {kind} model to roll back to")
-        self._write_history(kind, history[:-1])
+        self._write_history(kind, history[:-1], {"rolled_back": history[-1]})
         return self.card(history[-2])
 
     def _history(self, kind: str) -> list[str]:
@@ -132,11 +152,22 @@ class Registry:
         path = self.root / kind / "promoted.json"
         return json.loads(path.read_text())["history"] if path.exists() else []
 
-    def _write_history(self, kind: str, history: list[str]) -> None:
+    def last_change(self, kind: str) -> dict[str, Any] | None:
+        """The last promotion or rollback of a kind: which version, whether forced, and the
+        gate decision it followed."""
+        _check_kind(kind)
+        path = self.root / kind / "promoted.json"
+        return json.loads(path.read_text()).get("last_change") if path.exists() else None
+
+    def _write_history(self, kind: str, history: list[str], change: dict[str, Any]) -> None:
         path = self.root / kind / "promoted.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
-        body = {"history": history, "changed_at": datetime.now(UTC).isoformat(timespec="seconds")}
+        body = {
+            "history": history,
+            "changed_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "last_change": change,
+        }
         tmp.write_text(json.dumps(body, indent=2))
         os.replace(tmp, path)
 
@@ -153,6 +184,26 @@ class Registry:
             raise RegistryError(f"{version!r} is not a model version (like fraud-v3)")
         _check_kind(match["kind"])
         return match["kind"]
+
+
+def _check_metrics_window(window: dict[str, Any]) -> None:
+    """A card's metrics state their window: from and to (ISO dates, in order) and rows."""
+    missing = [name for name in ("from", "to", "rows") if name not in window]
+    if missing:
+        raise RegistryError(
+            f"metrics_window lacks {', '.join(missing)}: a card's metrics state their window"
+        )
+    try:
+        first, last = (datetime.fromisoformat(str(window[k])).date() for k in ("from", "to"))
+    except ValueError:
+        raise RegistryError(
+            f"metrics_window from/to are not ISO dates: {window['from']!r}, {window['to']!r}"
+        ) from None
+    if first > last:
+        raise RegistryError(f"metrics_window from {first} is after to {last}")
+    rows = window["rows"]
+    if isinstance(rows, bool) or not isinstance(rows, int) or rows < 0:
+        raise RegistryError(f"metrics_window rows must be a whole number of rows, not {rows!r}")
 
 
 def _check_kind(kind: str) -> None:

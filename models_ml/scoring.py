@@ -1,9 +1,9 @@
-"""Nightly scoring with the promoted models: the fraud review queue and the next best offers,
-as frames for the pipeline to store in the warehouse's `ml` schema."""
+"""Nightly scoring with the promoted personalisation model: the next best offers, as a frame
+for the pipeline to store in the warehouse's `ml` schema (the fraud queue: fraud_nightly.py)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
@@ -11,27 +11,7 @@ import polars as pl
 from models_ml.data import lake_days, scan_events
 from models_ml.registry import ModelCard, Registry
 
-QUEUE_DAYS = 14  # the review queue covers the attempts of the lake's last two weeks
 NEXT_BEST_OFFERS = 3
-
-
-def fraud_attempt_features(home: Path) -> pl.DataFrame:
-    """Features of every attempt of the lake's last QUEUE_DAYS days (no model needed)."""
-    from models_ml.fraud_features import build_attempt_features, load_fraud_events
-
-    lake = home / "lake"
-    lake_first, last = lake_days(lake)
-    first = max(lake_first, last - timedelta(days=QUEUE_DAYS - 1))
-    return build_attempt_features(load_fraud_events(lake, first, last), first, last)
-
-
-def fraud_review_queue(home: Path, features: pl.DataFrame) -> tuple[pl.DataFrame, ModelCard]:
-    """The attempts' flags, scored by the promoted fraud model and grouped into a queue."""
-    from models_ml.fraud import review_queue, score_attempts
-
-    model, card = Registry(home).load("fraud")
-    queue = review_queue(model, score_attempts(model, features))
-    return _stamped(queue.sort("score", "flag_id", descending=[True, False]), card), card
 
 
 def next_best_offer_table(home: Path) -> tuple[pl.DataFrame, ModelCard]:

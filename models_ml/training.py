@@ -1,5 +1,6 @@
 """Train a model of either kind on the lake under PROMO_HOME and store it in the registry (not
-promoted): what `promo models train` and the pipeline's retrain job both call."""
+promoted) with the promotion gate's decision against the promoted version on its card: what
+`promo models train` and the pipeline's retrain job both call."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from models_ml.data import (
     load_review_labels,
     scan_events,
 )
+from models_ml.promotion import gate_against_promoted
+from models_ml.promotion_gate import GateSettings
 from models_ml.registry import KINDS, ModelCard, Registry, RegistryError
 
 DEFAULT_DAYS = 60  # the training window when none is given: the lake's last 60 days
@@ -72,6 +75,7 @@ def train(
         model, card = train_personalisation(events, first, last, seed)
         if sample is not None:
             card["params"]["customer_sample"] = sample
+        card.setdefault("metrics_window", _personalisation_metrics_window(card, last))
         return model, card
     raise RegistryError(f"unknown model kind {kind!r}: one of {', '.join(KINDS)}")
 
@@ -110,6 +114,18 @@ def personalisation_events(
     return events, sample
 
 
+def _personalisation_metrics_window(card: dict[str, Any], last: date) -> dict[str, Any]:
+    """The held-out offers the personalisation card's metrics were measured on: those published
+    from the split time (`split_at`) to the window's end."""
+    split_at = card["params"]["split_at"]
+    return {
+        "from": split_at[:10],
+        "to": last.isoformat(),
+        "rows": int(card["metrics"]["test_offers"]),
+        "held_out_from": split_at,
+    }
+
+
 def train_and_register(
     home: Path,
     kind: str,
@@ -117,7 +133,13 @@ def train_and_register(
     last: date | None = None,
     seed: int = DEFAULT_SEED,
     max_customers: int | None = None,
+    gate: GateSettings | None = None,
 ) -> ModelCard:
+    """Train a version of `kind` on [first, last] (default: `training_window`), decide the
+    promotion gate against the promoted version (`gate`: its settings) and save it."""
     first, last = training_window(home, first, last)
     model, card_fields = train(home, first, last, kind, seed, max_customers)
+    card_fields["promotion_gate"] = gate_against_promoted(
+        home, kind, model, card_fields["metrics_window"], card_fields["primary_metric"], gate
+    )
     return Registry(home).save(kind, model, card_fields)

@@ -804,8 +804,8 @@ def fct_customer_wallet(db: duckdb.DuckDBPyConnection) -> None:
 
 
 def ml_fraud_review_queue(db: duckdb.DuckDBPyConnection) -> None:
-    """Three flags, by score: redemption r3 (0.95), device dev-abc (0.80), customer cust_2
-    (0.40), scored by fraud-v2."""
+    """Three cases, by score: redemption r3 (0.95), device dev-abc (0.80), customer cust_2
+    (0.40), scored by fraud-v2; and one set aside by reviews (store:store_9, 0.70)."""
     db.execute("CREATE SCHEMA IF NOT EXISTS ml")
     db.execute(
         """
@@ -816,7 +816,22 @@ def ml_fraud_review_queue(db: duckdb.DuckDBPyConnection) -> None:
             entity_id,
             score,
             CAST(string_split(layers, ',') AS VARCHAR[]) AS layers,
+            CAST(string_split(sources, ',') AS VARCHAR[]) AS sources,
             CAST(string_split(reasons, ';') AS VARCHAR[]) AS reasons,
+            [0.0, 1.0, 0.0, 5.0]::DOUBLE[] AS series,
+            'attempts per day from 2026-01-09' AS series_label,
+            CAST(2 AS BIGINT) AS attempts,
+            ['evt_1', 'evt_2']::VARCHAR[] AS event_ids,
+            CASE WHEN customer_id IS NULL THEN []::VARCHAR[] ELSE [customer_id] END AS customer_ids,
+            ['HAPPY5']::VARCHAR[] AS codes,
+            ['dev-abc']::VARCHAR[] AS device_hashes,
+            []::VARCHAR[] AS ip_hashes,
+            []::VARCHAR[] AS payment_hashes,
+            CASE WHEN redemption_id IS NULL THEN []::VARCHAR[] ELSE [redemption_id] END
+                AS redemption_ids,
+            TIMESTAMP '2026-01-12 20:01:00' AS first_flagged_at,
+            suppressed,
+            CASE WHEN suppressed THEN 'every source is noisy in reviews' END AS suppressed_by,
             customer_id,
             voucher_id,
             redemption_id,
@@ -827,16 +842,18 @@ def ml_fraud_review_queue(db: duckdb.DuckDBPyConnection) -> None:
             'fraud-v2' AS model_version,
             TIMESTAMP '2026-01-21 06:02:00' AS scored_at,
         FROM (VALUES
-            ('redemption:r3', 'redemption', 'r3', 0.95, 'rules,model',
+            ('redemption:r3', 'redemption', 'r3', 0.95, 'rules,model', 'code_velocity,model',
              'rolled back 5 minutes after redeeming;new device', 'cust_3', 'v_3', 'r3',
-             'staff_1'),
-            ('device:dev-abc', 'device', 'dev-abc', 0.80, 'velocity',
-             '5 customers on one device', NULL, NULL, NULL, NULL),
-            ('customer:cust_2', 'customer', 'cust_2', 0.40, 'model',
-             'rejected twice in an hour', 'cust_2', NULL, NULL, NULL)
+             'staff_1', false),
+            ('device:dev-abc', 'device', 'dev-abc', 0.80, 'rules', 'new_accounts_on_device',
+             '5 customers on one device', NULL, NULL, NULL, NULL, false),
+            ('store:store_9', 'store', 'store_9', 0.70, 'drift', 'drift:small_basket_share',
+             'small baskets rose from 5% to 20%', NULL, NULL, NULL, NULL, true),
+            ('customer:cust_2', 'customer', 'cust_2', 0.40, 'model', 'model',
+             'rejected twice in an hour', 'cust_2', NULL, NULL, NULL, false)
         ) AS rows (
-            flag_id, entity_type, entity_id, score, layers, reasons, customer_id, voucher_id,
-            redemption_id, staff_id
+            flag_id, entity_type, entity_id, score, layers, sources, reasons, customer_id,
+            voucher_id, redemption_id, staff_id, suppressed
         )
         """
     )

@@ -278,8 +278,8 @@ def mark_top_item_fraud(tab, home: Path) -> None:
             has_text="Nothing waiting for review"
         ).wait_for(state="visible")
         return
-    shown_count = tab.get_by_test_id("stCaptionContainer").filter(has_text="flag(s) shown")
-    assert f"{len(remaining)} flag(s) shown" in shown_count.inner_text(), (
+    shown_count = tab.get_by_test_id("stCaptionContainer").filter(has_text="case(s) shown")
+    assert f"{len(remaining)} case(s) shown" in shown_count.inner_text(), (
         "Fraud review: the queue table still counts the reviewed item"
     )
     shown = item.input_value()

@@ -56,6 +56,7 @@ def model_card(auc: float) -> dict[str, Any]:
         "params": {},
         "seed": 0,
         "metrics": {"auc": auc},
+        "metrics_window": {"from": "2026-01-15", "to": "2026-01-20", "rows": 400},
         "primary_metric": "auc",
         "data_fingerprint": "fixture",
     }
@@ -382,7 +383,7 @@ def test_a_review_without_a_decision_is_not_recorded(ledger_home: Path) -> None:
     assert len(table_with(app, "flag_id")) == 3
 
 
-def test_without_a_fraud_queue_the_page_names_the_commands_that_produce_it(
+def test_without_a_fraud_queue_the_page_names_the_command_that_produces_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fixtures.published_warehouse(tmp_path, fixtures.REPORT_TABLES)
@@ -391,8 +392,37 @@ def test_without_a_fraud_queue_the_page_names_the_commands_that_produce_it(
     app = open_page("fraud_review")
 
     assert_no_failure(app)
-    assert "promo models train fraud" in texts(app)
-    assert "promo models promote" in texts(app)
+    assert "make pipeline" in texts(app)
+    assert "no model and no labels needed" in texts(app)
+
+
+def test_a_case_shows_its_evidence_and_cases_set_aside_stay_out_unless_asked_for(
+    ledger_home: Path,
+) -> None:
+    app = open_page("fraud_review")
+
+    assert_no_failure(app)
+    assert "store:store_9" not in list(table_with(app, "flag_id")["flag_id"])
+    assert metrics(app)["Set aside"] == "1"
+    assert "attempts per day from 2026-01-09" in texts(app)
+    assert "codes: HAPPY5" in texts(app)
+    widget(app, "checkbox", "fraud_set_aside").check().run()
+    assert "store:store_9" in list(table_with(app, "flag_id")["flag_id"])
+
+
+def test_each_source_shows_its_precision_in_the_reviews(ledger_home: Path) -> None:
+    with RedemptionEngine.open(ledger_home) as engine:
+        engine.record_review("device:dev-abc", "device", "dev-abc", "legitimate", reviewer="ana")
+        engine.record_review("redemption:r3", "redemption", "r3", "fraud", reviewer="ana")
+
+    app = open_page("fraud_review")
+
+    assert_no_failure(app)
+    table = table_with(app, "source").set_index("source")
+    assert table.loc["new_accounts_on_device", "reviewed"] == 1
+    assert table.loc["new_accounts_on_device", "precision"] == 0.0
+    assert table.loc["code_velocity", "precision"] == 100.0  # shown as a percentage
+    assert table.index[0] == "new_accounts_on_device"  # the noisiest first
 
 
 # ---- personalisation -------------------------------------------------------------------------

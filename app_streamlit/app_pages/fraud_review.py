@@ -1,6 +1,9 @@
-"""Fraud review: the flags the fraud model raised, highest score first, with the reasons behind
-each. An analyst marks an item fraud or legitimate with a note; the decision is a ledger event
-(through redemption_core, the console's only write) and the item leaves the queue at once."""
+"""Fraud review: the cases the fraud layers raised (rules, anomaly forests, drift tests, and the
+model once there is one), highest score first, each with its evidence: what moved and from what
+to what, a small daily series, the ids involved. An analyst marks a case fraud or legitimate
+with a note; the decision is a ledger event (through redemption_core, the console's only write)
+and the case leaves the queue at once. Below the queue, each source's precision in the reviews,
+so that a noisy rule shows."""
 
 from __future__ import annotations
 
@@ -23,9 +26,15 @@ DECISION_KEY = "fraud_decision"
 NOTE_KEY = "fraud_note"
 RESULT_KEY = "fraud_last_result"
 log = logging.getLogger("promoledger.console")
-TRAIN_COMMANDS = (
-    "`promo models train fraud`, then `promo models promote fraud-vN` with the version it "
-    "printed, then `make pipeline`"
+SET_ASIDE_KEY = "fraud_set_aside"
+PIPELINE_COMMAND = "`make pipeline` (no model and no labels needed)"
+IDS = (
+    ("customer_ids", "customers"),
+    ("codes", "codes"),
+    ("redemption_ids", "redemptions"),
+    ("device_hashes", "devices"),
+    ("ip_hashes", "IP addresses"),
+    ("payment_hashes", "cards/wallets"),
 )
 
 
@@ -34,7 +43,7 @@ def render() -> None:
         pipeline_status.explain_missing(
             pipeline_status.FRAUD_QUEUE_STEP,
             "fraud review queue",
-            f"To train and promote a fraud model: {TRAIN_COMMANDS}.",
+            f"The nightly pipeline publishes it with no model and no labels: run {PIPELINE_COMMAND}.",
         )
         return
     try:
@@ -54,11 +63,18 @@ def render() -> None:
         for row in summary.itertuples()
         if row.waiting
     ]
+    set_aside = int(summary["set_aside"].sum()) if not summary.empty else 0
     ui.metrics(
         [
             ("Waiting for review", ui.count(waiting)),
             ("Reviewed", ui.count(len(reviewed)), "All-time decisions in the ledger."),
-            *by_type[:6],
+            (
+                "Set aside",
+                ui.count(set_aside),
+                "Cases that repeat what a review called legitimate, or whose every source "
+                "reviews keep finding wrong (docs/fraud-rules.md).",
+            ),
+            *by_type[:5],
         ]
     )
 
@@ -66,12 +82,20 @@ def render() -> None:
     queue = q.fraud_queue(search, reviewed)
     if queue.empty:
         st.success("Nothing waiting for review with these filters.", icon=":material/task_alt:")
-        return
+    else:
+        _queue_table(queue)
+        _review_form(queue)
+    _source_precision({flag: decision for flag, (decision, _) in reviewed.items()})
+
+
+def _queue_table(queue: pd.DataFrame) -> None:
     shown = queue.assign(
-        layers=queue["layers"].map(_semicolons), reasons=queue["reasons"].map(_semicolons)
+        layers=queue["layers"].map(_semicolons),
+        sources=queue["sources"].map(_semicolons),
+        reasons=queue["reasons"].map(_semicolons),
     )
     st.caption(
-        f"{len(queue)} flag(s) shown, highest score first (at most {q.QUEUE_LIMIT}); scored "
+        f"{len(queue)} case(s) shown, highest score first (at most {q.QUEUE_LIMIT}); scored "
         f"{fmt.when(queue['scored_at'].max())} by {fmt.text(queue['model_version'].iloc[0])}."
     )
     ui.table(
@@ -81,10 +105,13 @@ def render() -> None:
                 "entity_type",
                 "entity_id",
                 "reasons",
-                "customer_id",
+                "series",
+                "attempts",
                 "first_seen",
                 "last_seen",
                 "layers",
+                "sources",
+                "customer_id",
                 "voucher_id",
                 "redemption_id",
                 "store_id",
@@ -99,21 +126,40 @@ def render() -> None:
             ),
             "entity_id": st.column_config.TextColumn("Entity id", width="small"),
             "reasons": st.column_config.TextColumn("Reasons", width="large"),
+            "series": st.column_config.LineChartColumn("Per day", width="small"),
         },
     )
-    _review_form(queue)
+
+
+def _source_precision(decisions: dict[str, str]) -> None:
+    st.subheader("Precision of each source in the reviews")
+    table = q.source_precision(decisions)
+    st.caption(
+        "Per rule, anomaly forest, drift rate or model: how many cases it raised and how many "
+        "of those reviewed were fraud. Noisy sources first; a source with no review yet is last."
+    )
+    ui.table(
+        table,
+        key="fraud_source_precision",
+        percent=["precision"],
+        empty="No cases yet.",
+        missing="not reviewed yet",
+    )
 
 
 def _search(entity_types: list[str]) -> q.QueueSearch:
     page_state.restore(TYPES_KEY, [])
     page_state.restore(MIN_SCORE_KEY, 0.0)
     st.session_state[TYPES_KEY] = [t for t in st.session_state[TYPES_KEY] if t in entity_types]
-    kind, floor = st.columns([3, 2])
+    page_state.restore(SET_ASIDE_KEY, False)
+    kind, floor, aside = st.columns([3, 2, 2])
     kind.multiselect("Entity type", entity_types, key=TYPES_KEY, placeholder="All types")
     floor.slider("Minimum score", 0.0, 1.0, step=0.05, key=MIN_SCORE_KEY)
+    aside.checkbox("Show cases set aside", key=SET_ASIDE_KEY)
     return q.QueueSearch(
         entity_types=tuple(page_state.keep(TYPES_KEY) or ()),
         min_score=float(page_state.keep(MIN_SCORE_KEY) or 0.0),
+        set_aside=bool(page_state.keep(SET_ASIDE_KEY)),
     )
 
 
@@ -129,11 +175,7 @@ def _review_form(queue: pd.DataFrame) -> None:
         st.session_state[ITEM_KEY] = flags[0]
     st.selectbox("Item", flags, format_func=labels.get, key=ITEM_KEY)
     item = queue[queue["flag_id"] == st.session_state[ITEM_KEY]].iloc[0]
-    st.markdown(
-        f"**{item['entity_type']} `{item['entity_id']}`** · score {ui.number(item['score'], 3)}"
-        f" · seen {fmt.when(item['first_seen'])} → {fmt.when(item['last_seen'])}\n\n"
-        + "\n".join(f"- {reason}" for reason in fmt.listed(item["reasons"]))
-    )
+    _evidence(item)
     page_state.restore(REVIEWER_KEY, "")
     # Not clear_on_submit: that would blank the reviewer's name after every decision. `_record`
     # clears the decision and the note itself once a decision is recorded.
@@ -150,6 +192,31 @@ def _review_form(queue: pd.DataFrame) -> None:
         st.form_submit_button(
             "Record decision", type="primary", on_click=_record, args=(_flag(item),)
         )
+
+
+def _evidence(item: pd.Series) -> None:
+    """What an analyst needs to decide in a minute: what moved (the reasons), when, a small
+    daily series, and the ids involved."""
+    st.markdown(
+        f"**{item['entity_type']} `{item['entity_id']}`** · score {ui.number(item['score'], 3)}"
+        f" · {ui.count(item['attempts'])} attempt(s) seen {fmt.when(item['first_seen'])} → "
+        f"{fmt.when(item['last_seen'])} · first flagged {fmt.when(item['first_flagged_at'])}\n\n"
+        + "\n".join(f"- {reason}" for reason in fmt.listed(item["reasons"]))
+    )
+    series = [float(value) for value in fmt.listed(item["series"])]
+    if series:
+        st.caption(fmt.text(item["series_label"]))
+        st.bar_chart(pd.Series(series, name="per day"), height=160)
+    ids = [
+        f"{label}: {', '.join(map(str, values[:5]))}"
+        + (f" (+{len(values) - 5})" if len(values) > 5 else "")
+        for column, label in IDS
+        if (values := list(fmt.listed(item[column])))
+    ]
+    if ids:
+        st.markdown("\n".join(f"- {line}" for line in ids))
+    if fmt.has(item["suppressed_by"]):
+        st.info(f"Set aside: {item['suppressed_by']}")
 
 
 def _record(flag: review_actions.Flag) -> None:

@@ -30,6 +30,8 @@ ENTITY_TYPES = (
     "voucher",
     "staff",
     "store",
+    "sales_channel",
+    "campaign",
 )
 
 
