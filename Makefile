@@ -11,7 +11,7 @@ export GX_ANALYTICS_ENABLED := False
 UV := python3 -m uv
 RUN := $(UV) run --frozen --no-sync
 
-.PHONY: env demo demo-core pipeline dagster console screenshot serve test lint format bench-api bench-core bench-distribution bench-sim bench-pipeline bench-ml bench-fraud-reviews bench-console
+.PHONY: env demo demo-core pipeline dagster console screenshot serve test lint format bench-api bench-core bench-distribution bench-sim bench-import bench-pipeline bench-ml bench-fraud-reviews bench-console
 
 # Quiet unless something fails: a newcomer's first screen shows the demo, not installer chatter.
 env:
@@ -70,6 +70,9 @@ bench-distribution: env
 
 bench-sim: env
 	$(RUN) python bench/sim.py
+
+bench-import: env
+	$(RUN) python bench/import.py
 
 bench-pipeline: env
 	$(RUN) python bench/pipeline.py

@@ -39,7 +39,9 @@ WELCOME_ACCOUNT_AGE_H = 48.0
 OFF_HOURS_FROM, OFF_HOURS_TO = 23, 6
 # An account older than the frame (no customer_created seen) counts as this old, in hours.
 OLD_ACCOUNT_H = 24.0 * 365
-FULL_REFUND_SHARE = 0.9  # a refund of at least this share of a voucher order's amount is "full"
+# A refund of at least this share of what was paid for an order is "full". What was paid is the
+# order's amount less the discounts its redemptions gave: the ledger never refunds a discount.
+FULL_REFUND_SHARE = 0.9
 
 _NS = {"10m": 600 * 10**9, "1h": 3600 * 10**9, "24h": 86400 * 10**9, "7d": 7 * 86400 * 10**9}
 NEEDED_COLUMNS = (
@@ -166,8 +168,10 @@ def _with_outcomes(features: pl.DataFrame, timeline: pl.DataFrame) -> pl.DataFra
         timeline.filter(typed == "order_refunded", pl.col("order_id").is_not_null())
         .group_by("order_id")
         .agg(refund_total=_json("$.amount").cast(pl.Float64, strict=False).sum())
+        .join(_order_discounts(timeline), on="order_id", how="left")
     )
     succeeded = typed == "redemption_succeeded"
+    paid = pl.col("order_amount") - pl.col("order_discount").fill_null(0.0)
     return (
         features.join(refunds, on="order_id", how="left", maintain_order="left")
         .with_columns(
@@ -177,11 +181,21 @@ def _with_outcomes(features: pl.DataFrame, timeline: pl.DataFrame) -> pl.DataFra
             # of any attempt on an order, redeemed or not: refund abuse refunds them all
             refunded=pl.col("refund_total").is_not_null(),
             refunded_full=(
-                (pl.col("refund_total") >= FULL_REFUND_SHARE * pl.col("order_amount"))
-                & (pl.col("order_amount") > 0)
+                (pl.col("refund_total") >= FULL_REFUND_SHARE * paid) & (paid > 0)
             ).fill_null(False),
         )
-        .drop("refund_total")
+        .drop("refund_total", "order_discount")
+    )
+
+
+def _order_discounts(timeline: pl.DataFrame) -> pl.DataFrame:
+    """order_id, order_discount: what the customer did not pay for each order with a voucher."""
+    return (
+        timeline.filter(
+            pl.col("event_type") == "redemption_succeeded", pl.col("order_id").is_not_null()
+        )
+        .group_by("order_id")
+        .agg(order_discount=_json("$.discount").cast(pl.Float64, strict=False).fill_null(0.0).sum())
     )
 
 
@@ -312,6 +326,12 @@ def _activity(attempts: pl.DataFrame, timeline: pl.DataFrame) -> pl.DataFrame:
         )
         .group_by("order_id")
         .agg(voucher_order_amount=pl.col("order_amount").max())
+        .join(_order_discounts(timeline), on="order_id", how="left")
+        .select(
+            "order_id",
+            voucher_order_paid=pl.col("voucher_order_amount")
+            - pl.col("order_discount").fill_null(0.0),
+        )
     )
     refunds = (
         timeline.filter(pl.col("event_type") == "order_refunded")
@@ -321,10 +341,10 @@ def _activity(attempts: pl.DataFrame, timeline: pl.DataFrame) -> pl.DataFrame:
             "t",
             "customer_id",
             is_refund=pl.lit(1),
-            is_voucher_refund=pl.col("voucher_order_amount").is_not_null().cast(pl.Int32),
+            is_voucher_refund=pl.col("voucher_order_paid").is_not_null().cast(pl.Int32),
             is_full_refund=(
                 pl.col("refund_amount")
-                >= FULL_REFUND_SHARE * pl.col("voucher_order_amount").fill_null(float("inf"))
+                >= FULL_REFUND_SHARE * pl.col("voucher_order_paid").fill_null(float("inf"))
             )
             .fill_null(False)
             .cast(pl.Int32),

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import pytest
 from pg_cluster import Cluster
 
@@ -92,3 +94,17 @@ def ledger_store(
         cluster = request.getfixturevalue("postgres_cluster")
         for url in made:
             cluster.drop_ledger(url)
+
+
+@pytest.fixture
+def as_owner(ledger_backend: str, request: pytest.FixtureRequest) -> Callable[[Any], Any]:
+    """A ledger as its owner reaches it: on PostgreSQL the database's superuser URL (the
+    application role may not change the tables), on SQLite the file itself."""
+
+    def owner(ledger: Any) -> Any:
+        if ledger_backend == "sqlite":
+            return ledger
+        cluster: Cluster = request.getfixturevalue("postgres_cluster")
+        return cluster.admin_url(psycopg.conninfo.conninfo_to_dict(str(ledger))["dbname"])
+
+    return owner

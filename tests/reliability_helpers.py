@@ -34,6 +34,11 @@ from redemption_core.engine.redemption import RedeemRequest, RedemptionEngine, R
 from redemption_core.ledger.dialect import to_pyformat
 from redemption_core.ledger.home import ledger_path, ledger_url
 from redemption_core.ledger.postgres import PostgresLedgerStore
+from redemption_core.ledger.postgres_schema import (
+    POSTGRES_REVISION,
+    postgres_statements,
+    schema_version,
+)
 from redemption_core.ledger.sqlite import SqliteLedgerStore
 from redemption_core.ledger.store import LedgerStore
 
@@ -41,6 +46,77 @@ Ledger = Path | str  # a SQLite file, or a postgresql:// URL
 
 HELPERS = Path(__file__).resolve()
 CHILD_TIMEOUT_S = 60.0
+
+
+# -- older ledgers -----------------------------------------------------------------------------
+# What each schema version added, undone: a new ledger made older, to test its migration.
+DOWNGRADES: dict[int, str] = {
+    # 3 -> 2: audience one row per customer and promotion, redemptions without rollback_cause
+    3: """
+ALTER TABLE audience RENAME TO audience_v3;
+CREATE TABLE audience (campaign_id TEXT NOT NULL, customer_id TEXT NOT NULL,
+    outcome TEXT NOT NULL, reason TEXT, decided_at TEXT NOT NULL,
+    PRIMARY KEY (campaign_id, customer_id)) WITHOUT ROWID;
+INSERT INTO audience SELECT campaign_id, customer_id, outcome, reason, decided_at FROM audience_v3;
+DROP TABLE audience_v3;
+ALTER TABLE redemptions DROP COLUMN rollback_cause;
+""",
+    # 2 -> 1: holds without device and IP, redemptions without store_id, no api_keys
+    2: """
+DROP INDEX holds_by_device;
+DROP INDEX holds_by_ip;
+DROP INDEX holds_by_customer;
+ALTER TABLE holds DROP COLUMN device_hash;
+ALTER TABLE holds DROP COLUMN ip_hash;
+ALTER TABLE redemptions DROP COLUMN store_id;
+DROP TABLE api_keys;
+""",
+}
+
+
+def downgrade_ledger(ledger: Ledger, version: int) -> None:
+    """Reshape a closed ledger of the current schema into the tables of `version` (on
+    PostgreSQL, `ledger` is its owner's URL: the application role may not)."""
+    if is_postgres(ledger):
+        _downgrade_postgres(str(ledger), version)
+        return
+    db = sqlite3.connect(ledger, isolation_level=None)
+    try:
+        current = db.execute("PRAGMA user_version").fetchone()[0]
+        for step in range(current, version, -1):
+            db.executescript(DOWNGRADES[step])
+        db.execute(f"PRAGMA user_version = {version}")
+    finally:
+        db.close()
+
+
+def _downgrade_postgres(owner: str, version: int) -> None:
+    with psycopg.connect(owner, autocommit=True) as db, db.transaction():
+        [(current,)] = db.execute(
+            "SELECT value FROM ledger_meta WHERE key = 'schema_version'"
+        ).fetchall()
+        for step in range(schema_version(current)[0], version, -1):
+            for statement in postgres_statements(DOWNGRADES[step]):
+                db.execute(statement)
+        db.execute(
+            "UPDATE ledger_meta SET value = %s WHERE key = 'schema_version'",
+            (f"{version}.{POSTGRES_REVISION}",),
+        )
+
+
+def ledger_schema_version(ledger: Ledger) -> int:
+    """The schema version a ledger's tables are at (PostgreSQL: SQLite's number it carries)."""
+    if is_postgres(ledger):
+        with psycopg.connect(str(ledger), autocommit=True) as db:
+            [(value,)] = db.execute(
+                "SELECT value FROM ledger_meta WHERE key = 'schema_version'"
+            ).fetchall()
+        return schema_version(value)[0]
+    db = sqlite3.connect(ledger)
+    try:
+        return db.execute("PRAGMA user_version").fetchone()[0]
+    finally:
+        db.close()
 
 
 # -- definitions and ledgers -------------------------------------------------------------------

@@ -3,12 +3,11 @@ as ledger events and kept only as hashes, and the actor recorded on what a key d
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pytest
 from builders import cart, engine_at, events, order, redeem, standalone
-from reliability_helpers import create_ledger, standalone_def
+from reliability_helpers import create_ledger, downgrade_ledger, standalone_def
 
 from redemption_core.domain.access import (
     CLIENT_PERMISSIONS,
@@ -220,7 +219,7 @@ def test_a_ledger_of_schema_1_is_migrated_and_its_holds_and_redemptions_filled_i
                 "OLD10", order(), customer_id="c-1", context=RequestContext(store_id="store-9")
             )
         )
-    _downgrade_to_schema_1(path)
+    downgrade_ledger(path, 1)
 
     with RedemptionEngine.open(home) as engine, engine.store.read() as tx:
         held = tx.open_holds("c-1", None, None, engine.now())
@@ -229,22 +228,3 @@ def test_a_ledger_of_schema_1_is_migrated_and_its_holds_and_redemptions_filled_i
     assert held.by_customer == 1
     assert store == "store-9"
     assert verify_ledger(ledger_path(home)).clean
-
-
-def _downgrade_to_schema_1(path: Path) -> None:
-    """The tables as schema 1 had them: holds and redemptions without the new columns."""
-    db = sqlite3.connect(path, isolation_level=None)
-    try:
-        for table, dropped in (
-            ("holds", ("device_hash", "ip_hash")),
-            ("redemptions", ("store_id",)),
-        ):
-            db.execute(f"DROP INDEX IF EXISTS {table}_by_device")
-            db.execute("DROP INDEX IF EXISTS holds_by_ip")
-            db.execute("DROP INDEX IF EXISTS holds_by_customer")
-            for column in dropped:
-                db.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
-        db.execute("DROP TABLE api_keys")
-        db.execute("PRAGMA user_version = 1")
-    finally:
-        db.close()

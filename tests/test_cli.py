@@ -864,7 +864,9 @@ def test_ledger_verify_of_an_untouched_ledger_exits_0_and_says_clean(
     as_json = promo("--json", "ledger", "verify")
 
     assert result.code == 0
-    assert result.out.strip() == f"clean: the projection matches {promo.events()} events"
+    assert result.out.strip() == (
+        f"clean: {promo.events()} events break no invariant and the projection matches them"
+    )
     assert (as_json.code, as_json.json["clean"], as_json.json["differences"]) == (0, True, [])
 
 
@@ -1172,3 +1174,131 @@ def test_an_invalid_validation_reports_no_discount_and_the_full_amount_to_pay(
     assert result.json["valid"] is False
     assert (result.json["discount"], result.json["gift_amount"]) == (0, 0)
     assert result.json["amount_to_pay"] == 1500
+
+
+# -- every input bounded, refused before any file is touched ---------------------------------------
+
+
+def ledger_files(home: Path) -> list[str]:
+    return sorted(path.name for path in home.rglob("*")) if home.exists() else []
+
+
+@pytest.mark.parametrize(
+    "argv, field",
+    [
+        pytest.param(["--order", '{"amount": ' + "9" * 5000 + ', "currency": "EUR"}'], "--order", id="5,000 digits in --order"),
+        pytest.param(["--order", "@/dev/zero"], "--order", id="--order @/dev/zero"),
+        pytest.param(["--order", '{"amount": 1, "currency": "EUR", "x": ' + "[" * 200 + "]" * 200 + "}"], "--order", id="--order nested 200 deep"),
+        pytest.param(["--amount", "9" * 5000, "--currency", "EUR"], "--amount", id="5,000 digits in --amount"),
+        pytest.param(["--amount", "1_000", "--currency", "EUR"], "--amount", id="--amount 1_000"),
+        pytest.param(["--amount", "١٢", "--currency", "EUR"], "--amount", id="--amount in Arabic-Indic digits"),
+    ],
+)  # fmt: skip
+def test_an_unbounded_or_rewritten_number_is_refused_with_exit_2_before_the_ledger_is_opened(
+    home: Path, argv: list[str], field: str
+) -> None:
+    result = promo_process(home, "redeem", "SPRING10", *argv, hmac_key=None)
+
+    assert_refused(result, field)
+    assert ledger_files(home) == []
+
+
+@pytest.mark.parametrize(
+    "argv, field",
+    [
+        pytest.param(["--port", "9" * 5000], "--port", id="5,000 digits in --port"),
+        pytest.param(["--port", "70000"], "--port", id="--port beyond 65535"),
+        pytest.param(["--workers", "1000000"], "--workers", id="a million workers"),
+    ],
+)
+def test_serve_refuses_a_port_or_worker_count_out_of_bounds_before_anything_starts(
+    home: Path, argv: list[str], field: str
+) -> None:
+    result = promo_process(home, "serve", *argv, hmac_key=None)
+
+    assert_refused(result, field)
+    assert ledger_files(home) == []
+
+
+def test_a_promo_hmac_key_that_is_not_hex_is_refused_before_the_ledger_is_created(
+    home: Path, tmp_path: Path
+) -> None:
+    events = tmp_path / "events.csv"
+    events.write_text("event_id,event_type,occurred_at,payload\n")
+
+    result = promo_process(home, "import", events, hmac_key="not-hex")
+
+    assert_refused(result, "PROMO_HMAC_KEY")
+    assert ledger_files(home) == []
+
+
+def test_a_definition_file_larger_than_the_bound_is_refused_without_reading_it(
+    home: Path, tmp_path: Path
+) -> None:
+    huge = tmp_path / "huge.yaml"
+    with huge.open("wb") as handle:  # sparse: no disk is spent on it
+        handle.truncate(64 * 1024 * 1024 + 1)
+
+    result = promo_process(home, "campaign", "create", huge, hmac_key=None)
+
+    assert_refused(result, "file")
+    assert "larger than" in result.err
+    assert ledger_files(home) == []
+
+
+def test_a_yaml_alias_bomb_is_refused_not_expanded(home: Path, tmp_path: Path) -> None:
+    # A billion strings in 300 bytes: whoever walks the campaign's metadata would expand them.
+    lines = ["id: bomb", "currency: EUR", "discount: {type: amount, amount_off: 100}", "metadata:"]
+    lines += ["  a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"  a{i}: &a{i} [{', '.join(f'*a{i - 1}' for _ in range(10))}]" for i in range(1, 9)]
+    bomb = write(tmp_path / "bomb.yaml", "\n".join(lines) + "\n")
+
+    result = promo_process(home, "campaign", "create", bomb, hmac_key=None)
+
+    assert_refused(result, "file")
+    assert ledger_files(home) == []
+
+
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity"])
+def test_a_customer_attribute_that_is_not_a_finite_number_is_refused_naming_it(
+    promo: Promo, tmp_path: Path, value: str
+) -> None:
+    customers = write(tmp_path / "customers.json", '[{"id": "c-9", "attributes": {"score": ' + value + "}}]")  # fmt: skip
+
+    result = promo("customer", "add", customers)
+
+    assert_refused(result, "customer.attributes.score")
+    assert promo("customer", "show", "c-9").code == 2
+
+
+def test_a_yaml_nan_attribute_is_refused_too(promo: Promo, tmp_path: Path) -> None:
+    customers = write(tmp_path / "customers.yaml", "id: c-9\nattributes: {score: .nan}\n")
+
+    result = promo("customer", "add", customers)
+
+    assert_refused(result, "customer.attributes.score")
+
+
+def test_codes_generate_for_an_unknown_campaign_leaves_an_existing_out_file_as_it_was(
+    promo: Promo, campaigns: None, tmp_path: Path
+) -> None:
+    existing = write(tmp_path / "codes.csv", "code\nKEEP-ME-1\n")
+
+    result = promo("codes", "generate", "--campaign", "no-such", "--count", 3, "--out", existing)
+
+    assert_refused(result, "campaign_id")
+    assert existing.read_text() == "code\nKEEP-ME-1\n"
+    assert [path.name for path in tmp_path.iterdir() if path.name.startswith(".codes.csv")] == []
+
+
+def test_codes_generate_replaces_the_out_file_only_once_the_codes_exist(
+    promo: Promo, campaigns: None, tmp_path: Path
+) -> None:
+    existing = write(tmp_path / "codes.csv", "code\nKEEP-ME-1\n")
+
+    promo.ok("codes", "generate", "--campaign", "winback", "--count", 2, "--out", existing)
+
+    header, *codes = existing.read_text().split()
+    exported = promo.ok("codes", "export", "--campaign", "winback").out.split()[1:]
+    assert (header, len(codes)) == ("code", 2)
+    assert {line.split(",")[0] for line in exported} == set(codes)

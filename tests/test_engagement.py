@@ -129,4 +129,6 @@ def test_the_import_takes_engagement_rows_and_refuses_one_without_a_customer(
         import_events(other, [dict(row, event_id="evt_no_customer", customer_id=None)])
 
     assert report.by_type == {"site_visited": 1}
-    assert str(refused.value.errors[0]) == "row 1, customer_id: required for site_visited"
+    assert (
+        str(refused.value.errors[0]) == "row 1, customer_id: malformed: required for site_visited"
+    )

@@ -73,6 +73,25 @@ def test_refunds_and_rollbacks_before_an_attempt_count_for_its_customer() -> Non
     assert features.row(0, named=True)["customer_refunds_7d"] == 0
 
 
+def test_a_refund_of_everything_paid_for_a_discounted_order_is_a_full_refund() -> None:
+    # 1,000 off an order of 2,000: the customer paid 1,000, all the ledger lets them have back.
+    events = Events()
+    events.add(
+        "redemption_succeeded",
+        0,
+        {"code": "BIG", "order": {"id": "o1", "amount": 2000}, "discount": 1000},
+        customer_id="abuser",
+        order_id="o1",
+    )
+    events.add("order_refunded", 30, {"amount": 1000}, customer_id="abuser", order_id="o1")
+    events.redeem(60, customer_id="abuser", order_id="o2")
+
+    features = build_attempt_features(events.frame())
+
+    assert features["refunded_full"].to_list() == [True, False]
+    assert features.row(1, named=True)["customer_full_refunds_7d"] == 1
+
+
 def test_customer_less_staff_redemptions_at_night_count_as_off_hours_manual() -> None:
     events = Events()
     night = 11 * 60 + 5  # 23:05 UTC

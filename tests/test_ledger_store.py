@@ -9,7 +9,11 @@ database's owner, past the application role's missing rights.
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import subprocess
+import sys
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -19,8 +23,10 @@ import pytest
 from pg_cluster import Cluster
 from reliability_helpers import (
     cart,
+    downgrade_ledger,
     event_rows,
     ledger_of,
+    ledger_schema_version,
     open_engine,
     order,
     standalone_def,
@@ -32,11 +38,13 @@ from redemption_core.domain.events import Event, EventType
 from redemption_core.engine.redemption import RedeemRequest, RedemptionEngine
 from redemption_core.ledger.dialect import to_pyformat
 from redemption_core.ledger.home import open_store
+from redemption_core.ledger.postgres import PostgresLedgerStore
 from redemption_core.ledger.reports import stats
 from redemption_core.ledger.verify import verify_ledger
 
 pytestmark = pytest.mark.usefixtures("ledger_backend")
 DatabaseError = (sqlite3.DatabaseError, psycopg.Error)
+REPO = Path(__file__).resolve().parents[1]
 
 
 class _OwnerConnection:
@@ -443,3 +451,116 @@ def test_an_idempotency_key_is_unique_in_the_database_itself(tmp_path: Path, wri
     with pytest.raises(DatabaseError):
         db.execute("INSERT INTO idempotency VALUES ('k-1', 'another-hash', 'evt_other')")
     db.close()
+
+
+FIRST_OPEN = """
+import sys, time
+from pathlib import Path
+from redemption_core.engine.redemption import RedemptionEngine
+work, n, rounds = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+for round in range(rounds):
+    (work / f"ready-{round}-{n}").touch()
+    while not (work / f"go-{round}").exists():
+        time.sleep(0.0005)
+    with RedemptionEngine.open(work / f"home-{round}") as engine:
+        engine.add_customer({"id": f"c-{n}"})
+"""
+ROUNDS = 8  # a race lost now and then: each round is a fresh empty home opened by all at once
+
+
+def test_sixteen_processes_opening_one_empty_home_at_once_all_succeed(
+    tmp_path: Path, ledger_backend: str
+) -> None:
+    if ledger_backend != "sqlite":
+        pytest.skip("a home's SQLite file; PostgreSQL's first opens: test_postgres_ledger.py")
+    env = {k: v for k, v in os.environ.items() if k != "PROMO_HMAC_KEY"}
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", FIRST_OPEN, str(tmp_path), str(n), str(ROUNDS)],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for n in range(16)
+    ]
+    deadline = time.monotonic() + 120
+    for round_ in range(ROUNDS):
+        while len(list(tmp_path.glob(f"ready-{round_}-*"))) < 16 and time.monotonic() < deadline:
+            if any(child.poll() is not None for child in children):
+                break  # one died: the others wait in vain
+            time.sleep(0.005)
+        (tmp_path / f"go-{round_}").touch()  # all at the starting line: release them at once
+
+    outcomes = [(child.wait(timeout=120), child.stderr.read()) for child in children]  # type: ignore[union-attr]
+
+    assert [code for code, _ in outcomes] == [0] * 16, [err for _, err in outcomes if err][:1]
+    for round_ in range(ROUNDS):
+        home = tmp_path / f"home-{round_}"
+        db = sqlite3.connect(home / "ledger.sqlite")
+        assert db.execute("SELECT count(*) FROM customers").fetchone()[0] == 16
+        db.close()
+    assert verify_ledger(tmp_path / "home-0" / "ledger.sqlite").clean
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_an_older_ledger_is_migrated_on_open_and_its_promotion_still_resumes_without_duplicates(
+    tmp_path: Path, version: int, as_owner: Any, ledger_backend: str
+) -> None:
+    from builders import add_customers, distributor, everyone, promotion_def, recording_channels
+
+    with open_engine(tmp_path) as engine:
+        add_customers(engine, "ann", "bob", "cat")
+        add_customers(engine, "dan", consent=())  # skipped: no consent
+        engine.create_from_definition(promotion_def(segment=everyone(engine)))
+        distributor(engine).send_promotion("promo")
+        engine.create_from_definition(standalone_def("shared", "SHARED10"))
+        engine.record_order(order(order_id="o-1"), customer_id="ann")
+        engine.redeem(RedeemRequest("SHARED10", order(order_id="o-1"), customer_id="ann"))
+        engine.cancel_order("o-1")
+    ledger = ledger_of(tmp_path)
+    downgrade_ledger(as_owner(ledger), version)
+    if ledger_backend == "postgresql":  # its owner migrates it; the application role may not
+        PostgresLedgerStore(as_owner(ledger)).close()
+
+    with open_engine(tmp_path) as engine:
+        channels = recording_channels("email")
+        again = distributor(engine, channels).send_promotion("promo")
+        with engine.store.read() as tx:
+            audience = tx.query(
+                "SELECT a.customer_id, a.outcome, a.voucher_id = coalesce(o.voucher_id, '')"
+                " FROM audience a LEFT JOIN offers o USING (voucher_id) ORDER BY 1",
+                (),
+            )
+            causes = tx.query("SELECT rollback_cause FROM redemptions", ())
+
+    assert ledger_schema_version(ledger) == 3
+    assert audience == [("ann", "published", 1), ("bob", "published", 1), ("cat", "published", 1), ("dan", "skipped", 1)]  # fmt: skip
+    assert causes == [("order_cancelled",)]
+    assert (again.published, channels["email"].sent) == (0, [])
+    assert verify_ledger(ledger).clean
+
+
+def test_the_projection_refuses_a_rollback_of_a_redemption_already_rolled_back(
+    tmp_path: Path,
+) -> None:
+    with open_engine(tmp_path) as engine:
+        engine.create_from_definition(standalone_def("shared", "SHARED10"))
+        redeemed = engine.redeem(RedeemRequest("SHARED10", order(), customer_id="alice"))
+        engine.rollback(redeemed.redemption_id or "")
+        [done] = [
+            e for e in engine.store.events() if e.event_type is EventType.REDEMPTION_ROLLED_BACK
+        ]
+        again = Event(
+            EventType.REDEMPTION_ROLLED_BACK, done.occurred_at, done.payload,
+            campaign_id=done.campaign_id, voucher_id=done.voucher_id,
+            customer_id=done.customer_id, redemption_id=done.redemption_id,
+        )  # fmt: skip
+
+        with pytest.raises(LookupError, match="rolled back before"), engine.store.write() as tx:
+            tx.append(again)
+        with engine.store.read() as tx:
+            voucher = tx.voucher_by_code("SHARED10")
+
+    assert voucher is not None and voucher.redemptions == 0  # not -1

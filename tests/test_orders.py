@@ -182,6 +182,74 @@ def test_a_fully_refunded_order_refuses_one_more_cent(tmp_path: Path) -> None:
     assert order_row(engine, "g-1") == (None, 5000, 5000, None)
 
 
+def discounted_order(tmp_path: Path) -> tuple[RedemptionEngine, str]:
+    """An order of 20.00 for ann with a 5.00-off voucher on it (budget 5.00): she paid 15.00."""
+    engine = engine_at(tmp_path)
+    engine.add_customer({"id": "ann"})
+    code = standalone(
+        engine, discount={"type": "amount", "amount_off": 500}, limits={"budget": 500}
+    )
+    result = redeem(engine, code, order(2000, id="o-1"), customer_id="ann")
+    engine.record_order(order(2000, id="o-1"), customer_id="ann")
+    assert result.ok and result.discount == 500
+    return engine, code
+
+
+def test_an_order_is_never_refunded_beyond_what_the_customer_paid_while_a_discount_stands(
+    tmp_path: Path,
+) -> None:
+    engine, _ = discounted_order(tmp_path)
+    before = events(engine)
+
+    with pytest.raises(InvalidInput) as refused:
+        engine.refund_order("o-1", 2000)
+
+    assert refused.value.field == "amount"
+    assert "1500 left to refund" in refused.value.problem
+    assert events(engine) == before
+
+
+def test_a_partial_refund_leaves_the_redemption_standing(tmp_path: Path) -> None:
+    engine, code = discounted_order(tmp_path)
+
+    left = engine.refund_order("o-1", 600, reason="a side dish was cold")
+
+    assert left == 900
+    assert events(engine, EventType.REDEMPTION_ROLLED_BACK) == []
+    assert (campaign(engine, "spring").budget_used, voucher(engine, code).redemptions) == (500, 1)
+
+
+def test_a_refund_of_everything_paid_rolls_back_the_redemption_and_nothing_more_can_be_refunded(
+    tmp_path: Path,
+) -> None:
+    engine, code = discounted_order(tmp_path)
+    engine.refund_order("o-1", 600)
+
+    left = engine.refund_order("o-1", 900, reason="returned")
+
+    assert left == 0
+    [rolled] = events(engine, EventType.REDEMPTION_ROLLED_BACK)
+    assert (rolled.order_id, rolled.payload["cause"], rolled.payload["discount"]) == ("o-1", "order_refunded", 500)  # fmt: skip
+    state = campaign(engine, "spring")
+    assert (state.redemptions, state.budget_used, voucher(engine, code).redemptions) == (0, 0, 0)
+    with pytest.raises(InvalidInput):
+        engine.refund_order("o-1", 1)
+    assert engine.customer("ann").spend == 500  # the order's 20.00, less the 15.00 refunded
+    assert redeem(engine, code, order(2000), customer_id="ann").ok  # the budget came back
+    assert verify_ledger(engine.store.path).clean
+
+
+def test_a_voided_redemption_does_not_lower_what_can_be_refunded(tmp_path: Path) -> None:
+    engine, _ = discounted_order(tmp_path)
+    [redemption] = events(engine, EventType.REDEMPTION_SUCCEEDED)
+    engine.rollback(redemption.redemption_id or "", reason="voided at the till")
+
+    left = engine.refund_order("o-1", 2000)
+
+    assert left == 0
+    assert verify_ledger(engine.store.path).clean
+
+
 def test_a_cancelled_order_cannot_be_refunded(tmp_path: Path) -> None:
     engine = engine_at(tmp_path)
     engine.add_customer({"id": "ann"})

@@ -739,3 +739,13 @@ def test_reason_codes_doc_lists_every_code() -> None:
     missing = sorted(code.value for code in Code if code.value not in listed)
 
     assert missing == []
+
+
+def test_every_ledger_rule_code_and_setting_is_documented() -> None:
+    from redemption_core.domain.reasons import LEDGER_CATALOG, SETTINGS, LedgerCode
+
+    listed = set(re.findall(r"`([a-z_]+)`", REASON_CODES_DOC.read_text(encoding="utf-8")))
+
+    assert sorted(code.value for code in LedgerCode if code.value not in listed) == []
+    assert set(LEDGER_CATALOG) == set(LedgerCode)
+    assert all(str(code) in listed for code in SETTINGS)

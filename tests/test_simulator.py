@@ -155,3 +155,37 @@ def test_bad_settings_name_the_field(overrides: dict, field: str) -> None:
         SimulationConfig(**overrides)
 
     assert refused.value.field == field
+
+
+def test_every_redemption_names_an_order_the_ledger_recorded_staff_abuse_included(
+    simulated: Path,
+) -> None:
+    with sqlite3.connect(simulated / "ledger.sqlite") as db:
+        missing = db.execute(
+            "SELECT r.redemption_id, r.order_id FROM redemptions r"
+            " WHERE r.order_id IS NOT NULL AND r.order_id NOT IN (SELECT order_id FROM orders)"
+        ).fetchall()
+        staff_orders = db.execute(
+            "SELECT count(*) FROM orders WHERE sales_channel = 'pos' AND customer_id IS NULL"
+        ).fetchone()[0]
+    abused = [case for case in truth(simulated) if case["pattern"] == "staff_abuse"]
+
+    assert missing == []
+    assert abused and staff_orders >= sum(len(case["redemption_ids"]) for case in abused)
+
+
+def test_the_simulated_ledger_imports_into_an_empty_home_through_every_rule(
+    simulated: Path, tmp_path: Path
+) -> None:
+    from redemption_core.engine.redemption import RedemptionEngine
+    from redemption_core.imports.ledger_schema import events_to_rows, import_events
+    from redemption_core.ledger.sqlite import SqliteLedgerStore
+
+    source = SqliteLedgerStore(simulated / "ledger.sqlite", read_only=True)
+    rows = events_to_rows(source.events())
+    source.close()
+    with RedemptionEngine.open(tmp_path / "copy") as engine:
+        report = import_events(engine, rows)
+
+    assert report.imported == len(rows)
+    assert verify_ledger(tmp_path / "copy" / "ledger.sqlite").clean

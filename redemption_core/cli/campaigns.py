@@ -5,16 +5,18 @@ from __future__ import annotations
 import argparse
 import csv
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 from redemption_core.cli.common import (
     Output,
+    atomic_output,
+    codes_from_args,
+    definition_from_args,
     engine_command,
-    load_definition,
     minor_units,
-    open_output,
-    read_csv,
+    whole_number,
 )
 from redemption_core.domain.errors import NotFound
 from redemption_core.domain.money import format_money
@@ -34,6 +36,7 @@ def register(commands: Any) -> None:
     create.add_argument(
         "file", type=Path, help="a campaign, or a main campaign with campaigns: [...]"
     )
+    create.set_defaults(reads="definition")
     campaign_cmd.add_parser("list", help="campaigns with status and counters")
     status = campaign_cmd.add_parser("status", help="activate, pause or finish a campaign")
     status.add_argument("campaign_id", help="the campaign's id")
@@ -46,13 +49,14 @@ def register(commands: Any) -> None:
     codes_cmd = codes.add_subparsers(dest="action", required=True)
     generate = codes_cmd.add_parser("generate", help="generate new unique codes")
     generate.add_argument("--campaign", required=True, help="the campaign the codes belong to")
-    generate.add_argument("--count", type=int, required=True, help="how many new codes")
+    generate.add_argument("--count", type=whole_number, required=True, help="how many new codes")
     generate.add_argument("--out", type=Path, help="also write the codes to this CSV file")
     imported = codes_cmd.add_parser("import", help="import codes from CSV (column: code)")
     imported.add_argument("--campaign", required=True, help="the campaign the codes belong to")
     imported.add_argument(
         "file", type=Path, help="CSV with columns code[,customer_id][,gift_balance]"
     )
+    imported.set_defaults(reads="codes")
     export = codes_cmd.add_parser("export", help="export a campaign's vouchers as CSV")
     export.add_argument("--campaign", required=True, help="the campaign to export")
     export.add_argument("--out", type=Path, help="file to write (default: standard output)")
@@ -88,7 +92,7 @@ def register(commands: Any) -> None:
 @engine_command
 def _campaign(engine: RedemptionEngine, args: argparse.Namespace, out: Output) -> int:
     if args.action == "create":
-        ids = engine.create_from_definition(load_definition(args.file))
+        ids = engine.create_from_definition(definition_from_args(args))
         out.emit({"created": ids}, f"created campaigns: {', '.join(ids)}")
     elif args.action == "list":
         rows = stats(engine.store)["campaigns"]
@@ -110,18 +114,16 @@ def _campaign(engine: RedemptionEngine, args: argparse.Namespace, out: Output) -
 @engine_command
 def _codes(engine: RedemptionEngine, args: argparse.Namespace, out: Output) -> int:
     if args.action == "generate":
-        # Open the output first: a bad --out must fail before any code is created.
-        handle = open_output(args.out) if args.out else None
+        # The codes go to a file written aside (a bad --out fails before any code is
+        # created) and renamed over --out only once they are in the ledger: a refused
+        # command leaves an existing file as it was.
         progress = _Progress(args.count) if args.out and not out.as_json else None
-        try:
+        with atomic_output(args.out) if args.out else nullcontext(None) as handle:
             created = engine.generate_codes(args.campaign, args.count, progress=progress)
             if handle is not None:
                 writer = csv.writer(handle)
                 writer.writerow(["code"])
                 writer.writerows([code] for code in created)
-        finally:
-            if handle is not None:
-                handle.close()
         if args.out is None:
             out.emit({"campaign_id": args.campaign, "codes": created}, "\n".join(created))
         else:  # the file holds the codes; the terminal gets a summary, not 200,000 lines
@@ -130,21 +132,17 @@ def _codes(engine: RedemptionEngine, args: argparse.Namespace, out: Output) -> i
                 f"generated {len(created):,} codes for {args.campaign} into {args.out}",
             )
     elif args.action == "import":
-        count = engine.import_codes(args.campaign, read_csv(args.file))
+        count = engine.import_codes(args.campaign, codes_from_args(args))
         out.emit({"campaign_id": args.campaign, "imported": count}, f"imported {count} codes")
     else:
         with engine.store.read() as tx:
             if tx.campaign_state(args.campaign) is None:
                 raise NotFound("--campaign", args.campaign)
-        rows = voucher_rows(engine.store, args.campaign)
-        handle = open_output(args.out) if args.out else sys.stdout
-        try:
+        rows = voucher_rows(engine.store, args.campaign)  # a page at a time
+        with atomic_output(args.out) if args.out else nullcontext(sys.stdout) as handle:
             writer = csv.DictWriter(handle, fieldnames=EXPORT_COLUMNS)
             writer.writeheader()
             writer.writerows(rows)
-        finally:
-            if args.out:
-                handle.close()
     return 0
 
 

@@ -7,13 +7,19 @@ import argparse
 import csv
 import io
 import json
+import os
+import re
+import stat
 import sys
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TextIO
 
 import yaml
 
+from redemption_core.domain import parsing as p
 from redemption_core.domain.errors import InvalidInput
 from redemption_core.domain.orders import Order, RequestContext, context_from_dict, order_from_dict
 from redemption_core.domain.parsing import timestamp
@@ -50,21 +56,52 @@ def engine_command(handler: Callable[[RedemptionEngine, argparse.Namespace, Outp
     return handler
 
 
+# Bounds of every input the CLI reads, checked before the ledger is opened (prepare_inputs).
+MAX_JSON_ARGUMENT_BYTES = 1024 * 1024  # --order, inline or @file
+MAX_DOCUMENT_BYTES = 64 * 1024 * 1024  # campaign, customer and segment files
+MAX_CSV_BYTES = 512 * 1024 * 1024  # codes to import (10 million codes with their holders)
+MAX_DEPTH = 64
+MAX_VALUES = 5_000_000
+MAX_DIGITS = 19  # every whole number the core takes fits in 64 bits
+WHOLE_NUMBER = re.compile(r"-?[0-9]{1,19}")
+
+
+def whole_number(value: str) -> int:
+    """An integer argument as written: ASCII digits and an optional minus, at most 19 of them
+    (int() would also take '1_000', ' 12' or other scripts' digits, and tens of thousands of
+    digits before failing)."""
+    if not WHOLE_NUMBER.fullmatch(value):
+        shown = value if len(value) <= 40 else value[:37] + "..."
+        raise argparse.ArgumentTypeError(
+            f"not a whole number of at most {MAX_DIGITS} digits: {shown!r}"
+        )
+    return int(value)
+
+
 def positive(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
+    number = whole_number(value)
     if number < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
     return number
+
+
+def bounded(low: int, high: int) -> Callable[[str], int]:
+    """A whole number from low to high (a port, a number of processes)."""
+
+    def parse(value: str) -> int:
+        number = whole_number(value)
+        if not low <= number <= high:
+            raise argparse.ArgumentTypeError(f"must be from {low} to {high}, got {number}")
+        return number
+
+    return parse
 
 
 def minor_units(value: str) -> int:
     """An amount on the command line: a whole number of minor units (cents), never 32.00."""
     text = value.strip()
     digits = text.removeprefix("-").removeprefix("+")
-    if digits.isdigit() and len(digits) <= 18:  # the domain checks the range and names the field
+    if digits.isascii() and digits.isdigit() and len(digits) <= 18:  # the domain checks range
         return int(text)
     hint = ""
     whole, dot, cents = text.partition(".")
@@ -101,30 +138,66 @@ def order_arguments(sub: argparse.ArgumentParser) -> None:
         sub.add_argument(f"--{name}", help=text)
 
 
-def read_text(path: Path, field: str) -> str:
+def read_text(path: Path, field: str, limit: int) -> str:
+    """The file's text, read only if it is at most `limit` bytes (a device or a pipe is read
+    up to the limit, never until memory runs out)."""
     try:
-        return path.read_bytes().decode("utf-8-sig")  # -sig: a BOM as spreadsheets write it
+        with path.open("rb") as handle:
+            if stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                size = os.fstat(handle.fileno()).st_size
+                if size > limit:
+                    raise InvalidInput(field, f"{path} is larger than {limit} bytes ({size})")
+            data = handle.read(limit + 1)
     except OSError as error:
         raise InvalidInput(field, f"cannot read {path}: {error.strerror}") from None
+    if len(data) > limit:
+        raise InvalidInput(field, f"{path} is larger than {limit} bytes")
+    try:
+        return data.decode("utf-8-sig")  # -sig: a BOM as spreadsheets write it
     except UnicodeDecodeError as error:
         raise InvalidInput(field, f"{path} is not UTF-8 text (byte {error.start})") from None
 
 
+def _json_integer(field: str) -> Any:
+    def parse(digits: str) -> int:
+        if len(digits.lstrip("-")) > MAX_DIGITS:
+            raise InvalidInput(field, f"a number with more than {MAX_DIGITS} digits")
+        return int(digits)
+
+    return parse
+
+
 def parse_json(text: str, field: str) -> Any:
+    """JSON whose numbers fit in 64 bits, at most MAX_DEPTH deep and MAX_VALUES values."""
     try:
-        return json.loads(text)
+        document = json.loads(text, parse_int=_json_integer(field))
     except json.JSONDecodeError as error:
         raise InvalidInput(field, f"not valid JSON ({error.msg} at position {error.pos})") from None
     except RecursionError:
         raise InvalidInput(field, "JSON nested too deeply") from None
+    p.bounded_document(document, field, max_depth=MAX_DEPTH, max_nodes=MAX_VALUES, numbers=False)
+    return document
 
 
 def read_json_argument(value: str, field: str) -> Any:
-    text = read_text(Path(value[1:]), field) if value.startswith("@") else value
+    if len(value) > MAX_JSON_ARGUMENT_BYTES:
+        raise InvalidInput(field, f"larger than {MAX_JSON_ARGUMENT_BYTES} bytes")
+    text = (
+        read_text(Path(value[1:]), field, MAX_JSON_ARGUMENT_BYTES)
+        if value.startswith("@")
+        else value
+    )
     return parse_json(text, field)
 
 
 def order_from_args(args: argparse.Namespace) -> Order:
+    """The command's order, read once (prepare_inputs reads it before the ledger opens)."""
+    if "parsed_order" not in vars(args):
+        args.parsed_order = _order(args)
+    return args.parsed_order
+
+
+def _order(args: argparse.Namespace) -> Order:
     if args.order is not None:
         if args.amount is not None or args.currency is not None:
             raise InvalidInput("--order", "give either --order or --amount/--currency")
@@ -149,12 +222,56 @@ def context_from_args(args: argparse.Namespace) -> RequestContext:
     )
 
 
+def definition_from_args(args: argparse.Namespace) -> Any:
+    """The command's YAML/JSON file, read once (before the ledger opens)."""
+    if "parsed_file" not in vars(args):
+        args.parsed_file = load_definition(args.file)
+    return args.parsed_file
+
+
+def codes_from_args(args: argparse.Namespace) -> list[dict[str, str]]:
+    """The command's CSV of codes, read once (before the ledger opens)."""
+    if "parsed_file" not in vars(args):
+        args.parsed_file = read_csv(args.file)
+    return args.parsed_file
+
+
+def prepare_inputs(args: argparse.Namespace) -> None:
+    """Read and check every input of a command before the ledger is opened, so that bad input
+    is refused (exit 2) before any file is touched."""
+    if "order" in vars(args) and "amount" in vars(args):
+        order_from_args(args)
+        context_from_args(args)
+    reads = getattr(args, "reads", None)
+    if reads == "definition":
+        definition_from_args(args)
+    elif reads == "codes":
+        codes_from_args(args)
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML's safe loader with integers bounded like JSON's (PyYAML's int() would fail on
+    thousands of digits with an error of its own)."""
+
+    def construct_yaml_int(self, node: yaml.Node) -> int:  # type: ignore[override]
+        digits = str(self.construct_scalar(node)).replace("_", "").lstrip("+-")  # type: ignore[arg-type]
+        if len(digits) > MAX_DIGITS + 2:  # room for a 0x or 0o prefix
+            raise InvalidInput(
+                "file",
+                f"a number with more than {MAX_DIGITS} digits, line {node.start_mark.line + 1}",
+            )
+        return super().construct_yaml_int(node)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_yaml_int)
+
+
 def load_definition(path: Path) -> Any:
-    text = read_text(path, "file")
+    text = read_text(path, "file", MAX_DOCUMENT_BYTES)
     if path.suffix.lower() == ".json":
         return parse_json(text, "file")
     try:
-        return yaml.safe_load(text)
+        document = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -162,10 +279,13 @@ def load_definition(path: Path) -> Any:
         raise InvalidInput("file", f"{path} is not valid YAML{where}: {problem}") from None
     except RecursionError:
         raise InvalidInput("file", f"{path} is nested too deeply") from None
+    # Aliases are counted as often as they are used: an alias bomb is refused here.
+    p.bounded_document(document, "file", max_depth=MAX_DEPTH, max_nodes=MAX_VALUES, numbers=False)
+    return document
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
-    text = read_text(path, "file")
+    text = read_text(path, "file", MAX_CSV_BYTES)
     try:
         reader = csv.DictReader(io.StringIO(text, newline=""))
         if reader.fieldnames is None or "code" not in reader.fieldnames:
@@ -180,11 +300,24 @@ def read_csv(path: Path) -> list[dict[str, str]]:
         raise InvalidInput("file", f"{path} is not valid CSV: {error}") from None
 
 
-def open_output(path: Path) -> Any:
+@contextmanager
+def atomic_output(path: Path) -> Iterator[TextIO]:
+    """A file written aside and renamed over `path` only once the block succeeds: a refused
+    command leaves an existing file as it was, and nobody reads a half-written one."""
+    if path.exists() and not path.is_file():
+        raise InvalidInput("--out", f"cannot write {path}: not a regular file")
     try:
-        return path.open("w", newline="", encoding="utf-8")
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+        os.chmod(name, path.stat().st_mode & 0o777 if path.exists() else 0o644)
     except OSError as error:
         raise InvalidInput("--out", f"cannot write {path}: {error.strerror}") from None
+    try:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
+            yield handle
+        os.replace(name, path)
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise
 
 
 def reasons_text(reasons: list[dict[str, str]]) -> str:

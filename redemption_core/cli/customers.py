@@ -10,11 +10,12 @@ from typing import Any
 from redemption_core.cli.common import (
     Output,
     context_from_args,
+    definition_from_args,
     engine_command,
-    load_definition,
     minor_units,
     order_arguments,
     order_from_args,
+    whole_number,
 )
 from redemption_core.domain.parsing import iso, timestamp
 from redemption_core.engine.redemption import RedemptionEngine
@@ -23,9 +24,9 @@ from redemption_core.engine.redemption import RedemptionEngine
 def register(commands: Any) -> None:
     customer = commands.add_parser("customer", help="customer profiles and consent")
     customer_cmd = customer.add_subparsers(dest="action", required=True)
-    customer_cmd.add_parser("add", help="add customers from a YAML/JSON file").add_argument(
-        "file", type=Path, help="one profile or a list (YAML or JSON)"
-    )
+    add = customer_cmd.add_parser("add", help="add customers from a YAML/JSON file")
+    add.add_argument("file", type=Path, help="one profile or a list (YAML or JSON)")
+    add.set_defaults(reads="definition")
     customer_cmd.add_parser("show", help="a customer's profile (contacts masked)").add_argument(
         "customer_id", help="the customer's id"
     )
@@ -55,20 +56,20 @@ def register(commands: Any) -> None:
         member = segment_cmd.add_parser(name, help=f"{name} a listed member")
         member.add_argument("segment_id", help="the segment's id")
         member.add_argument("customer_id", help="the customer's id")
-    segment_cmd.add_parser("define", help="define a segment from a YAML/JSON file").add_argument(
-        "file", type=Path, help="the segment definition (id, match, rules)"
-    )
+    define = segment_cmd.add_parser("define", help="define a segment from a YAML/JSON file")
+    define.add_argument("file", type=Path, help="the segment definition (id, match, rules)")
+    define.set_defaults(reads="definition")
     preview = segment_cmd.add_parser("preview", help="size and first members of a segment")
     preview.add_argument("segment_id", help="the segment's id")
     preview.add_argument("--at", help="evaluate at this past instant (ISO 8601)")
-    preview.add_argument("--limit", type=int, default=20, help="how many members to list")
+    preview.add_argument("--limit", type=whole_number, default=20, help="how many members to list")
     segment.set_defaults(handler=_segment)
 
 
 @engine_command
 def _customer(engine: RedemptionEngine, args: argparse.Namespace, out: Output) -> int:
     if args.action == "add":
-        document = load_definition(args.file)
+        document = definition_from_args(args)
         profiles = document if isinstance(document, list) else [document]
         added = engine.add_customers(profiles)
         out.emit({"added": added}, f"added {added} customers")
@@ -123,7 +124,7 @@ def _segment(engine: RedemptionEngine, args: argparse.Namespace, out: Output) ->
             "done",
         )
     elif args.action == "define":
-        document = load_definition(args.file)
+        document = definition_from_args(args)
         engine.define_segment(document)
         out.emit({"defined": document.get("id")}, f"defined {document.get('id')}")
     else:

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from redemption_core.cli.common import Output, engine_command
+from redemption_core.cli.common import Output, engine_command, whole_number
 from redemption_core.domain.parsing import timestamp
 from redemption_core.engine.redemption import RedemptionEngine
 from redemption_core.imports.dunnhumby import dunnhumby_events
@@ -16,8 +16,9 @@ from redemption_core.imports.ledger_schema import (
     ImportRefused,
     events_to_rows,
     import_events,
-    read_rows,
+    open_rows,
 )
+from redemption_core.imports.reading import RowSource, in_chunks
 from redemption_core.ledger.home import promo_home
 from redemption_core.simulate.simulation import SimulationConfig, simulate
 
@@ -33,10 +34,14 @@ def register(commands: Any) -> None:
     simulated = commands.add_parser(
         "simulate", help="run a simulated restaurant through the core into an empty PROMO_HOME"
     )
-    simulated.add_argument("--customers", type=int, default=2000, help="how many customers")
-    simulated.add_argument("--days", type=int, default=90, help="how many days to simulate")
+    simulated.add_argument(
+        "--customers", type=whole_number, default=2000, help="how many customers"
+    )
+    simulated.add_argument(
+        "--days", type=whole_number, default=90, help="how many days to simulate"
+    )
     simulated.add_argument("--start", default="2026-01-05T00:00:00Z", help="first day (ISO 8601)")
-    simulated.add_argument("--seed", type=int, default=1, help="same seed, same ledger")
+    simulated.add_argument("--seed", type=whole_number, default=1, help="same seed, same ledger")
     simulated.add_argument("--fraud-scale", type=float, default=1.0, help="0 for no fraud")
     simulated.set_defaults(handler=_simulate)
 
@@ -44,11 +49,13 @@ def register(commands: Any) -> None:
 @engine_command
 def _import(engine: RedemptionEngine, args: argparse.Namespace, out: Output) -> int:
     if args.mapping == "dunnhumby":
-        rows = events_to_rows(dunnhumby_events(args.path))
+        # A mapping builds its events table by table; they happened in time order.
+        events = sorted(dunnhumby_events(args.path), key=lambda event: event.occurred_at)
+        rows: RowSource = in_chunks(events_to_rows(events))
     else:
-        rows = read_rows(args.path)
+        rows = open_rows(args.path)
     try:
-        report = import_events(engine, rows)
+        report = import_events(engine, rows, progress=None if out.as_json else sys.stderr)
     except ImportRefused as refused:
         if out.as_json:
             print(
@@ -62,8 +69,9 @@ def _import(engine: RedemptionEngine, args: argparse.Namespace, out: Output) -> 
             )
         else:
             print("\n".join(str(error) for error in refused.errors))
+        bad = f"{refused.total} bad row{'' if refused.total == 1 else 's'}"
         print(
-            f"error: import refused, nothing written: {refused.total} bad rows; first: {refused}",
+            f"error: import refused, nothing written: {bad}; first: {refused.errors[0]}",
             file=sys.stderr,
         )
         return 2

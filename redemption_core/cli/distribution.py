@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from redemption_core.cli.common import Output, engine_command
+from redemption_core.cli.common import Output, engine_command, whole_number
 from redemption_core.distribution.channels import FileSinkChannel
 from redemption_core.distribution.delivery_config import default_channels, load_channels_from_file
 from redemption_core.distribution.distributor import (
@@ -51,8 +51,8 @@ def register(commands: Any) -> None:
     settings = commands.add_parser("settings", help="platform settings")
     settings_cmd = settings.add_subparsers(dest="action", required=True)
     cap = settings_cmd.add_parser("frequency-cap", help="at most N offers per M days")
-    cap.add_argument("max_offers", type=int, help="at most this many offers per customer")
-    cap.add_argument("days", type=int, help="within this many days")
+    cap.add_argument("max_offers", type=whole_number, help="at most this many offers per customer")
+    cap.add_argument("days", type=whole_number, help="within this many days")
     settings.set_defaults(handler=_settings)
 
 

@@ -26,7 +26,9 @@ def register(commands: Any) -> None:
     ledger_cmd = ledger.add_subparsers(dest="action", required=True)
     tail_cmd = ledger_cmd.add_parser("tail", help="the last events")
     tail_cmd.add_argument("-n", type=positive, default=20, help="how many events (>= 1)")
-    ledger_cmd.add_parser("verify", help="rebuild the projection and report differences")
+    ledger_cmd.add_parser(
+        "verify", help="check every event's invariants, rebuild the projection, report both"
+    )
     ledger_cmd.add_parser("stats", help="headline numbers")
     migrate = ledger_cmd.add_parser(
         "migrate", help="copy PROMO_HOME's SQLite ledger into an empty PostgreSQL ledger"
@@ -129,7 +131,7 @@ def _emit_report(report: VerifyReport, out: Output) -> int:
         "differences": [str(d) for d in report.differences],
     }
     text = (
-        f"clean: the projection matches {report.events} events"
+        f"clean: {report.events} events break no invariant and the projection matches them"
         if report.clean
         else "\n".join(str(d) for d in report.differences)
         + f"\n{len(report.differences)} differences over {report.events} events"

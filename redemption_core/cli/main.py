@@ -22,7 +22,7 @@ from redemption_core.cli import (
     redemption,
     serve,
 )
-from redemption_core.cli.common import OneLineParser, Output, clock_for
+from redemption_core.cli.common import OneLineParser, Output, clock_for, prepare_inputs
 from redemption_core.domain.errors import PromoError
 from redemption_core.engine.redemption import RedemptionEngine
 
@@ -62,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
     handler = args.handler
     if not getattr(handler, "needs_engine", False):
         return handler(args, out)
+    prepare_inputs(args)  # bad input is refused before the ledger is opened
     clock = clock_for(args)
     with RedemptionEngine.open(**({"clock": clock} if clock else {})) as engine:
         return handler(engine, args, out)

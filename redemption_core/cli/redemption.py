@@ -13,6 +13,7 @@ from redemption_core.cli.common import (
     order_arguments,
     order_from_args,
     reasons_text,
+    whole_number,
 )
 from redemption_core.domain.money import format_money
 from redemption_core.engine.redemption import RedeemRequest, RedemptionEngine
@@ -24,7 +25,7 @@ def register(commands: Any) -> None:
         sub.add_argument("code", help="the voucher code as typed or scanned")
         order_arguments(sub)
         if name == "validate":
-            sub.add_argument("--hold", type=int, metavar="SECONDS", help="reserve one use")
+            sub.add_argument("--hold", type=whole_number, metavar="SECONDS", help="reserve one use")
             sub.set_defaults(handler=_validate)
         else:
             sub.add_argument(

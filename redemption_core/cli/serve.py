@@ -8,7 +8,7 @@ import argparse
 import os
 from typing import Any
 
-from redemption_core.cli.common import Output, positive
+from redemption_core.cli.common import Output, bounded
 from redemption_core.ledger.home import promo_home
 
 
@@ -17,8 +17,12 @@ def register(commands: Any) -> None:
     serve.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
     )
-    serve.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
-    serve.add_argument("--workers", type=positive, default=2, help="processes (one ledger)")
+    serve.add_argument(
+        "--port", type=bounded(1, 65535), default=8000, help="port to listen on (default 8000)"
+    )
+    serve.add_argument(
+        "--workers", type=bounded(1, 256), default=2, help="processes (one ledger; at most 256)"
+    )
     serve.add_argument(
         "--forwarded-allow-ips",
         default=None,

@@ -203,6 +203,7 @@ def campaign_from_dict(data: object, field: str = "campaign") -> Campaign:
     rules = _rules(d.get("rules", {}), f"{field}.rules", kind)
     limits = _limits(d.get("limits", {}), f"{field}.limits", kind)
     metadata = p.mapping(d.get("metadata", {}), f"{field}.metadata")
+    p.bounded_document(metadata, f"{field}.metadata", max_depth=16, max_nodes=10_000)
     distribution = None
     if d.get("distribution") is not None:
         distribution = distribution_from_dict(d["distribution"], f"{field}.distribution")

@@ -90,7 +90,10 @@ def month_day(value: object, field: str) -> str:
     return text
 
 
-def _json_mapping(value: object, field: str) -> dict[str, Any]:
+def json_mapping(value: object, field: str) -> dict[str, Any]:
+    """Attributes or metadata: up to MAX_ATTRIBUTES id keys, each text, a number, a boolean or
+    null. NaN and infinities are refused (JSON has no such number; they would be stored as
+    null), and so are integers beyond 64 bits (they would come back as floats)."""
     data = dict(p.mapping(value, field))
     if len(data) > MAX_ATTRIBUTES:
         raise InvalidInput(field, f"more than {MAX_ATTRIBUTES} entries")
@@ -100,6 +103,8 @@ def _json_mapping(value: object, field: str) -> dict[str, Any]:
             raise InvalidInput(f"{field}.{key}", "must be text, a number, true/false or null")
         if isinstance(item, str):
             p.text(item, f"{field}.{key}", max_length=500)
+        elif isinstance(item, float | int) and not isinstance(item, bool):
+            p.json_number(item, f"{field}.{key}")
     return data
 
 
@@ -123,8 +128,8 @@ def profile_from_dict(data: object, field: str = "customer") -> CustomerProfile:
             if d.get("anniversary") is None
             else month_day(d["anniversary"], f"{field}.anniversary")
         ),
-        attributes=_json_mapping(d.get("attributes") or {}, f"{field}.attributes"),
-        metadata=_json_mapping(d.get("metadata") or {}, f"{field}.metadata"),
+        attributes=json_mapping(d.get("attributes") or {}, f"{field}.attributes"),
+        metadata=json_mapping(d.get("metadata") or {}, f"{field}.metadata"),
         email=None if d.get("email") is None else normalize_email(d["email"], f"{field}.email"),
         phone=None if d.get("phone") is None else normalize_phone(d["phone"], f"{field}.phone"),
         consent=consent_from(d.get("consent") or {}, f"{field}.consent"),

@@ -25,6 +25,18 @@ from redemption_core.domain.customers import CHANNELS, check_channel
 from redemption_core.domain.errors import InvalidInput
 
 TRIGGER_TYPES = ("gone_quiet", "personal_date", "first_order", "spend_threshold")
+# The closed sets distribution events carry (docs/ledger.md); every door checks them.
+OFFER_SOURCES = ("promotion", "autopilot")
+SKIP_REASONS = (
+    "frequency_cap",
+    "no_consent",
+    "channel_unavailable",
+    "no_contact",
+    "unknown_customer",
+)
+TRIGGER_FAILURES = (*SKIP_REASONS, "delivery_failed")
+TRIGGER_OUTCOMES = ("completed", "held_out")
+DELIVERY_OUTCOMES = ("delivered", "transient_failure", "permanent_failure")
 DEFAULT_COOLDOWN_DAYS = {
     "gone_quiet": 90,
     "personal_date": 300,  # once a year

@@ -14,7 +14,7 @@ from typing import Any
 
 from redemption_core.domain import parsing as p
 from redemption_core.domain.errors import InvalidInput
-from redemption_core.domain.money import check_amount, check_currency
+from redemption_core.domain.money import MAX_AMOUNT, check_amount, check_currency
 
 MAX_ITEMS = 500
 MAX_QUANTITY = 100_000
@@ -79,6 +79,59 @@ class Order:
             "currency": self.currency,
             "items": [item.to_dict() for item in self.items],
         }
+
+
+ITEM_FIELDS = frozenset(("product_id", "category", "quantity", "unit_price"))
+
+
+def items_total(raw_items: object, field: str) -> int:
+    """Order lines as the ledger stores them (dicts), checked like OrderItem; their total.
+
+    For the import of recorded orders, which needs the lines as they are, not as objects.
+    """
+    if not isinstance(raw_items, list):
+        raise InvalidInput(field, "must be a list")
+    if len(raw_items) > MAX_ITEMS:
+        raise InvalidInput(field, f"more than {MAX_ITEMS} lines")
+    total = 0
+    for i, item in enumerate(raw_items):
+        if _plain_item(item):  # the common case in one expression
+            total += item["quantity"] * item["unit_price"]
+            continue
+        where = f"{field}[{i}]"  # anything else is named by the checks OrderItem uses
+        p.reject_unknown(p.mapping(item, where), set(ITEM_FIELDS), where)
+        p.identifier(item.get("product_id"), f"{where}.product_id")
+        p.optional_identifier(item.get("category"), f"{where}.category")
+        quantity = p.integer(
+            item.get("quantity"), f"{where}.quantity", minimum=1, maximum=MAX_QUANTITY
+        )
+        total += quantity * check_amount(item.get("unit_price"), f"{where}.unit_price")
+    return total
+
+
+def _plain_item(item: object) -> bool:
+    """A line that passes every check of items_total, tested at once."""
+    if type(item) is not dict or not item.keys() <= ITEM_FIELDS:
+        return False
+    product, category = item.get("product_id"), item.get("category")
+    quantity, price = item.get("quantity"), item.get("unit_price")
+    return (
+        type(quantity) is int
+        and 1 <= quantity <= MAX_QUANTITY
+        and type(price) is int
+        and 0 <= price <= MAX_AMOUNT
+        and type(product) is str
+        and p.ID_PATTERN.fullmatch(product) is not None
+        and len(product) <= p.MAX_ID_LENGTH
+        and (
+            category is None
+            or (
+                type(category) is str
+                and p.ID_PATTERN.fullmatch(category) is not None
+                and len(category) <= p.MAX_ID_LENGTH
+            )
+        )
+    )
 
 
 def order_from_dict(data: object, field: str = "order") -> Order:

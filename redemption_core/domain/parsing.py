@@ -6,6 +6,7 @@ the field a person has to fix.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -80,6 +81,44 @@ def integer(value: object, field: str, *, minimum: int, maximum: int) -> int:
     return value
 
 
+MAX_JSON_INTEGER = 2**63 - 1  # what SQLite, DuckDB and Parquet hold as an integer
+
+
+def json_number(value: float | int, field: str) -> float | int:
+    """A number as JSON and the ledger's readers hold it: finite, integers within 64 bits."""
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidInput(field, f"must be a finite number, got {value!r}")
+    elif not -MAX_JSON_INTEGER - 1 <= value <= MAX_JSON_INTEGER:
+        raise InvalidInput(field, "integer out of the 64-bit range")
+    return value
+
+
+def bounded_document(
+    value: object, field: str, *, max_depth: int, max_nodes: int, numbers: bool = True
+) -> None:
+    """A parsed JSON or YAML document no deeper than `max_depth` and with at most `max_nodes`
+    values, counting a YAML alias as often as it is used (so an alias bomb is refused, not
+    expanded by whoever walks it next); with `numbers`, numbers as json_number allows (the
+    checks of a definition's own fields name a bad number more precisely)."""
+    stack: list[tuple[object, int]] = [(value, 0)]
+    nodes = 0
+    while stack:
+        item, depth = stack.pop()
+        nodes += 1
+        if nodes > max_nodes:
+            raise InvalidInput(field, f"more than {max_nodes} values")
+        if depth > max_depth:
+            raise InvalidInput(field, f"nested deeper than {max_depth} levels")
+        if isinstance(item, Mapping):
+            stack.extend((child, depth + 1) for child in item.values())
+            stack.extend((key, depth + 1) for key in item)
+        elif isinstance(item, list | tuple):
+            stack.extend((child, depth + 1) for child in item)
+        elif numbers and isinstance(item, float | int) and not isinstance(item, bool):
+            json_number(item, field)
+
+
 def boolean(value: object, field: str) -> bool:
     if not isinstance(value, bool):
         raise InvalidInput(field, f"must be true or false, got {short(value)}")
@@ -131,6 +170,13 @@ def iso(moment: datetime) -> str:
     text = utc.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
     _last_iso = (moment, text)
     return text
+
+
+def remember_iso(moment: datetime, text: str) -> None:
+    """Tell iso() the text of an instant already in the ledger's format (an import read it so),
+    so that the projection's writes of the same event do not format it again."""
+    global _last_iso
+    _last_iso = (moment, text)
 
 
 def from_iso(value: str) -> datetime:

@@ -1,4 +1,5 @@
-"""The stable reason codes a validation, redemption or rollback can fail with.
+"""The stable reason codes a validation, redemption or rollback can fail with, and the codes
+of ledger rows that break the ledger's rules (an import refuses them, verify reports them).
 
 Each rule has its own code, so reports can count exactly why redemptions are rejected.
 Where Voucherify has a name for the failure we use it as the code itself; where Voucherify
@@ -187,3 +188,96 @@ class Reason:
 
     def to_dict(self) -> dict[str, str]:
         return {"code": str(self.code), "family": self.family, "message": self.message}
+
+
+class LedgerCode(StrEnum):
+    """Why a ledger row breaks the ledger's rules (beyond the rule codes above, which an import
+    and `promo ledger verify` use too where they fit)."""
+
+    MALFORMED = "malformed"
+    UNKNOWN_VALUE = "unknown_value"
+    NOT_IMPORTED = "not_imported"
+    TIME_OUT_OF_RANGE = "time_out_of_range"
+    RECORDED_BEFORE_OCCURRED = "recorded_before_occurred"
+    HOLD_TOO_LONG = "hold_too_long"
+    REFERENCE_NOT_FOUND = "reference_not_found"
+    HAPPENED_BEFORE_REFERENCE = "happened_before_reference"
+    DUPLICATE_ID = "duplicate_id"
+    EVENT_ID_REUSED = "event_id_reused"
+    IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
+    AUDIENCE_ALREADY_DECIDED = "audience_already_decided"
+    VOUCHER_NOT_IN_CAMPAIGN = "voucher_not_in_campaign"
+    STATE_MISMATCH = "state_mismatch"
+    DISCOUNT_MISMATCH = "discount_mismatch"
+    STATUS_CHANGE_NOT_ALLOWED = "status_change_not_allowed"
+    CAMPAIGN_FINISHED = "campaign_finished"
+    WRONG_VOUCHER_KIND = "wrong_voucher_kind"
+    NOT_THE_HOLDER = "not_the_holder"
+    REPEATED_ACT = "repeated_act"
+    ORDER_CANCELLED = "order_cancelled"
+    REFUND_EXCEEDS_PAID = "refund_exceeds_paid"
+    REDEMPTIONS_LEFT_STANDING = "redemptions_left_standing"
+    UNKNOWN_CURRENCY = "unknown_currency"
+    COUNTER_NEGATIVE = "counter_negative"
+    CANNOT_APPLY = "cannot_apply"
+
+
+LEDGER_CATALOG: dict[LedgerCode, str] = {
+    LedgerCode.MALFORMED: "A column or payload field is missing, of the wrong type, too large or nested too deeply, or not a known column or field.",
+    LedgerCode.UNKNOWN_VALUE: "A value the core parses is not one of its known values: event type, campaign status, voucher kind, channel, source, outcome, skip reason, review decision, reason code, visit surface, back-off subject.",
+    LedgerCode.NOT_IMPORTED: "An event this ledger writes itself and never takes from a file: an API key issued or revoked, the answer kept for an Idempotency-Key.",
+    LedgerCode.TIME_OUT_OF_RANGE: "A timestamp has no UTC offset, is before 1990 or more than a day ahead of the import.",
+    LedgerCode.RECORDED_BEFORE_OCCURRED: "recorded_at is earlier than occurred_at.",
+    LedgerCode.HOLD_TOO_LONG: "A validation hold does not expire after it was made, or lasts longer than the engine's MAX_HOLD_SECONDS (one hour).",
+    LedgerCode.REFERENCE_NOT_FOUND: "The row names a campaign, voucher, customer, order, redemption, hold or trigger that neither the ledger nor an earlier row of the file created.",
+    LedgerCode.HAPPENED_BEFORE_REFERENCE: "The row happened before the voucher, order or redemption it names was created.",
+    LedgerCode.DUPLICATE_ID: "The row creates a campaign, voucher, code, customer, order, redemption, hold or trigger that already exists.",
+    LedgerCode.EVENT_ID_REUSED: "The event id is already in the ledger with other content, or repeats an earlier row of the file.",
+    LedgerCode.IDEMPOTENCY_KEY_REUSED: "The idempotency key was already used by another event.",
+    LedgerCode.AUDIENCE_ALREADY_DECIDED: "A second decision for one customer in one promotion: a held-out or skipped customer also held out, skipped or sent a voucher (several vouchers to one customer are fine).",
+    LedgerCode.VOUCHER_NOT_IN_CAMPAIGN: "The voucher, redemption or trigger belongs to another campaign than the row says.",
+    LedgerCode.STATE_MISMATCH: "A field contradicts what it refers to: a code that is not the voucher's, a rollback whose ids or amounts are not its redemption's, a previous status, a gift balance.",
+    LedgerCode.DISCOUNT_MISMATCH: "A redemption's discount or gift amount is not what the campaign gives on its order (or exceeds the order).",
+    LedgerCode.STATUS_CHANGE_NOT_ALLOWED: "A campaign status change the engine does not allow (finished is final).",
+    LedgerCode.CAMPAIGN_FINISHED: "A voucher created in a finished campaign.",
+    LedgerCode.WRONG_VOUCHER_KIND: "A voucher of another kind than its campaign's, a second voucher of a standalone campaign, a standalone code published to one customer, a top-up of a voucher that is not a gift card.",
+    LedgerCode.NOT_THE_HOLDER: "A voucher published to another customer than its holder, or accepted, delivered or not sent to someone who does not hold it.",
+    LedgerCode.REPEATED_ACT: "An act the engine records once: a second acceptance, a second publication to the same holder, a second cancellation.",
+    LedgerCode.ORDER_CANCELLED: "A refund or cancellation of an order that was cancelled before.",
+    LedgerCode.REFUND_EXCEEDS_PAID: "A refund above what the customer paid: the order's amount less the discounts given on it and what was refunded before.",
+    LedgerCode.REDEMPTIONS_LEFT_STANDING: "An order cancelled, or refunded in full, while redemptions on it stand: their rollbacks come first.",
+    LedgerCode.UNKNOWN_CURRENCY: "An amount in a currency that is not a known ISO 4217 code.",
+    LedgerCode.COUNTER_NEGATIVE: "A counter of the projection below zero (uses, budget used, gift balance, a customer's redemptions).",
+    LedgerCode.CANNOT_APPLY: "The projection could not take the row (reported with the database's reason).",
+}  # fmt: skip
+
+# For a rule that another system did not have: the campaign setting that describes that system.
+SETTINGS: dict[str, str] = {
+    Code.VOUCHER_DISABLED: "a voucher_enabled row before it",
+    Code.CAMPAIGN_INACTIVE: "the campaign's status (status: active, or a campaign_status_changed row before it)",
+    Code.VOUCHER_NOT_ACTIVE: "the campaign's active_from",
+    Code.VOUCHER_EXPIRED: "the campaign's active_until",
+    Code.OUTSIDE_DAYS_OF_WEEK: "rules.days_of_week (leave it out for every day)",
+    Code.OUTSIDE_HOURS: "rules.hours and rules.timezone",
+    Code.VOUCHER_NOT_PUBLISHED: "rules.valid_days_after_publication (leave it out)",
+    Code.PUBLICATION_VALIDITY_EXPIRED: "rules.valid_days_after_publication (raise it or leave it out)",
+    Code.ORDER_BELOW_MINIMUM: "rules.min_order_amount",
+    Code.REQUIRED_PRODUCT_MISSING: "rules.required_products, or the discount's product",
+    Code.REQUIRED_CATEGORY_MISSING: "rules.required_categories",
+    Code.MINIMUM_QUANTITY_NOT_MET: "rules.min_item_quantity",
+    Code.NO_APPLICABLE_ITEMS: "the discount (type: unspecified when the source priced it its own way)",
+    Code.MISSING_CUSTOMER: "rules.holder_only: false and no rule or limit that needs the customer",
+    Code.CUSTOMER_NOT_IN_SEGMENT: "rules.segments",
+    Code.CUSTOMER_NOT_HOLDER: "rules.holder_only: false",
+    Code.CUSTOMER_NOT_NEW: "rules.new_customers_only: false",
+    Code.QUANTITY_EXCEEDED: "limits.per_voucher (raise it, or leave it out for no limit)",
+    Code.CUSTOMER_LIMIT_EXCEEDED: "limits.per_customer (raise it, or leave it out for no limit)",
+    Code.CAMPAIGN_LIMIT_EXCEEDED: "limits.campaign_total (raise it, or leave it out)",
+    Code.CAMPAIGN_BUDGET_EXCEEDED: "limits.budget (raise it, or leave it out)",
+    Code.GIFT_AMOUNT_EXCEEDED: "voucher.gift_balance, or a gift_card_topped_up row before it",
+    Code.SALES_CHANNEL_NOT_ALLOWED: "rules.sales_channels",
+    Code.STORE_NOT_ALLOWED: "rules.stores",
+    Code.CURRENCY_MISMATCH: "the campaign's currency",
+    Code.ACCEPTANCE_REQUIRED: "rules.acceptance_required: false",
+    LedgerCode.DISCOUNT_MISMATCH: "the discount (type: unspecified when the source priced it its own way)",
+}  # fmt: skip

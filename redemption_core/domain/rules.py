@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from redemption_core.domain.campaigns import CampaignStatus, VoucherKind
+from redemption_core.domain.campaigns import CampaignStatus, Limits, VoucherKind
 from redemption_core.domain.discounts import compute_discount
 from redemption_core.domain.errors import InvalidInput
 from redemption_core.domain.orders import Order, RequestContext
@@ -158,27 +158,17 @@ def evaluate(
             fail(Reason(Code.CUSTOMER_NOT_NEW, "the customer has ordered before"))
         if limits.per_customer is not None:
             used = facts.customer_campaign_redemptions(campaign.id, customer_id)
-            if used >= limits.per_customer:
-                fail(Reason(Code.CUSTOMER_LIMIT_EXCEEDED, f"used {used} of {limits.per_customer}"))
+            if reason := customer_limit_reason(limits, used):
+                fail(reason)
 
     if limits.per_voucher is not None:
         held = 0
         if voucher.held_until is not None and voucher.held_until > now:
             held = facts.holds_by_others(voucher.voucher_id, session_id, now)
-        if voucher.redemptions + held >= limits.per_voucher:
-            fail(
-                Reason(
-                    Code.QUANTITY_EXCEEDED,
-                    f"used {voucher.redemptions}, held {held}, limit {limits.per_voucher}",
-                )
-            )
-    if limits.campaign_total is not None and state.redemptions >= limits.campaign_total:
-        fail(
-            Reason(
-                Code.CAMPAIGN_LIMIT_EXCEEDED,
-                f"campaign reached {limits.campaign_total} redemptions",
-            )
-        )
+        if reason := voucher_limit_reason(limits, voucher, held):
+            fail(reason)
+    if reason := campaign_limit_reason(limits, state):
+        fail(reason)
 
     discount = 0
     gift = 0
@@ -193,14 +183,51 @@ def evaluate(
             discount, reason = compute_discount(campaign.discount, order)
             if reason is not None:
                 fail(reason)
-        if limits.budget is not None and state.budget_used + discount > limits.budget:
-            fail(
-                Reason(
-                    Code.CAMPAIGN_BUDGET_EXCEEDED,
-                    f"{state.budget_used} of {limits.budget} used, {discount} more asked",
-                )
-            )
+        if reason := budget_reason(limits, state, discount):
+            fail(reason)
     return Evaluation(tuple(reasons), discount, gift)
+
+
+# The limits, one function each: evaluate() asks them before a redemption, `promo ledger
+# verify` asks them of every redemption in the ledger against the state before it.
+
+
+def customer_limit_reason(limits: Limits, used: int) -> Reason | None:
+    if limits.per_customer is not None and used >= limits.per_customer:
+        return Reason(Code.CUSTOMER_LIMIT_EXCEEDED, f"used {used} of {limits.per_customer}")
+    return None
+
+
+def voucher_limit_reason(limits: Limits, voucher: VoucherState, held: int) -> Reason | None:
+    if limits.per_voucher is not None and voucher.redemptions + held >= limits.per_voucher:
+        return Reason(
+            Code.QUANTITY_EXCEEDED,
+            f"used {voucher.redemptions}, held {held}, limit {limits.per_voucher}",
+        )
+    return None
+
+
+def campaign_limit_reason(limits: Limits, state: CampaignState) -> Reason | None:
+    if limits.campaign_total is not None and state.redemptions >= limits.campaign_total:
+        return Reason(
+            Code.CAMPAIGN_LIMIT_EXCEEDED, f"campaign reached {limits.campaign_total} redemptions"
+        )
+    return None
+
+
+def budget_reason(limits: Limits, state: CampaignState, discount: int) -> Reason | None:
+    if limits.budget is not None and state.budget_used + discount > limits.budget:
+        return Reason(
+            Code.CAMPAIGN_BUDGET_EXCEEDED,
+            f"{state.budget_used} of {limits.budget} used, {discount} more asked",
+        )
+    return None
+
+
+def gift_balance_reason(balance: int, amount: int) -> Reason | None:
+    if balance <= 0 or amount > balance:
+        return Reason(Code.GIFT_AMOUNT_EXCEEDED, f"balance {balance}, asked {amount}")
+    return None
 
 
 def _gift_amount(balance: int, order: Order, requested: int | None, fail) -> int:
@@ -212,8 +239,8 @@ def _gift_amount(balance: int, order: Order, requested: int | None, fail) -> int
                 "gift_amount", f"{requested} exceeds the order amount {order.amount}"
             )
     amount = min(balance, order.amount) if requested is None else requested
-    if balance <= 0 or amount > balance:
-        fail(Reason(Code.GIFT_AMOUNT_EXCEEDED, f"balance {balance}, asked {amount}"))
+    if reason := gift_balance_reason(balance, amount):
+        fail(reason)
         return 0
     if amount <= 0:
         fail(Reason(Code.NO_APPLICABLE_ITEMS, "the order amount is zero"))

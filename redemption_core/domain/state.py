@@ -34,6 +34,7 @@ class VoucherState:
     redemptions: int
     gift_balance: int | None
     held_until: datetime | None = None  # no validation hold on this voucher lasts longer
+    created_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +47,7 @@ class RedemptionState:
     discount: int
     gift_amount: int
     rolled_back: bool
+    redeemed_at: datetime | None = None
     store_id: str | None = None
 
 
@@ -102,4 +104,8 @@ class OrderState:
     currency: str
     refunded: int
     cancelled: bool
+    # Discounts the customer did not pay: those of the order's standing redemptions and of
+    # those a refund in full rolled back (see invariants.refundable).
+    discounts: int = 0
+    ordered_at: datetime | None = None
     store_id: str | None = None

@@ -28,6 +28,12 @@ from redemption_core.domain.customers import (
 from redemption_core.domain.errors import Conflict, InvalidInput, NotFound
 from redemption_core.domain.events import Event, EventType, new_id
 from redemption_core.domain.hashing import ContextHasher
+from redemption_core.domain.invariants import (
+    REFUND_CAUSE,
+    refund_breach,
+    refundable,
+    standing_order_breach,
+)
 from redemption_core.domain.money import check_amount
 from redemption_core.domain.orders import Order, RequestContext
 from redemption_core.domain.segments import Segment, segment_from_dict
@@ -63,8 +69,9 @@ def _standing_order(tx: LedgerTransaction, order_id: str) -> OrderState:
     order = tx.order(order_id)
     if order is None:
         raise NotFound("order_id", order_id)
-    if order.cancelled:
-        raise Conflict("order_id", "the order is cancelled")
+    breach = standing_order_breach(order)
+    if breach is not None:
+        raise breach.conflict()
     return order
 
 
@@ -249,25 +256,44 @@ class CustomerOperations:
         return len(events)
 
     def refund_order(self, order_id: str, amount: int, *, reason: str = "") -> int:
-        """Refund part or all of an order; returns what remains refundable."""
+        """Refund part or all of what the customer paid for an order; returns what remains
+        refundable.
+
+        The cap is what the customer paid (invariants.refundable): the order's amount less the
+        discounts given on it and earlier refunds, so a refund never gives back a discount.
+        A refund of everything left undoes the purchase: the order's standing redemptions are
+        rolled back in the same transaction (payload `cause: order_refunded`), giving back
+        their voucher uses, budget and per-customer counts; their discounts still count as
+        not paid, so nothing more can be refunded.
+        """
         order_id = p.identifier(order_id, "order_id")
         amount = check_amount(amount, "amount", allow_zero=False)
         reason = p.text(reason, "reason")
         with self._transaction() as tx:
             order = _standing_order(tx, order_id)
-            left = order.amount - order.refunded
-            if amount > left:
-                raise InvalidInput("amount", f"{amount} is more than the {left} left to refund")
-            tx.append(
+            breach = refund_breach(order, amount)
+            if breach is not None:
+                raise InvalidInput(breach.field, breach.message)
+            left = refundable(order) - amount
+            now = self.now()
+            events = []
+            if left == 0:
+                cause = {"reason": reason or "order refunded in full", "cause": REFUND_CAUSE}
+                events += [
+                    rollback_event(redemption, now, cause)
+                    for redemption in tx.open_redemptions_of_order(order_id)
+                ]
+            events.append(
                 Event(
                     EventType.ORDER_REFUNDED,
-                    self.now(),
+                    now,
                     payload={"amount": amount, "reason": reason, "refund_id": new_id("rf")},
                     customer_id=order.customer_id,
                     order_id=order_id,
                 )
             )
-        return left - amount
+            tx.append_many(events)
+        return left
 
     def cancel_order(self, order_id: str, *, reason: str = "") -> list[str]:
         """Cancel an order and roll back every redemption on it; returns their ids."""

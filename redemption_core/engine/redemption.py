@@ -34,11 +34,11 @@ from redemption_core.domain.errors import (
 )
 from redemption_core.domain.events import Event, EventType, new_id
 from redemption_core.domain.hashing import ContextHasher
+from redemption_core.domain.invariants import rollback_reason, session_reasons
 from redemption_core.domain.limits import Limits, hold_limits_reasons
 from redemption_core.domain.orders import Order, RequestContext
 from redemption_core.domain.reasons import Code, Reason
 from redemption_core.domain.rules import evaluate
-from redemption_core.domain.state import VoucherState
 from redemption_core.engine.access import AccessOperations
 from redemption_core.engine.customers import CustomerOperations, rollback_event
 from redemption_core.engine.engagement import EngagementOperations
@@ -139,11 +139,13 @@ class RedemptionEngine(
         """The engine on the ledger of PROMO_HOME (or `home`): PROMO_LEDGER_URL's PostgreSQL
         database when it is set, else the home's SQLite file."""
         home = home or promo_home()
+        # The key and the limits file first: a bad one is refused before the ledger exists.
+        hasher = context_hasher(home)
+        home_limits = None if "guard" in kwargs else kwargs.pop("limits", None) or limits(home)
         store = open_store(home, durable=durable)
-        if "guard" not in kwargs:
-            home_limits = kwargs.pop("limits", None) or limits(home)
+        if home_limits is not None:
             kwargs["guard"] = Guard(home_limits, GuardTable(guard_table_path(home)))
-        return cls(store, context_hasher(home), **kwargs)
+        return cls(store, hasher, **kwargs)
 
     def __enter__(self) -> RedemptionEngine:
         return self
@@ -619,7 +621,10 @@ class RedemptionEngine(
                     session_id=request.session_id,
                     gift_amount=request.gift_amount,
                 )
-                found = evaluation.reasons + _session_reasons(tx, request.session_id, voucher, now)
+                found = evaluation.reasons
+                if request.session_id is not None:
+                    hold = tx.hold(request.session_id)
+                    found += session_reasons(hold, voucher.voucher_id, now)
                 return found, evaluation.discount, evaluation.gift_amount
 
             reasons, discount, gift = check()
@@ -713,14 +718,7 @@ class RedemptionEngine(
             if request_hash is not None:
                 payload["request_hash"] = request_hash
             ids: dict[str, Any] = {}
-            if redemption is None:
-                rejection = Reason(Code.RESOURCE_NOT_FOUND, "no redemption has this id")
-            elif redemption.rolled_back:
-                rejection = Reason(
-                    Code.ALREADY_ROLLED_BACK, "this redemption was rolled back before"
-                )
-            else:
-                rejection = None
+            rejection = rollback_reason(redemption)
             if redemption is not None:
                 ids = {
                     "campaign_id": redemption.campaign_id,
@@ -752,18 +750,3 @@ class _Counted:
     (WriteConflict), but the guard's table is not rolled back with it: count them once."""
 
     events: list[Event] | None = None
-
-
-def _session_reasons(
-    tx: LedgerTransaction, session_id: str | None, voucher: VoucherState, now: datetime
-) -> tuple[Reason, ...]:
-    if session_id is None:
-        return ()
-    hold = tx.hold(session_id)
-    if hold is None or hold.voucher_id != voucher.voucher_id:
-        return (Reason(Code.SESSION_NOT_FOUND, "no hold with this session id for this voucher"),)
-    if hold.consumed:
-        return (Reason(Code.SESSION_EXPIRED, "the hold was already used"),)
-    if hold.expires_at <= now:
-        return (Reason(Code.SESSION_EXPIRED, f"the hold expired at {p.iso(hold.expires_at)}"),)
-    return ()

@@ -27,7 +27,13 @@ from redemption_core.domain.errors import (
     NotFound,
 )
 from redemption_core.domain.events import Event, EventType, new_id
+from redemption_core.domain.invariants import (
+    acceptance_breach,
+    publication_breach,
+    voucher_creation_breach,
+)
 from redemption_core.domain.money import check_amount
+from redemption_core.domain.reasons import LedgerCode
 from redemption_core.domain.state import VoucherState
 from redemption_core.ledger.rows import dumps
 from redemption_core.ledger.store import LedgerStore, LedgerTransaction
@@ -178,10 +184,9 @@ class VoucherOperations:
         state = tx.campaign_state(campaign_id)
         if state is None:
             raise NotFound("campaign_id", campaign_id)
-        if state.campaign.voucher_kind is VoucherKind.STANDALONE:
-            raise Conflict("campaign_id", "a standalone campaign has exactly one code")
-        if state.status is CampaignStatus.FINISHED:
-            raise Conflict("campaign_id", "the campaign is finished")
+        breach = voucher_creation_breach(state, state.campaign.voucher_kind, from_definition=False)
+        if breach is not None:
+            raise breach.conflict()
         return state.campaign
 
     def code_generator(self, campaign: Campaign) -> CodeGenerator:
@@ -312,14 +317,11 @@ class VoucherOperations:
         customer_id = p.identifier(customer_id, "customer_id")
         with self._transaction() as tx:
             voucher = self._voucher_for_admin(tx, code)
-            if voucher.kind is VoucherKind.STANDALONE:
-                raise Conflict(
-                    "code", "a standalone code is shared; it is not published to one customer"
-                )
-            if voucher.holder_id == customer_id:
-                return False
-            if voucher.holder_id is not None:
-                raise Conflict("code", "already published to another customer")
+            breach = publication_breach(voucher, customer_id)
+            if breach is not None:
+                if breach.code == LedgerCode.REPEATED_ACT:
+                    return False
+                raise breach.conflict()
             tx.append(
                 Event(
                     EventType.VOUCHER_PUBLISHED,
@@ -375,10 +377,11 @@ class VoucherOperations:
             now = self.now()
             for code, customer_id in checked:
                 voucher = self._voucher_for_admin(tx, code)
-                if voucher.holder_id != customer_id:
-                    raise Conflict("customer_id", "only the voucher's holder can accept it")
-                if voucher.accepted_at is not None:  # also by an earlier line of this batch
-                    answers.append(False)
+                breach = acceptance_breach(voucher, customer_id)
+                if breach is not None:
+                    if breach.code != LedgerCode.REPEATED_ACT:
+                        raise breach.conflict()
+                    answers.append(False)  # accepted before, also by an earlier line of this batch
                     continue
                 tx.append(
                     Event(

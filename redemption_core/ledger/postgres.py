@@ -41,6 +41,7 @@ from psycopg import errors as pg_errors
 from redemption_core.domain.campaigns import Campaign
 from redemption_core.domain.errors import InvalidInput
 from redemption_core.domain.events import COLUMNS, Event
+from redemption_core.domain.reasons import LedgerCode
 from redemption_core.ledger.dialect import POSTGRESQL, to_pyformat
 from redemption_core.ledger.postgres_schema import (
     LEDGER_LOCK,
@@ -482,8 +483,9 @@ def verify_postgres(url: str) -> VerifyReport:
                         with db.transaction():
                             found += apply_rows(holder[0], [row], APPLY_ERRORS)
                     except psycopg.Error as error:
-                        problem = f"event {row[1]} ({row[2]}) cannot be applied: {error!r}"
-                        found.append(Difference("events", (row[0],), problem))
+                        problem = f"{row[2]} cannot be applied: {error!r}"
+                        key = (row[0], row[1])
+                        found.append(Difference("events", key, problem, LedgerCode.CANNOT_APPLY))
                 holder[0] = _rebuild(db)
                 return found
 

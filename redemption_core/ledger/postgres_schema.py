@@ -73,15 +73,31 @@ def schema_version(text: str) -> tuple[int, int]:
 
 
 def migration_ddl(version: int) -> list[str]:
-    """MIGRATIONS[version] (from `version` to the next) in PostgreSQL's spelling: types as
-    for a new table, and a JSON member as `->>` (text, as json_extract gives a string)."""
+    """MIGRATIONS[version] (from `version` to the next) in PostgreSQL's spelling."""
+    try:
+        return postgres_statements(MIGRATIONS[version])
+    except ValueError as error:
+        raise ValueError(f"migration {version}: {error}") from None
+
+
+def postgres_statements(script: str) -> list[str]:
+    """Statements written for SQLite (a migration) in PostgreSQL's spelling: a new table as
+    in projection_ddl, column types likewise, a JSON member as `->>` (text, as json_extract
+    gives a string), and a renamed table's primary key index renamed with it (PostgreSQL
+    names indexes per schema, so a new table of the old name could not have its own)."""
     out = []
-    for statement in _statements(MIGRATIONS[version]):
+    for statement in _statements(script):
+        statement = "\n".join(
+            line for line in statement.splitlines() if not line.lstrip().startswith("--")
+        ).strip()
+        if not statement:
+            continue
         if _UNSPELLED.search(statement):
-            raise ValueError(f"migration {version}: no PostgreSQL spelling for {statement[:60]}")
+            raise ValueError(f"no PostgreSQL spelling for {statement[:60]}")
         if statement.startswith("CREATE TABLE"):
             out.append(_table(statement))
             continue
+        renamed = re.fullmatch(r"ALTER TABLE (\w+) RENAME TO (\w+)", statement)
         if statement.startswith("ALTER TABLE"):
             statement = re.sub(r"\bINTEGER\b", "BIGINT", statement)
             statement = re.sub(r"\bTEXT\b", 'TEXT COLLATE "C"', statement)
@@ -92,6 +108,9 @@ def migration_ddl(version: int) -> list[str]:
                 statement,
             )
         )
+        if renamed is not None:
+            old, new = renamed.groups()
+            out.append(f"ALTER INDEX IF EXISTS {old}_pkey RENAME TO {new}_pkey")
     return out
 
 

@@ -13,6 +13,7 @@ the event. This module owns connections, transactions, batches and checkpoints o
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -22,6 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from redemption_core.domain.campaigns import Campaign
+
+try:
+    import fcntl
+except ImportError:  # not on POSIX: first opens are not serialised
+    fcntl = None  # type: ignore[assignment]
 from redemption_core.domain.events import Event
 from redemption_core.ledger.dialect import SQLITE
 from redemption_core.ledger.projection import ProjectionTransaction
@@ -48,7 +54,11 @@ def connect(
         )
     connection.execute("PRAGMA busy_timeout = 60000")
     if not read_only:
-        connection.execute("PRAGMA journal_mode = WAL")
+        if connection.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            # Switching to WAL takes an exclusive lock that SQLite does not wait for (no busy
+            # handler): first opens by several processes at once queue on a file lock instead.
+            with _first_open_lock(path):
+                connection.execute("PRAGMA journal_mode = WAL")
         # FULL: every commit fsyncs the WAL, so an acknowledged redemption survives power loss.
         connection.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
         # The Checkpointer thread below copies the WAL into the database off the commit path;
@@ -58,6 +68,22 @@ def connect(
         connection.execute(f"PRAGMA journal_size_limit = {128 * 1024 * 1024}")
     connection.execute("PRAGMA cache_size = -65536")
     return connection
+
+
+@contextmanager
+def _first_open_lock(path: Path | str) -> Iterator[None]:
+    """An exclusive lock on `<ledger>.open-lock` while a process sets up a new or older ledger
+    (WAL mode, schema, migration), so that any number of processes may open it first at once."""
+    if str(path) == ":memory:" or fcntl is None:
+        yield
+        return
+    lock = Path(path).with_name(Path(path).name + ".open-lock")
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 @dataclass(slots=True)
@@ -106,6 +132,12 @@ class Checkpointer:
         self._thread.join()
 
 
+def _run_script(db: sqlite3.Connection, script: str) -> None:
+    for statement in script.split(";\n"):
+        if statement.strip():
+            db.execute(statement)
+
+
 class SqliteLedgerStore(LedgerStore):
     """One connection per store object; one store per process (or per thread)."""
 
@@ -127,25 +159,30 @@ class SqliteLedgerStore(LedgerStore):
                 self._checkpointer = Checkpointer(self.path)
 
     def _create_schema(self) -> None:
+        """Create the tables of a new ledger, or migrate an older one, once.
+
+        A ledger already at SCHEMA_VERSION is not written to at all: opening it never waits
+        for a long write (an import) that holds the write lock.
+        """
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                version = self._db.execute("PRAGMA user_version").fetchone()[0]
-                if version > SCHEMA_VERSION:
-                    raise RuntimeError(f"ledger schema {version} is newer than this code")
-                if version:  # 0: a new file
-                    for step in range(version, SCHEMA_VERSION):
-                        for statement in MIGRATIONS[step].split(";\n"):
-                            if statement.strip():
-                                self._db.execute(statement)
-                for statement in (EVENTS_SCHEMA + PROJECTION_SCHEMA).split(";\n"):
-                    if statement.strip():
-                        self._db.execute(statement)
-                self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+            if self._db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+                return
+            with _first_open_lock(self.path):
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    version = self._db.execute("PRAGMA user_version").fetchone()[0]
+                    if version > SCHEMA_VERSION:
+                        raise RuntimeError(f"ledger schema {version} is newer than this code")
+                    if version:  # 0: a new file
+                        for step in range(version, SCHEMA_VERSION):
+                            _run_script(self._db, MIGRATIONS[step])
+                    # Creates a new ledger's tables, and what a migration leaves missing.
+                    _run_script(self._db, EVENTS_SCHEMA + PROJECTION_SCHEMA)
+                    self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
 
     @property
     def location(self) -> str:

@@ -4,23 +4,10 @@ triggers) and the projection's derived tables, which `promo ledger verify` rebui
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 2
-
-# What turns a ledger of an older version into this one, before PROJECTION_SCHEMA runs (which
-# creates what is missing). New projection columns go last, so a migrated table and a new
-# one have the same column order, and are filled from the events they come from.
-MIGRATIONS: dict[int, str] = {
-    1: """
-ALTER TABLE holds ADD COLUMN device_hash TEXT;
-ALTER TABLE holds ADD COLUMN ip_hash TEXT;
-UPDATE holds SET device_hash = e.device_hash, ip_hash = e.ip_hash FROM events AS e
-WHERE e.event_type = 'validation_hold_created'
-AND json_extract(e.payload, '$.session_id') = holds.session_id;
-ALTER TABLE redemptions ADD COLUMN store_id TEXT;
-UPDATE redemptions SET store_id = e.store_id FROM events AS e
-WHERE e.event_type = 'redemption_succeeded' AND e.redemption_id = redemptions.redemption_id;
-""",
-}
+# 2: holds' device and IP, redemptions.store_id, api_keys (the HTTP API). 3: audience keyed per
+# decision (several vouchers per customer and promotion; a publication decided but not sent),
+# redemptions.rollback_cause (the refund cap). See MIGRATIONS.
+SCHEMA_VERSION = 3
 
 EVENTS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -110,7 +97,8 @@ CREATE TABLE IF NOT EXISTS redemptions (
     gift_amount    INTEGER NOT NULL,
     redeemed_at    TEXT NOT NULL,
     rolled_back_at TEXT,
-    store_id       TEXT  -- where it was redeemed: a key limited to stores rolls back only there
+    store_id       TEXT,  -- where it was redeemed: a key limited to stores rolls back only there
+    rollback_cause TEXT  -- payload.cause of the rollback (order_cancelled, order_refunded)
 );
 CREATE INDEX IF NOT EXISTS redemptions_by_order ON redemptions (order_id);
 CREATE TABLE IF NOT EXISTS holds (
@@ -211,14 +199,17 @@ CREATE TABLE IF NOT EXISTS offers (
 CREATE INDEX IF NOT EXISTS offers_by_customer ON offers (customer_id, offered_at);
 CREATE INDEX IF NOT EXISTS offers_by_campaign ON offers (campaign_id);
 CREATE INDEX IF NOT EXISTS offers_by_trigger ON offers (trigger_id);
--- A promotion's decision per customer (published, held_out, skipped): resume sends nobody twice.
+-- A promotion's decisions per customer: held_out or skipped (voucher_id ''), or one row per
+-- voucher sent (published) or decided but not sent (not_sent); a coupon book has several.
+-- Resume passes over every customer with a row: nobody is sent anything twice.
 CREATE TABLE IF NOT EXISTS audience (
     campaign_id TEXT NOT NULL,
     customer_id TEXT NOT NULL,
+    voucher_id  TEXT NOT NULL,
     outcome     TEXT NOT NULL,
     reason      TEXT,
     decided_at  TEXT NOT NULL,
-    PRIMARY KEY (campaign_id, customer_id)
+    PRIMARY KEY (campaign_id, customer_id, voucher_id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS triggers (
     trigger_id  TEXT PRIMARY KEY,
@@ -238,7 +229,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
     campaign_id TEXT NOT NULL,
     customer_id TEXT,
     channel     TEXT NOT NULL,
-    status      TEXT NOT NULL,  -- delivered or failed (the latest outcome)
+    status      TEXT NOT NULL,  -- delivered, failed or not_sent (the latest outcome)
     attempts    INTEGER NOT NULL,
     last_error  TEXT,
     updated_at  TEXT NOT NULL
@@ -290,9 +281,53 @@ PROJECTION_KEYS: dict[str, tuple[str, ...]] = {
     "segments": ("segment_id",),
     "settings": ("key",),
     "offers": ("voucher_id",),
-    "audience": ("campaign_id", "customer_id"),
+    "audience": ("campaign_id", "customer_id", "voucher_id"),
     "triggers": ("trigger_id",),
     "deliveries": ("voucher_id",),
     "fraud_reviews": ("flag_id",),
     "api_keys": ("key_id",),
+}
+
+# From version N to N + 1: statements run in the transaction that opens an older ledger, before
+# EVENTS_SCHEMA and PROJECTION_SCHEMA run (which create what is missing: tables, indexes). The
+# projection is derived state, so a migration only reshapes it from what it already holds (or
+# from the events); `promo ledger verify` checks the result like any other projection. New
+# projection columns go last, so a migrated table and a new one have the same column order.
+MIGRATIONS: dict[int, str] = {
+    1: """
+ALTER TABLE holds ADD COLUMN device_hash TEXT;
+ALTER TABLE holds ADD COLUMN ip_hash TEXT;
+UPDATE holds SET device_hash = e.device_hash, ip_hash = e.ip_hash FROM events AS e
+WHERE e.event_type = 'validation_hold_created'
+AND json_extract(e.payload, '$.session_id') = holds.session_id;
+ALTER TABLE redemptions ADD COLUMN store_id TEXT;
+UPDATE redemptions SET store_id = e.store_id FROM events AS e
+WHERE e.event_type = 'redemption_succeeded' AND e.redemption_id = redemptions.redemption_id;
+""",
+    2: """
+ALTER TABLE audience RENAME TO audience_v1;
+CREATE TABLE audience (
+    campaign_id TEXT NOT NULL,
+    customer_id TEXT NOT NULL,
+    voucher_id  TEXT NOT NULL,
+    outcome     TEXT NOT NULL,
+    reason      TEXT,
+    decided_at  TEXT NOT NULL,
+    PRIMARY KEY (campaign_id, customer_id, voucher_id)
+) WITHOUT ROWID;
+INSERT INTO audience
+SELECT a.campaign_id, a.customer_id, coalesce(o.voucher_id, ''), a.outcome, a.reason, a.decided_at
+FROM audience_v1 AS a
+LEFT JOIN offers AS o
+    ON a.outcome = 'published' AND o.source = 'promotion'
+    AND o.campaign_id = a.campaign_id AND o.customer_id = a.customer_id;
+DROP TABLE audience_v1;
+ALTER TABLE redemptions ADD COLUMN rollback_cause TEXT;
+UPDATE redemptions SET rollback_cause = rolled.cause
+FROM (
+    SELECT redemption_id, json_extract(payload, '$.cause') AS cause FROM events
+    WHERE event_type = 'redemption_rolled_back'
+) AS rolled
+WHERE rolled.redemption_id = redemptions.redemption_id AND rolled.cause IS NOT NULL;
+""",
 }

@@ -63,6 +63,15 @@ class LedgerTransaction(ABC):
         for event in events:
             self.append(event)
 
+    def append_row(self, event: Event, row: Sequence[Any]) -> None:
+        """Append an event whose events-table row (ledger/rows.event_row) is already made, as
+        an import has it from the file's text; an adapter may ignore the row."""
+        self.append(event)
+
+    @abstractmethod
+    def flush(self) -> None:
+        """Write what this transaction buffers (it stays uncommitted); reads see it anyway."""
+
     @abstractmethod
     def main_campaign_exists(self, main_campaign_id: str) -> bool: ...
 
@@ -88,6 +97,9 @@ class LedgerTransaction(ABC):
     def voucher_by_code(self, code: str) -> VoucherState | None: ...
 
     @abstractmethod
+    def voucher_by_id(self, voucher_id: str) -> VoucherState | None: ...
+
+    @abstractmethod
     def existing_codes(self, codes: Sequence[str]) -> set[str]: ...
 
     @abstractmethod
@@ -96,6 +108,17 @@ class LedgerTransaction(ABC):
 
     @abstractmethod
     def redemption(self, redemption_id: str) -> RedemptionState | None: ...
+
+    @abstractmethod
+    def redemption_exists(self, redemption_id: str) -> bool:
+        """Whether a redemption was recorded, cheaply (no flush of what is pending)."""
+
+    @abstractmethod
+    def order_exists(self, order_id: str) -> bool:
+        """Whether an order was recorded, cheaply (no flush of what is pending)."""
+
+    @abstractmethod
+    def idempotency_key_used(self, key: str) -> bool: ...
 
     @abstractmethod
     def hold(self, session_id: str) -> HoldState | None: ...
@@ -141,6 +164,19 @@ class LedgerTransaction(ABC):
     @abstractmethod
     def audience_decided(self, campaign_id: str, customer_ids: Sequence[str]) -> set[str]:
         """Which of these customers a promotion has already decided about."""
+
+    @abstractmethod
+    def audience_outcomes(self, campaign_id: str, customer_id: str) -> list[str]:
+        """The promotion's decisions about this customer (published, not_sent, held_out,
+        skipped), one per voucher sent or decided."""
+
+    @abstractmethod
+    def delivery_status(self, voucher_id: str) -> str | None:
+        """The latest delivery outcome of an offered voucher (delivered, failed, not_sent)."""
+
+    @abstractmethod
+    def trigger_owner(self, trigger_id: str) -> tuple[str, str] | None:
+        """(campaign_id, customer_id) of an autopilot trigger."""
 
     @abstractmethod
     def pending_triggers(self, campaign_id: str, *, limit: int) -> list[tuple[str, str]]:

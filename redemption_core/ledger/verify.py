@@ -1,9 +1,13 @@
-"""`promo ledger verify`: rebuild the projection from the events and report every difference.
+"""`promo ledger verify`: replay the events, checking the ledger's invariants on each, and
+report every event that breaks one and every projection row that differs from the rebuild.
 
 The rebuild runs in private tables (SQLite: an in-memory database with the ledger file
 attached read-only; PostgreSQL: temporary tables of the verifying session), from one
-consistent read snapshot of the ledger, using the same `apply` code the live path uses. Any
-row the ledger does not explain, or explains differently, is reported with its key and fields.
+consistent read snapshot of the ledger, using the same `apply` code the live path uses. Before
+each event is applied, the invariants (invariant_checks.py) are asked against the state the
+events before it left: an event that breaks one is named by its seq and event id, with the
+reason code. Any projection row the ledger does not explain, or explains differently, is
+reported with its key and fields.
 """
 
 from __future__ import annotations
@@ -14,7 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from redemption_core.domain.reasons import LedgerCode
 from redemption_core.ledger.dialect import SQLITE
+from redemption_core.ledger.invariant_checks import breaches_before, counters_after
 from redemption_core.ledger.projection import ProjectionTransaction
 from redemption_core.ledger.rows import SELECT_EVENT, event_from_row
 from redemption_core.ledger.sqlite_schema import PROJECTION_KEYS, PROJECTION_SCHEMA
@@ -24,15 +30,18 @@ REQUIRED_TRIGGERS = (
     "events_are_never_deleted",
     "events_are_never_replaced",
 )
-# Errors an event may raise when the projection cannot take it (a finding, not a crash).
+# Errors an event may raise when the projection cannot take it (a finding, not a crash). An
+# adapter whose transaction an SQL error aborts (PostgreSQL) lets its own errors through and
+# replays the page event by event (postgres.verify_postgres).
 APPLY_ERRORS: tuple[type[BaseException], ...] = (LookupError, ValueError, TypeError, sqlite3.Error)
 
 
 @dataclass(frozen=True)
 class Difference:
     table: str
-    key: tuple[Any, ...]
+    key: tuple[Any, ...]  # for an event: (seq, event_id)
     problem: str
+    code: str | None = None  # the reason code of an event that breaks an invariant
 
     def __str__(self) -> str:
         key = ", ".join(str(part) for part in self.key)
@@ -106,18 +115,42 @@ def _verify_sqlite(path: Path) -> VerifyReport:
 def apply_rows(
     rebuild: ProjectionTransaction, rows: list[Any], errors: tuple[type[BaseException], ...]
 ) -> list[Difference]:
-    """Apply SELECT_EVENT rows and flush; each event the projection cannot take (its
-    campaign is gone, its payload lacks a field) is itself a finding, reported, and the
-    replay goes on."""
+    """Replay SELECT_EVENT rows (replay_row) and flush."""
     differences = []
     for row in rows:
-        try:
-            rebuild.apply(event_from_row(row))
-        except errors as error:
-            problem = f"event {row[1]} ({row[2]}) cannot be applied: {error!r}"
-            differences.append(Difference("events", (row[0],), problem))
+        differences.extend(replay_row(rebuild, row, errors))
     rebuild.flush()
     return differences
+
+
+def replay_row(
+    rebuild: ProjectionTransaction, row: tuple[Any, ...], errors: tuple[type[BaseException], ...]
+) -> list[Difference]:
+    """Check one event's invariants, apply it, check the counters it lowered."""
+    key = (row[0], row[1])
+    try:
+        event = event_from_row(row)
+        breaches = breaches_before(rebuild, event)
+    except errors as error:
+        return [Difference("events", key, f"{row[2]} cannot be read: {error!r}")]
+    found = [
+        Difference("events", key, f"{event.event_type} {b.field}: {b.code}: {b.message}", b.code)
+        for b in breaches
+    ]
+    try:
+        rebuild.apply(event)
+        found += [
+            Difference("events", key, f"{event.event_type}: {b.code}: {b.message}", b.code)
+            for b in counters_after(rebuild, event)
+        ]
+    except errors as error:
+        # An event the projection cannot take (its campaign is gone, its payload lacks a
+        # field, it rolls back what is not standing) is itself a finding, unless a breach
+        # above already says why: report it and keep replaying.
+        if not found:
+            problem = f"{event.event_type} cannot be applied: {error!r}"
+            found.append(Difference("events", key, problem, LedgerCode.CANNOT_APPLY))
+    return found
 
 
 def rebuild_and_compare(

@@ -175,7 +175,10 @@ class FraudInjector:
             )
             self.sim._tally(result)
             self.sim.clock.now += timedelta(minutes=rng.uniform(20, 90))
-            self.sim.engine.refund_order(order.id or "", order.amount, reason="never arrived")
+            # Everything the customer paid (the order less its discount): the refund in full
+            # that the cap allows, which also rolls the redemption back.
+            paid = order.amount - (result.discount if result.ok else 0)
+            self.sim.engine.refund_order(order.id or "", paid, reason="never arrived")
             orders.append(order.id)
         self.sim._count("fraud refund_abuse")
         self._truth_case(
@@ -198,14 +201,13 @@ class FraudInjector:
                 (OrderItem("lasagna", 1, 1200, "pasta"),),
                 id=f"o{self.sim._orders:09d}",
             )
+            context = RequestContext(store_id=store, staff_id=staff, sales_channel="pos")
             result = self.sim.engine.redeem(
-                RedeemRequest(
-                    self.sim._flyers.pop(),
-                    order,
-                    None,
-                    RequestContext(store_id=store, staff_id=staff, sales_channel="pos"),
-                )
+                RedeemRequest(self.sim._flyers.pop(), order, None, context)
             )
+            # The till rings the order up after the code, as in every slot: the order exists,
+            # anonymous, so every page agrees on it.
+            self.sim.engine.record_order(order, context=context)
             redemptions.append(result.redemption_id)
             self.sim._tally(result)
         self.sim._count("fraud staff_abuse")

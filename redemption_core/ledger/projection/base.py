@@ -20,6 +20,7 @@ import orjson
 
 from redemption_core.domain.campaigns import Campaign, VoucherKind, campaign_from_dict
 from redemption_core.domain.events import Event
+from redemption_core.domain.parsing import remember_iso
 from redemption_core.ledger.dialect import SQLITE, Dialect
 from redemption_core.ledger.rows import INSERT_EVENT, event_row
 from redemption_core.ledger.store import LedgerTransaction, RowLocks
@@ -33,7 +34,7 @@ OFFER_SOURCES = ("promotion", "autopilot")  # publications that count as offers
 VOUCHER_KINDS = {kind.value: kind for kind in VoucherKind}
 SELECT_VOUCHER = (
     "SELECT voucher_id, code, campaign_id, kind, holder_id, disabled, published_at,"
-    " accepted_at, redemptions, gift_balance, held_until FROM vouchers"
+    " accepted_at, redemptions, gift_balance, held_until, created_at FROM vouchers"
 )
 
 
@@ -92,13 +93,19 @@ class ProjectionBase(LedgerTransaction):
         self._customer_uses: dict[tuple[str, str], int] = {}
         self._pending_customers: set[str] = set()
         self._redemption_rows: list[tuple[Any, ...]] = []
+        self._pending_redemption_ids: set[str] = set()
         self._order_rows: list[tuple[Any, ...]] = []
+        self._pending_order_ids: set[str] = set()
         self._order_line_rows: list[tuple[Any, ...]] = []
         self._customer_orders: dict[str, list[Any]] = {}  # orders, spend, first, last
         self._campaigns = campaigns  # definitions are immutable: parse each once per process
         # Who acts (an API key id, a console user): stamped on each event this transaction
         # appends that does not name one already (payload "actor"). None: the operator.
         self.actor: str | None = None
+
+    @abstractmethod
+    def _flush_for_order(self, order_id: str) -> None:
+        """Write what is pending if it concerns this order (ProjectionReads)."""
 
     @abstractmethod
     def apply(self, event: Event) -> None:
@@ -120,6 +127,11 @@ class ProjectionBase(LedgerTransaction):
         self._rows.extend(event_row(event) for event in events)
         for event in events:
             self.apply(event)
+
+    def append_row(self, event: Event, row: Sequence[Any]) -> None:
+        self._rows.append(row)
+        remember_iso(event.occurred_at, row[2])  # the row holds occurred_at as ledger text
+        self.apply(event)
 
     def flush(self) -> None:
         """Write buffered event rows and projection changes; called before COMMIT."""
@@ -153,6 +165,7 @@ class ProjectionBase(LedgerTransaction):
                 ],
             )
             self._order_rows, self._order_line_rows, self._customer_orders = [], [], {}
+            self._pending_order_ids = set()
         if self._voucher_uses:
             for voucher_id, (uses, gift) in self._voucher_uses.items():
                 self._voucher_flushed(voucher_id, uses, gift)
@@ -188,6 +201,7 @@ class ProjectionBase(LedgerTransaction):
                 self._redemption_rows,
             )
             self._redemption_rows = []
+            self._pending_redemption_ids = set()
         # In campaign id order: two writers that update the same campaigns take their row
         # locks in the same order, and cannot deadlock on them.
         dirty = sorted(

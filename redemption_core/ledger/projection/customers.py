@@ -92,6 +92,7 @@ class CustomerProjection(ProjectionBase):
         # Written behind, like redemptions: orders come in large batches (see _flush_projection).
         payload = event.payload
         at = iso(event.occurred_at)
+        self._pending_order_ids.add(event.order_id or "")
         self._order_rows.append(
             (
                 event.order_id,
@@ -127,7 +128,7 @@ class CustomerProjection(ProjectionBase):
                 stats[3] = max(stats[3], at)
 
     def _order_refunded(self, event: Event) -> None:
-        self._flush_projection()  # rare: write the pending orders first
+        self._flush_for_order(event.order_id or "")  # the order's row must be written
         amount = event.payload["amount"]
         self._db.execute(
             "UPDATE orders SET refunded = refunded + ? WHERE order_id = ?", (amount, event.order_id)

@@ -4,6 +4,7 @@ reviews do to the projection."""
 from __future__ import annotations
 
 from redemption_core.domain.events import Event, EventType
+from redemption_core.domain.invariants import HELD_OUT, NOT_SENT, PUBLISHED, SKIPPED
 from redemption_core.domain.parsing import iso
 from redemption_core.ledger.projection.base import (
     ProjectionBase,
@@ -22,8 +23,15 @@ class DistributionProjection(ProjectionBase):
     def _audience(self, event: Event, outcome: str, reason: str | None) -> None:
         if event.payload.get("source") == "promotion":
             self._db.execute(
-                "INSERT INTO audience VALUES (?, ?, ?, ?, ?)",
-                (event.campaign_id, event.customer_id, outcome, reason, iso(event.occurred_at)),
+                "INSERT INTO audience VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    event.campaign_id,
+                    event.customer_id,
+                    event.voucher_id or "",
+                    outcome,
+                    reason,
+                    iso(event.occurred_at),
+                ),
             )
 
     def _fraud_review_recorded(self, event: Event) -> None:
@@ -46,10 +54,37 @@ class DistributionProjection(ProjectionBase):
         )
 
     def _customer_held_out(self, event: Event) -> None:
-        self._audience(event, "held_out", None)
+        self._audience(event, HELD_OUT, None)
 
     def _offer_skipped(self, event: Event) -> None:
-        self._audience(event, "skipped", event.payload["reason"])
+        if event.voucher_id is None:
+            self._audience(event, SKIPPED, event.payload["reason"])
+            return
+        # A voucher published to the customer and then not sent (no consent, no contact): it
+        # stays theirs, and neither a resume nor a retry sends it.
+        reason = event.payload["reason"]
+        if event.payload.get("source") == "promotion":
+            self._db.execute(
+                "UPDATE audience SET outcome = ?, reason = ? WHERE campaign_id = ?"
+                " AND customer_id = ? AND voucher_id = ?",
+                (NOT_SENT, reason, event.campaign_id, event.customer_id, event.voucher_id),
+            )
+        self._db.execute(
+            "INSERT INTO deliveries SELECT :voucher, :campaign, :customer, coalesce(CAST(:channel"
+            " AS TEXT), (SELECT channel FROM offers WHERE voucher_id = :voucher), ''), :status, 0,"
+            " :error, :at WHERE true ON CONFLICT (voucher_id) DO UPDATE SET"
+            " status = excluded.status, last_error = excluded.last_error,"
+            " updated_at = excluded.updated_at",
+            {
+                "voucher": event.voucher_id,
+                "campaign": event.campaign_id,
+                "customer": event.customer_id,
+                "channel": event.channel,
+                "status": NOT_SENT,
+                "error": reason,
+                "at": iso(event.occurred_at),
+            },
+        )
 
     def _offer_published(self, event: Event) -> None:
         payload = event.payload
@@ -65,7 +100,7 @@ class DistributionProjection(ProjectionBase):
                 iso(event.occurred_at),
             ),
         )
-        self._audience(event, "published", None)
+        self._audience(event, PUBLISHED, None)
 
     def _trigger_matched(self, event: Event) -> None:
         payload = event.payload

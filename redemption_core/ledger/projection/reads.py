@@ -11,6 +11,7 @@ import orjson
 
 from redemption_core.domain.campaigns import CampaignStatus
 from redemption_core.domain.events import Event
+from redemption_core.domain.invariants import REFUND_CAUSE
 from redemption_core.domain.parsing import from_iso, iso
 from redemption_core.domain.segments import segment_from_dict
 from redemption_core.domain.state import (
@@ -111,11 +112,22 @@ class ProjectionReads(ProjectionBase):
 
     def voucher_by_code(self, code: str) -> VoucherState | None:
         if code in self._vouchers:  # read ahead, locked (prepare_redemptions)
-            row = self._vouchers[code]
-        else:
-            # Writers side by side lock the voucher they decide on: uses, holds, gift balance.
-            lock = " FOR UPDATE" if self._locks is not None else ""
-            row = self._db.execute(f"{SELECT_VOUCHER} WHERE code = ?{lock}", (code,)).fetchone()
+            return self._voucher(self._vouchers[code])
+        # Writers side by side lock the voucher they decide on: uses, holds, gift balance.
+        lock = " FOR UPDATE" if self._locks is not None else ""
+        return self._voucher(
+            self._db.execute(f"{SELECT_VOUCHER} WHERE code = ?{lock}", (code,)).fetchone()
+        )
+
+    def voucher_by_id(self, voucher_id: str) -> VoucherState | None:
+        lock = " FOR UPDATE" if self._locks is not None else ""
+        return self._voucher(
+            self._db.execute(
+                f"{SELECT_VOUCHER} WHERE voucher_id = ?{lock}", (voucher_id,)
+            ).fetchone()
+        )
+
+    def _voucher(self, row: Sequence[Any] | None) -> VoucherState | None:
         if row is None:
             return None
         redemptions, gift_balance = row[8], row[9]
@@ -135,6 +147,7 @@ class ProjectionReads(ProjectionBase):
             redemptions=redemptions,
             gift_balance=gift_balance,
             held_until=from_iso(row[10]) if row[10] else None,
+            created_at=from_iso(row[11]),
         )
 
     def _found(self, sql: str, fixed: Sequence[Any], ids: Sequence[str]) -> set[str]:
@@ -163,16 +176,28 @@ class ProjectionReads(ProjectionBase):
             (campaign_id,),
         ).fetchall()
 
+    def _flush_for_order(self, order_id: str) -> None:
+        """Write what is pending only if it concerns this order (refunds and cancellations
+        in an import come between thousands of orders still waiting in the buffers)."""
+        if order_id in self._pending_order_ids or any(
+            row[4] == order_id for row in self._redemption_rows
+        ):
+            self._flush_projection()
+
     def redemption(self, redemption_id: str) -> RedemptionState | None:
-        self._flush_projection()
+        if redemption_id in self._pending_redemption_ids:
+            self._flush_projection()
         row = self._db.execute(
             "SELECT redemption_id, voucher_id, campaign_id, customer_id, order_id, discount,"
-            " gift_amount, rolled_back_at, store_id FROM redemptions WHERE redemption_id = ?",
+            " gift_amount, rolled_back_at, redeemed_at, store_id FROM redemptions"
+            " WHERE redemption_id = ?",
             (redemption_id,),
         ).fetchone()
         if row is None:
             return None
-        return RedemptionState(*row[:7], rolled_back=row[7] is not None, store_id=row[8])
+        return RedemptionState(
+            *row[:7], rolled_back=row[7] is not None, redeemed_at=from_iso(row[8]), store_id=row[9]
+        )
 
     def hold(self, session_id: str) -> HoldState | None:
         row = self._db.execute(
@@ -226,19 +251,43 @@ class ProjectionReads(ProjectionBase):
         )
 
     def order(self, order_id: str) -> OrderState | None:
-        if self._order_rows:
-            self._flush_projection()
+        self._flush_for_order(order_id)
         row = self._db.execute(
-            "SELECT order_id, customer_id, amount, currency, refunded, cancelled_at, store_id"
-            " FROM orders WHERE order_id = ?",
-            (order_id,),
+            "SELECT order_id, customer_id, amount, currency, refunded, cancelled_at, ordered_at,"
+            " (SELECT CAST(coalesce(sum(discount), 0) AS BIGINT) FROM redemptions r"
+            "  WHERE r.order_id = :order"
+            "  AND (r.rolled_back_at IS NULL OR r.rollback_cause = :cause)), store_id"
+            " FROM orders WHERE order_id = :order",
+            {"order": order_id, "cause": REFUND_CAUSE},
         ).fetchone()
         if row is None:
             return None
-        return OrderState(*row[:5], cancelled=row[5] is not None, store_id=row[6])
+        return OrderState(
+            *row[:5],
+            cancelled=row[5] is not None,
+            ordered_at=from_iso(row[6]),
+            discounts=row[7],
+            store_id=row[8],
+        )
+
+    def order_exists(self, order_id: str) -> bool:
+        """Whether an order was recorded, without flushing the write-behind buffers."""
+        if order_id in self._pending_order_ids:
+            return True
+        row = self._db.execute("SELECT 1 FROM orders WHERE order_id = ?", (order_id,))
+        return row.fetchone() is not None
+
+    def redemption_exists(self, redemption_id: str) -> bool:
+        """Whether a redemption was recorded, without flushing the write-behind buffers."""
+        if redemption_id in self._pending_redemption_ids:
+            return True
+        row = self._db.execute(
+            "SELECT 1 FROM redemptions WHERE redemption_id = ?", (redemption_id,)
+        )
+        return row.fetchone() is not None
 
     def open_redemptions_of_order(self, order_id: str) -> list[RedemptionState]:
-        self._flush_projection()
+        self._flush_for_order(order_id)
         rows = self._db.execute(
             "SELECT redemption_id, voucher_id, campaign_id, customer_id, order_id, discount,"
             " gift_amount, store_id FROM redemptions WHERE order_id = ? AND rolled_back_at IS NULL"
@@ -279,10 +328,35 @@ class ProjectionReads(ProjectionBase):
 
     def audience_decided(self, campaign_id: str, customer_ids: Sequence[str]) -> set[str]:
         return self._found(
-            "SELECT customer_id FROM audience WHERE campaign_id = ? AND customer_id",
+            "SELECT DISTINCT customer_id FROM audience WHERE campaign_id = ? AND customer_id",
             (campaign_id,),
             customer_ids,
         )
+
+    def audience_outcomes(self, campaign_id: str, customer_id: str) -> list[str]:
+        rows = self._db.execute(
+            "SELECT outcome FROM audience WHERE campaign_id = ? AND customer_id = ?",
+            (campaign_id, customer_id),
+        )
+        return [row[0] for row in rows]
+
+    def delivery_status(self, voucher_id: str) -> str | None:
+        row = self._db.execute(
+            "SELECT status FROM deliveries WHERE voucher_id = ?", (voucher_id,)
+        ).fetchone()
+        return None if row is None else row[0]
+
+    def trigger_owner(self, trigger_id: str) -> tuple[str, str] | None:
+        row = self._db.execute(
+            "SELECT campaign_id, customer_id FROM triggers WHERE trigger_id = ?", (trigger_id,)
+        ).fetchone()
+        return None if row is None else (row[0], row[1])
+
+    def idempotency_key_used(self, key: str) -> bool:
+        row = self._db.execute(
+            "SELECT 1 FROM idempotency WHERE idempotency_key = ?", (key,)
+        ).fetchone()
+        return row is not None
 
     def pending_triggers(self, campaign_id: str, *, limit: int) -> list[tuple[str, str]]:
         rows = self._db.execute(

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from redemption_core.domain.events import Event
+from redemption_core.domain.invariants import rollback_breaches, rollback_reason
 from redemption_core.domain.parsing import iso
 from redemption_core.ledger.projection.base import (
     OFFER_SOURCES,
     ProjectionBase,
 )
 from redemption_core.ledger.rows import dumps
+
+ROLLBACK_IDS = ("campaign_id", "voucher_id", "customer_id", "order_id")
 
 
 class VoucherProjection(ProjectionBase):
@@ -130,6 +133,7 @@ class VoucherProjection(ProjectionBase):
             key = (event.customer_id, event.campaign_id or "")
             self._customer_uses[key] = self._customer_uses.get(key, 0) + 1
             self._pending_customers.add(event.customer_id)
+        self._pending_redemption_ids.add(event.redemption_id or "")
         self._redemption_rows.append(
             (
                 event.redemption_id,
@@ -149,26 +153,37 @@ class VoucherProjection(ProjectionBase):
             )
 
     def _redemption_rolled_back(self, event: Event) -> None:
-        payload = event.payload
-        self._flush_projection()  # rollbacks are rare: write what is pending, then adjust
-        self._vouchers.clear()  # read-ahead rows no longer true
+        # Rollbacks are rare: write what is pending, then give back exactly what the
+        # redemption took, once. A rollback that does not match a standing redemption is
+        # refused here too (never applied blindly: uses would go below zero and the code
+        # could be redeemed forever).
+        redemption = self.redemption(event.redemption_id or "")
+        rejection = rollback_reason(redemption)
+        if rejection is not None:
+            raise LookupError(f"rollback of {event.redemption_id!r}: {rejection.message}")
+        assert redemption is not None
+        ids = {name: getattr(event, name) for name in ROLLBACK_IDS}
+        breaches = rollback_breaches(redemption, ids, event.payload)
+        if breaches:
+            raise ValueError(f"rollback of {event.redemption_id!r}: {breaches[0].message}")
+        self._vouchers.clear()  # read-ahead rows (writers side by side) no longer true
         self._voucher_codes.clear()
         db = self._db
         db.execute(
             "UPDATE vouchers SET redemptions = redemptions - 1,"
             " gift_balance = gift_balance + ? WHERE voucher_id = ?",
-            (payload["gift_amount"], event.voucher_id),
+            (redemption.gift_amount, redemption.voucher_id),
         )
         counters = self._counters(event)
         counters.redemptions -= 1
-        counters.budget_used -= payload["discount"]
-        if event.customer_id is not None:
+        counters.budget_used -= redemption.discount
+        if redemption.customer_id is not None:
             db.execute(
                 "UPDATE customer_campaigns SET redemptions = redemptions - 1"
                 " WHERE customer_id = ? AND campaign_id = ?",
-                (event.customer_id, event.campaign_id),
+                (redemption.customer_id, redemption.campaign_id),
             )
         db.execute(
-            "UPDATE redemptions SET rolled_back_at = ? WHERE redemption_id = ?",
-            (iso(event.occurred_at), event.redemption_id),
+            "UPDATE redemptions SET rolled_back_at = ?, rollback_cause = ? WHERE redemption_id = ?",
+            (iso(event.occurred_at), event.payload.get("cause"), event.redemption_id),
         )
