@@ -176,6 +176,13 @@ def ledger_of(home: Path) -> Ledger:
     return ledger_url() or ledger_path(home)
 
 
+def ledger_of_store(store: LedgerStore) -> Ledger:
+    """Where a store's ledger is, as verify_ledger and the readers here take it."""
+    if isinstance(store, PostgresLedgerStore):
+        return store.url
+    return Path(store.path)  # type: ignore[attr-defined]
+
+
 def is_postgres(ledger: Ledger) -> bool:
     return isinstance(ledger, str) and ledger.startswith("postgresql://")
 

@@ -25,6 +25,7 @@ from builders import (
     redeem,
     unique_def,
 )
+from reliability_helpers import ledger_of_store
 
 from redemption_core.domain.events import Event, EventType, new_id
 from redemption_core.domain.hashing import ContextHasher
@@ -57,13 +58,8 @@ def write_behind_the_engines_back(engine: RedemptionEngine, event: Event) -> tup
     return seq, event.event_id  # type: ignore[return-value]
 
 
-def ledger(engine: RedemptionEngine) -> Path | str:
-    store = engine.store
-    return store.url if isinstance(store, PostgresLedgerStore) else Path(store.path)  # type: ignore[attr-defined]
-
-
 def findings(engine: RedemptionEngine) -> list[Difference]:
-    report = verify_ledger(ledger(engine))
+    report = verify_ledger(ledger_of_store(engine.store))
     return [d for d in report.differences if d.code is not None]
 
 
@@ -221,4 +217,4 @@ def test_a_ledger_written_by_the_engine_alone_breaks_no_invariant(engine: Redemp
     for _ in range(3):
         redeem(engine, "SPRING10", customer_id="cust-1")
 
-    assert verify_ledger(ledger(engine)).clean
+    assert verify_ledger(ledger_of_store(engine.store)).clean
