@@ -9,13 +9,12 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import polars as pl
 import pytest
 from fraud_injection import Injected, inject
+from promo_process import promo
 
 from models_ml.data import lake_days, load_ground_truth
 from models_ml.fraud import attempt_labels
@@ -177,15 +176,6 @@ def test_a_ledger_without_attempts_yields_an_empty_queue() -> None:
 
     assert detection.queue.is_empty()
     assert {"flag_id", "reasons", "series", "event_ids"} <= set(detection.queue.columns)
-
-
-def promo(home: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "redemption_core.cli", *args],
-        capture_output=True,
-        text=True,
-        env={"PROMO_HOME": str(home), "PATH": "/usr/bin:/bin"},
-    )
 
 
 def test_promo_models_evaluate_fraud_needs_no_model_and_counts_flags_per_layer_and_rule(

@@ -9,14 +9,13 @@ from __future__ import annotations
 import json
 import pickle
 import shutil
-import subprocess
-import sys
 from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
+from promo_process import promo
 
 from models_ml.data import DataError, load_ground_truth, load_review_labels
 from models_ml.evaluate import case_first_flags, evaluate_fraud
@@ -68,15 +67,6 @@ def inputs(home: Path) -> tuple[pl.DataFrame, list[dict], pl.DataFrame]:
 def trained(ledger_a: Path):
     events, cases, reviews = inputs(ledger_a)
     return train_fraud(events, FIRST, LAST, 1, cases, reviews)
-
-
-def promo(home: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "redemption_core.cli", *args],
-        capture_output=True,
-        text=True,
-        env={"PROMO_HOME": str(home), "PATH": "/usr/bin:/bin"},
-    )
 
 
 def test_every_injected_fraud_pattern_is_flagged_on_a_ledger_the_model_never_saw(

@@ -12,6 +12,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pytest
+from pipeline_helpers import pipeline_env
 
 from pipelines.paths import PipelinePaths
 from redemption_core import Order, RedemptionEngine, SettableClock
@@ -19,16 +20,6 @@ from redemption_core.imports.ledger_schema import events_to_rows, import_events
 from redemption_core.simulate import SimulationConfig, simulate
 
 SMALL = SimulationConfig(customers=300, days=30, seed=21, fraud_scale=3)
-
-
-def pipeline_env(home: Path) -> dict[str, str]:
-    return {
-        "PROMO_HOME": str(home),
-        "PROMO_WAREHOUSE": str(PipelinePaths(home).build_warehouse),
-        "DAGSTER_HOME": str(home / "dagster"),
-        "DO_NOT_TRACK": "1",
-        "GX_ANALYTICS_ENABLED": "False",
-    }
 
 
 @pytest.fixture
