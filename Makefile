@@ -18,9 +18,10 @@ env:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore uv
 	@$(UV) sync --frozen --quiet --compile-bytecode
 
-# Simulate a business into PROMO_HOME, run the whole pipeline, print a summary.
+# Simulate a business into PROMO_HOME, run the whole pipeline, print a summary. Always on the
+# SQLite ledger under PROMO_HOME, whatever PROMO_LEDGER_URL says.
 demo: env
-	$(RUN) python -m pipelines.demo
+	PROMO_LEDGER_URL= $(RUN) python -m pipelines.demo
 
 # The redemption core and distribution walkthrough, on its own.
 demo-core: env

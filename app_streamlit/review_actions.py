@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from redemption_core import RedemptionEngine, ledger_path, promo_home
+from redemption_core import RedemptionEngine, ledger_exists, ledger_location, promo_home
 
 
 class NoLedger(Exception):
@@ -32,8 +32,8 @@ class Flag:
 
 def _engine() -> RedemptionEngine:
     home = promo_home()
-    if not ledger_path(home).exists():
-        raise NoLedger(str(ledger_path(home)))
+    if not ledger_exists(home):
+        raise NoLedger(ledger_location(home))
     return RedemptionEngine.open(home)
 
 

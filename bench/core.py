@@ -1,5 +1,6 @@
 """Benchmark of the redemption core: durable redemption throughput, validation latency,
-code generation, and the raw durable insert rate of the same SQLite store for comparison.
+code generation, and the raw durable insert rate of the same SQLite store for comparison;
+then the PostgreSQL figures (bench/core_pg.py) in the same run.
 
     python bench/core.py                      # the full run (make bench-core)
     python bench/core.py --profile grouped    # one run of a part under cProfile (stderr)
@@ -777,6 +778,13 @@ def main(argv: list[str] | None = None) -> int:
             summary = profiled_run(home, args.profile, args.batch_size)
         else:
             summary = full_run(home, args.batch_size)
+            # The same figures on PostgreSQL, on a server the benchmark starts (core_pg.py).
+            from core_pg import pg_run
+
+            summary.update(pg_run(args.batch_size))
+            summary["pg_grouped_to_sqlite_grouped_ratio"] = round(
+                summary["pg_redeem_per_s_grouped"] / summary["redeem_per_s_grouped"], 4
+            )
         summary["environment"] = environment(home)
         summary["bench_seconds"] = round(time.perf_counter() - started, 1)
     finally:

@@ -13,6 +13,15 @@ and the bytes do not depend on the chunking.
 
 The state file (`lake/_state.json`) is written last: a crash between the Parquet files and the
 state only means the next run re-reads events it already has, and merging de-duplicates by seq.
+
+On PostgreSQL (PROMO_LEDGER_URL) writers run side by side, so seqs are handed out in one order
+and committed in another: an event with seq 7 can become visible after one with seq 9 was
+read, and a watermark on seq would skip it forever. There a run takes the events of the
+transactions that finished before its horizon: `pg_snapshot_xmin` of a snapshot, below which
+every transaction id has committed or rolled back. The state remembers the horizon
+(`position`); the next run takes the transactions from there to its own horizon, so each
+event is taken exactly once, whatever the commit order. (SQLite has one writer: seq order is
+commit order.)
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ from datetime import UTC, date, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
 
+import adbc_driver_postgresql.dbapi as adbc_postgresql
 import adbc_driver_sqlite.dbapi as adbc
 import duckdb
 import numpy as np
@@ -77,11 +87,34 @@ _SELECT = ", ".join(
 )
 
 
+@dataclass(frozen=True)
+class PostgresLedger:
+    """A ledger on PostgreSQL (PROMO_LEDGER_URL), where the SQLite ledger's path would be."""
+
+    url: str
+
+    def exists(self) -> bool:
+        return True  # configured is there; a server that is down fails the read, loudly
+
+    def __str__(self) -> str:
+        """The URL without its password, for messages."""
+        import psycopg
+
+        info = psycopg.conninfo.conninfo_to_dict(self.url)
+        where = f"{info.get('host', '')}:{info.get('port', '')}/{info.get('dbname', '')}"
+        return f"postgresql://{info.get('user', '')}@{where}"
+
+
+LedgerSource = Path | PostgresLedger
+
+
 @dataclass
 class LakeState:
     watermark: int = 0
     # event date → [lowest seq, highest seq, events] seen for that day
     days: dict[str, list[int]] = field(default_factory=dict)
+    # PostgreSQL: every transaction id below this had finished when the lake last took events
+    position: int = 0
 
     @classmethod
     def load(cls, path: Path) -> LakeState:
@@ -89,14 +122,16 @@ class LakeState:
             return cls()
         raw = json.loads(path.read_text())
         return cls(
-            watermark=int(raw["watermark"]), days={k: list(v) for k, v in raw["days"].items()}
+            watermark=int(raw["watermark"]),
+            days={k: list(v) for k, v in raw["days"].items()},
+            position=int(raw.get("position", 0)),
         )
 
     def save(self, path: Path) -> None:
-        _write_atomically(
-            path,
-            json.dumps({"watermark": self.watermark, "days": self.days}, sort_keys=True).encode(),
-        )
+        document: dict = {"watermark": self.watermark, "days": self.days}
+        if self.position:
+            document["position"] = self.position
+        _write_atomically(path, json.dumps(document, sort_keys=True).encode())
 
 
 @dataclass(frozen=True)
@@ -141,7 +176,7 @@ _BATCH_ROWS = 65_536
 _BUSY_TIMEOUT_MS = 30_000
 
 
-def read_ledger(ledger: Path, where: str = "", params: tuple = ()) -> pa.Table:
+def read_ledger(ledger: LedgerSource, where: str = "", params: tuple = ()) -> pa.Table:
     """Events of the ledger as Arrow, in seq order, read without blocking the ledger's writer.
 
     Without `where`, the whole ledger is read in seq ranges on READ_WORKERS threads."""
@@ -155,18 +190,23 @@ def read_ledger(ledger: Path, where: str = "", params: tuple = ()) -> pa.Table:
     return pa.concat_tables(parts)
 
 
-def _read(ledger: Path, where: str, params: tuple) -> pa.Table:
-    uri = f"file:{ledger}?mode=ro"
-    with adbc.connect(uri) as connection:
-        cursor = connection.cursor()
-        # Readers on two threads open connections at the same moment; one may find the other
-        # setting up the WAL index and get SQLITE_BUSY ("database is locked"): wait instead.
-        cursor.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-        cursor.fetchall()
-        cursor.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(_BATCH_ROWS)})
-        cursor.execute(f"SELECT {_SELECT} FROM events {where} ORDER BY seq", params)
-        table = cursor.fetch_arrow_table()
-        cursor.close()
+def _read(ledger: LedgerSource, where: str, params: tuple) -> pa.Table:
+    if isinstance(ledger, PostgresLedger):
+        table = _fetch_postgres(
+            ledger, f"SELECT {_SELECT} FROM events {where} ORDER BY seq", params
+        )
+    else:
+        uri = f"file:{ledger}?mode=ro"
+        with adbc.connect(uri) as connection:
+            cursor = connection.cursor()
+            # Readers on two threads open connections at the same moment; one may find the
+            # other setting up the WAL index and get SQLITE_BUSY ("database is locked"): wait.
+            cursor.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+            cursor.fetchall()
+            cursor.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(_BATCH_ROWS)})
+            cursor.execute(f"SELECT {_SELECT} FROM events {where} ORDER BY seq", params)
+            table = cursor.fetch_arrow_table()
+            cursor.close()
     if table.num_rows == 0:
         return LAKE_SCHEMA.empty_table()
     columns = []
@@ -179,51 +219,96 @@ def _read(ledger: Path, where: str, params: tuple) -> pa.Table:
     return pa.Table.from_arrays(columns, schema=LAKE_SCHEMA)
 
 
+def _fetch_postgres(ledger: PostgresLedger, sql: str, params: tuple) -> pa.Table:
+    """One query through ADBC's PostgreSQL driver (COPY in binary underneath), `?` → `$n`."""
+    parts = sql.split("?")
+    sql = parts[0] + "".join(f"${i}{part}" for i, part in enumerate(parts[1:], start=1))
+    with adbc_postgresql.connect(ledger.url) as connection:
+        cursor = connection.cursor()
+        cursor.execute(sql, params or None)
+        table = cursor.fetch_arrow_table()
+        cursor.close()
+    return table
+
+
+def _scalar(ledger: LedgerSource, sql: str) -> object:
+    if isinstance(ledger, PostgresLedger):
+        table = _fetch_postgres(ledger, sql, ())
+        return table.column(0)[0].as_py() if table.num_rows else None
+    with adbc.connect(f"file:{ledger}?mode=ro") as connection:
+        cursor = connection.cursor()
+        cursor.execute(sql)
+        row = cursor.fetchone()
+        cursor.close()
+    return None if row is None else row[0]
+
+
 def _seq_ranges(after: int, high: int, size: int | None = None) -> list[tuple[int, int]]:
     """(low, high] seq ranges of at most `size` covering (after, high]."""
     size = size or CHUNK_EVENTS
     return [(low, min(low + size, high)) for low in range(after, high, size)]
 
 
-def read_chunks(ledger: Path, after: int, high: int) -> Iterator[pa.Table]:
+def read_chunks(
+    ledger: LedgerSource, after: int, high: int, txids: tuple[int, int] | None = None
+) -> Iterator[pa.Table]:
     """The events with after < seq <= high, in seq order, one table per CHUNK_EVENTS seq range;
-    READ_WORKERS ranges are read ahead at a time (no more, so memory stays bounded)."""
+    READ_WORKERS ranges are read ahead at a time (no more, so memory stays bounded). With
+    `txids` (PostgreSQL), only those of the transactions with low <= txid < high."""
     ranges = _seq_ranges(after, high)
     with ThreadPoolExecutor(READ_WORKERS) as pool:
-        pending = [pool.submit(_read_range, ledger, r) for r in ranges[:READ_WORKERS]]
+        pending = [pool.submit(_read_range, ledger, r, txids) for r in ranges[:READ_WORKERS]]
         for i in range(len(ranges)):
             chunk = pending.pop(0).result()
             if i + READ_WORKERS < len(ranges):
-                pending.append(pool.submit(_read_range, ledger, ranges[i + READ_WORKERS]))
+                pending.append(pool.submit(_read_range, ledger, ranges[i + READ_WORKERS], txids))
             yield chunk
 
 
-def _read_range(ledger: Path, seq_range: tuple[int, int]) -> pa.Table:
+def _read_range(
+    ledger: LedgerSource, seq_range: tuple[int, int], txids: tuple[int, int] | None = None
+) -> pa.Table:
     # through the module's read_ledger, so the benchmark's profile still times the reads
-    return read_ledger(ledger, "WHERE seq > ? AND seq <= ?", seq_range)
+    if txids is None:
+        return read_ledger(ledger, "WHERE seq > ? AND seq <= ?", seq_range)
+    return read_ledger(
+        ledger, "WHERE seq > ? AND seq <= ? AND txid >= ? AND txid < ?", (*seq_range, *txids)
+    )
 
 
-def ledger_high_water(ledger: Path) -> int:
+def ledger_high_water(ledger: LedgerSource) -> int:
     """The highest seq in the ledger (0 when empty): what the growth sensor compares against."""
-    with adbc.connect(f"file:{ledger}?mode=ro") as connection:
-        cursor = connection.cursor()
-        cursor.execute("SELECT coalesce(max(seq), 0) FROM events")
-        (value,) = cursor.fetchone()
-        cursor.close()
-    return int(value)
+    return int(_scalar(ledger, "SELECT coalesce(max(seq), 0) FROM events") or 0)
 
 
-def latest_event_day(ledger: Path) -> date | None:
+def latest_event_day(ledger: LedgerSource) -> date | None:
     """The day of the newest event by seq (None for an empty ledger): the partition a plain run is for."""
-    with adbc.connect(f"file:{ledger}?mode=ro") as connection:
-        cursor = connection.cursor()
-        cursor.execute("SELECT occurred_at FROM events ORDER BY seq DESC LIMIT 1")
-        row = cursor.fetchone()
-        cursor.close()
-    return None if row is None else date.fromisoformat(row[0][:10])
+    value = _scalar(ledger, "SELECT occurred_at FROM events ORDER BY seq DESC LIMIT 1")
+    return None if value is None else date.fromisoformat(str(value)[:10])
 
 
-def sync_lake(ledger: Path, lake: Lake, rebuild_days: Iterable[str] = ()) -> ExtractResult:
+def _new_events(ledger: LedgerSource, state: LakeState) -> tuple[int, int, tuple[int, int] | None]:
+    """What a run takes: (after, high] in seq, and on PostgreSQL the transactions between the
+    last run's horizon and this one's (see the module docstring)."""
+    if not isinstance(ledger, PostgresLedger):
+        return state.watermark, ledger_high_water(ledger), None
+    horizon = int(
+        _scalar(
+            ledger, "SELECT CAST(CAST(pg_snapshot_xmin(pg_current_snapshot()) AS text) AS bigint)"
+        )  # type: ignore[arg-type]
+    )
+    txids = (state.position, horizon)
+    bounds = _fetch_postgres(
+        ledger,
+        "SELECT coalesce(min(seq) - 1, 0), coalesce(max(seq), 0) FROM events"
+        " WHERE txid >= ? AND txid < ?",
+        txids,
+    )
+    after, high = (int(bounds.column(i)[0].as_py()) for i in range(2))
+    return after, high, txids
+
+
+def sync_lake(ledger: LedgerSource, lake: Lake, rebuild_days: Iterable[str] = ()) -> ExtractResult:
     """Bring the lake up to the ledger: merge every event past the watermark into its day, and
     re-read the `rebuild_days` from the ledger (a partition re-run or a backfill).
 
@@ -254,7 +339,8 @@ def sync_lake(ledger: Path, lake: Lake, rebuild_days: Iterable[str] = ()) -> Ext
             write_day(lake.day_file(day), table)
             written.add(day)
 
-    for chunk in read_chunks(ledger, before, ledger_high_water(ledger)):
+    after, high, txids = _new_events(ledger, state)
+    for chunk in read_chunks(ledger, after, high, txids):
         if chunk.num_rows == 0:
             continue
         new_events += chunk.num_rows
@@ -282,16 +368,19 @@ def sync_lake(ledger: Path, lake: Lake, rebuild_days: Iterable[str] = ()) -> Ext
 
     for day in sorted(rebuild & known_days):
         low, high, _ = state.days[day]
-        table = read_ledger(
-            ledger,
-            "WHERE seq BETWEEN ? AND ? AND occurred_at >= ? AND occurred_at < ?",
-            (low, high, day, _next_day(day)),
-        )
+        where = "WHERE seq BETWEEN ? AND ? AND occurred_at >= ? AND occurred_at < ?"
+        params: tuple = (low, high, day, _next_day(day))
+        if txids is not None:  # only what this run's horizon vouches for
+            where += " AND txid < ?"
+            params += (txids[1],)
+        table = read_ledger(ledger, where, params)
         state.days[day][2] = table.num_rows
         write_day(lake.day_file(day), table)
         written.add(day)
 
     state.watermark = watermark
+    if txids is not None:
+        state.position = txids[1]
     state.save(lake.state_path)
     return ExtractResult(
         watermark_before=before,

@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipelines.ledger_extract import LedgerSource, PostgresLedger
+from redemption_core import ledger_url
+
 DBT_PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt_project"
 
 
@@ -13,8 +16,10 @@ class PipelinePaths:
     home: Path
 
     @property
-    def ledger(self) -> Path:
-        return self.home / "ledger.sqlite"
+    def ledger(self) -> LedgerSource:
+        """The SQLite file under PROMO_HOME, or PROMO_LEDGER_URL's PostgreSQL ledger."""
+        url = ledger_url()
+        return PostgresLedger(url) if url else self.home / "ledger.sqlite"
 
     @property
     def lake(self) -> Path:

@@ -63,7 +63,13 @@ from redemption_core.engine.redemption import (
     RollbackResult,
     ValidationResult,
 )
-from redemption_core.ledger.home import ledger_path, promo_home
+from redemption_core.ledger.home import (
+    ledger_exists,
+    ledger_location,
+    ledger_path,
+    ledger_url,
+    promo_home,
+)
 from redemption_core.ledger.verify import verify_ledger
 from redemption_core.simulate import SimulationConfig, simulate
 
@@ -104,7 +110,10 @@ __all__ = [
     "describe_without_interval",
     "interval_verdict",
     "iso",
+    "ledger_exists",
+    "ledger_location",
     "ledger_path",
+    "ledger_url",
     "load_notifier",
     "minimum_detectable_effect",
     "minor_unit_exponent",

@@ -1,5 +1,9 @@
 """Helpers for the reliability tests: ledgers to start from, child processes, ledger inspection.
 
+Every helper takes a "ledger": a SQLite file's path, or a postgresql:// URL (what
+`create_ledger` returns under the `ledger_backend` fixture), and reads it from outside the
+engine the way the pipeline or the console would.
+
 The child processes are real OS processes: this file doubles as the script they run
 (`python reliability_helpers.py <role> <json spec>`), so each child imports only the core,
 opens its own engine on the shared ledger and reports on stdout, one JSON document or one
@@ -22,11 +26,23 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psycopg
+
 from redemption_core.domain.events import Event, EventType
 from redemption_core.domain.orders import Order, OrderItem, RequestContext
 from redemption_core.engine.redemption import RedeemRequest, RedemptionEngine, RedemptionResult
-from redemption_core.ledger.home import ledger_path
+from redemption_core.ledger.dialect import to_pyformat
+from redemption_core.ledger.home import ledger_path, ledger_url
+from redemption_core.ledger.postgres import PostgresLedgerStore
+from redemption_core.ledger.postgres_schema import (
+    POSTGRES_REVISION,
+    postgres_statements,
+    schema_version,
+)
 from redemption_core.ledger.sqlite import SqliteLedgerStore
+from redemption_core.ledger.store import LedgerStore
+
+Ledger = Path | str  # a SQLite file, or a postgresql:// URL
 
 HELPERS = Path(__file__).resolve()
 CHILD_TIMEOUT_S = 60.0
@@ -58,14 +74,47 @@ DROP TABLE api_keys;
 }
 
 
-def downgrade_ledger(path: Path, version: int) -> None:
-    """Reshape a closed ledger of the current schema into the tables of `version`."""
-    db = sqlite3.connect(path, isolation_level=None)
+def downgrade_ledger(ledger: Ledger, version: int) -> None:
+    """Reshape a closed ledger of the current schema into the tables of `version` (on
+    PostgreSQL, `ledger` is its owner's URL: the application role may not)."""
+    if is_postgres(ledger):
+        _downgrade_postgres(str(ledger), version)
+        return
+    db = sqlite3.connect(ledger, isolation_level=None)
     try:
         current = db.execute("PRAGMA user_version").fetchone()[0]
         for step in range(current, version, -1):
             db.executescript(DOWNGRADES[step])
         db.execute(f"PRAGMA user_version = {version}")
+    finally:
+        db.close()
+
+
+def _downgrade_postgres(owner: str, version: int) -> None:
+    with psycopg.connect(owner, autocommit=True) as db, db.transaction():
+        [(current,)] = db.execute(
+            "SELECT value FROM ledger_meta WHERE key = 'schema_version'"
+        ).fetchall()
+        for step in range(schema_version(current)[0], version, -1):
+            for statement in postgres_statements(DOWNGRADES[step]):
+                db.execute(statement)
+        db.execute(
+            "UPDATE ledger_meta SET value = %s WHERE key = 'schema_version'",
+            (f"{version}.{POSTGRES_REVISION}",),
+        )
+
+
+def ledger_schema_version(ledger: Ledger) -> int:
+    """The schema version a ledger's tables are at (PostgreSQL: SQLite's number it carries)."""
+    if is_postgres(ledger):
+        with psycopg.connect(str(ledger), autocommit=True) as db:
+            [(value,)] = db.execute(
+                "SELECT value FROM ledger_meta WHERE key = 'schema_version'"
+            ).fetchall()
+        return schema_version(value)[0]
+    db = sqlite3.connect(ledger)
+    try:
+        return db.execute("PRAGMA user_version").fetchone()[0]
     finally:
         db.close()
 
@@ -122,12 +171,34 @@ def open_engine(home: Path, **kwargs: Any) -> RedemptionEngine:
     return RedemptionEngine.open(home, **kwargs)
 
 
-def create_ledger(home: Path, definitions: Iterable[Mapping[str, Any]]) -> Path:
-    """A ledger under `home` holding these campaigns; the engine is closed again."""
+def ledger_of(home: Path) -> Ledger:
+    """The ledger the engine of `home` uses: PROMO_LEDGER_URL's, else the home's file."""
+    return ledger_url() or ledger_path(home)
+
+
+def ledger_of_store(store: LedgerStore) -> Ledger:
+    """Where a store's ledger is, as verify_ledger and the readers here take it."""
+    if isinstance(store, PostgresLedgerStore):
+        return store.url
+    return Path(store.path)  # type: ignore[attr-defined]
+
+
+def is_postgres(ledger: Ledger) -> bool:
+    return isinstance(ledger, str) and ledger.startswith("postgresql://")
+
+
+def store_for(ledger: Ledger, *, read_only: bool = False) -> LedgerStore:
+    if is_postgres(ledger):
+        return PostgresLedgerStore(str(ledger), read_only=read_only)
+    return SqliteLedgerStore(Path(ledger), read_only=read_only)
+
+
+def create_ledger(home: Path, definitions: Iterable[Mapping[str, Any]]) -> Ledger:
+    """A ledger for `home` holding these campaigns; the engine is closed again."""
     with open_engine(home) as engine:
         for definition in definitions:
             engine.create_from_definition(definition)
-    return ledger_path(home)
+    return ledger_of(home)
 
 
 def order(amount: int = 5000, *, currency: str = "EUR", order_id: str | None = None) -> Order:
@@ -140,15 +211,46 @@ def cart(amount: int = 5000) -> Order:
 
 
 # -- reading the ledger from outside the engine -----------------------------------------------
-def read_only(path: Path, *, timeout: float = 5.0) -> sqlite3.Connection:
-    """A plain read-only connection, as the pipeline or the console would open one."""
-    return sqlite3.connect(
-        f"file:{Path(path).resolve()}?mode=ro", uri=True, isolation_level=None, timeout=timeout
-    )
+class Reader:
+    """A plain read-only connection, as the pipeline or the console would open one, to either
+    ledger: SQL with `?` parameters; "BEGIN" opens one snapshot until "COMMIT". `timeout`: how
+    long a statement may wait for a lock before it fails (a reader must never wait)."""
+
+    def __init__(self, ledger: Ledger, *, timeout: float = 5.0) -> None:
+        self.postgres = is_postgres(ledger)
+        if self.postgres:
+            self.db: Any = psycopg.connect(str(ledger), autocommit=True)
+            self.db.execute(f"SET lock_timeout = {int(timeout * 1000) or 1}")
+        else:
+            self.db = sqlite3.connect(
+                f"file:{Path(ledger).resolve()}?mode=ro",
+                uri=True,
+                isolation_level=None,
+                timeout=timeout,
+            )
+
+    def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> Any:
+        if not self.postgres:
+            return self.db.execute(sql, params)
+        if sql.strip().upper() == "BEGIN":
+            sql = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+        return self.db.execute(to_pyformat(sql), params)
+
+    def dicts(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        cursor = self.execute(sql, params)
+        names = [column[0] for column in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    def close(self) -> None:
+        self.db.close()
 
 
-def event_counts(path: Path) -> Counter[str]:
-    db = read_only(path)
+def read_only(ledger: Ledger, *, timeout: float = 5.0) -> Reader:
+    return Reader(ledger, timeout=timeout)
+
+
+def event_counts(ledger: Ledger) -> Counter[str]:
+    db = read_only(ledger)
     try:
         return Counter(
             dict(db.execute("SELECT event_type, count(*) FROM events GROUP BY 1").fetchall())
@@ -157,30 +259,28 @@ def event_counts(path: Path) -> Counter[str]:
         db.close()
 
 
-def event_rows(path: Path, event_type: str | None = None) -> list[dict[str, Any]]:
+def event_rows(ledger: Ledger, event_type: str | None = None) -> list[dict[str, Any]]:
     """Event rows as dicts (payload parsed), in sequence order."""
-    db = read_only(path)
-    db.row_factory = sqlite3.Row
+    db = read_only(ledger)
     try:
         query = "SELECT * FROM events"
         params: tuple[Any, ...] = ()
         if event_type is not None:
             query += " WHERE event_type = ?"
             params = (event_type,)
-        rows = db.execute(query + " ORDER BY seq", params).fetchall()
+        rows = db.dicts(query + " ORDER BY seq", params)
     finally:
         db.close()
-    return [{**dict(row), "payload": json.loads(row["payload"])} for row in rows]
+    return [{**row, "payload": json.loads(row["payload"])} for row in rows]
 
 
-def projection_row(path: Path, table: str, key_column: str, key: str) -> dict[str, Any] | None:
-    db = read_only(path)
-    db.row_factory = sqlite3.Row
+def projection_row(ledger: Ledger, table: str, key_column: str, key: str) -> dict[str, Any] | None:
+    db = read_only(ledger)
     try:
-        row = db.execute(f"SELECT * FROM {table} WHERE {key_column} = ?", (key,)).fetchone()
+        rows = db.dicts(f"SELECT * FROM {table} WHERE {key_column} = ?", (key,))
     finally:
         db.close()
-    return None if row is None else dict(row)
+    return rows[0] if rows else None
 
 
 # -- child processes ---------------------------------------------------------------------------
@@ -330,11 +430,15 @@ def _call(engine: RedemptionEngine, request: Mapping[str, Any]) -> dict[str, Any
     op = request.get("op", "redeem")
     if op == "redeem":
         return result_document(engine.redeem(request_from(request)))
+    if op == "redeem_many":
+        results = engine.redeem_many([request_from(r) for r in request["requests"]])
+        return {"results": [result_document(r) for r in results]}  # type: ignore[arg-type]
     if op == "validate":
         validation = engine.validate(
             request["code"],
             cart(request.get("amount", 5000)),
             customer_id=request.get("customer_id"),
+            context=RequestContext(device_id=request.get("device_id")),
             hold_seconds=request.get("hold_seconds"),
         )
         return {
@@ -383,10 +487,9 @@ def _child_read_loop(spec: Mapping[str, Any]) -> None:
     Each snapshot reads the newest seq twice with a pause between: inside one snapshot the
     answer must not move, whatever the writer does meanwhile.
     """
-    store = SqliteLedgerStore(Path(spec["path"]), read_only=True)
-    db = store.connection
+    store = store_for(spec["path"], read_only=True)
     # No waiting: a reader that had to wait for the writer fails loudly instead.
-    db.execute("PRAGMA busy_timeout = 0")
+    db = read_only(spec["path"], timeout=0)
     Path(spec["started"]).touch()
     stop = Path(spec["stop"])
     seen: list[int] = []
@@ -410,9 +513,10 @@ def _child_read_loop(spec: Mapping[str, Any]) -> None:
             events_read += len(new)
             if new:
                 last = new[-1].seq or last
-        except sqlite3.Error as error:
+        except (sqlite3.Error, psycopg.Error) as error:
             errors.append(f"{type(error).__name__}: {error}")
     store.close()
+    db.close()
     print(
         json.dumps(
             {"seen": seen, "unstable": unstable, "errors": errors, "events_read": events_read}
@@ -487,15 +591,25 @@ def loop_request(code: str, tag: str, number: int) -> RedeemRequest:
 
 
 def _child_redeem_loop(spec: Mapping[str, Any]) -> None:
-    """Redeem forever, acknowledging each redemption only once redeem() has returned."""
+    """Redeem forever, acknowledging each redemption only once redeem() has returned.
+
+    With `retry`, a request that failed because the database went away is sent again (same
+    idempotency key) until it is answered."""
     engine = RedemptionEngine.open(Path(spec["home"]))
     print("READY", flush=True)
     number = 0
     while True:
         number += 1
-        if number % 5 == 0:  # buffered validations ride along with the next redemption
-            engine.validate(spec["code"], order(), customer_id=f"{spec['tag']}-c")
-        result = engine.redeem(loop_request(spec["code"], spec["tag"], number))
+        while True:
+            try:
+                if number % 5 == 0:  # buffered validations ride along with the next redemption
+                    engine.validate(spec["code"], order(), customer_id=f"{spec['tag']}-c")
+                result = engine.redeem(loop_request(spec["code"], spec["tag"], number))
+                break
+            except psycopg.OperationalError:
+                if not spec.get("retry"):
+                    raise
+                time.sleep(0.05)
         assert result.ok, result.reasons
         print(f"ACK {result.redemption_id}", flush=True)
 
@@ -531,7 +645,39 @@ def _child_generate(spec: Mapping[str, Any]) -> None:
     print(f"DONE {len(codes)}", flush=True)
 
 
+def _child_slow_commits(spec: Mapping[str, Any]) -> None:
+    """Append events in concurrent transactions that wait a random moment between taking
+    their seq (the insert) and committing, so commits come out of seq order."""
+    rng = random.Random(spec["seed"])
+    store = store_for(spec["ledger"])
+    _line_up(spec)
+    for number in range(spec["count"]):
+        with store.write(concurrent=True) as tx:
+            tx.append(
+                Event(
+                    EventType.SEGMENT_MEMBER_ADDED,
+                    datetime.now(UTC),
+                    payload={"segment_id": "slow"},
+                    customer_id=f"{spec['tag']}-{number}",
+                )
+            )
+            tx.flush()  # type: ignore[attr-defined]
+            tx.query("SELECT 1", ())  # waits for the insert: its seq is taken, uncommitted
+            time.sleep(rng.uniform(0, spec["max_pause_s"]))
+    store.close()
+    print(json.dumps({"written": spec["count"]}), flush=True)
+
+
+def _child_open_store(spec: Mapping[str, Any]) -> None:
+    """Open (and so create, if missing) the ledger at the go signal."""
+    _line_up(spec)
+    store_for(spec["ledger"]).close()
+    print(json.dumps({"opened": True}), flush=True)
+
+
 ROLES = {
+    "open-store": _child_open_store,
+    "slow-commits": _child_slow_commits,
     "call": _child_call,
     "mixed": _child_mixed,
     "write-many": _child_write_many,

@@ -24,12 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 import yaml
 
 from redemption_core import cli
 from redemption_core.cli.campaigns import EXPORT_COLUMNS
 from redemption_core.cli.main import build_parser
+from redemption_core.ledger.dialect import to_pyformat
 
 REPO = Path(__file__).resolve().parents[1]
 HMAC_KEY = "5e" * 32  # 64 hex characters
@@ -160,7 +162,9 @@ def assert_refused(result: Result, *fields: str) -> None:
 
 
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ledger_backend: str) -> Path:
+    """PROMO_HOME for the test; every test that uses it runs on both ledgers (SQLite, and
+    PostgreSQL through PROMO_LEDGER_URL)."""
     home = tmp_path / "home"
     monkeypatch.setenv("PROMO_HOME", str(home))
     monkeypatch.delenv("PROMO_HMAC_KEY", raising=False)
@@ -870,12 +874,17 @@ def test_ledger_verify_names_the_table_and_key_of_a_tampered_projection_row(
     promo: Promo, winback_code: str, home: Path
 ) -> None:
     redeem_json(promo, winback_code, "--customer", "c-1", "--amount", 3000, "--currency", "EUR")
-    db = sqlite3.connect(home / "ledger.sqlite")
-    with db:
-        (voucher_id,) = db.execute(
-            "SELECT voucher_id FROM vouchers WHERE code = ?", (winback_code,)
-        ).fetchone()
-        db.execute("UPDATE vouchers SET redemptions = 5 WHERE voucher_id = ?", (voucher_id,))
+    url = os.environ.get("PROMO_LEDGER_URL")
+    db: Any = (
+        psycopg.connect(url, autocommit=True) if url else sqlite3.connect(home / "ledger.sqlite")
+    )
+    sql = to_pyformat if url else str
+    (voucher_id,) = db.execute(
+        sql("SELECT voucher_id FROM vouchers WHERE code = ?"), (winback_code,)
+    ).fetchone()
+    db.execute(sql("UPDATE vouchers SET redemptions = 5 WHERE voucher_id = ?"), (voucher_id,))
+    if not url:
+        db.commit()
     db.close()
 
     result = promo("ledger", "verify")
@@ -887,8 +896,10 @@ def test_ledger_verify_names_the_table_and_key_of_a_tampered_projection_row(
 
 @pytest.mark.parametrize("action", ["stats", "tail", "verify"])
 def test_ledger_commands_without_a_ledger_exit_2_with_one_line_and_create_nothing(
-    promo: Promo, home: Path, action: str
+    promo: Promo, home: Path, action: str, ledger_backend: str
 ) -> None:
+    if ledger_backend != "sqlite":
+        pytest.skip("a ledger named by PROMO_LEDGER_URL is there once configured")
     result = promo("ledger", action)
 
     assert_refused(result, "PROMO_HOME")

@@ -40,7 +40,7 @@ BIRTHDAY = {
 
 
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ledger_backend: str) -> Path:
     home = tmp_path / "home"
     monkeypatch.setenv("PROMO_HOME", str(home))
     monkeypatch.delenv("PROMO_HMAC_KEY", raising=False)

@@ -3,7 +3,7 @@
 ARCHITECTURE.md: a redemption is one transaction, so under any number of concurrent processes a
 single-use voucher is redeemed once and a budget is never overspent; readers never block
 writers and are never blocked by them. Every child lines up behind a start file before its
-engine call, so the calls really overlap.
+engine call, so the calls really overlap. Every test runs on both ledgers (SQLite, PostgreSQL).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from reliability_helpers import (
     create_ledger,
     event_counts,
@@ -28,10 +29,12 @@ from reliability_helpers import (
     wait_for,
 )
 
+from redemption_core.domain.limits import Limits
 from redemption_core.engine.redemption import RedeemRequest
 from redemption_core.ledger.verify import verify_ledger
 
 PROCESSES = 8
+pytestmark = pytest.mark.usefixtures("ledger_backend")
 
 
 def test_a_single_use_code_is_redeemed_exactly_once_when_eight_processes_race_for_it(
@@ -101,6 +104,43 @@ def test_a_campaign_budget_shared_by_many_codes_is_never_overspent_under_content
     assert verify_ledger(path).clean
 
 
+def test_single_use_codes_are_used_once_when_processes_redeem_overlapping_batches(
+    tmp_path: Path,
+) -> None:
+    # Four batches of the same twelve codes, each in its own order and for other customers:
+    # batches read ahead and lock many vouchers at once.
+    home = tmp_path / "home"
+    batched = unique_def("batched", rules={"holder_only": False})
+    path = create_ledger(home, [batched])
+    with open_engine(home) as engine:
+        codes = engine.generate_codes("batched", 12)
+    specs = [
+        {
+            "home": str(home),
+            "requests": [
+                {
+                    "op": "redeem_many",
+                    "requests": [
+                        {"code": code, "customer_id": f"batch-{p}-{i}"}
+                        for i, code in enumerate(codes[p:] + codes[:p])
+                    ],
+                }
+            ],
+        }
+        for p in range(0, 12, 3)
+    ]
+
+    batches = [child[0]["results"] for child in run_lined_up("call", specs, tmp_path / "line")]
+
+    winners = [r for batch in batches for r in batch if r["ok"]]
+    assert len(winners) == 12
+    assert all(r["reasons"] == ["quantity_exceeded"] for b in batches for r in b if not r["ok"])
+    assert projection_row(path, "campaigns", "campaign_id", "batched")["redemptions"] == 12
+    succeeded = event_rows(path, "redemption_succeeded")
+    assert len({row["voucher_id"] for row in succeeded}) == len(succeeded) == 12
+    assert verify_ledger(path).clean
+
+
 def test_a_per_customer_limit_holds_when_one_customer_redeems_from_eight_processes_at_once(
     tmp_path: Path,
 ) -> None:
@@ -123,6 +163,53 @@ def test_a_per_customer_limit_holds_when_one_customer_redeems_from_eight_process
         other = engine.redeem(RedeemRequest("ONE-EACH", order(), customer_id="bob"))
     assert [str(reason.code) for reason in again.reasons] == ["customer_limit_exceeded"]
     assert other.ok
+    assert verify_ledger(path).clean
+
+
+def test_a_per_customer_limit_holds_when_one_customer_redeems_eight_different_codes_at_once(
+    tmp_path: Path,
+) -> None:
+    # Eight codes of one campaign without campaign-wide limits: no voucher and no campaign
+    # counter is shared between the racers, only the customer.
+    home = tmp_path / "home"
+    path = create_ledger(home, [unique_def("one-each", limits={"per_customer": 1})])
+    with open_engine(home) as engine:
+        codes = engine.generate_codes("one-each", PROCESSES)
+        for code in codes:
+            engine.publish(code, "alice")
+    specs = [
+        {"home": str(home), "requests": [{"code": code, "customer_id": "alice"}]} for code in codes
+    ]
+
+    results = [child[0] for child in run_lined_up("call", specs, tmp_path / "line")]
+
+    assert sum(result["ok"] for result in results) == 1
+    assert event_counts(path)["redemption_succeeded"] == 1
+    assert verify_ledger(path).clean
+
+
+def test_a_new_customer_offer_is_used_once_when_one_customer_races_eight_campaigns_for_it(
+    tmp_path: Path,
+) -> None:
+    # Eight campaigns for new customers only: whichever redemption comes first makes the
+    # customer no longer new for the others.
+    home = tmp_path / "home"
+    path = create_ledger(
+        home,
+        [
+            standalone_def(f"welcome-{i}", f"WELCOME-{i}", rules={"new_customers_only": True})
+            for i in range(PROCESSES)
+        ],
+    )
+    specs = [
+        {"home": str(home), "requests": [{"code": f"WELCOME-{i}", "customer_id": "newbie"}]}
+        for i in range(PROCESSES)
+    ]
+
+    results = [child[0] for child in run_lined_up("call", specs, tmp_path / "line")]
+
+    assert sum(result["ok"] for result in results) == 1
+    assert all(r["reasons"] == ["customer_not_new"] for r in results if not r["ok"])
     assert verify_ledger(path).clean
 
 
@@ -153,6 +240,39 @@ def test_a_single_use_code_is_held_for_only_one_checkout_when_eight_validate_at_
         )
     assert [str(reason.code) for reason in stranger.reasons] == ["quantity_exceeded"]
     assert holder.ok
+    assert verify_ledger(path).clean
+
+
+def test_one_device_gets_no_more_open_holds_than_its_limit_when_it_holds_eight_codes_at_once(
+    tmp_path: Path,
+) -> None:
+    # Eight campaigns and eight customers: only the device is shared between the racers.
+    home = tmp_path / "home"
+    path = create_ledger(home, [standalone_def(f"c{i}", f"HOLD-{i}") for i in range(PROCESSES)])
+    specs = [
+        {
+            "home": str(home),
+            "requests": [
+                {
+                    "op": "validate",
+                    "code": f"HOLD-{i}",
+                    "customer_id": f"c{i}",
+                    "device_id": "kiosk-1",
+                    "hold_seconds": 600,
+                }
+            ],
+        }
+        for i in range(PROCESSES)
+    ]
+
+    holds = [child[0] for child in run_lined_up("call", specs, tmp_path / "line")]
+
+    limit = Limits().holds_per_device
+    assert sum(hold["valid"] for hold in holds) == limit
+    assert [h["reasons"] for h in holds if not h["valid"]] == [["hold_limit_exceeded"]] * (
+        PROCESSES - limit
+    )
+    assert event_counts(path)["validation_hold_created"] == limit
     assert verify_ledger(path).clean
 
 

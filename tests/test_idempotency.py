@@ -3,7 +3,7 @@
 ARCHITECTURE.md: idempotency keys make retries safe, the same key returns the first answer.
 That holds across a restart, across processes racing with the same key, for rejections as well
 as successes, and for rollbacks; a key reused for a different request is refused and changes
-nothing.
+nothing. Every test runs on both ledgers (SQLite, PostgreSQL).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from reliability_helpers import (
     create_ledger,
     event_counts,
     event_rows,
+    ledger_of,
     open_engine,
     order,
     projection_row,
@@ -25,10 +26,10 @@ from reliability_helpers import (
 from redemption_core.domain.errors import IdempotencyKeyReused
 from redemption_core.domain.orders import RequestContext
 from redemption_core.engine.redemption import RedeemRequest, RedemptionEngine
-from redemption_core.ledger.home import ledger_path
 from redemption_core.ledger.verify import verify_ledger
 
 CODE = "RETRY10"
+pytestmark = pytest.mark.usefixtures("ledger_backend")
 
 
 @pytest.fixture
@@ -64,7 +65,7 @@ def checkout(
 def test_a_retried_redemption_returns_the_first_answer_and_adds_no_event(home: Path) -> None:
     engine = open_engine(home)
     first = engine.redeem(checkout())
-    events_after_first = event_counts(ledger_path(home))
+    events_after_first = event_counts(ledger_of(home))
 
     retry = engine.redeem(checkout())
     engine.close()
@@ -77,21 +78,21 @@ def test_a_retried_redemption_returns_the_first_answer_and_adds_no_event(home: P
         first.event_id,
         first.discount,
     )
-    assert event_counts(ledger_path(home)) == events_after_first
+    assert event_counts(ledger_of(home)) == events_after_first
     assert events_after_first["redemption_succeeded"] == 1
 
 
 def test_a_retry_after_a_restart_returns_the_first_answer(home: Path) -> None:
     with open_engine(home) as engine:
         first = engine.redeem(checkout())
-    events_before_restart = event_counts(ledger_path(home))
+    events_before_restart = event_counts(ledger_of(home))
 
     with open_engine(home) as restarted:
         retry = restarted.redeem(checkout())
 
     assert retry.replayed
     assert (retry.redemption_id, retry.event_id) == (first.redemption_id, first.event_id)
-    assert event_counts(ledger_path(home)) == events_before_restart
+    assert event_counts(ledger_of(home)) == events_before_restart
 
 
 @pytest.mark.parametrize(
@@ -110,14 +111,14 @@ def test_a_key_reused_for_a_different_request_is_refused_and_records_nothing(
 ) -> None:
     engine = open_engine(home)
     engine.redeem(checkout())
-    before = event_counts(ledger_path(home))
+    before = event_counts(ledger_of(home))
 
     with pytest.raises(IdempotencyKeyReused) as refused:
         engine.redeem(checkout(**changed))
     engine.close()
 
     assert refused.value.field == "idempotency_key"
-    assert event_counts(ledger_path(home)) == before
+    assert event_counts(ledger_of(home)) == before
 
 
 def test_eight_processes_sending_the_same_key_make_one_redemption_and_get_one_answer(
@@ -138,7 +139,7 @@ def test_eight_processes_sending_the_same_key_make_one_redemption_and_get_one_an
     assert len({result["redemption_id"] for result in results}) == 1
     assert len({result["event_id"] for result in results}) == 1
     assert sorted(result["replayed"] for result in results) == [False] + [True] * 7
-    path = ledger_path(home)
+    path = ledger_of(home)
     [event] = event_rows(path, "redemption_succeeded")
     assert event["idempotency_key"] == "double-click"
     assert event_counts(path)["redemption_rejected"] == 0
@@ -151,7 +152,7 @@ def test_a_rejected_redemption_retried_with_its_key_returns_the_same_rejection(
     engine = open_engine(home)
     engine.set_campaign_status("retry", "paused")
     first = engine.redeem(checkout())
-    before = event_counts(ledger_path(home))
+    before = event_counts(ledger_of(home))
     engine.set_campaign_status("retry", "active")  # a fresh attempt would now succeed
 
     retry = engine.redeem(checkout())
@@ -167,7 +168,7 @@ def test_a_rejected_redemption_retried_with_its_key_returns_the_same_rejection(
         None,
     )
     assert fresh.ok
-    after = event_counts(ledger_path(home))
+    after = event_counts(ledger_of(home))
     assert after["redemption_rejected"] == before["redemption_rejected"] == 1
     assert after["redemption_succeeded"] == 1
 
@@ -178,10 +179,10 @@ def test_a_retried_rollback_returns_the_first_result_and_a_second_rollback_is_re
     engine = open_engine(home)
     redemption = engine.redeem(checkout())
     first = engine.rollback(redemption.redemption_id, reason="returned", idempotency_key="rb-1")
-    before = event_counts(ledger_path(home))
+    before = event_counts(ledger_of(home))
 
     retry = engine.rollback(redemption.redemption_id, reason="returned", idempotency_key="rb-1")
-    after_retry = event_counts(ledger_path(home))
+    after_retry = event_counts(ledger_of(home))
     again = engine.rollback(redemption.redemption_id, reason="returned")
     with pytest.raises(IdempotencyKeyReused):
         engine.rollback(redemption.redemption_id, reason="changed mind", idempotency_key="rb-1")
@@ -201,7 +202,7 @@ def test_a_retried_rollback_returns_the_first_result_and_a_second_rollback_is_re
     assert before["redemption_rolled_back"] == 1
     assert not again.ok
     assert [str(reason.code) for reason in again.reasons] == ["already_rolled_back"]
-    path = ledger_path(home)
+    path = ledger_of(home)
     assert projection_row(path, "campaigns", "campaign_id", "retry")["budget_used"] == 0
     assert event_counts(path)["rollback_rejected"] == 1
 
@@ -210,14 +211,14 @@ def test_a_retried_batch_replays_every_answer_of_the_first_batch(home: Path) -> 
     engine = open_engine(home)
     batch = [checkout(key=f"batch-{i}", customer_id=f"c{i}") for i in range(4)]
     first = engine.redeem_many(batch)
-    before = event_counts(ledger_path(home))
+    before = event_counts(ledger_of(home))
 
     retry = engine.redeem_many(batch)
     engine.close()
 
     assert [result.redemption_id for result in retry] == [result.redemption_id for result in first]
     assert all(result.replayed for result in retry)
-    assert event_counts(ledger_path(home)) == before
+    assert event_counts(ledger_of(home)) == before
 
 
 def test_idempotency_keys_are_in_the_projection_and_verify_stays_clean(home: Path) -> None:
@@ -228,7 +229,7 @@ def test_idempotency_keys_are_in_the_projection_and_verify_stays_clean(home: Pat
         rejected = engine.redeem(checkout(code="OTHER5", key="checkout-2"))
         rolled = engine.rollback(redeemed.redemption_id, idempotency_key="rb-1")
 
-    path = ledger_path(home)
+    path = ledger_of(home)
     for key, event_id in [
         ("checkout-1", redeemed.event_id),
         ("checkout-2", rejected.event_id),
@@ -253,4 +254,4 @@ def test_a_refused_retry_does_not_discard_validations_buffered_before_it(home: P
     engine.flush()
     engine.close()
 
-    assert event_counts(ledger_path(home))["voucher_validated"] == 1
+    assert event_counts(ledger_of(home))["voucher_validated"] == 1

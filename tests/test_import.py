@@ -18,7 +18,7 @@ import io
 import itertools
 import sqlite3
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,6 @@ from builders import (
     Clock,
     add_customers,
     cart,
-    engine_at,
     gift_card,
     order,
     place_order,
@@ -47,6 +46,7 @@ from test_cli import Promo
 
 from redemption_core import cli
 from redemption_core.domain.events import COLUMNS
+from redemption_core.domain.hashing import ContextHasher
 from redemption_core.domain.orders import RequestContext
 from redemption_core.domain.parsing import iso
 from redemption_core.engine.redemption import RedeemRequest, RedemptionEngine
@@ -58,6 +58,7 @@ from redemption_core.imports.ledger_schema import (
 )
 from redemption_core.imports.reading import in_chunks
 from redemption_core.ledger.reports import stats
+from redemption_core.ledger.store import LedgerStore
 from redemption_core.ledger.verify import verify_ledger
 
 # Every content column of the events table (seq is the receiving ledger's own numbering).
@@ -68,18 +69,23 @@ BEFORE = NOW - timedelta(days=1)  # imported rows happened before the engine's "
 # -- helpers -----------------------------------------------------------------------------------
 
 
+def query(engine: RedemptionEngine, sql: str) -> list[tuple[Any, ...]]:
+    with engine.store.read() as tx:
+        return [tuple(row) for row in tx.query(sql, ())]
+
+
 def event_table(engine: RedemptionEngine) -> dict[str, tuple[Any, ...]]:
     """The events table, every column but seq, by event id."""
-    rows = engine.store.connection.execute(f"SELECT {CONTENT} FROM events").fetchall()  # type: ignore[attr-defined]
-    return {row[0]: row for row in rows}
+    return {row[0]: row for row in query(engine, f"SELECT {CONTENT} FROM events")}
 
 
 def event_count(engine: RedemptionEngine) -> int:
-    return engine.store.connection.execute("SELECT count(*) FROM events").fetchone()[0]  # type: ignore[attr-defined]
+    return query(engine, "SELECT count(*) FROM events")[0][0]
 
 
 def assert_verify_clean(engine: RedemptionEngine) -> None:
-    report = verify_ledger(Path(engine.store.path))  # type: ignore[attr-defined]
+    store = engine.store
+    report = verify_ledger(getattr(store, "url", None) or store.path)  # type: ignore[attr-defined]
     assert report.clean, [str(d) for d in report.differences]
 
 
@@ -201,11 +207,17 @@ def reported(refusal: ImportRefused) -> list[tuple[int, str]]:
 # -- fixtures ----------------------------------------------------------------------------------
 
 
+def engine_on(store: LedgerStore, now: datetime | Clock = NOW) -> RedemptionEngine:
+    """An engine on a fresh ledger of the test's backend; pass a Clock to move time later."""
+    clock = now if isinstance(now, Clock) else Clock(now)
+    return RedemptionEngine(store, ContextHasher(b"k" * 32), clock=clock)
+
+
 @pytest.fixture
-def source(tmp_path: Path) -> RedemptionEngine:
+def source(tmp_path: Path, ledger_store: Callable[[Path], LedgerStore]) -> RedemptionEngine:
     """A ledger with a bit of everything the engine writes, one minute apart."""
     clock = Clock()
-    engine = engine_at(tmp_path / "source", clock)
+    engine = engine_on(ledger_store(tmp_path / "source"), clock)
     add_customers(engine, "cust-1", "cust-2", email="ann@example.com")
     engine.create_from_definition(
         {
@@ -256,9 +268,9 @@ def source(tmp_path: Path) -> RedemptionEngine:
 
 
 @pytest.fixture
-def ledger(tmp_path: Path) -> RedemptionEngine:
+def ledger(tmp_path: Path, ledger_store: Callable[[Path], LedgerStore]) -> RedemptionEngine:
     """A small live ledger: customer cust-1, campaign welcome with code WELCOME-1 held by cust-1."""
-    engine = engine_at(tmp_path / "ledger")
+    engine = engine_on(ledger_store(tmp_path / "ledger"))
     add_customers(engine, "cust-1")
     engine.create_from_definition(unique_def())
     engine.import_codes("welcome", [{"code": "WELCOME-1"}])
@@ -267,12 +279,11 @@ def ledger(tmp_path: Path) -> RedemptionEngine:
 
 
 def welcome_voucher_id(engine: RedemptionEngine) -> str:
-    query = "SELECT voucher_id FROM vouchers WHERE code = 'WELCOME-1'"
-    return engine.store.connection.execute(query).fetchone()[0]  # type: ignore[attr-defined]
+    return query(engine, "SELECT voucher_id FROM vouchers WHERE code = 'WELCOME-1'")[0][0]
 
 
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ledger_backend: str) -> Path:
     home = tmp_path / "home"
     monkeypatch.setenv("PROMO_HOME", str(home))
     monkeypatch.delenv("PROMO_HMAC_KEY", raising=False)
@@ -305,27 +316,30 @@ def test_the_source_ledger_covers_the_event_types_a_round_trip_must_carry(
 
 @pytest.mark.parametrize("form", ["parquet", "csv"])
 def test_a_ledger_exported_and_imported_into_a_fresh_ledger_is_the_same_ledger(
-    source: RedemptionEngine, tmp_path: Path, form: str
+    source: RedemptionEngine,
+    tmp_path: Path,
+    form: str,
+    ledger_store: Callable[[Path], LedgerStore],
 ) -> None:
     rows = events_to_rows(source.store.events())
     path = (write_parquet if form == "parquet" else write_csv)(tmp_path / f"events.{form}", rows)
-    target = engine_at(tmp_path / "target")
+    target = engine_on(ledger_store(tmp_path / "target"))
 
     report = import_events(target, read_rows(path))
 
     assert (report.rows, report.imported, report.already_present) == (len(rows), len(rows), 0)
     assert event_table(target) == event_table(source)
     assert_verify_clean(target)
-    before, after = stats(source.store.connection), stats(target.store.connection)  # type: ignore[attr-defined]
+    before, after = stats(source.store), stats(target.store)
     for key in ("events_by_type", "campaigns", "redemptions", "rolled_back", "discount_given_net"):
         assert after[key] == before[key], key
 
 
 def test_importing_the_same_rows_again_adds_nothing(
-    source: RedemptionEngine, tmp_path: Path
+    source: RedemptionEngine, tmp_path: Path, ledger_store: Callable[[Path], LedgerStore]
 ) -> None:
     rows = events_to_rows(source.store.events())
-    target = engine_at(tmp_path / "target")
+    target = engine_on(ledger_store(tmp_path / "target"))
     import_events(target, rows)
     before = event_table(target)
 
@@ -577,9 +591,7 @@ def test_sql_in_free_text_is_imported_literally_and_harms_nothing(
     assert event_count(ledger) == before + 1
     stored = event_table(ledger)[hostile["event_id"]]
     assert orjson.loads(stored[-1]) == payload
-    attributes = ledger.store.connection.execute(  # type: ignore[attr-defined]
-        "SELECT attributes FROM customers WHERE customer_id = 'new-1'"
-    ).fetchone()[0]
+    [[attributes]] = query(ledger, "SELECT attributes FROM customers WHERE customer_id = 'new-1'")
     assert orjson.loads(attributes) == {"note": DROP}
     assert_verify_clean(ledger)
 
@@ -692,9 +704,7 @@ def test_rows_are_applied_in_the_order_of_the_file_each_checked_against_the_rows
         (1, "voucher_id", "reference_not_found")
     ]
     assert report.imported == 4
-    by_seq = ledger.store.connection.execute(  # type: ignore[attr-defined]
-        "SELECT event_id FROM events WHERE campaign_id = 'late' ORDER BY seq"
-    ).fetchall()
+    by_seq = query(ledger, "SELECT event_id FROM events WHERE campaign_id = 'late' ORDER BY seq")
     assert [r[0] for r in by_seq] == [r["event_id"] for r in rows]
     assert_verify_clean(ledger)
 
@@ -963,11 +973,14 @@ def refused_in_chunks(engine: RedemptionEngine, rows: list[dict], size: int) -> 
 
 
 def test_an_import_shows_its_progress_on_stderr_and_nothing_with_json(
-    source: RedemptionEngine, promo: Promo, tmp_path: Path
+    source: RedemptionEngine,
+    promo: Promo,
+    tmp_path: Path,
+    ledger_store: Callable[[Path], LedgerStore],
 ) -> None:
     path = write_parquet(tmp_path / "events.parquet", events_to_rows(source.store.events()))
     shown = io.StringIO()
-    import_events(engine_at(tmp_path / "direct"), read_rows(path), progress=shown)
+    import_events(engine_on(ledger_store(tmp_path / "direct")), read_rows(path), progress=shown)
 
     quiet = promo("--json", "import", path)
 

@@ -3,20 +3,24 @@ from 2008 (two treatments sharing one control group, a voucher decided but never
 ever redeemed) and a coupon history (several coupons per customer and campaign, redemptions
 without an order, customers with demographic attributes). Each imports whole, verifies clean,
 and leaves the promotion's resume correct: nobody decided in the history is sent anything again.
+Every test runs on both ledgers.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from builders import Clock, distributor, engine_at, ledger_rows, recording_channels
-from test_import import row, write_csv
+from builders import Clock, distributor, ledger_rows, recording_channels
+from reliability_helpers import ledger_of_store
+from test_import import engine_on, row, write_csv
 
 from redemption_core.domain.parsing import iso
 from redemption_core.engine.redemption import RedemptionEngine
 from redemption_core.imports.ledger_schema import import_events, open_rows
+from redemption_core.ledger.store import LedgerStore
 from redemption_core.ledger.verify import verify_ledger
 
 NOW = datetime(2026, 3, 4, 12, tzinfo=UTC)
@@ -87,12 +91,12 @@ def experiment_2008() -> list[dict]:
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> RedemptionEngine:
-    return engine_at(tmp_path, Clock(NOW))
+def engine(tmp_path: Path, ledger_store: Callable[[Path], LedgerStore]) -> RedemptionEngine:
+    return engine_on(ledger_store(tmp_path), Clock(NOW))
 
 
 def assert_clean(engine: RedemptionEngine) -> None:
-    report = verify_ledger(Path(engine.store.path))  # type: ignore[attr-defined]
+    report = verify_ledger(ledger_of_store(engine.store))
     assert report.clean, [str(d) for d in report.differences]
 
 

@@ -1,8 +1,10 @@
-"""The SQLite ledger: append-only in the database itself, a projection that the events explain.
+"""The ledger: append-only in the database itself, a projection that the events explain.
 
 ARCHITECTURE.md: one row per event, never updated or deleted (enforced by the database, not
 only by the code); current state is a projection of the ledger, updated in the same
-transaction as the event, and rebuilding it from the ledger must give the same state.
+transaction as the event, and rebuilding it from the ledger must give the same state. Every
+test runs on both ledgers (SQLite, PostgreSQL); on PostgreSQL the tampering is done as the
+database's owner, past the application role's missing rights.
 """
 
 from __future__ import annotations
@@ -16,11 +18,15 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
+from pg_cluster import Cluster
 from reliability_helpers import (
     cart,
     downgrade_ledger,
     event_rows,
+    ledger_of,
+    ledger_schema_version,
     open_engine,
     order,
     standalone_def,
@@ -30,17 +36,45 @@ from reliability_helpers import (
 from redemption_core.domain.errors import PromoError
 from redemption_core.domain.events import Event, EventType
 from redemption_core.engine.redemption import RedeemRequest, RedemptionEngine
-from redemption_core.ledger.home import ledger_path
+from redemption_core.ledger.dialect import to_pyformat
+from redemption_core.ledger.home import open_store
+from redemption_core.ledger.postgres import PostgresLedgerStore
 from redemption_core.ledger.reports import stats
-from redemption_core.ledger.sqlite import connect
 from redemption_core.ledger.verify import verify_ledger
 
+pytestmark = pytest.mark.usefixtures("ledger_backend")
+DatabaseError = (sqlite3.DatabaseError, psycopg.Error)
 REPO = Path(__file__).resolve().parents[1]
 
 
-def writable(path: Path) -> sqlite3.Connection:
-    """A raw connection with no help from the engine, as a careless script would open one."""
-    return sqlite3.connect(path, isolation_level=None)
+class _OwnerConnection:
+    """psycopg as its owner, taking the tests' SQLite spelling (`?`, DROP TRIGGER name)."""
+
+    def __init__(self, url: str) -> None:
+        self._db = psycopg.connect(url, autocommit=True)
+
+    def execute(self, sql: str, params: Any = ()) -> Any:
+        if sql.startswith("DROP TRIGGER "):
+            sql += " ON events"
+        return self._db.execute(to_pyformat(sql), params)
+
+    def close(self) -> None:
+        self._db.close()
+
+
+@pytest.fixture
+def writable(ledger_backend: str, request: pytest.FixtureRequest) -> Any:
+    """A raw connection with no help from the engine, as a careless script (or, on
+    PostgreSQL, the database's owner) would open one."""
+
+    def open_(ledger: Path | str) -> Any:
+        if ledger_backend == "sqlite":
+            return sqlite3.connect(ledger, isolation_level=None)
+        cluster: Cluster = request.getfixturevalue("postgres_cluster")
+        database = psycopg.conninfo.conninfo_to_dict(str(ledger))["dbname"]
+        return _OwnerConnection(cluster.admin_url(database))
+
+    return open_
 
 
 def run_mixed_workload(engine: RedemptionEngine) -> dict[str, Any]:
@@ -98,17 +132,17 @@ def run_mixed_workload(engine: RedemptionEngine) -> dict[str, Any]:
     return {"personal": personal, "gift": gift}
 
 
-def test_the_database_refuses_to_update_a_ledger_event(tmp_path: Path) -> None:
+def test_the_database_refuses_to_update_a_ledger_event(tmp_path: Path, writable: Any) -> None:
     with open_engine(tmp_path) as engine:
         engine.create_from_definition(standalone_def("shared", "SHARED10"))
         engine.redeem(RedeemRequest("SHARED10", order()))
-    path = ledger_path(tmp_path)
+    path = ledger_of(tmp_path)
     db = writable(path)
     before = db.execute("SELECT * FROM events ORDER BY seq").fetchall()
 
-    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+    with pytest.raises(DatabaseError, match="append-only"):
         db.execute("UPDATE events SET payload = '{\"discount\": 0}' WHERE seq = 3")
-    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+    with pytest.raises(DatabaseError, match="append-only"):
         db.execute(
             "INSERT INTO events (seq, event_id, event_type, occurred_at, recorded_at, payload)"
             " SELECT seq, 'evt_upsert', event_type, occurred_at, recorded_at, payload"
@@ -120,17 +154,17 @@ def test_the_database_refuses_to_update_a_ledger_event(tmp_path: Path) -> None:
     db.close()
 
 
-def test_the_database_refuses_to_delete_a_ledger_event(tmp_path: Path) -> None:
+def test_the_database_refuses_to_delete_a_ledger_event(tmp_path: Path, writable: Any) -> None:
     with open_engine(tmp_path) as engine:
         engine.create_from_definition(standalone_def("shared", "SHARED10"))
         engine.redeem(RedeemRequest("SHARED10", order()))
-    path = ledger_path(tmp_path)
+    path = ledger_of(tmp_path)
     db = writable(path)
     before = db.execute("SELECT * FROM events ORDER BY seq").fetchall()
 
-    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+    with pytest.raises(DatabaseError, match="append-only"):
         db.execute("DELETE FROM events WHERE event_type = 'redemption_succeeded'")
-    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+    with pytest.raises(DatabaseError, match="append-only"):
         db.execute("DELETE FROM events")
 
     assert db.execute("SELECT * FROM events ORDER BY seq").fetchall() == before
@@ -138,18 +172,20 @@ def test_the_database_refuses_to_delete_a_ledger_event(tmp_path: Path) -> None:
 
 
 def test_the_database_refuses_to_replace_a_ledger_event_through_an_insert(
-    tmp_path: Path,
+    tmp_path: Path, writable: Any, ledger_backend: str
 ) -> None:
     # INSERT OR REPLACE deletes the row it collides with, and SQLite fires no DELETE trigger
     # for that unless recursive_triggers is on: an UPDATE in all but name.
+    if ledger_backend != "sqlite":
+        pytest.skip("INSERT OR REPLACE is SQLite's; PostgreSQL's upsert is an UPDATE (above)")
     with open_engine(tmp_path) as engine:
         engine.create_from_definition(standalone_def("shared", "SHARED10"))
         engine.redeem(RedeemRequest("SHARED10", order()))
-    path = ledger_path(tmp_path)
+    path = ledger_of(tmp_path)
     db = writable(path)
     before = db.execute("SELECT * FROM events ORDER BY seq").fetchall()
 
-    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+    with pytest.raises(DatabaseError, match="append-only"):
         db.execute(
             "INSERT OR REPLACE INTO events (seq, event_id, event_type, occurred_at, recorded_at,"
             " payload) SELECT seq, 'evt_forged', 'redemption_rejected', occurred_at, recorded_at,"
@@ -203,7 +239,12 @@ def test_the_database_refuses_to_replace_a_ledger_event_through_an_insert(
     ids=["budget", "voucher uses", "used hold", "lost row", "forged row", "trigger"],
 )
 def test_verify_reports_a_tampered_projection_with_its_table_key_and_field(
-    tmp_path: Path, tamper: str, table: str, key: tuple[str, ...] | None, problem: str
+    tmp_path: Path,
+    writable: Any,
+    tamper: str,
+    table: str,
+    key: tuple[str, ...] | None,
+    problem: str,
 ) -> None:
     with open_engine(tmp_path) as engine:
         engine.create_from_definition(standalone_def("shared", "SHARED10"))
@@ -211,7 +252,7 @@ def test_verify_reports_a_tampered_projection_with_its_table_key_and_field(
         redeemed = engine.redeem(
             RedeemRequest("SHARED10", order(), customer_id="alice", session_id=hold.session_id)
         )
-    path = ledger_path(tmp_path)
+    path = ledger_of(tmp_path)
     assert verify_ledger(path).clean
     db = writable(path)
     db.execute(tamper)
@@ -235,7 +276,7 @@ def test_verify_reports_a_tampered_projection_with_its_table_key_and_field(
 
 
 def test_verify_reports_events_deleted_behind_its_back_instead_of_crashing(
-    tmp_path: Path,
+    tmp_path: Path, writable: Any
 ) -> None:
     # Someone with file access drops the trigger and deletes a campaign's creation: exactly
     # the ledger verify exists for. It must say what is wrong, not stop at the first event
@@ -243,7 +284,7 @@ def test_verify_reports_events_deleted_behind_its_back_instead_of_crashing(
     with open_engine(tmp_path) as engine:
         engine.create_from_definition(standalone_def("shared", "SHARED10"))
         engine.redeem(RedeemRequest("SHARED10", order(), customer_id="alice"))
-    path = ledger_path(tmp_path)
+    path = ledger_of(tmp_path)
     db = writable(path)
     db.execute("DROP TRIGGER events_are_never_deleted")
     db.execute("DELETE FROM events WHERE event_type = 'campaign_created'")
@@ -262,7 +303,7 @@ def test_a_projection_rebuilt_from_the_ledger_equals_the_live_one_after_a_mixed_
 ) -> None:
     with open_engine(tmp_path) as engine:
         run_mixed_workload(engine)
-    path = ledger_path(tmp_path)
+    path = ledger_of(tmp_path)
 
     report = verify_ledger(path)
 
@@ -283,12 +324,12 @@ def test_a_projection_rebuilt_from_the_ledger_equals_the_live_one_after_a_mixed_
 def test_stats_count_what_the_ledger_holds(tmp_path: Path) -> None:
     with open_engine(tmp_path) as engine:
         run_mixed_workload(engine)
-    path = ledger_path(tmp_path)
+    path = ledger_of(tmp_path)
     rows = event_rows(path)
 
-    db = connect(path, read_only=True)
-    report = stats(db)
-    db.close()
+    store = open_store(tmp_path, read_only=True)
+    report = stats(store)
+    store.close()
 
     assert report["events"] == len(rows) == report["last_seq"]
     assert report["events_by_type"] == dict(Counter(row["event_type"] for row in rows))
@@ -315,7 +356,7 @@ def test_writes_in_a_batch_are_checked_as_if_alone_and_committed_together(tmp_pa
             standalone_def("once", "ONCE10", limits={"campaign_total": 1})
         )
         code = "ONCE10"
-        path = ledger_path(tmp_path)
+        path = ledger_of(tmp_path)
         before = len(event_rows(path))
 
         with engine.store.batch():
@@ -337,7 +378,7 @@ def test_a_write_refused_before_it_changes_anything_leaves_the_rest_of_its_batch
         with pytest.raises(PromoError):
             engine.record_order(order(1000, order_id="o-1"))
         engine.record_order(order(2000, order_id="o-2"))
-    path = ledger_path(tmp_path)
+    path = ledger_of(tmp_path)
 
     recorded = [
         row["order_id"] for row in event_rows(path) if row["event_type"] == "order_recorded"
@@ -355,10 +396,61 @@ def test_a_write_that_fails_half_way_rolls_back_its_whole_batch(tmp_path: Path) 
                             payload={"segment_id": "vip"}, customer_id="c-1"))  # fmt: skip
             raise ZeroDivisionError  # after the append changed the projection
         engine.record_order(order(2000, order_id="o-2"))  # refused: the batch is gone
-    path = ledger_path(tmp_path)
+    path = ledger_of(tmp_path)
 
     assert not [row for row in event_rows(path) if row["event_type"] == "order_recorded"]
     assert verify_ledger(path).clean
+
+
+def test_the_application_role_may_only_read_and_append_ledger_events(
+    tmp_path: Path, ledger_backend: str
+) -> None:
+    # PostgreSQL: beyond the triggers, the role the application connects as has no right to
+    # change or remove an event at all.
+    if ledger_backend != "postgresql":
+        pytest.skip("SQLite has no roles; its triggers are tested above")
+    with open_engine(tmp_path) as engine:
+        engine.create_from_definition(standalone_def("shared", "SHARED10"))
+    url = str(ledger_of(tmp_path))
+
+    with psycopg.connect(url, autocommit=True) as db:
+        before = db.execute("SELECT count(*) FROM events").fetchone()
+        for statement in (
+            "UPDATE events SET payload = '{}'",
+            "DELETE FROM events",
+            "TRUNCATE events",
+        ):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                db.execute(statement)
+        assert db.execute("SELECT count(*) FROM events").fetchone() == before
+
+
+def test_the_database_refuses_to_truncate_the_ledger_even_for_its_owner(
+    tmp_path: Path, writable: Any, ledger_backend: str
+) -> None:
+    if ledger_backend != "postgresql":
+        pytest.skip("SQLite has no TRUNCATE; DELETE is refused above")
+    with open_engine(tmp_path) as engine:
+        engine.create_from_definition(standalone_def("shared", "SHARED10"))
+    before = event_rows(ledger_of(tmp_path))
+    db = writable(ledger_of(tmp_path))
+
+    with pytest.raises(DatabaseError, match="append-only"):
+        db.execute("TRUNCATE events")
+    db.close()
+
+    assert event_rows(ledger_of(tmp_path)) == before
+
+
+def test_an_idempotency_key_is_unique_in_the_database_itself(tmp_path: Path, writable: Any) -> None:
+    with open_engine(tmp_path) as engine:
+        engine.create_from_definition(standalone_def("shared", "SHARED10"))
+        engine.redeem(RedeemRequest("SHARED10", order(), idempotency_key="k-1"))
+    db = writable(ledger_of(tmp_path))
+
+    with pytest.raises(DatabaseError):
+        db.execute("INSERT INTO idempotency VALUES ('k-1', 'another-hash', 'evt_other')")
+    db.close()
 
 
 FIRST_OPEN = """
@@ -376,7 +468,11 @@ for round in range(rounds):
 ROUNDS = 8  # a race lost now and then: each round is a fresh empty home opened by all at once
 
 
-def test_sixteen_processes_opening_one_empty_home_at_once_all_succeed(tmp_path: Path) -> None:
+def test_sixteen_processes_opening_one_empty_home_at_once_all_succeed(
+    tmp_path: Path, ledger_backend: str
+) -> None:
+    if ledger_backend != "sqlite":
+        pytest.skip("a home's SQLite file; PostgreSQL's first opens: test_postgres_ledger.py")
     env = {k: v for k, v in os.environ.items() if k != "PROMO_HMAC_KEY"}
     children = [
         subprocess.Popen(
@@ -410,7 +506,7 @@ def test_sixteen_processes_opening_one_empty_home_at_once_all_succeed(tmp_path: 
 
 @pytest.mark.parametrize("version", [1, 2])
 def test_an_older_ledger_is_migrated_on_open_and_its_promotion_still_resumes_without_duplicates(
-    tmp_path: Path, version: int
+    tmp_path: Path, version: int, as_owner: Any, ledger_backend: str
 ) -> None:
     from builders import add_customers, distributor, everyone, promotion_def, recording_channels
 
@@ -423,26 +519,27 @@ def test_an_older_ledger_is_migrated_on_open_and_its_promotion_still_resumes_wit
         engine.record_order(order(order_id="o-1"), customer_id="ann")
         engine.redeem(RedeemRequest("SHARED10", order(order_id="o-1"), customer_id="ann"))
         engine.cancel_order("o-1")
-    path = ledger_path(tmp_path)
-    downgrade_ledger(path, version)
+    ledger = ledger_of(tmp_path)
+    downgrade_ledger(as_owner(ledger), version)
+    if ledger_backend == "postgresql":  # its owner migrates it; the application role may not
+        PostgresLedgerStore(as_owner(ledger)).close()
 
     with open_engine(tmp_path) as engine:
         channels = recording_channels("email")
         again = distributor(engine, channels).send_promotion("promo")
-        migrated = engine.store.connection.execute("PRAGMA user_version").fetchone()[0]  # type: ignore[attr-defined]
-        audience = engine.store.connection.execute(  # type: ignore[attr-defined]
-            "SELECT a.customer_id, a.outcome, a.voucher_id = coalesce(o.voucher_id, '')"
-            " FROM audience a LEFT JOIN offers o USING (voucher_id) ORDER BY 1"
-        ).fetchall()
-        causes = engine.store.connection.execute(  # type: ignore[attr-defined]
-            "SELECT rollback_cause FROM redemptions"
-        ).fetchall()
+        with engine.store.read() as tx:
+            audience = tx.query(
+                "SELECT a.customer_id, a.outcome, a.voucher_id = coalesce(o.voucher_id, '')"
+                " FROM audience a LEFT JOIN offers o USING (voucher_id) ORDER BY 1",
+                (),
+            )
+            causes = tx.query("SELECT rollback_cause FROM redemptions", ())
 
-    assert migrated == 3
+    assert ledger_schema_version(ledger) == 3
     assert audience == [("ann", "published", 1), ("bob", "published", 1), ("cat", "published", 1), ("dan", "skipped", 1)]  # fmt: skip
     assert causes == [("order_cancelled",)]
     assert (again.published, channels["email"].sent) == (0, [])
-    assert verify_ledger(path).clean
+    assert verify_ledger(ledger).clean
 
 
 def test_the_projection_refuses_a_rollback_of_a_redemption_already_rolled_back(

@@ -5,7 +5,8 @@ every door opened on a home has (engine/guard.py)."""
 from __future__ import annotations
 
 import multiprocessing
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,7 @@ from redemption_core.engine.guard import Guard
 from redemption_core.engine.redemption import RedeemRequest, RedemptionEngine
 from redemption_core.ledger.guard_table import GuardTable, subject_key
 from redemption_core.ledger.sqlite import SqliteLedgerStore
+from redemption_core.ledger.store import LedgerTransaction, WriteConflict
 
 
 # -- arithmetic --------------------------------------------------------------------------------------
@@ -243,6 +245,52 @@ def test_a_customer_guessing_through_redemptions_is_backed_off_too(tmp_path: Pat
     assert results[1].ok  # type: ignore[union-attr]
     [started] = events(engine, EventType.GUESSING_BACKOFF_STARTED)
     assert started.customer_id == "greedy"
+
+
+class GivesUpOnce(SqliteLedgerStore):
+    """A store whose first concurrent write the database gives up at its commit, as PostgreSQL
+    does to one side of a deadlock: nothing of it is written, and the engine runs it again."""
+
+    gave_up = False
+
+    @contextmanager
+    def write(self, *, concurrent: bool = False) -> Iterator[LedgerTransaction]:
+        with super().write(concurrent=concurrent) as tx:
+            yield tx
+            if concurrent and not self.gave_up:
+                self.gave_up = True
+                raise WriteConflict("deadlock detected")
+
+
+@pytest.mark.parametrize(
+    "guess",
+    [
+        lambda engine, bot: engine.redeem(RedeemRequest("NOPE1", order(), context=bot)),
+        lambda engine, bot: engine.validate("NOPE1", cart(), context=bot, hold_seconds=60),
+    ],
+    ids=["redeem", "hold"],
+)
+def test_a_miss_whose_write_is_run_again_after_a_conflict_is_counted_once(
+    tmp_path: Path, guess: Callable[[RedemptionEngine, RequestContext], object]
+) -> None:
+    store = GivesUpOnce(tmp_path / "ledger.sqlite")
+    engine = RedemptionEngine(
+        store,
+        ContextHasher(b"k" * 32),
+        clock=Clock(NOW),
+        guard=Guard(Limits(backoff=Backoff(misses=2)), GuardTable(None)),  # type: ignore[arg-type]
+    )
+    bot = RequestContext(device_id="bot-1")
+
+    first = guess(engine, bot)
+    before_second = events(engine, EventType.GUESSING_BACKOFF_STARTED)
+    guess(engine, bot)  # the second miss: now the back-off starts
+
+    assert store.gave_up
+    assert codes(first) == {Code.RESOURCE_NOT_FOUND}  # type: ignore[arg-type]
+    assert before_second == []
+    [started] = events(engine, EventType.GUESSING_BACKOFF_STARTED)
+    assert started.payload["misses"] == 2
 
 
 def test_an_engine_without_a_guard_counts_nothing(tmp_path: Path) -> None:

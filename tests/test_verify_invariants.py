@@ -1,41 +1,55 @@
 """`promo ledger verify` checks the ledger's invariants, not only that a replay gives the same
-projection: each breach below is an event written straight into the ledger file, bypassing the
-engine (as a careless tool or a hand edit would), and verify names that event by its seq and
-event id with the reason code.
+projection: each breach below is an event written straight into the ledger (the SQLite file, or
+the PostgreSQL events table as the application role may append), bypassing the engine (as a
+careless tool or a hand edit would), and verify names that event by its seq and event id with
+the reason code. Every test runs on both ledgers.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from builders import (
     NOW,
     Clock,
     add_customers,
     campaign_def,
-    engine_at,
     gift_def,
     order,
     redeem,
     unique_def,
 )
+from reliability_helpers import ledger_of_store
 
 from redemption_core.domain.events import Event, EventType, new_id
+from redemption_core.domain.hashing import ContextHasher
 from redemption_core.engine.redemption import RedemptionEngine
+from redemption_core.ledger.dialect import to_pyformat
+from redemption_core.ledger.postgres import PostgresLedgerStore
 from redemption_core.ledger.rows import INSERT_EVENT, event_row
+from redemption_core.ledger.store import LedgerStore
 from redemption_core.ledger.verify import Difference, verify_ledger
 
 LATER = NOW + timedelta(minutes=10)
 
 
 def write_behind_the_engines_back(engine: RedemptionEngine, event: Event) -> tuple[int, str]:
-    """Append `event` to the ledger file with plain SQL; returns its (seq, event_id)."""
+    """Append `event` to the ledger with plain SQL; returns its (seq, event_id)."""
     engine.flush()
-    db = sqlite3.connect(engine.store.path)  # type: ignore[attr-defined]
+    store = engine.store
+    if isinstance(store, PostgresLedgerStore):
+        with psycopg.connect(store.url, autocommit=True) as pg:
+            [(seq,)] = pg.execute(
+                to_pyformat(INSERT_EVENT) + " RETURNING seq", event_row(event)
+            ).fetchall()
+        return seq, event.event_id
+    db = sqlite3.connect(store.path)  # type: ignore[attr-defined]
     try:
         with db:
             seq = db.execute(INSERT_EVENT, event_row(event)).lastrowid
@@ -45,7 +59,7 @@ def write_behind_the_engines_back(engine: RedemptionEngine, event: Event) -> tup
 
 
 def findings(engine: RedemptionEngine) -> list[Difference]:
-    report = verify_ledger(Path(engine.store.path))  # type: ignore[attr-defined]
+    report = verify_ledger(ledger_of_store(engine.store))
     return [d for d in report.differences if d.code is not None]
 
 
@@ -67,8 +81,8 @@ def redemption(
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> RedemptionEngine:
-    engine = engine_at(tmp_path, Clock())
+def engine(tmp_path: Path, ledger_store: Callable[[Path], LedgerStore]) -> RedemptionEngine:
+    engine = RedemptionEngine(ledger_store(tmp_path), ContextHasher(b"k" * 32), clock=Clock())
     add_customers(engine, "cust-1")
     return engine
 
@@ -203,4 +217,4 @@ def test_a_ledger_written_by_the_engine_alone_breaks_no_invariant(engine: Redemp
     for _ in range(3):
         redeem(engine, "SPRING10", customer_id="cust-1")
 
-    assert verify_ledger(Path(engine.store.path)).clean  # type: ignore[attr-defined]
+    assert verify_ledger(ledger_of_store(engine.store)).clean

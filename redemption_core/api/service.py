@@ -21,14 +21,14 @@ from redemption_core.domain.access import Operation, Principal, Unauthenticated,
 from redemption_core.domain.errors import InvalidInput
 from redemption_core.engine.guard import Guard
 from redemption_core.engine.redemption import RedemptionEngine
+from redemption_core.ledger.dialect import SQLITE
 from redemption_core.ledger.guard_table import GuardTable
 from redemption_core.ledger.home import (
     context_hasher,
     guard_table_path,
-    ledger_path,
     limits,
+    open_store,
 )
-from redemption_core.ledger.sqlite import SqliteLedgerStore
 
 MAX_IDEMPOTENCY_KEY = 64
 WRITE_LOCK = Path("run") / "write.lock"
@@ -53,19 +53,23 @@ class Service:
         home = settings.home
         self.guard = Guard(limits(home), GuardTable(guard_table_path(home)))
         hasher = context_hasher(home)
+        # The home's ledger: its SQLite file, or PROMO_LEDGER_URL's PostgreSQL database, which
+        # workers on several machines share.
+        store = open_store(home)
         writing = RedemptionEngine(
-            SqliteLedgerStore(ledger_path(home)),
+            store,
             hasher,
             guard=self.guard,
             validation_buffer=settings.validation_buffer,
             validation_max_age_s=settings.validation_max_age_s,
         )
-        self.writer = Writer(
-            writing, lock_path=home / WRITE_LOCK, max_age_s=settings.validation_max_age_s
-        )
+        # SQLite's writers queue on the machine's lock file (see writer.py); PostgreSQL's run
+        # side by side, serialised by the database on what they decide on.
+        lock_path = home / WRITE_LOCK if store.dialect == SQLITE else None
+        self.writer = Writer(writing, lock_path=lock_path, max_age_s=settings.validation_max_age_s)
         immediate = settings.validation_buffer <= 1
         self.reader = RedemptionEngine(
-            SqliteLedgerStore(ledger_path(home)),
+            open_store(home),
             hasher,
             guard=self.guard,
             validation_sink=None if immediate else self.writer.defer,

@@ -1,5 +1,6 @@
-"""`promo serve`: the HTTP API (redemption_core/api) on uvicorn, over the ledger under
-PROMO_HOME, on 127.0.0.1 unless told otherwise. Several workers share the one ledger."""
+"""`promo serve`: the HTTP API (redemption_core/api) on uvicorn, over the ledger of PROMO_HOME
+(PROMO_LEDGER_URL's PostgreSQL database when it is set, which several machines' servers may
+share), on 127.0.0.1 unless told otherwise. Several workers share the one ledger."""
 
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ from redemption_core.demo.distribution import run_distribution_demo
 from redemption_core.domain.money import format_money
 from redemption_core.domain.orders import Order, OrderItem, RequestContext
 from redemption_core.engine.redemption import RedeemRequest, RedemptionEngine, RedemptionResult
-from redemption_core.ledger.home import ledger_path
+from redemption_core.ledger.home import ledger_location
 from redemption_core.ledger.reports import stats
 from redemption_core.ledger.verify import verify_ledger
 
@@ -93,7 +93,7 @@ def main() -> None:
     engine = RedemptionEngine.open()
     now = engine.now()
     run = now.strftime("%Y%m%d%H%M%S%f")[:17]  # to the millisecond: runs may follow quickly
-    print(f"promoledger demo {run}: ledger at {ledger_path()}")
+    print(f"promoledger demo {run}: ledger at {ledger_location()}")
 
     ids = engine.create_from_definition(
         demo_definition(run, now.isoformat(), (now + timedelta(days=30)).isoformat())
@@ -174,12 +174,12 @@ def main() -> None:
 
     print("\n-- distribution --")
     run_distribution_demo(run, rng)
-    report = verify_ledger(ledger_path())
+    report = verify_ledger()
     print(
         f"\nledger verify: {'clean' if report.clean else 'DIFFERENCES'} over {report.events} events"
     )
     engine = RedemptionEngine.open()
-    summary = stats(engine.store.connection)  # type: ignore[attr-defined]
+    summary = stats(engine.store)
     engine.close()
     print(f"ledger: {summary['events']} events, {summary['redemptions']} redemptions,")
     print(
@@ -204,9 +204,10 @@ def _outcome(result: RedemptionResult) -> str:
 
 
 def _redemptions(engine: RedemptionEngine, campaign_id: str) -> list[str]:
-    rows = engine.store.connection.execute(  # type: ignore[attr-defined]
-        "SELECT redemption_id FROM redemptions WHERE campaign_id = ? AND rolled_back_at IS NULL"
-        " ORDER BY redeemed_at LIMIT 5",
-        (campaign_id,),
-    )
+    with engine.store.read() as tx:
+        rows = tx.query(
+            "SELECT redemption_id FROM redemptions WHERE campaign_id = ? AND rolled_back_at IS NULL"
+            " ORDER BY redeemed_at LIMIT 5",
+            (campaign_id,),
+        )
     return [row[0] for row in rows]

@@ -75,11 +75,14 @@ def run_distribution_demo(run: str, rng: random.Random) -> None:
 
     # Customers accept some vouchers in the app and redeem some of those on an order.
     funnel: dict[str, Counter[str]] = {r.campaign_id: Counter() for r in reports}
-    offered = engine.store.connection.execute(  # type: ignore[attr-defined]
-        "SELECT o.campaign_id, v.code, o.customer_id FROM offers o JOIN vouchers v USING (voucher_id)"
-        " JOIN deliveries d USING (voucher_id) WHERE d.status = 'delivered' AND o.campaign_id IN (?, ?, ?)",
-        (vip, winback, birthday),
-    ).fetchall()
+    with engine.store.read() as tx:
+        offered = tx.query(
+            "SELECT o.campaign_id, v.code, o.customer_id FROM offers o"
+            " JOIN vouchers v USING (voucher_id) JOIN deliveries d USING (voucher_id)"
+            " WHERE d.status = 'delivered' AND o.campaign_id IN (?, ?, ?)"
+            " ORDER BY o.offered_at, o.voucher_id",
+            (vip, winback, birthday),
+        )
     for campaign_id, code, customer in offered:
         if rng.random() < 0.6:
             engine.accept(code, customer)

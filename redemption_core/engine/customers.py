@@ -345,6 +345,6 @@ class CustomerOperations:
             definition = tx.segment_definition(segment_id)
             if definition is None:
                 raise NotFound("segment_id", segment_id)
-            sql, params = compile_members_query(segment_from_dict(definition))
+            sql, params = compile_members_query(segment_from_dict(definition), dialect=tx.dialect)
             rows = tx.query(sql, {**params, "at": p.iso(moment)})
         return [row[0] for row in rows]

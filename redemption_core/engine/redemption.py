@@ -13,13 +13,15 @@ redemption, and the ledger stays a prefix of what was committed.
 
 from __future__ import annotations
 
+import random
 import secrets
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from redemption_core.domain import parsing as p
 from redemption_core.domain.access import ACTING, KeyKind, Operation, Principal, check_store
@@ -64,14 +66,17 @@ from redemption_core.ledger.guard_table import GuardTable
 from redemption_core.ledger.home import (
     context_hasher,
     guard_table_path,
-    ledger_path,
     limits,
+    open_store,
     promo_home,
 )
-from redemption_core.ledger.sqlite import SqliteLedgerStore
-from redemption_core.ledger.store import LedgerStore, LedgerTransaction
+from redemption_core.ledger.store import LedgerStore, LedgerTransaction, WriteConflict
 
 MAX_HOLD_SECONDS = 3600
+# A concurrent write the database gave up (a deadlock between two batches) is run again, up
+# to this many times, after a short random pause.
+CONFLICT_ATTEMPTS = 20
+T = TypeVar("T")
 
 __all__ = [
     "CODES_PER_TRANSACTION",
@@ -133,12 +138,13 @@ class RedemptionEngine(
     def open(
         cls, home: Path | None = None, *, durable: bool = True, **kwargs: Any
     ) -> RedemptionEngine:
-        """The engine on the ledger under PROMO_HOME (or `home`)."""
+        """The engine on the ledger of PROMO_HOME (or `home`): PROMO_LEDGER_URL's PostgreSQL
+        database when it is set, else the home's SQLite file."""
         home = home or promo_home()
         # The key and the limits file first: a bad one is refused before the ledger exists.
         hasher = context_hasher(home)
         home_limits = None if "guard" in kwargs else kwargs.pop("limits", None) or limits(home)
-        store = SqliteLedgerStore(ledger_path(home), durable=durable)
+        store = open_store(home, durable=durable)
         if home_limits is not None:
             kwargs["guard"] = Guard(home_limits, GuardTable(guard_table_path(home)))
         return cls(store, hasher, **kwargs)
@@ -173,14 +179,16 @@ class RedemptionEngine(
         return self._transaction()
 
     @contextmanager
-    def _transaction(self) -> Iterator[LedgerTransaction]:
+    def _transaction(self, *, concurrent: bool = False) -> Iterator[LedgerTransaction]:
         """A write transaction that first appends the buffered validation events.
 
         They leave the buffer only once the transaction has committed: a request refused
         with an error rolls the transaction back, and the events wait for the next one.
+        `concurrent`: see LedgerStore.write; only redemptions and holds, whose reads lock
+        what they decide on, ask for it.
         """
         pending = list(self._pending)
-        with self.store.write() as tx:
+        with self.store.write(concurrent=concurrent) as tx:
             tx.append_many(pending)
             tx.actor = ACTING.get()  # type: ignore[attr-defined]
             try:
@@ -188,6 +196,19 @@ class RedemptionEngine(
             finally:
                 tx.actor = None  # type: ignore[attr-defined]
         del self._pending[: len(pending)]
+
+    @staticmethod
+    def _retrying(attempt: Callable[[], T]) -> T:
+        """Run a concurrent write, and again when the database gave it up (WriteConflict:
+        nothing of it was written)."""
+        for tries in range(1, CONFLICT_ATTEMPTS + 1):
+            try:
+                return attempt()
+            except WriteConflict:
+                if tries == CONFLICT_ATTEMPTS:
+                    raise
+                time.sleep(random.uniform(0, 0.002 * tries))
+        raise AssertionError("unreachable")
 
     def _write(self, events: Sequence[Event]) -> None:
         with self._transaction() as tx:
@@ -240,6 +261,21 @@ class RedemptionEngine(
         if customer_id is not None:
             subjects.append(("customer", customer_id))
         return subjects
+
+    def _misses_once(
+        self,
+        counted: _Counted | None,
+        subjects: list[Subject],
+        now: datetime,
+        hashed: HashedContext,
+        actor: str | None,
+    ) -> list[Event]:
+        """`_misses`, counted once per request however often its write is run again."""
+        if counted is None:
+            return self._misses(subjects, now, hashed, actor)
+        if counted.events is None:
+            counted.events = self._misses(subjects, now, hashed, actor)
+        return counted.events
 
     def _check_backoff(self, subjects: list[Subject]) -> None:
         if self.guard is not None:
@@ -308,12 +344,18 @@ class RedemptionEngine(
                 raise InvalidInput(
                     "customer_id", "a hold needs the customer's id or context.device_id"
                 )
-            with self._transaction() as tx:
-                result, events = self._validate_in(
-                    tx, code, order, customer_id, hashed, context, hold_seconds
-                )
-                tx.append_many(events)
-            return result
+
+            counted = _Counted()
+
+            def hold() -> ValidationResult:
+                with self._transaction(concurrent=True) as tx:
+                    result, events = self._validate_in(
+                        tx, code, order, customer_id, hashed, context, hold_seconds, counted
+                    )
+                    tx.append_many(events)
+                return result
+
+            return self._retrying(hold)
         with self.store.read() as tx:
             result, events = self._validate_in(tx, code, order, customer_id, hashed, context, None)
         if self.validation_sink is not None:
@@ -351,6 +393,7 @@ class RedemptionEngine(
         hashed: HashedContext,
         context: RequestContext,
         hold_seconds: int | None,
+        counted: _Counted | None = None,
     ) -> tuple[ValidationResult, list[Event]]:
         now = self.now()
         actor = ACTING.get()
@@ -362,7 +405,9 @@ class RedemptionEngine(
             reasons: tuple[Reason, ...] = (
                 Reason(Code.RESOURCE_NOT_FOUND, "no voucher has this code"),
             )
-            misses = self._misses(self._subjects(hashed, customer_id), now, hashed, actor)
+            misses = self._misses_once(
+                counted, self._subjects(hashed, customer_id), now, hashed, actor
+            )
         else:
             state = tx.campaign_state(voucher.campaign_id)
             assert state is not None  # a voucher's campaign is created before it
@@ -455,8 +500,12 @@ class RedemptionEngine(
     def redeem(self, request: RedeemRequest) -> RedemptionResult:
         """Redeem in one transaction: re-check everything, append, update the projection."""
         prepared = self._prepare(request)
-        with self._transaction() as tx:
-            return self._redeem_in(tx, *prepared)
+
+        def attempt() -> RedemptionResult:
+            with self._transaction(concurrent=True) as tx:
+                return self._redeem_in(tx, *prepared)
+
+        return self._retrying(attempt)
 
     def redeem_many(self, requests: Sequence[RedeemRequest]) -> list[RedemptionResult | PromoError]:
         """Redeem a batch in one transaction (one fsync), each checked as if alone, in order.
@@ -470,21 +519,32 @@ class RedemptionEngine(
                 prepared.append(self._prepare(request))
             except PromoError as error:
                 prepared.append(error)
-        results: list[RedemptionResult | PromoError] = []
-        with self._transaction() as tx:
-            for item in prepared:
-                if isinstance(item, PromoError):
-                    results.append(item)
-                    continue
-                try:
-                    results.append(self._redeem_in(tx, *item))
-                except PromoError as error:  # raised before anything of this request is written
-                    results.append(error)
-        return results
+
+        ready = [item for item in prepared if not isinstance(item, PromoError)]
+
+        def attempt() -> list[RedemptionResult | PromoError]:
+            results: list[RedemptionResult | PromoError] = []
+            with self._transaction(concurrent=True) as tx:
+                tx.prepare_redemptions(
+                    [code for _, code, *_ in ready],
+                    [r.customer_id for r, *_ in ready if r.customer_id is not None],
+                    [r.idempotency_key for r, *_ in ready if r.idempotency_key is not None],
+                )
+                for item in prepared:
+                    if isinstance(item, PromoError):
+                        results.append(item)
+                        continue
+                    try:
+                        results.append(self._redeem_in(tx, *item))
+                    except PromoError as error:  # raised before this request wrote anything
+                        results.append(error)
+            return results
+
+        return self._retrying(attempt)
 
     def _prepare(
         self, request: RedeemRequest
-    ) -> tuple[RedeemRequest, str, HashedContext, str | None]:
+    ) -> tuple[RedeemRequest, str, HashedContext, str | None, _Counted]:
         if not isinstance(request, RedeemRequest):
             raise InvalidInput("request", "must be a RedeemRequest")
         code = normalize_code(request.code)
@@ -509,7 +569,7 @@ class RedemptionEngine(
                     "gift_amount": request.gift_amount,
                 }
             )
-        return request, code, hashed, request_hash
+        return request, code, hashed, request_hash, _Counted()
 
     def _redeem_in(
         self,
@@ -518,6 +578,7 @@ class RedemptionEngine(
         code: str,
         hashed: HashedContext,
         request_hash: str | None,
+        counted: _Counted,
     ) -> RedemptionResult:
         if request.idempotency_key is not None:
             earlier = tx.idempotent_event(request.idempotency_key)
@@ -542,29 +603,37 @@ class RedemptionEngine(
                 Reason(Code.RESOURCE_NOT_FOUND, "no voucher has this code"),
             )
             campaign_id = voucher_id = None
-            misses = self._misses(
-                self._subjects(hashed, request.customer_id), now, hashed, request.actor
+            misses = self._misses_once(
+                counted, self._subjects(hashed, request.customer_id), now, hashed, request.actor
             )
         else:
             campaign_id, voucher_id = voucher.campaign_id, voucher.voucher_id
-            state = tx.campaign_state(campaign_id)
-            assert state is not None
-            evaluation = evaluate(
-                state,
-                voucher,
-                order=order,
-                customer_id=request.customer_id,
-                context=request.context,
-                now=now,
-                facts=tx,
-                session_id=request.session_id,
-                gift_amount=request.gift_amount,
-            )
-            reasons = evaluation.reasons
-            if request.session_id is not None:
-                hold = tx.hold(request.session_id)
-                reasons += session_reasons(hold, voucher.voucher_id, now)
-            discount, gift = evaluation.discount, evaluation.gift_amount
+
+            def check() -> tuple[tuple[Reason, ...], int, int]:
+                state = tx.campaign_state(campaign_id)
+                assert state is not None
+                evaluation = evaluate(
+                    state,
+                    voucher,
+                    order=order,
+                    customer_id=request.customer_id,
+                    context=request.context,
+                    now=now,
+                    facts=tx,
+                    session_id=request.session_id,
+                    gift_amount=request.gift_amount,
+                )
+                found = evaluation.reasons
+                if request.session_id is not None:
+                    hold = tx.hold(request.session_id)
+                    found += session_reasons(hold, voucher.voucher_id, now)
+                return found, evaluation.discount, evaluation.gift_amount
+
+            reasons, discount, gift = check()
+            # Checked against counters read unlocked (writers side by side): lock them now,
+            # and check again if they moved meanwhile.
+            if not reasons and tx.lock_campaign_counters(campaign_id):
+                reasons, discount, gift = check()
         ok = not reasons
         payload: dict[str, Any] = {
             "code": code,
@@ -675,3 +744,11 @@ class RedemptionEngine(
                 )
             tx.append(event)
         return rollback_result(event, replayed=False)
+
+
+@dataclass(slots=True)
+class _Counted:
+    """The guard's misses of one request. A concurrent write the database gave up is run again
+    (WriteConflict), but the guard's table is not rolled back with it: count them once."""
+
+    events: list[Event] | None = None

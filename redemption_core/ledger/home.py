@@ -1,4 +1,9 @@
-"""Where state lives. PROMO_HOME (default ./data) is read when asked, never at import time."""
+"""Where state lives, and the one place that opens the ledger.
+
+PROMO_HOME (default ./data) holds the state; the ledger is `$PROMO_HOME/ledger.sqlite`
+unless PROMO_LEDGER_URL names a PostgreSQL database (postgresql://...). Both are read when
+asked, never at import time.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ import yaml
 from redemption_core.domain.errors import InvalidInput
 from redemption_core.domain.hashing import ContextHasher
 from redemption_core.domain.limits import Limits, limits_from_dict
+from redemption_core.ledger.store import LedgerStore
 
 KEY_FILE = Path("secrets") / "hmac.key"
 LIMITS_FILE = "limits.yaml"
@@ -23,6 +29,44 @@ def promo_home() -> Path:
 
 def ledger_path(home: Path | None = None) -> Path:
     return (home or promo_home()) / "ledger.sqlite"
+
+
+def ledger_url() -> str | None:
+    """PROMO_LEDGER_URL when it names a PostgreSQL ledger; None means the SQLite file."""
+    url = os.environ.get("PROMO_LEDGER_URL") or None
+    if url is not None and not url.startswith(("postgresql://", "postgres://")):
+        raise InvalidInput("PROMO_LEDGER_URL", "must be a postgresql:// URL")
+    return url
+
+
+def ledger_exists(home: Path | None = None) -> bool:
+    """Whether there is a ledger to read (a PostgreSQL ledger is there once configured)."""
+    return ledger_url() is not None or ledger_path(home).exists()
+
+
+def ledger_location(home: Path | None = None) -> str:
+    """The ledger's path, or its URL without the password, for messages."""
+    url = ledger_url()
+    if url is None:
+        return str(ledger_path(home))
+    from redemption_core.ledger.postgres import redacted
+
+    return redacted(url)
+
+
+def open_store(
+    home: Path | None = None, *, durable: bool = True, read_only: bool = False
+) -> LedgerStore:
+    """The ledger of this home: PostgreSQL when PROMO_LEDGER_URL is set, else the SQLite file."""
+    url = ledger_url()
+    if url is not None:
+        # Imported here: psycopg is loaded only by processes that use PostgreSQL.
+        from redemption_core.ledger.postgres import PostgresLedgerStore
+
+        return PostgresLedgerStore(url, durable=durable, read_only=read_only)
+    from redemption_core.ledger.sqlite import SqliteLedgerStore
+
+    return SqliteLedgerStore(ledger_path(home), durable=durable, read_only=read_only)
 
 
 def context_hasher(home: Path) -> ContextHasher:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
 from redemption_core.domain.events import Event
 from redemption_core.domain.parsing import iso
 from redemption_core.ledger.rows import SELECT_EVENT, event_from_row
+from redemption_core.ledger.store import LedgerStore
 
 
 def event_to_dict(event: Event) -> dict[str, Any]:
@@ -32,28 +32,20 @@ def event_to_dict(event: Event) -> dict[str, Any]:
     return document
 
 
-def tail(db: sqlite3.Connection, count: int) -> list[Event]:
-    rows = db.execute(f"{SELECT_EVENT} ORDER BY seq DESC LIMIT ?", (count,)).fetchall()
+def tail(store: LedgerStore, count: int) -> list[Event]:
+    with store.read() as tx:
+        rows = tx.query(f"{SELECT_EVENT} ORDER BY seq DESC LIMIT ?", (count,))
     return [event_from_row(row) for row in reversed(rows)]
 
 
-def stats(db: sqlite3.Connection) -> dict[str, Any]:
+def stats(store: LedgerStore) -> dict[str, Any]:
     """Headline numbers, read in one snapshot."""
-    db.execute("BEGIN")
-    try:
+    with store.read() as tx:
         by_type = dict(
-            db.execute("SELECT event_type, count(*) FROM events GROUP BY 1 ORDER BY 1").fetchall()
+            tx.query("SELECT event_type, count(*) FROM events GROUP BY 1 ORDER BY 1", ())
         )
-        last = db.execute(
-            "SELECT max(seq), min(occurred_at), max(occurred_at) FROM events"
-        ).fetchone()
-        rejections = dict(
-            db.execute(
-                "SELECT json_extract(r.value, '$.code'), count(*) FROM events,"
-                " json_each(events.payload, '$.reasons') AS r"
-                " WHERE event_type = 'redemption_rejected' GROUP BY 1 ORDER BY 2 DESC"
-            ).fetchall()
-        )
+        [last] = tx.query("SELECT max(seq), min(occurred_at), max(occurred_at) FROM events", ())
+        rejections = dict(tx.query(tx.dialect.rejection_reason_counts(), ()))
         campaigns = [
             {
                 "campaign_id": row[0],
@@ -63,18 +55,20 @@ def stats(db: sqlite3.Connection) -> dict[str, Any]:
                 "redemptions": row[4],
                 "discount_given": row[5],
             }
-            for row in db.execute(
+            for row in tx.query(
                 "SELECT campaign_id, status, definition, vouchers, redemptions, budget_used"
-                " FROM campaigns ORDER BY campaign_id"
+                " FROM campaigns ORDER BY campaign_id",
+                (),
             )
         ]
-        live = db.execute(
+        # int(): PostgreSQL's sum of bigints is a numeric (a Decimal in Python).
+        [live] = tx.query(
             "SELECT count(*), count(rolled_back_at), coalesce(sum(CASE WHEN rolled_back_at IS NULL"
             " THEN discount END), 0), coalesce(sum(CASE WHEN rolled_back_at IS NULL THEN"
-            " gift_amount END), 0) FROM redemptions"
-        ).fetchone()
-    finally:
-        db.execute("COMMIT")
+            " gift_amount END), 0) FROM redemptions",
+            (),
+        )
+    live = [int(value) for value in live]
     return {
         "events": sum(by_type.values()),
         "last_seq": last[0] or 0,
@@ -90,20 +84,31 @@ def stats(db: sqlite3.Connection) -> dict[str, Any]:
     }
 
 
-def voucher_rows(db: sqlite3.Connection, campaign_id: str) -> Iterator[dict[str, Any]]:
-    cursor = db.execute(
-        "SELECT code, voucher_id, holder_id, disabled, published_at, accepted_at, redemptions,"
-        " gift_balance FROM vouchers WHERE campaign_id = ? ORDER BY rowid",
-        (campaign_id,),
-    )
-    for row in cursor:
-        yield {
-            "code": row[0],
-            "voucher_id": row[1],
-            "customer_id": row[2] or "",
-            "status": "disabled" if row[3] else "active",
-            "published_at": row[4] or "",
-            "accepted_at": row[5] or "",
-            "redemptions": row[6],
-            "gift_balance": "" if row[7] is None else row[7],
-        }
+def voucher_rows(store: LedgerStore, campaign_id: str) -> Iterator[dict[str, Any]]:
+    """A campaign's vouchers in the order they were created, read a page at a time."""
+    after = 0
+    while True:
+        with store.read() as tx:
+            page = tx.query(
+                "SELECT code, voucher_id, holder_id, disabled, published_at, accepted_at,"
+                " redemptions, gift_balance, rowid FROM vouchers WHERE campaign_id = ?"
+                " AND rowid > ? ORDER BY rowid LIMIT 10000",
+                (campaign_id, after),
+            )
+        if not page:
+            return
+        after = page[-1][8]
+        yield from (_voucher_document(row) for row in page)
+
+
+def _voucher_document(row: Any) -> dict[str, Any]:
+    return {
+        "code": row[0],
+        "voucher_id": row[1],
+        "customer_id": row[2] or "",
+        "status": "disabled" if row[3] else "active",
+        "published_at": row[4] or "",
+        "accepted_at": row[5] or "",
+        "redemptions": row[6],
+        "gift_balance": "" if row[7] is None else row[7],
+    }

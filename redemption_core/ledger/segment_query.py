@@ -11,20 +11,25 @@ from __future__ import annotations
 from typing import Any
 
 from redemption_core.domain.segments import Segment
+from redemption_core.ledger.dialect import SQLITE, Dialect
 
-NUMERIC_FIELDS = {
-    "days_since_last_order": "julianday(:at) - julianday(stats.last_order_at)",
-    "days_since_signup": "julianday(:at) - julianday(c.signup_at)",
-    "order_count": "coalesce(stats.order_count, 0)",
-    "total_spend": "coalesce(stats.total_spend, 0)",
-    "avg_basket": "stats.total_spend * 1.0 / stats.order_count",
-}
+
+def _numeric_fields(dialect: Dialect) -> dict[str, str]:
+    return {
+        "days_since_last_order": dialect.days_between(":at", "stats.last_order_at"),
+        "days_since_signup": dialect.days_between(":at", "c.signup_at"),
+        "order_count": "coalesce(stats.order_count, 0)",
+        "total_spend": "coalesce(stats.total_spend, 0)",
+        "avg_basket": "stats.total_spend * 1.0 / stats.order_count",
+    }
+
+
 OPERATORS = {"==": "=", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 LIST_OPERATORS = {"in": "IN", "not_in": "NOT IN"}
 
 
 def compile_members_query(
-    segment: Segment, *, one_customer: bool = False
+    segment: Segment, *, one_customer: bool = False, dialect: Dialect = SQLITE
 ) -> tuple[str, dict[str, Any]]:
     """SQL selecting the customer ids in the segment at :at, and its parameters.
 
@@ -32,21 +37,32 @@ def compile_members_query(
     """
     params: dict[str, Any] = {}
     predicates = []
-    needs = set()
+    needs: set[str] = set()
     for i, condition in enumerate(segment.conditions):
-        expression = _expression(condition.field, i, params, needs)
+        expression = _expression(condition.field, i, params, needs, dialect)
+        is_attribute = condition.field.startswith("attributes.")
+
+        def bind(name: str, value: Any, is_attribute: bool = is_attribute) -> str:
+            if is_attribute:
+                params[name] = dialect.attribute_value(value)
+                return dialect.json_value(name)
+            params[name] = int(value) if isinstance(value, bool) else value
+            return f":{name}"
+
         if condition.op in LIST_OPERATORS:
-            names = []
-            for j, item in enumerate(condition.value):
-                params[f"v{i}_{j}"] = item
-                names.append(f":v{i}_{j}")
+            names = [bind(f"v{i}_{j}", item) for j, item in enumerate(condition.value)]
             predicates.append(f"({expression} {LIST_OPERATORS[condition.op]} ({', '.join(names)}))")
         else:
-            value = condition.value
-            params[f"v{i}"] = int(value) if isinstance(value, bool) else value
-            predicates.append(f"({expression} {OPERATORS[condition.op]} :v{i})")
+            placeholder = bind(f"v{i}", condition.value)
+            predicates.append(f"({expression} {OPERATORS[condition.op]} {placeholder})")
     joiner = " AND " if segment.match == "all" else " OR "
-    ctes = [CTES[name] for name in ("stats", "fav", "consent", "attrs") if name in needs]
+    ctes = [
+        CTES[name].replace(
+            "{rank_spend}", dialect.zero_padded("999999999999999 - sum(l.amount)", 15)
+        )
+        for name in ("stats", "fav", "consent", "attrs")
+        if name in needs
+    ]
     joins = [JOINS[name] for name in ("stats", "fav", "consent", "attrs") if name in needs]
     sql = (
         (f"WITH {', '.join(ctes)} " if ctes else "")
@@ -59,11 +75,14 @@ def compile_members_query(
     return sql, params
 
 
-def _expression(name: str, index: int, params: dict[str, Any], needs: set[str]) -> str:
-    if name in NUMERIC_FIELDS:
+def _expression(
+    name: str, index: int, params: dict[str, Any], needs: set[str], dialect: Dialect
+) -> str:
+    numeric = _numeric_fields(dialect)
+    if name in numeric:
         if name != "days_since_signup":
             needs.add("stats")
-        return NUMERIC_FIELDS[name]
+        return numeric[name]
     if name == "favourite_category":
         needs.add("fav")
         return "fav.category"
@@ -71,8 +90,8 @@ def _expression(name: str, index: int, params: dict[str, Any], needs: set[str]) 
         needs.add("consent")
         return f"coalesce(consent.{name[len('consent.') :]}, 0)"
     needs.add("attrs")
-    params[f"path{index}"] = f'$."{name[len("attributes.") :]}"'
-    return f"json_extract(attrs.attributes, :path{index})"
+    params[f"path{index}"] = dialect.attribute_path(name[len("attributes.") :])
+    return dialect.json_attribute("attrs.attributes", f"path{index}")
 
 
 CTES = {
@@ -91,11 +110,11 @@ CTES = {
     "fav": """fav AS (
         SELECT customer_id, substr(min(rank_key), 17) AS category FROM (
             SELECT l.customer_id,
-                   printf('%015d', 999999999999999 - sum(l.amount)) || ' ' || l.category AS rank_key
+                   {rank_spend} || ' ' || l.category AS rank_key
             FROM order_lines l JOIN orders o USING (order_id)
             WHERE l.customer_id IS NOT NULL AND l.category IS NOT NULL AND l.ordered_at <= :at
               AND (o.cancelled_at IS NULL OR o.cancelled_at > :at)
-            GROUP BY l.customer_id, l.category)
+            GROUP BY l.customer_id, l.category) AS ranked
         GROUP BY customer_id)""",
     "consent": """consent AS (
         SELECT customer_id,
@@ -104,13 +123,13 @@ CTES = {
                max(CASE WHEN channel = 'push' THEN granted END) AS push
         FROM (SELECT customer_id, channel, granted, row_number() OVER (
                   PARTITION BY customer_id, channel ORDER BY changed_at DESC, rowid DESC) AS rank
-              FROM consent_changes WHERE changed_at <= :at)
+              FROM consent_changes WHERE changed_at <= :at) AS latest
         WHERE rank = 1 GROUP BY customer_id)""",
     "attrs": """attrs AS (
         SELECT customer_id, attributes FROM (
             SELECT customer_id, attributes, row_number() OVER (
                 PARTITION BY customer_id ORDER BY valid_from DESC, rowid DESC) AS rank
-            FROM customer_versions WHERE valid_from <= :at)
+            FROM customer_versions WHERE valid_from <= :at) AS latest
         WHERE rank = 1)""",
 }
 JOINS = {

@@ -29,6 +29,7 @@ try:
 except ImportError:  # not on POSIX: first opens are not serialised
     fcntl = None  # type: ignore[assignment]
 from redemption_core.domain.events import Event
+from redemption_core.ledger.dialect import SQLITE
 from redemption_core.ledger.projection import ProjectionTransaction
 from redemption_core.ledger.rows import SELECT_EVENT, event_from_row
 from redemption_core.ledger.sqlite_schema import (
@@ -140,6 +141,8 @@ def _run_script(db: sqlite3.Connection, script: str) -> None:
 class SqliteLedgerStore(LedgerStore):
     """One connection per store object; one store per process (or per thread)."""
 
+    dialect = SQLITE
+
     def __init__(self, path: Path | str, *, durable: bool = True, read_only: bool = False) -> None:
         self.path = Path(path) if str(path) != ":memory:" else path
         if isinstance(self.path, Path) and not read_only:
@@ -181,8 +184,13 @@ class SqliteLedgerStore(LedgerStore):
                     self._db.execute("ROLLBACK")
                     raise
 
+    @property
+    def location(self) -> str:
+        return str(self.path)
+
     @contextmanager
-    def write(self) -> Iterator[ProjectionTransaction]:
+    def write(self, *, concurrent: bool = False) -> Iterator[ProjectionTransaction]:
+        # `concurrent` changes nothing here: SQLite has one writer at a time (BEGIN IMMEDIATE).
         with self._lock:
             if self._batch is not None:
                 with self._batch_write() as tx:

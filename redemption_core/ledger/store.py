@@ -1,7 +1,8 @@
 """The ledger port: what the engine needs from an event store, independent of the database.
 
-SqliteLedgerStore (sqlite.py) is the embedded adapter. A PostgreSQL adapter would
-implement the same two classes; nothing above this interface knows which one it talks to.
+SqliteLedgerStore (sqlite.py) is the embedded adapter, PostgresLedgerStore (postgres.py) the
+one for several machines; both hand out the same ProjectionTransaction (projection/), and
+nothing above this interface knows which one it talks to.
 """
 
 from __future__ import annotations
@@ -24,14 +25,36 @@ from redemption_core.domain.state import (
     RedemptionState,
     VoucherState,
 )
+from redemption_core.ledger.dialect import Dialect
+
+
+class WriteConflict(Exception):
+    """The database gave up a write transaction to let a concurrent one go on (a deadlock or a
+    serialisation failure); nothing of it was written, and running it again is safe."""
+
+
+class RowLocks(ABC):
+    """How an adapter whose writers run side by side serialises the ones deciding on the same
+    things (see LedgerStore.write's `concurrent`). The projection's reads say what they decide
+    on; vouchers and counted campaigns are locked with the rows they read (FOR UPDATE)."""
+
+    @abstractmethod
+    def lock(self, kind: str, key: str) -> None:
+        """Hold a lock on (kind, key), e.g. ("customer", id), until the transaction ends."""
+
+    @abstractmethod
+    def lock_many(self, kind: str, keys: Sequence[str]) -> None:
+        """`lock` for every key, in one round trip, in an order every writer uses."""
 
 
 class LedgerTransaction(ABC):
     """Reads of the projection and appends of events, inside one transaction.
 
     `append` updates the projection in the same transaction, so that state and ledger can
-    never disagree about a committed event.
+    never disagree about a committed event. `dialect` names the SQL of `query`.
     """
+
+    dialect: Dialect
 
     @abstractmethod
     def append(self, event: Event) -> None:
@@ -55,6 +78,21 @@ class LedgerTransaction(ABC):
 
     @abstractmethod
     def campaign_state(self, campaign_id: str) -> CampaignState | None: ...
+
+    def lock_campaign_counters(self, campaign_id: str) -> bool:
+        """Lock a campaign's counters for the rest of the transaction, where writers run side
+        by side and campaign_state may have read them unlocked (a redemption that passed its
+        checks asks, just before it appends). True when they moved since they were read:
+        the caller checks again against the fresh campaign_state. Counters only grow while
+        concurrent writers run, so a refusal on the counters read first stands."""
+        return False
+
+    def prepare_redemptions(
+        self, codes: Sequence[str], customer_ids: Sequence[str], keys: Sequence[str]
+    ) -> None:
+        """Read ahead, and lock, what a batch of redemptions will ask about (an adapter whose
+        every read is a round trip to a server saves them); nothing changes otherwise."""
+        return None
 
     @abstractmethod
     def voucher_by_code(self, code: str) -> VoucherState | None: ...
@@ -205,9 +243,18 @@ class LedgerTransaction(ABC):
 
 
 class LedgerStore(ABC):
+    dialect: Dialect
+
     @abstractmethod
-    def write(self) -> AbstractContextManager[LedgerTransaction]:
-        """An exclusive write transaction: committed on success, rolled back on error."""
+    def write(self, *, concurrent: bool = False) -> AbstractContextManager[LedgerTransaction]:
+        """A write transaction: committed on success, rolled back on error.
+
+        By default it is exclusive: no other write runs beside it, as if the ledger had one
+        writer. `concurrent=True` is for a caller whose decisions rest only on the reads that
+        lock what they read (idempotent_event, voucher_by_code, campaign_state, the customer
+        facts of the rules): an adapter may then run it beside other concurrent writes, and
+        raise WriteConflict when the database gives it up (the caller runs it again).
+        """
 
     @abstractmethod
     def read(self) -> AbstractContextManager[LedgerTransaction]:
@@ -225,6 +272,11 @@ class LedgerStore(ABC):
     @abstractmethod
     def events(self, after_seq: int = 0, limit: int | None = None) -> Iterator[Event]:
         """Events in sequence order, starting after `after_seq`."""
+
+    @property
+    @abstractmethod
+    def location(self) -> str:
+        """Where the ledger is, for messages (a path, or a URL without its password)."""
 
     @abstractmethod
     def close(self) -> None: ...

@@ -40,8 +40,7 @@ from redemption_core.domain.events import id_source
 from redemption_core.domain.hashing import ContextHasher
 from redemption_core.domain.orders import Order, OrderItem, RequestContext
 from redemption_core.engine.redemption import RedeemRequest, RedemptionEngine, RedemptionResult
-from redemption_core.ledger.home import ledger_path
-from redemption_core.ledger.sqlite import SqliteLedgerStore
+from redemption_core.ledger.home import ledger_path, ledger_url, open_store
 from redemption_core.simulate.business import (
     ACCEPT_BY_CHANNEL,
     CATEGORIES,
@@ -71,9 +70,10 @@ class Simulation:
         seed_bytes = hashlib.sha256(f"promoledger-sim-{config.seed}".encode()).digest()
         code_rng = random.Random(config.seed * 7919 + 1)
         self._id_rng = random.Random(config.seed * 104729 + 2)
-        # A simulation is rebuilt from its seed, so commits skip the fsync (WAL, synchronous=NORMAL);
-        # every event still goes through the same transactions and projection as in production.
-        store = SqliteLedgerStore(ledger_path(home), durable=False)
+        # A simulation is rebuilt from its seed, so commits skip the fsync (SQLite: WAL,
+        # synchronous=NORMAL; PostgreSQL: synchronous_commit=off); every event still goes
+        # through the same transactions and projection as in production.
+        store = open_store(home, durable=False)
         self.hasher = ContextHasher(seed_bytes)
         self.engine = RedemptionEngine(
             store,
@@ -481,7 +481,17 @@ def simulate(
     home: Path, config: SimulationConfig, *, progress: TextIO | None = sys.stderr
 ) -> SimulationReport:
     """Run a simulation into the ledger under `home` (it must not hold one already)."""
-    if ledger_path(home).exists():
+    if ledger_url() is not None:
+        store = open_store(home)
+        try:
+            empty = next(store.events(limit=1), None) is None
+        finally:
+            store.close()
+        if not empty:
+            raise InvalidInput(
+                "PROMO_LEDGER_URL", f"{store.location} holds events: simulate into an empty ledger"
+            )
+    elif ledger_path(home).exists():
         raise InvalidInput(
             "PROMO_HOME", f"{ledger_path(home)} exists: simulate into an empty PROMO_HOME"
         )

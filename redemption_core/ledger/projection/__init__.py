@@ -30,6 +30,7 @@ class ProjectionTransaction(
 ):
     def apply(self, event: Event) -> None:
         """Update the projection for one event. Also used to rebuild it from the ledger."""
+        self.appended += 1
         handler = APPLY_BY_TYPE.get(event.event_type)
         if handler is not None:
             handler(self, event)

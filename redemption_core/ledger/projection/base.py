@@ -2,8 +2,11 @@
 counters, and appending events.
 
 The projection is written once against `self._db`, a DB-API connection whose `execute`
-returns a cursor and which has `executemany`, with `?` and `:name` parameters. The adapters
-(sqlite.py) own connections, transactions and locks; they hand a connection in.
+returns a cursor and which has `executemany`, with `?` and `:name` parameters, in SQL both
+backends take (dialect.py names what differs). The adapters (sqlite.py, postgres.py) own
+connections, transactions and locks; they hand a connection in, and a `RowLocks` when their
+writers run side by side (PostgreSQL): then the reads that decide a redemption lock what they
+read (locks.py says which and why).
 """
 
 from __future__ import annotations
@@ -13,11 +16,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from redemption_core.domain.campaigns import Campaign, VoucherKind
+import orjson
+
+from redemption_core.domain.campaigns import Campaign, VoucherKind, campaign_from_dict
 from redemption_core.domain.events import Event
 from redemption_core.domain.parsing import remember_iso
+from redemption_core.ledger.dialect import SQLITE, Dialect
 from redemption_core.ledger.rows import INSERT_EVENT, event_row
-from redemption_core.ledger.store import LedgerTransaction
+from redemption_core.ledger.store import LedgerTransaction, RowLocks
 
 # Profile fields a customer_updated event may change (columns of `customers`).
 CUSTOMER_UPDATABLE = (
@@ -42,11 +48,41 @@ class _CampaignRow:
     redemptions: int
     budget_used: int
     dirty: bool = False
+    locked: bool = False  # read FOR UPDATE (lock_campaign_counters)
+    # As read: flush writes the differences, so that writers that did not lock the row (a
+    # campaign without campaign-wide limits, on PostgreSQL) add up instead of overwriting.
+    read_status: str = ""
+    read_vouchers: int = 0
+    read_redemptions: int = 0
+    read_budget_used: int = 0
+
+    def mark_read(self) -> None:
+        self.read_status, self.read_vouchers = self.status, self.vouchers
+        self.read_redemptions, self.read_budget_used = self.redemptions, self.budget_used
 
 
 class ProjectionBase(LedgerTransaction):
-    def __init__(self, connection: Any, campaigns: dict[str, Campaign]) -> None:
+    def __init__(
+        self,
+        connection: Any,
+        campaigns: dict[str, Campaign],
+        *,
+        dialect: Dialect = SQLITE,
+        locks: RowLocks | None = None,
+    ) -> None:
         self._db = connection
+        self.dialect = dialect
+        self._locks = locks
+        self.appended = 0  # events applied in this transaction (a batch's write checks it)
+        # Read ahead by prepare_redemptions (writers side by side only): voucher rows by code
+        # (None: no such code), idempotency keys known absent, customers locked with their
+        # per-campaign uses and whether they have orders.
+        self._vouchers: dict[str, tuple[Any, ...] | None] = {}
+        self._voucher_codes: dict[str, str] = {}  # voucher id → code, of those read ahead
+        self._known_keys: dict[str, bool] = {}
+        self._customers_locked: set[str] = set()
+        self._customer_campaigns: dict[tuple[str, str], int] = {}
+        self._has_orders: dict[str, bool] = {}
         self._rows: list[tuple[Any, ...]] = []
         # Campaign rows are the hottest in a batch (every redemption reads and bumps them):
         # they are read once per transaction, updated here, and written back by flush().
@@ -118,34 +154,44 @@ class ProjectionBase(LedgerTransaction):
             )
             db.executemany(
                 "UPDATE customers SET orders = orders + ?, spend = spend + ?,"
-                " first_order_at = coalesce(min(first_order_at, ?), ?),"
-                " last_order_at = max(coalesce(last_order_at, ''), ?) WHERE customer_id = ?",
+                " first_order_at = CASE WHEN first_order_at IS NULL OR first_order_at > ?"
+                "   THEN ? ELSE first_order_at END,"
+                " last_order_at = CASE WHEN last_order_at IS NULL OR last_order_at < ?"
+                "   THEN ? ELSE last_order_at END WHERE customer_id = ?",
                 [
-                    (orders, spend, first, first, last, customer)
-                    for customer, (orders, spend, first, last) in self._customer_orders.items()
+                    (orders, spend, first, first, last, last, customer)
+                    for customer, (orders, spend, first, last) in sorted(
+                        self._customer_orders.items()
+                    )
                 ],
             )
             self._order_rows, self._order_line_rows, self._customer_orders = [], [], {}
             self._pending_order_ids = set()
         if self._voucher_uses:
+            for voucher_id, (uses, gift) in self._voucher_uses.items():
+                self._voucher_flushed(voucher_id, uses, gift)
             db.executemany(
                 "UPDATE vouchers SET redemptions = redemptions + ?,"
                 " gift_balance = gift_balance - ? WHERE voucher_id = ?",
                 [
                     (uses, gift, voucher_id)
-                    for voucher_id, (uses, gift) in self._voucher_uses.items()
+                    for voucher_id, (uses, gift) in sorted(self._voucher_uses.items())
                 ],
             )
             self._voucher_uses = {}
         if self._customer_uses:
             db.executemany(
-                "INSERT INTO customer_campaigns VALUES (?, ?, ?) ON CONFLICT DO UPDATE"
-                " SET redemptions = redemptions + excluded.redemptions",
+                "INSERT INTO customer_campaigns VALUES (?, ?, ?)"
+                " ON CONFLICT (customer_id, campaign_id) DO UPDATE"
+                " SET redemptions = customer_campaigns.redemptions + excluded.redemptions",
                 [
                     (customer, campaign, uses)
-                    for (customer, campaign), uses in self._customer_uses.items()
+                    for (customer, campaign), uses in sorted(self._customer_uses.items())
                 ],
             )
+            for key, uses in self._customer_uses.items():
+                if key[0] in self._customers_locked:  # the read-ahead stays true
+                    self._customer_campaigns[key] = self._customer_campaigns.get(key, 0) + uses
             self._customer_uses = {}
             self._pending_customers = set()
         if self._redemption_rows:
@@ -157,32 +203,93 @@ class ProjectionBase(LedgerTransaction):
             )
             self._redemption_rows = []
             self._pending_redemption_ids = set()
-        dirty = [row for row in self._campaign_rows.values() if row.dirty]
+        # In campaign id order: two writers that update the same campaigns take their row
+        # locks in the same order, and cannot deadlock on them.
+        dirty = sorted(
+            (row for row in self._campaign_rows.values() if row.dirty),
+            key=lambda row: row.campaign_id,
+        )
         if dirty:
             self._db.executemany(
-                "UPDATE campaigns SET status = ?, vouchers = ?, redemptions = ?, budget_used = ?"
-                " WHERE campaign_id = ?",
+                "UPDATE campaigns SET status = CASE WHEN ? = 1 THEN ? ELSE status END,"
+                " vouchers = vouchers + ?, redemptions = redemptions + ?,"
+                " budget_used = budget_used + ? WHERE campaign_id = ?",
                 [
-                    (r.status, r.vouchers, r.redemptions, r.budget_used, r.campaign_id)
+                    (
+                        int(r.status != r.read_status),
+                        r.status,
+                        r.vouchers - r.read_vouchers,
+                        r.redemptions - r.read_redemptions,
+                        r.budget_used - r.read_budget_used,
+                        r.campaign_id,
+                    )
                     for r in dirty
                 ],
             )
             for row in dirty:
                 row.dirty = False
+                row.mark_read()
+
+    def _voucher_flushed(self, voucher_id: str, uses: int, gift: int) -> None:
+        """Keep a read-ahead voucher row true once its pending uses are written."""
+        code = self._voucher_codes.get(voucher_id)
+        row = None if code is None else self._vouchers.get(code)
+        if code is not None and row is not None:
+            balance = None if row[9] is None else row[9] - gift
+            self._vouchers[code] = (*row[:8], row[8] + uses, balance, *row[10:])
 
     def _campaign_row(self, campaign_id: str) -> _CampaignRow | None:
         row = self._campaign_rows.get(campaign_id)
         if row is None:
-            found = self._db.execute(
+            select = (
                 "SELECT definition, status, vouchers, redemptions, budget_used FROM campaigns"
-                " WHERE campaign_id = ?",
-                (campaign_id,),
-            ).fetchone()
+                " WHERE campaign_id = ?"
+            )
+            found = self._db.execute(select, (campaign_id,)).fetchone()
             if found is None:
                 return None
             row = _CampaignRow(campaign_id, found[0], *found[1:])
+            row.mark_read()
             self._campaign_rows[campaign_id] = row
         return row
+
+    def lock_campaign_counters(self, campaign_id: str) -> bool:
+        """See LedgerTransaction. Taken as late as possible, just before the append: the lock
+        is held to the commit, and every redemption of the campaign waits for it."""
+        row = self._campaign_rows.get(campaign_id)
+        if self._locks is None or row is None or row.locked:
+            return False
+        if not _counted(self._campaign(campaign_id, row.definition)):
+            return False  # no limit reads its counters: they are added to, never compared
+        found = self._db.execute(
+            "SELECT status, vouchers, redemptions, budget_used FROM campaigns"
+            " WHERE campaign_id = ? FOR UPDATE",
+            (campaign_id,),
+        ).fetchone()
+        row.locked = True
+        read = (row.read_status, row.read_vouchers, row.read_redemptions, row.read_budget_used)
+        if tuple(found) == read:
+            return False
+        # What this transaction added so far stays added, on top of the fresh counters.
+        row.vouchers += found[1] - row.read_vouchers
+        row.redemptions += found[2] - row.read_redemptions
+        row.budget_used += found[3] - row.read_budget_used
+        if row.status == row.read_status:
+            row.status = found[0]
+        row.read_status, row.read_vouchers, row.read_redemptions, row.read_budget_used = found
+        return True
+
+    def _campaign(self, campaign_id: str, definition: str) -> Campaign:
+        campaign = self._campaigns.get(campaign_id)
+        if campaign is None:
+            campaign = campaign_from_dict(orjson.loads(definition))
+            self._campaigns[campaign_id] = campaign
+        return campaign
+
+    def _lock(self, kind: str, key: str) -> None:
+        """Serialise with other writers deciding on the same (kind, key) (see RowLocks)."""
+        if self._locks is not None:
+            self._locks.lock(kind, key)
 
     def _counters(self, event: Event) -> _CampaignRow:
         row = self._campaign_row(event.campaign_id or "")
@@ -192,3 +299,8 @@ class ProjectionBase(LedgerTransaction):
             )
         row.dirty = True
         return row
+
+
+def _counted(campaign: Campaign) -> bool:
+    """Whether a redemption's checks read the campaign's counters (campaign-wide limits)."""
+    return campaign.limits.campaign_total is not None or campaign.limits.budget is not None

@@ -13,7 +13,8 @@ class CatalogueProjection(ProjectionBase):
     def _product_upserted(self, event: Event) -> None:
         product = event.payload["product"]
         self._db.execute(
-            "INSERT INTO products VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET"
+            "INSERT INTO products (product_id, name, category, brand, price, currency, collections,"
+            " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (product_id) DO UPDATE SET"
             " name = excluded.name, category = excluded.category, brand = excluded.brand,"
             " price = excluded.price, currency = excluded.currency,"
             " collections = excluded.collections, updated_at = excluded.updated_at",
@@ -32,7 +33,7 @@ class CatalogueProjection(ProjectionBase):
     def _customer_attributes_declared(self, event: Event) -> None:
         declared = {**self.customer_attribute_types(), **event.payload["attributes"]}
         self._db.execute(
-            "INSERT INTO settings VALUES ('customer_attribute_types', ?)"
-            " ON CONFLICT DO UPDATE SET value = excluded.value",
+            "INSERT INTO settings (key, value) VALUES ('customer_attribute_types', ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             (dumps(dict(sorted(declared.items()))),),
         )

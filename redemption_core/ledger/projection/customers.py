@@ -168,6 +168,7 @@ class CustomerProjection(ProjectionBase):
     def _segment_defined(self, event: Event) -> None:
         definition = event.payload["definition"]
         self._db.execute(
-            "INSERT INTO segments VALUES (?, ?) ON CONFLICT DO UPDATE SET definition = excluded.definition",
+            "INSERT INTO segments VALUES (?, ?)"
+            " ON CONFLICT (segment_id) DO UPDATE SET definition = excluded.definition",
             (definition["id"], dumps(definition)),
         )

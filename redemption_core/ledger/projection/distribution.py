@@ -16,7 +16,7 @@ class DistributionProjection(ProjectionBase):
     def _frequency_cap_set(self, event: Event) -> None:
         self._db.execute(
             "INSERT INTO settings VALUES ('frequency_cap', ?)"
-            " ON CONFLICT DO UPDATE SET value = excluded.value",
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             (dumps(event.payload),),
         )
 
@@ -37,7 +37,10 @@ class DistributionProjection(ProjectionBase):
     def _fraud_review_recorded(self, event: Event) -> None:
         payload = event.payload
         self._db.execute(
-            "INSERT OR REPLACE INTO fraud_reviews VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO fraud_reviews VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (flag_id)"
+            " DO UPDATE SET entity_type = excluded.entity_type, entity_id = excluded.entity_id,"
+            " decision = excluded.decision, reviewer = excluded.reviewer, note = excluded.note,"
+            " event_id = excluded.event_id, reviewed_at = excluded.reviewed_at",
             (
                 payload["flag_id"],
                 payload["entity_type"],
@@ -67,19 +70,20 @@ class DistributionProjection(ProjectionBase):
                 (NOT_SENT, reason, event.campaign_id, event.customer_id, event.voucher_id),
             )
         self._db.execute(
-            "INSERT INTO deliveries SELECT ?1, ?2, ?3, coalesce(?4, (SELECT channel FROM offers"
-            " WHERE voucher_id = ?1), ''), ?5, 0, ?6, ?7 WHERE true ON CONFLICT DO UPDATE SET"
+            "INSERT INTO deliveries SELECT :voucher, :campaign, :customer, coalesce(CAST(:channel"
+            " AS TEXT), (SELECT channel FROM offers WHERE voucher_id = :voucher), ''), :status, 0,"
+            " :error, :at WHERE true ON CONFLICT (voucher_id) DO UPDATE SET"
             " status = excluded.status, last_error = excluded.last_error,"
             " updated_at = excluded.updated_at",
-            (
-                event.voucher_id,
-                event.campaign_id,
-                event.customer_id,
-                event.channel,
-                NOT_SENT,
-                reason,
-                iso(event.occurred_at),
-            ),
+            {
+                "voucher": event.voucher_id,
+                "campaign": event.campaign_id,
+                "customer": event.customer_id,
+                "channel": event.channel,
+                "status": NOT_SENT,
+                "error": reason,
+                "at": iso(event.occurred_at),
+            },
         )
 
     def _offer_published(self, event: Event) -> None:
@@ -132,7 +136,7 @@ class DistributionProjection(ProjectionBase):
         payload = event.payload
         delivered = event.event_type is EventType.VOUCHER_DELIVERED
         self._db.execute(
-            "INSERT INTO deliveries VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET"
+            "INSERT INTO deliveries VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (voucher_id) DO UPDATE SET"
             " channel = excluded.channel, status = excluded.status,"
             " attempts = deliveries.attempts + excluded.attempts,"
             " last_error = excluded.last_error, updated_at = excluded.updated_at",

@@ -3,18 +3,13 @@ adds what the write-behind buffers still hold."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 import orjson
 
-from redemption_core.domain.campaigns import (
-    CampaignStatus,
-    campaign_from_dict,
-    item_filter_from_dict,
-)
+from redemption_core.domain.campaigns import CampaignStatus, item_filter_from_dict
 from redemption_core.domain.catalogue import Product, ProductFacts
 from redemption_core.domain.events import Event
 from redemption_core.domain.invariants import REFUND_CAUSE
@@ -50,10 +45,7 @@ class ProjectionReads(ProjectionBase):
         row = self._campaign_row(campaign_id)
         if row is None:
             return None
-        campaign = self._campaigns.get(campaign_id)
-        if campaign is None:
-            campaign = campaign_from_dict(json.loads(row.definition))
-            self._campaigns[campaign_id] = campaign
+        campaign = self._campaign(campaign_id, row.definition)
         return CampaignState(
             campaign, CampaignStatus(row.status), row.redemptions, row.budget_used, row.vouchers
         )
@@ -61,16 +53,82 @@ class ProjectionReads(ProjectionBase):
     def campaign_ids(self) -> list[str]:
         return [row[0] for row in self._db.execute("SELECT campaign_id FROM campaigns ORDER BY 1")]
 
-    def voucher_by_code(self, code: str) -> VoucherState | None:
-        return self._voucher(self._db.execute(f"{SELECT_VOUCHER} WHERE code = ?", (code,)))
+    def prepare_redemptions(
+        self, codes: Sequence[str], customer_ids: Sequence[str], keys: Sequence[str]
+    ) -> None:
+        """See LedgerTransaction: with side-by-side writers, lock and read in a few round
+        trips what a batch asks one by one (idempotency keys, vouchers, customers), in the
+        order every writer locks them (keys, vouchers, customers, campaign counters)."""
+        if self._locks is None:
+            return
+        keys = sorted(set(keys))
+        if keys:
+            self._locks.lock_many("idempotency", keys)
+            found = self._in("SELECT idempotency_key FROM idempotency WHERE idempotency_key", keys)
+            self._known_keys.update({key: key in found for key in keys})
+        wanted = sorted(set(codes) - set(self._vouchers))
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            rows = self._db.execute(
+                f"{SELECT_VOUCHER} WHERE code IN ({', '.join('?' * len(chunk))})"
+                " ORDER BY voucher_id FOR UPDATE",
+                chunk,
+            ).fetchall()
+            self._vouchers.update({code: None for code in chunk})
+            self._vouchers.update({row[1]: tuple(row) for row in rows})
+            self._voucher_codes.update({row[0]: row[1] for row in rows})
+        self._read_customers(customer_ids)
 
-    def voucher_by_id(self, voucher_id: str) -> VoucherState | None:
+    def _read_customers(self, customer_ids: Sequence[str]) -> None:
+        """Lock customers and read what the rules ask about them (their uses per campaign,
+        whether they have orders): the facts cannot change under the lock, so a second check
+        of the same request (lock_campaign_counters) needs no round trip."""
+        assert self._locks is not None
+        customers = sorted(set(customer_ids) - self._customers_locked)
+        if not customers:
+            return
+        self._locks.lock_many("customer", customers)
+        self._customers_locked.update(customers)
+        for start in range(0, len(customers), 500):
+            chunk = customers[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            # Both sent before either is read: one round trip (the lock's wait included).
+            uses = self._db.execute(
+                "SELECT customer_id, campaign_id, redemptions FROM customer_campaigns"
+                f" WHERE customer_id IN ({marks})",
+                chunk,
+            )
+            ordered = self._db.execute(
+                f"SELECT customer_id FROM customers WHERE orders > 0 AND customer_id IN ({marks})",
+                chunk,
+            )
+            for customer, campaign, count in uses.fetchall():
+                self._customer_campaigns[(customer, campaign)] = count
+            with_orders = {row[0] for row in ordered.fetchall()}
+            for customer in chunk:
+                self._has_orders[customer] = customer in with_orders
+
+    def _in(self, sql: str, values: Sequence[str]) -> set[str]:
+        return self._found(sql, (), values)
+
+    def voucher_by_code(self, code: str) -> VoucherState | None:
+        if code in self._vouchers:  # read ahead, locked (prepare_redemptions)
+            return self._voucher(self._vouchers[code])
+        # Writers side by side lock the voucher they decide on: uses, holds, gift balance.
+        lock = " FOR UPDATE" if self._locks is not None else ""
         return self._voucher(
-            self._db.execute(f"{SELECT_VOUCHER} WHERE voucher_id = ?", (voucher_id,))
+            self._db.execute(f"{SELECT_VOUCHER} WHERE code = ?{lock}", (code,)).fetchone()
         )
 
-    def _voucher(self, cursor: Any) -> VoucherState | None:
-        row = cursor.fetchone()
+    def voucher_by_id(self, voucher_id: str) -> VoucherState | None:
+        lock = " FOR UPDATE" if self._locks is not None else ""
+        return self._voucher(
+            self._db.execute(
+                f"{SELECT_VOUCHER} WHERE voucher_id = ?{lock}", (voucher_id,)
+            ).fetchone()
+        )
+
+    def _voucher(self, row: Sequence[Any] | None) -> VoucherState | None:
         if row is None:
             return None
         redemptions, gift_balance = row[8], row[9]
@@ -156,6 +214,11 @@ class ProjectionReads(ProjectionBase):
         return HoldState(row[0], row[1], row[2], from_iso(row[3]), bool(row[4]))
 
     def idempotent_event(self, key: str) -> tuple[str, Event] | None:
+        if self._known_keys.get(key) is False:  # read ahead: not there (and locked)
+            return None
+        # A concurrent request with the same key waits here for the first one to finish,
+        # and then answers from it.
+        self._lock("idempotency", key)
         row = self._db.execute(
             "SELECT request_hash, event_id FROM idempotency WHERE idempotency_key = ?", (key,)
         ).fetchone()
@@ -195,10 +258,11 @@ class ProjectionReads(ProjectionBase):
         self._flush_for_order(order_id)
         row = self._db.execute(
             "SELECT order_id, customer_id, amount, currency, refunded, cancelled_at, ordered_at,"
-            " (SELECT coalesce(sum(discount), 0) FROM redemptions r WHERE r.order_id = ?1"
-            "  AND (r.rolled_back_at IS NULL OR r.rollback_cause = ?2)), store_id"
-            " FROM orders WHERE order_id = ?1",
-            (order_id, REFUND_CAUSE),
+            " (SELECT CAST(coalesce(sum(discount), 0) AS BIGINT) FROM redemptions r"
+            "  WHERE r.order_id = :order"
+            "  AND (r.rolled_back_at IS NULL OR r.rollback_cause = :cause)), store_id"
+            " FROM orders WHERE order_id = :order",
+            {"order": order_id, "cause": REFUND_CAUSE},
         ).fetchone()
         if row is None:
             return None
@@ -324,15 +388,18 @@ class ProjectionReads(ProjectionBase):
             "SELECT d.campaign_id, d.voucher_id, v.code, d.customer_id, d.channel, o.trigger_id"
             " FROM deliveries d JOIN vouchers v USING (voucher_id)"
             " LEFT JOIN offers o USING (voucher_id)"
-            " WHERE d.status = 'failed' AND (?1 IS NULL OR d.campaign_id = ?1)"
-            " ORDER BY d.updated_at, d.voucher_id",
-            (campaign_id,),
+            " WHERE d.status = 'failed' AND (CAST(:campaign AS TEXT) IS NULL"
+            " OR d.campaign_id = :campaign) ORDER BY d.updated_at, d.voucher_id",
+            {"campaign": campaign_id},
         )
         return [tuple(row) for row in rows]
 
     def customer_campaign_redemptions(self, campaign_id: str, customer_id: str) -> int:
         key = (customer_id, campaign_id)
         pending = self._customer_uses.get(key, 0)
+        if self._locks is not None:  # writers side by side: lock the customer, read ahead
+            self._read_customers([customer_id])
+            return pending + self._customer_campaigns.get(key, 0)
         row = self._db.execute(
             "SELECT redemptions FROM customer_campaigns WHERE customer_id = ? AND campaign_id = ?",
             key,
@@ -343,11 +410,18 @@ class ProjectionReads(ProjectionBase):
         """An order that stands (recorded, not cancelled) or a redemption that stands."""
         if customer_id in self._pending_customers or customer_id in self._customer_orders:
             return True
+        if self._locks is not None:  # writers side by side: lock the customer, read ahead
+            self._read_customers([customer_id])
+            return self._has_orders[customer_id] or any(
+                uses > 0
+                for (customer, _), uses in self._customer_campaigns.items()
+                if customer == customer_id
+            )
         row = self._db.execute(
-            "SELECT EXISTS (SELECT 1 FROM customers WHERE customer_id = ?1 AND orders > 0)"
-            " OR EXISTS (SELECT 1 FROM customer_campaigns WHERE customer_id = ?1"
+            "SELECT EXISTS (SELECT 1 FROM customers WHERE customer_id = :customer AND orders > 0)"
+            " OR EXISTS (SELECT 1 FROM customer_campaigns WHERE customer_id = :customer"
             " AND redemptions > 0)",
-            (customer_id,),
+            {"customer": customer_id},
         ).fetchone()
         return bool(row[0])
 
@@ -364,7 +438,9 @@ class ProjectionReads(ProjectionBase):
             definition = self.segment_definition(segment_id)
             if definition is None:
                 continue
-            sql, params = compile_members_query(segment_from_dict(definition), one_customer=True)
+            sql, params = compile_members_query(
+                segment_from_dict(definition), one_customer=True, dialect=self.dialect
+            )
             if self.query(sql, {**params, "at": iso(now), "customer": customer_id}):
                 return True
         return False
@@ -381,14 +457,17 @@ class ProjectionReads(ProjectionBase):
         now: datetime,
     ) -> OpenHolds:
         counts = []
-        for column, value in (
-            ("customer_id", customer_id),
-            ("device_hash", device_hash),
-            ("ip_hash", ip_hash),
+        for kind, column, value in (
+            ("customer", "customer_id", customer_id),
+            ("device", "device_hash", device_hash),
+            ("ip", "ip_hash", ip_hash),
         ):
             if value is None:
                 counts.append(0)
                 continue
+            # Writers side by side: two holds of different vouchers by one customer, device
+            # or IP would each count the other's as not there yet.
+            self._lock(kind, value)
             counts.append(
                 self._db.execute(
                     f"SELECT count(*) FROM holds WHERE {column} = ? AND expires_at > ?"
@@ -423,7 +502,7 @@ class ProjectionReads(ProjectionBase):
     def holds_by_others(self, voucher_id: str, session_id: str | None, now: datetime) -> int:
         row = self._db.execute(
             "SELECT count(*) FROM holds WHERE voucher_id = ? AND consumed = 0"
-            " AND expires_at > ? AND session_id IS NOT ?",
+            " AND expires_at > ? AND session_id IS DISTINCT FROM CAST(? AS TEXT)",
             (voucher_id, iso(now), session_id),
         ).fetchone()
         return row[0]

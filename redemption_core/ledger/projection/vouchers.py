@@ -60,7 +60,8 @@ class VoucherProjection(ProjectionBase):
         applies_to = event.payload.get("applies_to")
         if applies_to is not None:
             self._db.execute(
-                "INSERT INTO voucher_contents VALUES (?, ?)", (event.voucher_id, dumps(applies_to))
+                "INSERT INTO voucher_contents (voucher_id, applies_to) VALUES (?, ?)",
+                (event.voucher_id, dumps(applies_to)),
             )
 
     def _voucher_published(self, event: Event) -> None:
@@ -96,7 +97,7 @@ class VoucherProjection(ProjectionBase):
 
     def _segment_member_added(self, event: Event) -> None:
         self._db.execute(
-            "INSERT OR IGNORE INTO segment_members VALUES (?, ?)",
+            "INSERT INTO segment_members VALUES (?, ?) ON CONFLICT DO NOTHING",
             (event.customer_id, event.payload["segment_id"]),
         )
 
@@ -108,8 +109,9 @@ class VoucherProjection(ProjectionBase):
 
     def _validation_hold_created(self, event: Event) -> None:
         self._db.execute(
-            "UPDATE vouchers SET held_until = max(coalesce(held_until, ''), ?) WHERE voucher_id = ?",
-            (event.payload["expires_at"], event.voucher_id),
+            "UPDATE vouchers SET held_until = CASE WHEN held_until IS NULL OR held_until < ?"
+            " THEN ? ELSE held_until END WHERE voucher_id = ?",
+            (event.payload["expires_at"], event.payload["expires_at"], event.voucher_id),
         )
         self._db.execute(
             "INSERT INTO holds (session_id, voucher_id, customer_id, expires_at, device_hash,"
@@ -174,6 +176,8 @@ class VoucherProjection(ProjectionBase):
         breaches = rollback_breaches(redemption, ids, event.payload)
         if breaches:
             raise ValueError(f"rollback of {event.redemption_id!r}: {breaches[0].message}")
+        self._vouchers.clear()  # read-ahead rows (writers side by side) no longer true
+        self._voucher_codes.clear()
         db = self._db
         db.execute(
             "UPDATE vouchers SET redemptions = redemptions - 1,"
