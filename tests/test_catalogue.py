@@ -6,18 +6,20 @@ of its customer attributes."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from builders import NOW, engine_at, item, order, unique_def
+from builders import NOW, Clock, engine_at, item, order, unique_def
 from test_cli import Promo
 
 from redemption_core.domain.errors import Conflict, InvalidInput
 from redemption_core.domain.events import Event, EventType
+from redemption_core.domain.hashing import ContextHasher
 from redemption_core.engine.redemption import RedeemRequest, RedemptionEngine
 from redemption_core.imports.ledger_schema import ImportRefused, events_to_rows, import_events
+from redemption_core.ledger.store import LedgerStore
 from redemption_core.ledger.verify import verify_ledger
 
 MENU = [
@@ -30,10 +32,19 @@ MENU = [
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[RedemptionEngine]:
-    with engine_at(tmp_path) as opened:
+def engine(
+    tmp_path: Path, ledger_store: Callable[[Path], LedgerStore]
+) -> Iterator[RedemptionEngine]:
+    """An engine with the menu in its catalogue, once on each ledger backend."""
+    store = ledger_store(tmp_path)
+    with RedemptionEngine(store, ContextHasher(b"k" * 32), clock=Clock(NOW)) as opened:
         opened.upsert_products(MENU)
         yield opened
+
+
+def verified(engine: RedemptionEngine) -> bool:
+    """`promo ledger verify` finds the engine's ledger clean, SQLite file or PostgreSQL."""
+    return verify_ledger(getattr(engine.store, "url", None) or engine.store.path).clean  # type: ignore[attr-defined]
 
 
 def percent_campaign(engine: RedemptionEngine, applies_to: Any, campaign_id: str = "p20") -> None:
@@ -73,7 +84,7 @@ def test_upserted_products_are_in_the_catalogue_and_an_unchanged_one_writes_noth
         assert tx.product("diavola").price == 1250  # type: ignore[union-attr]
         assert tx.product("caprese").collections == frozenset({"classics", "light"})  # type: ignore[union-attr]
         assert tx.product("tiramisu") is None
-    assert verify_ledger(engine.store.path).clean  # type: ignore[arg-type]
+    assert verified(engine)
 
 
 @pytest.mark.parametrize(
@@ -150,7 +161,7 @@ def test_a_vouchers_own_contents_replace_its_campaigns_at_redemption(
     assert campaigns == 200
     assert own == 100
     assert not nothing.ok and nothing.reasons[0].code == "no_applicable_items"
-    assert verify_ledger(engine.store.path).clean  # type: ignore[arg-type]
+    assert verified(engine)
 
 
 def test_a_voucher_cannot_have_contents_where_the_campaign_discounts_no_items(

@@ -34,8 +34,10 @@ OFFER_SOURCES = ("promotion", "autopilot")  # publications that count as offers
 VOUCHER_KINDS = {kind.value: kind for kind in VoucherKind}
 SELECT_VOUCHER = (
     "SELECT voucher_id, code, campaign_id, kind, holder_id, disabled, published_at,"
-    " accepted_at, redemptions, gift_balance, held_until, created_at, applies_to"
-    " FROM vouchers LEFT JOIN voucher_contents USING (voucher_id)"
+    " accepted_at, redemptions, gift_balance, held_until, created_at,"
+    # a subquery, not a join: PostgreSQL locks the voucher row read FOR UPDATE
+    " (SELECT applies_to FROM voucher_contents AS c WHERE c.voucher_id = vouchers.voucher_id)"
+    " FROM vouchers"
 )
 
 
