@@ -14,7 +14,7 @@ from pipeline_helpers import pipeline_env
 
 from pipelines.defs.ingest import daily
 from pipelines.partitions import EARLIEST_DAY, RunRange, RunRangeError, run_range
-from redemption_core.imports.ledger_schema import EARLIEST as IMPORTER_EARLIEST
+from redemption_core.imports.rows import EARLIEST as IMPORTER_EARLIEST
 
 TODAY = date(2026, 3, 4)
 
